@@ -29,5 +29,5 @@
 mod opcode;
 mod sniff;
 
-pub use opcode::{Argument, Opcode};
+pub use opcode::{Argument, HIGHEST_PROTOCOL, Opcode};
 pub use sniff::{Sniffed, sniff};

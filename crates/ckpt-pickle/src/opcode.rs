@@ -290,7 +290,10 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Opcode::ALL.len());
         assert_eq!(Opcode::from_byte(b'd').map(Opcode::name), Some("DICT"));
-        assert_eq!(Opcode::from_byte(b'}').map(Opcode::name), Some("EMPTY_DICT"));
+        assert_eq!(
+            Opcode::from_byte(b'}').map(Opcode::name),
+            Some("EMPTY_DICT")
+        );
         assert_eq!(
             Opcode::from_byte(0x93).map(Opcode::name),
             Some("STACK_GLOBAL")
@@ -299,7 +302,11 @@ mod tests {
 
     #[test]
     fn protocols_are_in_range() {
-        assert!(Opcode::ALL.iter().all(|op| op.protocol() <= HIGHEST_PROTOCOL));
+        assert!(
+            Opcode::ALL
+                .iter()
+                .all(|op| op.protocol() <= HIGHEST_PROTOCOL)
+        );
         assert_eq!(Opcode::Proto.protocol(), 2);
         assert_eq!(Opcode::BinBytes.protocol(), 3);
         assert_eq!(Opcode::ByteArray8.protocol(), 5);

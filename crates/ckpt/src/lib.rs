@@ -1,0 +1,75 @@
+//! ckpt reads, writes, converts and inspects machine-learning checkpoints (PyTorch and
+//! safetensors files) without Python and without ever running code from them.
+//!
+//! # Layers
+//!
+//! ```text
+//!  Source::open(path)          the edge: opens and memory-maps a file (the only I/O on input)
+//!        │ &[u8]
+//!  format::detect(bytes)       what is this file? (by content, never by name)
+//!        │ Format
+//!  safetensors::read(bytes)    one folder per format: parse → validate → interpret
+//!        │ Checkpoint<'data>   format-neutral model; tensors borrow the mapped bytes
+//!  safetensors::Plan           writers: plan the layout, then stream bytes
+//!        │
+//!  AtomicOutput                the edge again: temp file, fsync, rename
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use ckpt::model::{ByteOrder, Dtype, Storage, TensorView};
+//!
+//! // Write a one-tensor safetensors file in memory...
+//! let data: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+//! let view = TensorView::contiguous(Dtype::Float32, vec![3], Storage::new(&data, ByteOrder::Little))?;
+//! let tensors = vec![("w".to_string(), &view)];
+//! let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+//! let plan = ckpt::safetensors::Plan::new(&tensors, &metadata)?;
+//! let mut file = Vec::new();
+//! plan.write_to(&mut file, &())?;
+//!
+//! // ...and read it back: the format is detected from the bytes, the tensor borrows them.
+//! let checkpoint = ckpt::read(&file)?;
+//! assert_eq!(checkpoint.format(), ckpt::Format::Safetensors);
+//! let tensors = checkpoint.tensors();
+//! let (name, w) = &tensors[0];
+//! assert_eq!((name.as_str(), w.dtype(), w.shape()), ("w", Dtype::Float32, &[3][..]));
+//! assert_eq!(w.data(), Some(&data[..]));
+//! # Ok::<(), ckpt::Error>(())
+//! ```
+
+mod convert;
+mod digest;
+mod error;
+pub mod format;
+pub mod model;
+mod output;
+mod progress;
+pub mod safetensors;
+mod source;
+
+pub use convert::{ConvertOptions, Converted, Target, convert};
+pub use digest::sha256_all;
+pub use error::{Error, ErrorKind, Location, Result};
+pub use format::{Format, detect};
+pub use model::{Checkpoint, Dtype, TensorView, Value};
+pub use output::AtomicOutput;
+pub use progress::Progress;
+pub use source::Source;
+
+/// Reads the checkpoint held in `bytes`, whatever its format; its tensors borrow `bytes`.
+///
+/// The format is detected from the content ([`detect`]). Formats that ckpt recognises but
+/// does not read yet give an [`ErrorKind::Unsupported`] error.
+pub fn read(bytes: &[u8]) -> Result<Checkpoint<'_>> {
+    match detect(bytes)? {
+        Format::Safetensors => safetensors::read(bytes),
+        other => Err(Error::unsupported(format!(
+            "this is a {}, which ckpt cannot read yet",
+            other.description()
+        ))
+        .with_hint("this version of ckpt reads safetensors files only")),
+    }
+}

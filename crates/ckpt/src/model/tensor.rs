@@ -1,0 +1,544 @@
+//! Tensor views: dtype, shape and strides over bytes borrowed from the source file.
+
+use sha2::{Digest, Sha256};
+
+use super::Dtype;
+use super::shape::{self, SizeError};
+use crate::error::{Error, Result};
+
+/// The size of the pieces in which tensor bytes are handed out ([`TensorView::for_each_chunk`]).
+const CHUNK_LEN: usize = 1 << 20;
+
+/// The byte order of multi-byte elements in a storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ByteOrder {
+    /// Least significant byte first (every safetensors file, torch on common hosts).
+    Little,
+    /// Most significant byte first (torch files written on s390x and other big-endian hosts).
+    Big,
+}
+
+/// The bytes a tensor reads its elements from, borrowed from the source (often an mmap).
+#[derive(Debug, Clone, Copy)]
+pub struct Storage<'data> {
+    bytes: &'data [u8],
+    byte_order: ByteOrder,
+    file_offset: Option<u64>,
+}
+
+impl<'data> Storage<'data> {
+    /// A storage over `bytes`, whose multi-byte elements are in `byte_order`.
+    pub fn new(bytes: &'data [u8], byte_order: ByteOrder) -> Self {
+        Storage {
+            bytes,
+            byte_order,
+            file_offset: None,
+        }
+    }
+
+    /// Records where these bytes start in the source file (used in reports and errors).
+    #[must_use]
+    pub fn at_file_offset(mut self, offset: u64) -> Self {
+        self.file_offset = Some(offset);
+        self
+    }
+
+    /// The storage's bytes.
+    pub fn bytes(&self) -> &'data [u8] {
+        self.bytes
+    }
+
+    /// The byte order of the storage's elements.
+    pub fn byte_order(&self) -> ByteOrder {
+        self.byte_order
+    }
+
+    /// Where the storage starts in the source file, when known.
+    pub fn file_offset(&self) -> Option<u64> {
+        self.file_offset
+    }
+}
+
+/// A tensor: a dtype, a shape, and strides over a [`Storage`] it borrows (zero copy).
+///
+/// Construction checks that every element the view addresses lies inside the storage, so
+/// reading a view never fails for lack of bytes. Strides and the storage offset count
+/// elements, as in torch; a dense row-major view has [`shape::contiguous_strides`].
+///
+/// Sub-byte dtypes (`float4_e2m1fn`, `float6_*`) exist only packed, so their views are
+/// always dense and start at the beginning of their storage.
+#[derive(Debug, Clone)]
+pub struct TensorView<'data> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    strides: Vec<usize>,
+    offset: usize,
+    numel: usize,
+    nbytes: usize,
+    storage: Storage<'data>,
+}
+
+fn size_error(dtype: Dtype, shape: &[usize], error: SizeError) -> Error {
+    match error {
+        SizeError::Overflow => Error::malformed(format!(
+            "shape {shape:?} of {dtype} elements is too large to be real (its size overflows 64 bits)"
+        )),
+        SizeError::NotWholeBytes { bits } => Error::malformed(format!(
+            "shape {shape:?} of {dtype} elements takes {bits} bits, which is not a whole number of bytes"
+        )),
+    }
+}
+
+impl<'data> TensorView<'data> {
+    /// A dense row-major view of all of `storage`, which must hold exactly the bytes that
+    /// `shape` elements of `dtype` take.
+    pub fn contiguous(dtype: Dtype, shape: Vec<usize>, storage: Storage<'data>) -> Result<Self> {
+        let numel = shape::numel(&shape).map_err(|e| size_error(dtype, &shape, e))?;
+        let nbytes = shape::packed_len(dtype, numel).map_err(|e| size_error(dtype, &shape, e))?;
+        if storage.bytes.len() != nbytes {
+            return Err(Error::malformed(format!(
+                "{dtype} {shape:?} needs {nbytes} bytes but its data holds {}",
+                storage.bytes.len()
+            )));
+        }
+        let strides =
+            shape::contiguous_strides(&shape).map_err(|e| size_error(dtype, &shape, e))?;
+        Ok(TensorView {
+            dtype,
+            shape,
+            strides,
+            offset: 0,
+            numel,
+            nbytes,
+            storage,
+        })
+    }
+
+    /// A view of `shape` elements of `dtype` at `offset` elements into `storage`, stepping
+    /// `strides` elements along each dimension (zero strides repeat an element).
+    pub fn strided(
+        dtype: Dtype,
+        shape: Vec<usize>,
+        strides: Vec<usize>,
+        offset: usize,
+        storage: Storage<'data>,
+    ) -> Result<Self> {
+        if strides.len() != shape.len() {
+            return Err(Error::malformed(format!(
+                "shape {shape:?} has {} dimensions but strides {strides:?} have {}",
+                shape.len(),
+                strides.len()
+            )));
+        }
+        let numel = shape::numel(&shape).map_err(|e| size_error(dtype, &shape, e))?;
+        let nbytes = shape::packed_len(dtype, numel).map_err(|e| size_error(dtype, &shape, e))?;
+        let Some(element) = dtype.byte_size() else {
+            if offset == 0 && shape::is_contiguous(&shape, &strides) {
+                return Self::contiguous(dtype, shape, storage);
+            }
+            return Err(Error::unsupported(format!(
+                "a strided or offset view of sub-byte dtype {dtype} cannot be read"
+            )));
+        };
+        if numel > 0 {
+            let last = shape
+                .iter()
+                .zip(&strides)
+                .try_fold(offset, |acc, (&dim, &stride)| {
+                    (dim - 1)
+                        .checked_mul(stride)
+                        .and_then(|step| acc.checked_add(step))
+                })
+                .and_then(|last| last.checked_add(1))
+                .and_then(|count| count.checked_mul(element));
+            match last {
+                Some(end) if end <= storage.bytes.len() => {}
+                _ => {
+                    return Err(Error::malformed(format!(
+                        "view of {dtype} {shape:?} with strides {strides:?} at offset {offset} \
+                         reaches past the end of its storage of {} bytes",
+                        storage.bytes.len()
+                    )));
+                }
+            }
+        }
+        Ok(TensorView {
+            dtype,
+            shape,
+            strides,
+            offset,
+            numel,
+            nbytes,
+            storage,
+        })
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// The size of each dimension (`[]` for a scalar).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The step, in elements, between neighbours along each dimension.
+    pub fn strides(&self) -> &[usize] {
+        &self.strides
+    }
+
+    /// Where the first element is, in elements from the start of the storage.
+    pub fn storage_offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The storage the view reads from.
+    pub fn storage(&self) -> &Storage<'data> {
+        &self.storage
+    }
+
+    /// The number of elements (1 for a scalar, 0 if any dimension is 0).
+    pub fn numel(&self) -> usize {
+        self.numel
+    }
+
+    /// The number of bytes the elements take when packed densely.
+    pub fn nbytes(&self) -> usize {
+        self.nbytes
+    }
+
+    /// Whether the view is dense and row-major.
+    pub fn is_contiguous(&self) -> bool {
+        shape::is_contiguous(&self.shape, &self.strides)
+    }
+
+    fn start_byte(&self) -> Option<usize> {
+        match self.dtype.byte_size() {
+            Some(element) => self.offset.checked_mul(element),
+            None => Some(0),
+        }
+    }
+
+    /// The elements as packed row-major little-endian bytes, borrowed without a copy, when
+    /// the storage already holds them that way (dense, and little-endian or single-byte).
+    pub fn data(&self) -> Option<&'data [u8]> {
+        let swaps = self.storage.byte_order == ByteOrder::Big && self.dtype.swap_size() > 1;
+        if swaps || !self.is_contiguous() {
+            return None;
+        }
+        let start = self.start_byte()?;
+        self.storage
+            .bytes
+            .get(start..start.checked_add(self.nbytes)?)
+    }
+
+    /// Where the elements lie in the source file (`start..end`), when they are dense and
+    /// the storage knows its file offset.
+    pub fn file_range(&self) -> Option<(u64, u64)> {
+        if !self.is_contiguous() {
+            return None;
+        }
+        let start = self
+            .storage
+            .file_offset?
+            .checked_add(u64::try_from(self.start_byte()?).ok()?)?;
+        Some((start, start.checked_add(u64::try_from(self.nbytes).ok()?)?))
+    }
+
+    /// Hands the elements to `emit` as packed row-major little-endian bytes, in pieces of
+    /// at most 1 MiB, whatever the strides and byte order of the storage. Dense
+    /// little-endian data is handed out without a copy; memory use does not grow with the
+    /// tensor.
+    pub fn for_each_chunk(&self, mut emit: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        if self.numel == 0 {
+            return Ok(());
+        }
+        if let Some(bytes) = self.data() {
+            for chunk in bytes.chunks(CHUNK_LEN) {
+                emit(chunk)?;
+            }
+            return Ok(());
+        }
+        let element = self.dtype.byte_size().ok_or_else(|| {
+            Error::unsupported(format!(
+                "cannot reorder elements of sub-byte dtype {}",
+                self.dtype
+            ))
+        })?;
+        let swap = match self.storage.byte_order {
+            ByteOrder::Big => self.dtype.swap_size(),
+            ByteOrder::Little => 1,
+        };
+        // The trailing dimensions that are laid out densely form one block, copied at once;
+        // the leading ones are walked with an odometer.
+        let mut outer = self.shape.len();
+        let mut block = 1usize;
+        while let Some(k) = outer.checked_sub(1) {
+            let (dim, stride) = (self.shape.get(k), self.strides.get(k));
+            match (dim, stride) {
+                (Some(&1), _) => {}
+                (Some(&dim), Some(&stride)) if stride == block => block *= dim,
+                _ => break,
+            }
+            outer = k;
+        }
+        let block_len = block * element;
+        let mut index = vec![0usize; outer];
+        let mut buffer = Vec::with_capacity(CHUNK_LEN.min(self.nbytes));
+        loop {
+            let start = index
+                .iter()
+                .zip(&self.strides)
+                .fold(self.offset, |acc, (&i, &stride)| acc + i * stride)
+                * element;
+            let bytes = self
+                .storage
+                .bytes
+                .get(start..start + block_len)
+                .ok_or_else(|| Error::malformed("tensor view reaches past its storage"))?;
+            if swap == 1 && block_len >= CHUNK_LEN {
+                if !buffer.is_empty() {
+                    emit(&buffer)?;
+                    buffer.clear();
+                }
+                for chunk in bytes.chunks(CHUNK_LEN) {
+                    emit(chunk)?;
+                }
+            } else {
+                let from = buffer.len();
+                buffer.extend_from_slice(bytes);
+                if swap > 1
+                    && let Some(fresh) = buffer.get_mut(from..)
+                {
+                    fresh.chunks_exact_mut(swap).for_each(<[u8]>::reverse);
+                }
+                if buffer.len() >= CHUNK_LEN {
+                    emit(&buffer)?;
+                    buffer.clear();
+                }
+            }
+            // Advance the odometer over the outer dimensions.
+            let mut dim = outer;
+            loop {
+                let Some(k) = dim.checked_sub(1) else {
+                    if !buffer.is_empty() {
+                        emit(&buffer)?;
+                    }
+                    return Ok(());
+                };
+                if let (Some(i), Some(&size)) = (index.get_mut(k), self.shape.get(k)) {
+                    *i += 1;
+                    if *i < size {
+                        break;
+                    }
+                    *i = 0;
+                }
+                dim = k;
+            }
+        }
+    }
+
+    /// The elements as packed row-major little-endian bytes, copied into a new buffer.
+    pub fn to_le_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.nbytes);
+        self.for_each_chunk(|chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The SHA-256 of the elements as packed row-major little-endian bytes.
+    ///
+    /// It depends only on the dtype-level values, not on the container: the same tensor
+    /// hashes the same in a safetensors file, a torch zip, a big-endian legacy file or as a
+    /// strided view, which is how `ckpt inspect --hash` proves a conversion lossless.
+    pub fn sha256(&self) -> Result<[u8; 32]> {
+        let mut hasher = Sha256::new();
+        self.for_each_chunk(|chunk| {
+            hasher.update(chunk);
+            Ok(())
+        })?;
+        Ok(hasher.finalize().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le(values: &[u32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn be(values: &[u32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn contiguous_view_is_zero_copy() {
+        let bytes = le(&[1, 2, 3, 4, 5, 6]);
+        let view = TensorView::contiguous(
+            Dtype::Int32,
+            vec![2, 3],
+            Storage::new(&bytes, ByteOrder::Little),
+        )
+        .unwrap();
+        assert_eq!(view.numel(), 6);
+        assert_eq!(view.nbytes(), 24);
+        assert_eq!(view.data().unwrap().as_ptr(), bytes.as_ptr());
+        assert_eq!(view.to_le_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn contiguous_view_checks_length() {
+        let bytes = [0u8; 10];
+        let error = TensorView::contiguous(
+            Dtype::Float32,
+            vec![3],
+            Storage::new(&bytes, ByteOrder::Little),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("needs 12 bytes"), "{error}");
+    }
+
+    #[test]
+    fn transposed_view_is_read_row_major() {
+        // storage is a 2x3 matrix [[1,2,3],[4,5,6]]; the view is its 3x2 transpose.
+        let bytes = le(&[1, 2, 3, 4, 5, 6]);
+        let storage = Storage::new(&bytes, ByteOrder::Little);
+        let view = TensorView::strided(Dtype::Int32, vec![3, 2], vec![1, 3], 0, storage).unwrap();
+        assert!(!view.is_contiguous());
+        assert!(view.data().is_none());
+        assert_eq!(view.to_le_bytes().unwrap(), le(&[1, 4, 2, 5, 3, 6]));
+    }
+
+    #[test]
+    fn offset_zero_stride_and_column_views() {
+        let bytes = le(&[10, 11, 12, 13, 14, 15]);
+        let storage = Storage::new(&bytes, ByteOrder::Little);
+        let column = TensorView::strided(Dtype::Int32, vec![2], vec![3], 1, storage).unwrap();
+        assert_eq!(column.to_le_bytes().unwrap(), le(&[11, 14]));
+        let repeated =
+            TensorView::strided(Dtype::Int32, vec![2, 3], vec![0, 1], 3, storage).unwrap();
+        assert_eq!(
+            repeated.to_le_bytes().unwrap(),
+            le(&[13, 14, 15, 13, 14, 15])
+        );
+        let tail = TensorView::strided(Dtype::Int32, vec![2], vec![1], 4, storage).unwrap();
+        assert_eq!(tail.data().unwrap(), &bytes[16..24]);
+        assert_eq!(tail.file_range(), None);
+        let placed = TensorView::strided(
+            Dtype::Int32,
+            vec![2],
+            vec![1],
+            4,
+            storage.at_file_offset(100),
+        )
+        .unwrap();
+        assert_eq!(placed.file_range(), Some((116, 124)));
+    }
+
+    #[test]
+    fn big_endian_storage_is_swapped() {
+        let bytes = be(&[0x0102_0304, 0x0506_0708]);
+        let view =
+            TensorView::contiguous(Dtype::UInt32, vec![2], Storage::new(&bytes, ByteOrder::Big))
+                .unwrap();
+        assert!(view.data().is_none());
+        assert_eq!(view.to_le_bytes().unwrap(), le(&[0x0102_0304, 0x0506_0708]));
+        // Complex numbers swap each part on its own.
+        let parts: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let complex = TensorView::contiguous(
+            Dtype::Complex64,
+            vec![1],
+            Storage::new(&parts, ByteOrder::Big),
+        )
+        .unwrap();
+        let expected: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(complex.to_le_bytes().unwrap(), expected);
+        // Single bytes never swap, so big-endian bool data stays zero-copy.
+        let flags = [1u8, 0, 1];
+        let view =
+            TensorView::contiguous(Dtype::Bool, vec![3], Storage::new(&flags, ByteOrder::Big))
+                .unwrap();
+        assert!(view.data().is_some());
+    }
+
+    #[test]
+    fn out_of_bounds_and_overflowing_views_are_refused() {
+        let bytes = le(&[1, 2, 3]);
+        let storage = Storage::new(&bytes, ByteOrder::Little);
+        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![3], 0, storage).is_err());
+        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![2], 0, storage).is_ok());
+        assert!(TensorView::strided(Dtype::Int32, vec![3], vec![1], 1, storage).is_err());
+        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![usize::MAX], 0, storage).is_err());
+        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![1, 1], 0, storage).is_err());
+        // An empty view addresses nothing, whatever its offset.
+        let empty = TensorView::strided(Dtype::Int32, vec![0, 5], vec![5, 1], 99, storage).unwrap();
+        assert_eq!(empty.to_le_bytes().unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn large_strided_tensors_stream_in_chunks() {
+        // 600k int32 in a transposed 1000x600 view: more than one chunk of output.
+        let values: Vec<u32> = (0..600_000).collect();
+        let bytes = le(&values);
+        let storage = Storage::new(&bytes, ByteOrder::Little);
+        let view =
+            TensorView::strided(Dtype::Int32, vec![600, 1000], vec![1, 600], 0, storage).unwrap();
+        let mut chunks = 0;
+        let mut out = Vec::new();
+        view.for_each_chunk(|chunk| {
+            assert!(chunk.len() <= CHUNK_LEN * 2);
+            chunks += 1;
+            out.extend_from_slice(chunk);
+            Ok(())
+        })
+        .unwrap();
+        assert!(chunks > 1);
+        let expected: Vec<u32> = (0..600)
+            .flat_map(|r| (0..1000).map(move |c| c * 600 + r))
+            .collect();
+        assert_eq!(out, le(&expected));
+    }
+
+    #[test]
+    fn sha256_does_not_depend_on_layout() {
+        let dense = le(&[1, 4, 2, 5, 3, 6]);
+        let a = TensorView::contiguous(
+            Dtype::Int32,
+            vec![3, 2],
+            Storage::new(&dense, ByteOrder::Little),
+        )
+        .unwrap();
+        let source = be(&[1, 2, 3, 4, 5, 6]);
+        let b = TensorView::strided(
+            Dtype::Int32,
+            vec![3, 2],
+            vec![1, 3],
+            0,
+            Storage::new(&source, ByteOrder::Big),
+        )
+        .unwrap();
+        assert_eq!(a.sha256().unwrap(), b.sha256().unwrap());
+    }
+
+    #[test]
+    fn sub_byte_views_must_be_dense() {
+        let bytes = [0x21u8, 0x43];
+        let storage = Storage::new(&bytes, ByteOrder::Little);
+        let view = TensorView::strided(Dtype::Float4E2M1Fn, vec![4], vec![1], 0, storage).unwrap();
+        assert_eq!(view.nbytes(), 2);
+        assert_eq!(view.data().unwrap(), &bytes);
+        assert!(TensorView::strided(Dtype::Float4E2M1Fn, vec![2], vec![2], 0, storage).is_err());
+        assert!(TensorView::contiguous(Dtype::Float4E2M1Fn, vec![3], storage).is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! Writing safetensors files: plan the whole layout first, then stream the bytes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use super::header::METADATA_KEY;
+use super::{LENGTH_LEN, MAX_HEADER_LEN, dtype_name, storable_dtypes};
+use crate::error::{Error, Result};
+use crate::model::{Dtype, TensorView};
+use crate::progress::Progress;
+
+/// The layout of a safetensors file, computed before any byte is written.
+///
+/// The layout is the one of HF's `safetensors.torch.save_file` (the reference crate's
+/// `prepare`): tensors sorted by dtype (in the reference enum's order, descending), then by
+/// name; data offsets back to back from 0; the header serialised compactly with
+/// `__metadata__` first and padded with spaces to a multiple of 8 bytes. For the same
+/// tensors and metadata (with at most one metadata key, since the reference's metadata
+/// order is random beyond that) both write identical bytes. ckpt writes metadata keys in
+/// sorted order, so its output is deterministic.
+#[derive(Debug)]
+pub struct Plan<'a, 'data> {
+    header: Vec<u8>,
+    tensors: Vec<&'a TensorView<'data>>,
+    data_len: u64,
+}
+
+struct Placed<'a> {
+    name: &'a str,
+    dtype: &'static str,
+    rank: usize,
+    shape: Vec<usize>,
+    nbytes: u64,
+}
+
+/// How a tensor is described in the header.
+#[derive(Serialize)]
+struct Info<'a> {
+    dtype: &'static str,
+    shape: &'a [usize],
+    data_offsets: (u64, u64),
+}
+
+struct HeaderJson<'a, 'm> {
+    metadata: &'m BTreeMap<String, String>,
+    tensors: Vec<(&'a str, Info<'a>)>,
+}
+
+impl Serialize for HeaderJson<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let with_metadata = !self.metadata.is_empty();
+        let mut map =
+            serializer.serialize_map(Some(self.tensors.len() + usize::from(with_metadata)))?;
+        if with_metadata {
+            map.serialize_entry(METADATA_KEY, self.metadata)?;
+        }
+        for (name, info) in &self.tensors {
+            map.serialize_entry(name, info)?;
+        }
+        map.end()
+    }
+}
+
+/// The safetensors dtype and shape for a tensor: torch's `float4_e2m1fn_x2` (two values a
+/// byte) is stored as `F4` with its last dimension doubled, as `safetensors.torch` does.
+fn layout(name: &str, view: &TensorView<'_>) -> Result<(&'static str, usize, Vec<usize>)> {
+    let (dtype, shape) = match view.dtype() {
+        Dtype::Float4E2M1FnX2 => {
+            let mut shape = view.shape().to_vec();
+            match shape.last_mut() {
+                Some(last) => {
+                    *last = last.checked_mul(2).ok_or_else(|| {
+                        Error::invalid("shape is too large to double its last dimension")
+                            .with_tensor(name)
+                    })?;
+                }
+                None => {
+                    return Err(Error::invalid(
+                        "a 0-d float4_e2m1fn_x2 tensor cannot be stored in safetensors \
+                         (it counts float4 values along the last dimension)",
+                    )
+                    .with_tensor(name));
+                }
+            }
+            (Dtype::Float4E2M1Fn, shape)
+        }
+        other => (other, view.shape().to_vec()),
+    };
+    let (st_name, rank) = dtype_name(dtype).ok_or_else(|| {
+        Error::invalid(format!("{dtype} tensors cannot be stored in safetensors"))
+            .with_tensor(name)
+            .with_hint(format!(
+                "safetensors stores {}; keep this tensor in a PyTorch file",
+                storable_dtypes()
+            ))
+    })?;
+    Ok((st_name, rank, shape))
+}
+
+impl<'a, 'data> Plan<'a, 'data> {
+    /// Lays out `tensors` (name, view) and string `metadata` as a safetensors file.
+    ///
+    /// Fails if two tensors have the same name, if a dtype cannot be stored in safetensors
+    /// (`complex128`, quantized types...), or if the header would exceed
+    /// [`MAX_HEADER_LEN`](super::MAX_HEADER_LEN).
+    pub fn new(
+        tensors: &'a [(String, &'a TensorView<'data>)],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Self> {
+        let mut seen = HashSet::with_capacity(tensors.len());
+        let mut placed = Vec::with_capacity(tensors.len());
+        for (index, (name, view)) in tensors.iter().enumerate() {
+            if !seen.insert(name.as_str()) {
+                return Err(Error::invalid(
+                    "two tensors have this name; a safetensors file holds each name once",
+                )
+                .with_tensor(name.clone()));
+            }
+            let (dtype, rank, shape) = layout(name, view)?;
+            placed.push((
+                index,
+                Placed {
+                    name,
+                    dtype,
+                    rank,
+                    shape,
+                    nbytes: view.nbytes() as u64,
+                },
+            ));
+        }
+        // The reference's order: dtype rank descending, then name ascending (bytewise).
+        placed.sort_by(|(_, a), (_, b)| b.rank.cmp(&a.rank).then_with(|| a.name.cmp(b.name)));
+        let mut offset = 0u64;
+        let mut infos = Vec::with_capacity(placed.len());
+        let mut order = Vec::with_capacity(placed.len());
+        for (index, tensor) in &placed {
+            let end = offset + tensor.nbytes;
+            infos.push((
+                tensor.name,
+                Info {
+                    dtype: tensor.dtype,
+                    shape: &tensor.shape,
+                    data_offsets: (offset, end),
+                },
+            ));
+            if let Some((_, view)) = tensors.get(*index) {
+                order.push(*view);
+            }
+            offset = end;
+        }
+        let json = HeaderJson {
+            metadata,
+            tensors: infos,
+        };
+        let mut header = serde_json::to_vec(&json)
+            .map_err(|e| Error::invalid(format!("cannot serialise the header: {e}")))?;
+        header.resize(header.len().next_multiple_of(LENGTH_LEN), b' ');
+        if header.len() as u64 > MAX_HEADER_LEN {
+            return Err(Error::limit(format!(
+                "the header would take {} bytes, over the {MAX_HEADER_LEN}-byte limit of \
+                 safetensors readers",
+                header.len()
+            ))
+            .with_hint("split the checkpoint into shards or shorten the metadata"));
+        }
+        Ok(Plan {
+            header,
+            tensors: order,
+            data_len: offset,
+        })
+    }
+
+    /// The padded JSON header.
+    pub fn header(&self) -> &[u8] {
+        &self.header
+    }
+
+    /// The size of the whole file.
+    pub fn file_len(&self) -> u64 {
+        LENGTH_LEN as u64 + self.header.len() as u64 + self.data_len
+    }
+
+    /// Writes the file to `out`: the header, then each tensor's bytes in bounded chunks
+    /// (memory use does not grow with the checkpoint). Reports every chunk to `progress`
+    /// and stops with an [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted) error
+    /// when it is cancelled.
+    pub fn write_to(&self, out: &mut dyn Write, progress: &dyn Progress) -> Result<()> {
+        let write_error = |e: std::io::Error| Error::from_io("failed to write", e);
+        progress.start(self.file_len());
+        out.write_all(&(self.header.len() as u64).to_le_bytes())
+            .map_err(write_error)?;
+        out.write_all(&self.header).map_err(write_error)?;
+        progress.advance(LENGTH_LEN as u64 + self.header.len() as u64);
+        for view in &self.tensors {
+            view.for_each_chunk(|chunk| {
+                if progress.is_cancelled() {
+                    return Err(Error::interrupted());
+                }
+                out.write_all(chunk).map_err(write_error)?;
+                progress.advance(chunk.len() as u64);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}

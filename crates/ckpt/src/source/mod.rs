@@ -1,0 +1,76 @@
+//! The edge of the library: opening files.
+//!
+//! Everything else in ckpt works on byte slices; [`Source`] is where a path becomes bytes,
+//! through a read-only memory map, so that tensor data is only read from disk when it is
+//! used, and listing a checkpoint's tensors costs the size of its header, not of its data.
+
+mod mmap;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::format::{self, Format};
+use crate::model::Checkpoint;
+
+/// A checkpoint file opened for reading, memory-mapped.
+///
+/// Only the pages that are used are read from disk. The file must not be truncated by
+/// another program while it is open: reading a page that no longer exists kills the
+/// process with SIGBUS (the caveat of every memory-mapped reader).
+#[derive(Debug)]
+pub struct Source {
+    path: PathBuf,
+    map: Option<Mmap>,
+}
+
+impl Source {
+    /// Opens and maps the file at `path`.
+    ///
+    /// Folders (sharded checkpoints, `torch.distributed.checkpoint`) are not read yet and
+    /// give an [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error.
+    pub fn open(path: &Path) -> Result<Source> {
+        let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
+        if metadata.is_dir() {
+            return Err(Error::unsupported(
+                "this is a folder; reading sharded checkpoints and torch.distributed.checkpoint \
+                 folders is not supported yet",
+            )
+            .with_path(path)
+            .with_hint("pass a single checkpoint file"));
+        }
+        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        // Mapping an empty file fails on some systems; there is nothing to map anyway.
+        let map = if metadata.len() == 0 {
+            None
+        } else {
+            Some(mmap::map(&file).map_err(|e| Error::io("cannot map", path, e))?)
+        };
+        Ok(Source {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+
+    /// The path the source was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or_default()
+    }
+
+    /// The file's format, detected from its content (see [`format::detect`]).
+    pub fn format(&self) -> Result<Format> {
+        format::detect(self.bytes()).map_err(|e| e.with_path(&self.path))
+    }
+
+    /// Reads the checkpoint; its tensors borrow from this source.
+    pub fn checkpoint(&self) -> Result<Checkpoint<'_>> {
+        crate::read(self.bytes()).map_err(|e| e.with_path(&self.path))
+    }
+}
