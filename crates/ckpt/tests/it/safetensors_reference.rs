@@ -79,7 +79,7 @@ fn tensor() -> impl Strategy<Value = (String, usize, Vec<usize>, Vec<u8>)> {
     )
         .prop_map(|(name, d, mut shape, seed)| {
             let bits = DTYPES[d].2;
-            while (shape.iter().product::<usize>() as u64 * bits) % 8 != 0 {
+            while !(shape.iter().product::<usize>() as u64 * bits).is_multiple_of(8) {
                 shape.push(2);
             }
             let numel: usize = shape.iter().product();
