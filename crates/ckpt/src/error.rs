@@ -218,6 +218,11 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         self.0.hint.as_deref()
     }
+
+    /// The operating system's error, for [`ErrorKind::Io`] errors.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        self.0.source.as_ref()
+    }
 }
 
 impl fmt::Display for Error {
@@ -241,11 +246,10 @@ impl fmt::Debug for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source.as_ref().map(|e| e as _)
-    }
-}
+/// The message of an I/O error already includes the operating system's reason, so
+/// `source()` returns nothing, and a reporter that walks the chain does not print it twice;
+/// [`Error::io_error`] gives the underlying error to code that wants it.
+impl std::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {

@@ -29,11 +29,10 @@ impl AtomicOutput {
     /// and with [`ErrorKind::Invalid`] if `target` is a folder or the same file as one of
     /// `inputs` (even with `overwrite`: ckpt never modifies its input).
     pub fn create(target: &Path, overwrite: bool, inputs: &[&Path]) -> Result<AtomicOutput> {
-        if let Some(input) = inputs.iter().find(|input| same_file(input, target)) {
-            return Err(Error::invalid(format!(
-                "the output is the input file `{}`; ckpt never overwrites its input",
-                input.display()
-            ))
+        if inputs.iter().any(|input| same_file(input, target)) {
+            return Err(Error::invalid(
+                "the output is the input file; ckpt never overwrites its input",
+            )
             .with_path(target)
             .with_hint("write to another path, then rename it if you want to replace the input"));
         }

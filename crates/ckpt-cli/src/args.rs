@@ -1,0 +1,80 @@
+//! The command line, as clap types. No behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    something was found (differences, findings) by commands that look for it
+  2    error: unreadable input, invalid arguments, refused output...
+  130  interrupted (Ctrl-C); no partial output is left behind";
+
+/// Read, convert and inspect ML checkpoints (PyTorch, safetensors) without Python and
+/// without running anything they contain.
+#[derive(Debug, Parser)]
+#[command(name = "ckpt", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// List a checkpoint's tensors (name, dtype, shape, size), totals and metadata.
+    ///
+    /// Only the header is read, so this is instant whatever the file's size (with --hash,
+    /// every tensor is read and hashed).
+    #[command(after_help = "Examples:\n  ckpt inspect model.safetensors\n  \
+                            ckpt inspect --json --hash model.safetensors > manifest.json")]
+    Inspect(InspectArgs),
+    /// Convert a checkpoint into a new file.
+    ///
+    /// The output's format comes from --to or from its extension (.safetensors; .pt,
+    /// .pth, .bin for PyTorch). The output is written to a temporary file in the same
+    /// folder and renamed when complete: a failed or interrupted run leaves nothing.
+    #[command(after_help = "Examples:\n  ckpt convert model.safetensors copy.safetensors\n  \
+                            ckpt convert --force in.safetensors out.safetensors")]
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// The checkpoint file.
+    pub(crate) file: PathBuf,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Add the SHA-256 of each tensor's elements (row-major, little-endian, packed): the
+    /// same value whatever file holds the tensor, to prove a conversion lossless.
+    #[arg(long)]
+    pub(crate) hash: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConvertArgs {
+    /// The checkpoint to read.
+    pub(crate) input: PathBuf,
+    /// The file to write.
+    pub(crate) output: PathBuf,
+    /// The output format (default: from the output's extension).
+    #[arg(long, value_enum)]
+    pub(crate) to: Option<TargetArg>,
+    /// Replace the output if it exists (never the input itself).
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// An output format on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TargetArg {
+    /// A safetensors file.
+    Safetensors,
+    /// A PyTorch file (torch.save zip).
+    #[value(alias = "pt", alias = "torch", alias = "bin")]
+    Pth,
+}

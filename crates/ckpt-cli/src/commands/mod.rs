@@ -1,0 +1,18 @@
+//! One module per subcommand: each turns arguments into library calls and a report.
+
+mod convert;
+mod inspect;
+
+use crate::args::{Cli, Command};
+use crate::exit::Outcome;
+
+/// Runs the command the user asked for.
+pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Convert(args) => convert::run(args),
+    }
+}
+
+pub(crate) use convert::ConvertReport;
+pub(crate) use inspect::InspectReport;

@@ -1,0 +1,102 @@
+//! `ckpt inspect` as text: a summary, the tensors, and totals per dtype.
+
+use std::io::{self, Write};
+
+use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, presets};
+
+use crate::commands::InspectReport;
+use crate::output::{bytes, count, grouped};
+use crate::term::sanitize;
+
+/// Metadata values longer than this are cut in the text output (JSON has them whole).
+const MAX_VALUE_CHARS: usize = 120;
+
+pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", sanitize(&report.path))?;
+    writeln!(out, "  format      {}", report.format)?;
+    writeln!(out, "  size        {}", bytes(report.file_size))?;
+    writeln!(
+        out,
+        "  tensors     {} ({} parameters, {})",
+        grouped(report.totals.tensors as u64),
+        count(report.totals.parameters),
+        bytes(report.totals.bytes)
+    )?;
+    for (i, (key, value)) in report.metadata.iter().enumerate() {
+        let label = if i == 0 { "metadata" } else { "" };
+        writeln!(out, "  {label:<10}  {} = {}", sanitize(key), sanitize(&shorten(value)))?;
+    }
+    if report.tensors.is_empty() {
+        return Ok(());
+    }
+
+    let hashed = report.tensors.iter().any(|t| t.sha256.is_some());
+    let mut header = vec!["NAME", "DTYPE", "SHAPE", "PARAMETERS", "BYTES"];
+    if hashed {
+        header.push("SHA256");
+    }
+    let mut table = new_table(header);
+    for tensor in &report.tensors {
+        let mut row = vec![
+            sanitize(&tensor.name),
+            tensor.dtype.to_owned(),
+            format!("{:?}", tensor.shape),
+            grouped(tensor.parameters),
+            bytes(tensor.bytes),
+        ];
+        if let Some(hash) = &tensor.sha256 {
+            row.push(hash.clone());
+        }
+        table.add_row(row);
+    }
+    right_align(&mut table, &[3, 4]);
+    writeln!(out)?;
+    writeln!(out, "{}", table.trim_fmt())?;
+
+    let mut totals = new_table(vec!["DTYPE", "TENSORS", "PARAMETERS", "BYTES"]);
+    for (dtype, sums) in &report.totals.by_dtype {
+        totals.add_row(vec![
+            (*dtype).to_owned(),
+            grouped(sums.tensors as u64),
+            grouped(sums.parameters),
+            bytes(sums.bytes),
+        ]);
+    }
+    right_align(&mut totals, &[1, 2, 3]);
+    writeln!(out)?;
+    writeln!(out, "{}", totals.trim_fmt())?;
+    Ok(())
+}
+
+fn new_table(header: Vec<&str>) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .force_no_tty()
+        .set_header(header);
+    for column in table.column_iter_mut() {
+        column.set_constraint(ColumnConstraint::ContentWidth);
+    }
+    table
+}
+
+fn right_align(table: &mut Table, columns: &[usize]) {
+    for &i in columns {
+        if let Some(column) = table.column_mut(i) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+fn shorten(value: &str) -> String {
+    match value.char_indices().nth(MAX_VALUE_CHARS) {
+        Some((cut, _)) => format!(
+            "{}... ({} bytes, see --json)",
+            value.get(..cut).unwrap_or(value),
+            value.len()
+        ),
+        None => value.to_owned(),
+    }
+}
