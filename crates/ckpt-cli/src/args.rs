@@ -34,8 +34,10 @@ pub(crate) enum Command {
     /// The output's format comes from --to or from its extension (.safetensors; .pt,
     /// .pth, .bin for PyTorch). The output is written to a temporary file in the same
     /// folder and renamed when complete: a failed or interrupted run leaves nothing.
-    #[command(after_help = "Examples:\n  ckpt convert model.safetensors copy.safetensors\n  \
-                            ckpt convert --force in.safetensors out.safetensors")]
+    #[command(
+        after_help = "Examples:\n  ckpt convert model.safetensors copy.safetensors\n  \
+                            ckpt convert --force in.safetensors out.safetensors"
+    )]
     Convert(ConvertArgs),
 }
 

@@ -52,7 +52,9 @@ pub(crate) fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     {
         return ExitCode::SUCCESS;
     }
-    let library = error.chain().find_map(|cause| cause.downcast_ref::<ckpt::Error>());
+    let library = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ckpt::Error>());
     let hint = match library {
         Some(e) if e.kind() == ErrorKind::OutputExists => Some("pass --force to replace it"),
         Some(e) => e.hint(),

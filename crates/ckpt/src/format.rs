@@ -79,6 +79,13 @@ pub fn detect(bytes: &[u8]) -> Result<Format> {
         return Err(not_a_checkpoint("the file is empty (0 bytes)")
             .with_hint("the download or copy was probably interrupted; fetch the file again"));
     }
+    if bytes.len() < 8 && ckpt_pickle::sniff(bytes).is_none() {
+        return Err(not_a_checkpoint(format!(
+            "the file is only {} bytes long, too short to be a checkpoint",
+            bytes.len()
+        ))
+        .with_hint("the download or copy was probably interrupted; fetch the file again"));
+    }
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         return detect_zip(bytes);
     }
@@ -115,7 +122,8 @@ fn preview(bytes: &[u8]) -> String {
 }
 
 /// A safetensors file starts with a little-endian u64 header length, then a JSON object
-/// (the reference reader accepts JSON whitespace before the `{`).
+/// (the reference reader accepts JSON whitespace before the `{`). A header that opens a
+/// JSON array is let through too, so that the reader can say what is wrong with it.
 fn looks_like_safetensors(bytes: &[u8]) -> bool {
     let Some((length, rest)) = bytes.split_first_chunk::<8>() else {
         return false;
@@ -125,7 +133,7 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
             .iter()
             .take(64)
             .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            == Some(&b'{')
+            .is_some_and(|b| matches!(b, b'{' | b'['))
 }
 
 /// A legacy stream starts with a pickle of torch's magic number, under any protocol.
@@ -353,6 +361,12 @@ mod tests {
                 .contains("ONNX")
         );
         assert!(detect(b"").unwrap_err().message().contains("empty"));
+        assert!(
+            detect(b"\x08\0\0")
+                .unwrap_err()
+                .message()
+                .contains("only 3 bytes")
+        );
         let unknown = detect(b"hello world").unwrap_err();
         assert!(unknown.message().contains("hello world"), "{unknown}");
     }

@@ -100,7 +100,9 @@ fn report(
                 parameters,
                 bytes,
                 offsets: view.file_range().map(|(start, end)| [start, end]),
-                sha256: hashes.and_then(|h| h.get(i)).map(|digest| output::hex(digest)),
+                sha256: hashes
+                    .and_then(|h| h.get(i))
+                    .map(|digest| output::hex(digest)),
             }
         })
         .collect();

@@ -10,6 +10,8 @@ use crate::term::sanitize;
 
 /// Metadata values longer than this are cut in the text output (JSON has them whole).
 const MAX_VALUE_CHARS: usize = 120;
+/// Tensor names longer than this lose their middle in the text output (JSON has them whole).
+const MAX_NAME_CHARS: usize = 96;
 
 pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
     let mut out = io::stdout().lock();
@@ -25,7 +27,12 @@ pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
     )?;
     for (i, (key, value)) in report.metadata.iter().enumerate() {
         let label = if i == 0 { "metadata" } else { "" };
-        writeln!(out, "  {label:<10}  {} = {}", sanitize(key), sanitize(&shorten(value)))?;
+        writeln!(
+            out,
+            "  {label:<10}  {} = {}",
+            sanitize(key),
+            sanitize(&shorten(value))
+        )?;
     }
     if report.tensors.is_empty() {
         return Ok(());
@@ -39,7 +46,7 @@ pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
     let mut table = new_table(header);
     for tensor in &report.tensors {
         let mut row = vec![
-            sanitize(&tensor.name),
+            display_name(&tensor.name),
             tensor.dtype.to_owned(),
             format!("{:?}", tensor.shape),
             grouped(tensor.parameters),
@@ -90,6 +97,22 @@ fn right_align(table: &mut Table, columns: &[usize]) {
     }
 }
 
+/// A tensor name for a table: escaped, `""` when empty, its middle cut when very long.
+fn display_name(name: &str) -> String {
+    if name.is_empty() {
+        return "\"\"".to_owned();
+    }
+    let name = sanitize(name);
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= MAX_NAME_CHARS {
+        return name;
+    }
+    let keep = (MAX_NAME_CHARS - 1) / 2;
+    let head: String = chars.iter().take(keep).collect();
+    let tail: String = chars.iter().skip(chars.len() - keep).collect();
+    format!("{head}…{tail}")
+}
+
 fn shorten(value: &str) -> String {
     match value.char_indices().nth(MAX_VALUE_CHARS) {
         Some((cut, _)) => format!(
@@ -98,5 +121,20 @@ fn shorten(value: &str) -> String {
             value.len()
         ),
         None => value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_for_tables() {
+        assert_eq!(display_name("a.b"), "a.b");
+        assert_eq!(display_name(""), "\"\"");
+        let long = "x".repeat(300);
+        let shown = display_name(&long);
+        assert_eq!(shown.chars().count(), 95);
+        assert!(shown.contains('…'));
     }
 }

@@ -47,7 +47,22 @@ pub(crate) struct RawHeader {
 struct EntryFields {
     dtype: String,
     shape: Vec<u64>,
-    data_offsets: (u64, u64),
+    data_offsets: Offsets,
+}
+
+/// `[begin, end]`, with a clear message when the array has another length.
+struct Offsets(u64, u64);
+
+impl<'de> Deserialize<'de> for Offsets {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Vec::<u64>::deserialize(deserializer)?.as_slice() {
+            &[begin, end] => Ok(Offsets(begin, end)),
+            other => Err(de::Error::custom(format_args!(
+                "data_offsets must be [begin, end], not {} values",
+                other.len()
+            ))),
+        }
+    }
 }
 
 /// Parses `header`, the JSON text that starts at byte `base` of the file. Errors and entry
@@ -96,7 +111,7 @@ pub(crate) fn parse(header: &str, base: u64) -> Result<RawHeader> {
                 name,
                 dtype: fields.dtype,
                 shape: fields.shape,
-                data_offsets: fields.data_offsets,
+                data_offsets: (fields.data_offsets.0, fields.data_offsets.1),
                 position,
             });
         }
@@ -261,6 +276,16 @@ mod tests {
         );
         assert!(parse("{} x", 0).unwrap_err().message().contains("trailing"));
         assert!(parse(r#"{"__metadata__":{"k":1}}"#, 0).is_err());
+        let three = parse(
+            r#"{"a":{"dtype":"I8","shape":[],"data_offsets":[0,1,1]}}"#,
+            0,
+        );
+        assert!(
+            three
+                .unwrap_err()
+                .message()
+                .contains("[begin, end], not 3 values")
+        );
     }
 
     #[test]

@@ -11,5 +11,6 @@
     clippy::cast_possible_wrap
 )]
 
+mod fixtures;
 mod safetensors_reference;
 mod safetensors_robustness;

@@ -1,0 +1,160 @@
+//! `ckpt convert`.
+
+use insta::assert_snapshot;
+use serde_json::Value;
+
+use crate::{ckpt, fixtures, leftovers, transcript};
+
+/// Every fixture was written by HF's `save_file`; rewriting it gives the same bytes.
+#[test]
+fn safetensors_files_convert_to_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["dtypes", "shapes", "metadata", "empty", "names", "tiny-mlp"] {
+        let input = fixtures().join(format!("ok/{name}.safetensors"));
+        let output = dir.path().join(format!("{name}.safetensors"));
+        let run = ckpt(
+            dir.path(),
+            &["convert", input.to_str().unwrap(), output.to_str().unwrap()],
+        );
+        assert!(run.status.success(), "{name}: {}", transcript(&run));
+        assert_eq!(
+            std::fs::read(&output).unwrap(),
+            std::fs::read(&input).unwrap(),
+            "{name}: ckpt and safetensors.torch.save_file wrote different bytes"
+        );
+    }
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn summary_as_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/tiny-mlp.safetensors");
+    let run = ckpt(
+        dir.path(),
+        &["convert", input.to_str().unwrap(), "out.safetensors"],
+    );
+    let text = transcript(&run);
+    let text = regex_lite_seconds(&text);
+    assert_snapshot!(text);
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--json",
+            "--force",
+            input.to_str().unwrap(),
+            "out.safetensors",
+        ],
+    );
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["format"], "safetensors");
+    assert_eq!(report["tensors"], 4);
+    assert_eq!(report["parameters"], 58);
+    assert_eq!(report["bytes"], std::fs::metadata(&input).unwrap().len());
+    assert!(report["seconds"].as_f64().unwrap() >= 0.0);
+}
+
+/// Replaces the run time, which changes from run to run.
+fn regex_lite_seconds(text: &str) -> String {
+    let Some(at) = text.find(" in ") else {
+        return text.to_owned();
+    };
+    let end = text[at..].find(" s\n").map_or(text.len(), |e| at + e);
+    format!("{} in [TIME]{}", &text[..at], &text[end..])
+}
+
+#[test]
+fn an_existing_output_is_kept_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/tiny-mlp.safetensors");
+    let output = dir.path().join("out.safetensors");
+    std::fs::write(&output, b"precious").unwrap();
+
+    let run = ckpt(
+        dir.path(),
+        &["convert", input.to_str().unwrap(), "out.safetensors"],
+    );
+    assert_snapshot!(transcript(&run));
+    assert_eq!(std::fs::read(&output).unwrap(), b"precious");
+
+    let run = ckpt(
+        dir.path(),
+        &["convert", "-f", input.to_str().unwrap(), "out.safetensors"],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    assert_eq!(
+        std::fs::read(&output).unwrap(),
+        std::fs::read(&input).unwrap()
+    );
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn the_input_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("model.safetensors");
+    std::fs::copy(fixtures().join("ok/tiny-mlp.safetensors"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--force",
+            "model.safetensors",
+            "./model.safetensors",
+        ],
+    );
+    assert_snapshot!(transcript(&run));
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn the_output_format_must_be_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/tiny-mlp.safetensors");
+    let run = ckpt(
+        dir.path(),
+        &["convert", input.to_str().unwrap(), "model.weights"],
+    );
+    assert_snapshot!(transcript(&run));
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--to",
+            "safetensors",
+            input.to_str().unwrap(),
+            "model.weights",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    assert_eq!(
+        std::fs::read(dir.path().join("model.weights")).unwrap(),
+        std::fs::read(&input).unwrap()
+    );
+
+    let run = ckpt(
+        dir.path(),
+        &["convert", input.to_str().unwrap(), "model.pth"],
+    );
+    assert_snapshot!(transcript(&run));
+    assert!(!dir.path().join("model.pth").exists());
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn a_bad_input_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("bad/truncated_data.safetensors");
+    let run = ckpt(
+        dir.path(),
+        &["convert", input.to_str().unwrap(), "out.safetensors"],
+    );
+    assert_eq!(run.status.code(), Some(2));
+    assert!(!dir.path().join("out.safetensors").exists());
+    assert!(leftovers(dir.path()).is_empty());
+}

@@ -1,0 +1,74 @@
+//! `ckpt inspect`.
+
+use insta::assert_snapshot;
+use serde_json::Value;
+
+use crate::{ckpt, fixtures, transcript};
+
+#[test]
+fn tiny_mlp_as_text() {
+    let output = ckpt(&fixtures(), &["inspect", "ok/tiny-mlp.safetensors"]);
+    assert_snapshot!(transcript(&output));
+}
+
+#[test]
+fn tiny_mlp_as_json_with_hashes() {
+    let output = ckpt(
+        &fixtures(),
+        &["inspect", "--json", "--hash", "ok/tiny-mlp.safetensors"],
+    );
+    assert!(output.status.success());
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_snapshot!(serde_json::to_string_pretty(&report).unwrap());
+}
+
+#[test]
+fn hashes_in_text_output() {
+    let output = ckpt(&fixtures(), &["inspect", "--hash", "ok/shapes.safetensors"]);
+    assert_snapshot!(transcript(&output));
+}
+
+#[test]
+fn every_dtype() {
+    let output = ckpt(&fixtures(), &["inspect", "ok/dtypes.safetensors"]);
+    assert_snapshot!(transcript(&output));
+}
+
+#[test]
+fn untrusted_names_and_metadata_are_escaped_on_the_terminal() {
+    let output = ckpt(&fixtures(), &["inspect", "ok/names.safetensors"]);
+    assert!(output.status.success());
+    assert!(
+        !output.stdout.contains(&0x1b),
+        "a raw ESC reached the terminal"
+    );
+    assert_snapshot!(transcript(&output));
+
+    let output = ckpt(&fixtures(), &["inspect", "ok/metadata.safetensors"]);
+    assert!(!output.stdout.contains(&b'\r'));
+    assert_snapshot!(transcript(&output));
+}
+
+#[test]
+fn json_keeps_untrusted_text_exact() {
+    let output = ckpt(&fixtures(), &["inspect", "--json", "ok/names.safetensors"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = report["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"\u{1b}[31mred"), "{names:?}");
+    assert!(names.contains(&""), "{names:?}");
+}
+
+#[test]
+fn an_empty_checkpoint() {
+    let output = ckpt(&fixtures(), &["inspect", "ok/empty.safetensors"]);
+    assert_snapshot!(transcript(&output));
+    let output = ckpt(&fixtures(), &["inspect", "--json", "ok/empty.safetensors"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["tensors"], Value::Array(vec![]));
+    assert_eq!(report["totals"]["parameters"], 0);
+}

@@ -1,0 +1,278 @@
+//! The committed fixtures of `tests/fixtures/`: files written by real torch and
+//! safetensors (`ok/`), and malformed or hostile files (`bad/`, `attack/`).
+
+use std::path::{Path, PathBuf};
+
+use ckpt::{ErrorKind, Format, Source};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn files(folder: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures().join(folder))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {folder}/");
+    files
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every `ok/` file reads as what `safetensors.torch` saw in it: the same names in the same
+/// order, dtypes, shapes, element hashes and metadata.
+#[test]
+fn ok_files_match_what_torch_saw() {
+    for path in files("ok") {
+        let expected: Value =
+            serde_json::from_slice(&std::fs::read(path.with_extension("expected.json")).unwrap())
+                .unwrap();
+        let source = Source::open(&path).unwrap();
+        let checkpoint = source.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checkpoint.format(), Format::Safetensors);
+        let metadata: Value = serde_json::to_value(checkpoint.metadata()).unwrap();
+        assert_eq!(metadata, expected["metadata"], "{}", path.display());
+
+        let tensors = checkpoint.tensors();
+        let want = expected["tensors"].as_array().unwrap();
+        assert_eq!(tensors.len(), want.len(), "{}", path.display());
+        for ((name, view), want) in tensors.iter().zip(want) {
+            let context = format!("{} `{name}`", path.display());
+            assert_eq!(name, want["name"].as_str().unwrap(), "{context}");
+            // ckpt reports what the file holds: safetensors F4 is a float4 per element
+            // (torch shows float4_e2m1fn_x2, two per byte, with half the last dimension).
+            let (dtype, shape) = match want["header_dtype"].as_str().unwrap() {
+                "F4" => ("float4_e2m1fn", &want["header_shape"]),
+                _ => (want["dtype"].as_str().unwrap(), &want["shape"]),
+            };
+            assert_eq!(view.dtype().name(), dtype, "{context}");
+            assert_eq!(
+                serde_json::to_value(view.shape()).unwrap(),
+                *shape,
+                "{context}"
+            );
+            assert_eq!(
+                hex(&view.sha256().unwrap()),
+                want["sha256"].as_str().unwrap(),
+                "{context}"
+            );
+            assert!(
+                view.data().is_some(),
+                "{context}: safetensors data is zero-copy"
+            );
+        }
+    }
+}
+
+/// What ckpt must say about each `bad/` and `attack/` file: the kind of error and a piece
+/// of its message. Every file of those folders must be listed here.
+const REJECTED: &[(&str, ErrorKind, &str)] = &[
+    (
+        "bad/too_short",
+        ErrorKind::NotACheckpoint,
+        "only 3 bytes long",
+    ),
+    (
+        "bad/header_length_past_eof",
+        ErrorKind::Malformed,
+        "only 128 bytes follow",
+    ),
+    (
+        "bad/truncated_data",
+        ErrorKind::Malformed,
+        "3 bytes missing",
+    ),
+    (
+        "bad/trailing_bytes",
+        ErrorKind::Malformed,
+        "4 unexpected bytes follow the last tensor",
+    ),
+    (
+        "bad/header_not_utf8",
+        ErrorKind::Malformed,
+        "not valid UTF-8",
+    ),
+    (
+        "bad/header_not_json",
+        ErrorKind::Malformed,
+        "not valid JSON: EOF while parsing",
+    ),
+    (
+        "bad/header_not_object",
+        ErrorKind::Malformed,
+        "expected a JSON object",
+    ),
+    (
+        "bad/unknown_dtype",
+        ErrorKind::Malformed,
+        "unknown dtype `Q4_0`",
+    ),
+    (
+        "bad/shape_negative",
+        ErrorKind::Malformed,
+        "invalid value: integer `-2`",
+    ),
+    (
+        "bad/shape_float",
+        ErrorKind::Malformed,
+        "floating point `2.0`",
+    ),
+    (
+        "bad/offsets_three_values",
+        ErrorKind::Malformed,
+        "[begin, end], not 3 values",
+    ),
+    (
+        "bad/hole_between_tensors",
+        ErrorKind::Malformed,
+        "leaves a hole of 4 bytes",
+    ),
+    (
+        "bad/overlapping_tensors",
+        ErrorKind::Malformed,
+        "overlaps tensor `a`",
+    ),
+    (
+        "bad/size_mismatch",
+        ErrorKind::Malformed,
+        "takes 16 bytes but data_offsets [0, 8] span 8",
+    ),
+    (
+        "bad/offsets_reversed",
+        ErrorKind::Malformed,
+        "end before they begin",
+    ),
+    (
+        "bad/metadata_value_not_string",
+        ErrorKind::Malformed,
+        "expected a string",
+    ),
+    (
+        "bad/duplicate_tensor_name",
+        ErrorKind::Malformed,
+        "the key `a` twice",
+    ),
+    (
+        "bad/duplicate_metadata_key",
+        ErrorKind::Malformed,
+        "duplicate metadata key `format`",
+    ),
+    (
+        "bad/f4_odd_element_count",
+        ErrorKind::Malformed,
+        "12 bits, not a whole number of bytes",
+    ),
+    (
+        "bad/nul_padded_header",
+        ErrorKind::Malformed,
+        "trailing characters",
+    ),
+    (
+        "bad/missing_dtype_field",
+        ErrorKind::Malformed,
+        "missing field `dtype`",
+    ),
+    (
+        "attack/json_attack",
+        ErrorKind::Malformed,
+        "overlaps tensor",
+    ),
+    (
+        "attack/header_too_large",
+        ErrorKind::LimitExceeded,
+        "over the limit of 100000000 bytes",
+    ),
+    (
+        "attack/header_length_u64_max",
+        ErrorKind::LimitExceeded,
+        "over the limit",
+    ),
+    (
+        "attack/polyglot",
+        ErrorKind::Malformed,
+        "unexpected bytes follow the last tensor",
+    ),
+    (
+        "attack/huge_shape",
+        ErrorKind::Malformed,
+        "too large to be real",
+    ),
+    (
+        "attack/shape_overflow",
+        ErrorKind::Malformed,
+        "too large to be real",
+    ),
+];
+
+#[test]
+fn bad_and_attack_files_fail_with_a_clear_error() {
+    let mut listed: Vec<PathBuf> = REJECTED
+        .iter()
+        .map(|(name, ..)| fixtures().join(format!("{name}.safetensors")))
+        .collect();
+    listed.sort();
+    let mut present = files("bad");
+    present.extend(files("attack"));
+    present.sort();
+    assert_eq!(
+        listed, present,
+        "REJECTED must list every bad/ and attack/ file"
+    );
+
+    for (name, kind, fragment) in REJECTED {
+        let path = fixtures().join(format!("{name}.safetensors"));
+        let error = Source::open(&path).unwrap().checkpoint().unwrap_err();
+        assert_eq!(error.kind(), *kind, "{name}: {error}");
+        assert!(error.message().contains(fragment), "{name}: {error}");
+        assert_eq!(
+            error.location().path.as_deref(),
+            Some(path.as_path()),
+            "{name}"
+        );
+        if *kind == ErrorKind::Malformed {
+            assert!(
+                error.location().offset.is_some(),
+                "{name}: no byte offset in {error}"
+            );
+        }
+    }
+}
+
+/// Every prefix of every `ok/` file is read without a panic: all but the whole file fail.
+#[test]
+fn truncated_fixtures_fail_cleanly() {
+    for path in files("ok") {
+        let bytes = std::fs::read(&path).unwrap();
+        for len in 0..bytes.len() {
+            assert!(
+                ckpt::read(&bytes[..len]).is_err(),
+                "{}: a {len}-byte prefix was accepted",
+                path.display()
+            );
+        }
+        assert!(ckpt::read(&bytes).is_ok());
+    }
+}
+
+/// Flipping any single bit of a small file never panics; whatever still reads is hashable.
+#[test]
+fn bit_flipped_fixtures_never_panic() {
+    let bytes = std::fs::read(fixtures().join("ok/tiny-mlp.safetensors")).unwrap();
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 1 << bit;
+            if let Ok(checkpoint) = ckpt::read(&flipped) {
+                for (_, view) in checkpoint.tensors() {
+                    view.sha256().unwrap();
+                }
+            }
+        }
+    }
+}
