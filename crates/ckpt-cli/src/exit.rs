@@ -66,7 +66,7 @@ pub(crate) fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     let mut stderr = io::stderr().lock();
     let _ = writeln!(stderr, "error: {}", term::sanitize(&format!("{error:#}")));
     if let Some(hint) = hint {
-        let _ = writeln!(stderr, "  hint: {}", term::sanitize(&hint));
+        let _ = writeln!(stderr, "  hint: {}", term::sanitize(hint));
     }
     match library.map(ckpt::Error::kind) {
         Some(ErrorKind::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
