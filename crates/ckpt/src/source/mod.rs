@@ -31,7 +31,8 @@ impl Source {
     ///
     /// Folders (sharded checkpoints, `torch.distributed.checkpoint`) are not read yet and
     /// give an [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error.
-    pub fn open(path: &Path) -> Result<Source> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Source> {
+        let path = path.as_ref();
         let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
         if metadata.is_dir() {
             return Err(Error::unsupported(
