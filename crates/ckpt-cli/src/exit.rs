@@ -57,6 +57,7 @@ pub(crate) fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
         .find_map(|cause| cause.downcast_ref::<ckpt::Error>());
     let hint = match library {
         Some(e) if e.kind() == ErrorKind::OutputExists => Some("pass --force to replace it"),
+        Some(e) if e.kind() == ErrorKind::Interrupted => Some("no partial output was left behind"),
         Some(e) => e.hint(),
         None => error
             .chain()
