@@ -21,6 +21,10 @@ use crate::progress::Progress;
 /// tensors and metadata (with at most one metadata key, since the reference's metadata
 /// order is random beyond that) both write identical bytes. ckpt writes metadata keys in
 /// sorted order, so its output is deterministic.
+///
+/// Empty metadata is written as no `__metadata__` key at all (the reference writes
+/// `"__metadata__":{}` when given an empty dict): transformers refuses a file whose
+/// `__metadata__` exists without a `format` key, and accepts one without metadata.
 #[derive(Debug)]
 pub struct Plan<'a, 'data> {
     header: Vec<u8>,

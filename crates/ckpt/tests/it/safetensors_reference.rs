@@ -267,3 +267,21 @@ fn every_dtype_sorts_like_the_reference() {
     .unwrap();
     assert_eq!(ours, theirs);
 }
+
+/// `"__metadata__":{}` reads as no metadata and is written as none.
+#[test]
+fn empty_metadata_is_not_written() {
+    let header = r#"{"__metadata__":{},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#;
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.extend_from_slice(&[1, 2]);
+    let checkpoint = read(&file).unwrap();
+    assert!(checkpoint.metadata().is_empty());
+    let tensors = checkpoint.tensors();
+    let plan = Plan::new(&tensors, checkpoint.metadata()).unwrap();
+    let header = String::from_utf8(plan.header().to_vec()).unwrap();
+    assert_eq!(
+        header.trim_end(),
+        r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#
+    );
+}
