@@ -1,7 +1,7 @@
 //! The safetensors format: an 8-byte little-endian header length, a JSON header, then the
 //! tensors' bytes, dense, row-major and little-endian.
 //!
-//! Reading goes in three steps, each with its own type: [`header`] parses the JSON into raw
+//! Reading goes in three steps, each with its own type: `header.rs` parses the JSON into raw
 //! entries, [`read_header`] validates them against the file (every rule of the reference
 //! reader, plus no duplicate keys) into a [`Header`], and [`read`] turns that into a
 //! [`Checkpoint`](crate::Checkpoint) whose tensors borrow the file's bytes.
