@@ -36,7 +36,9 @@ impl AtomicOutput {
             .with_path(target)
             .with_hint("write to another path, then rename it if you want to replace the input"));
         }
-        match std::fs::metadata(target) {
+        // A replaced file keeps its permissions, as with `cp`; a new one gets the usual
+        // 0666 minus the umask (the kernel applies it), not tempfile's private 0600.
+        let permissions = match std::fs::metadata(target) {
             Ok(meta) if meta.is_dir() => {
                 return Err(
                     Error::invalid("the output is a folder; give a file name").with_path(target)
@@ -48,8 +50,9 @@ impl AtomicOutput {
                         .with_path(target),
                 );
             }
-            _ => {}
-        }
+            Ok(meta) => Some(meta.permissions()),
+            Err(_) => None,
+        };
         let name = target
             .file_name()
             .ok_or_else(|| Error::invalid("the output path has no file name").with_path(target))?;
@@ -57,17 +60,26 @@ impl AtomicOutput {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", name.to_string_lossy()))
-            .suffix(".ckpt-partial")
-            .tempfile_in(folder)
-            .map_err(|e| {
-                Error::io(
-                    "cannot create a temporary file in the output's folder",
-                    target,
-                    e,
-                )
-            })?;
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".ckpt-partial");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let temp = builder.tempfile_in(folder).map_err(|e| {
+            Error::io(
+                "cannot create a temporary file in the output's folder",
+                target,
+                e,
+            )
+        })?;
+        if let Some(permissions) = permissions {
+            temp.as_file()
+                .set_permissions(permissions)
+                .map_err(|e| Error::io("cannot set the permissions of the output", target, e))?;
+        }
         Ok(AtomicOutput {
             target: target.to_path_buf(),
             overwrite,
@@ -204,6 +216,33 @@ mod tests {
         let relative = dir.path().join(".").join("in.bin");
         assert!(AtomicOutput::create(&relative, true, &[&input]).is_err());
         assert_eq!(std::fs::read(&input).unwrap(), b"data");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn permissions_are_the_usual_ones_or_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.bin");
+        AtomicOutput::create(&fresh, false, &[])
+            .unwrap()
+            .commit()
+            .unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+        assert_ne!(mode, 0o600, "a private tempfile mode leaked: {mode:o}");
+
+        let kept = dir.path().join("kept.bin");
+        std::fs::write(&kept, b"old").unwrap();
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+        AtomicOutput::create(&kept, true, &[])
+            .unwrap()
+            .commit()
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
     }
 
     #[test]

@@ -108,6 +108,24 @@ fn many_zero_sized_tensors_may_share_an_offset() {
     assert_eq!(checkpoint.tensors().len(), 2);
 }
 
+#[test]
+fn deeply_nested_json_is_refused_without_overflowing_the_stack() {
+    for body in [
+        format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000)),
+        format!(
+            "{{\"__metadata__\":{}1{}}}",
+            "{\"a\":".repeat(50_000),
+            "}".repeat(50_000)
+        ),
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+    ] {
+        let mut file = (body.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(body.as_bytes());
+        let error = ckpt::read(&file).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Malformed, "{error}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
