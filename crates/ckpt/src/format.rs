@@ -128,10 +128,11 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
     let Some((length, rest)) = bytes.split_first_chunk::<8>() else {
         return false;
     };
-    u64::from_le_bytes(*length) >= 2
+    let length = u64::from_le_bytes(*length);
+    length >= 2
         && rest
             .iter()
-            .take(64)
+            .take(usize::try_from(length).unwrap_or(usize::MAX))
             .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
             .is_some_and(|b| matches!(b, b'{' | b'['))
 }
@@ -278,6 +279,14 @@ mod tests {
         assert_eq!(
             detect(b"\xff\xff\0\0\0\0\0\0{").unwrap(),
             Format::Safetensors
+        );
+        let mut padded = 202u64.to_le_bytes().to_vec();
+        padded.extend_from_slice(&[b' '; 200]);
+        padded.extend_from_slice(b"{}");
+        assert_eq!(detect(&padded).unwrap(), Format::Safetensors);
+        assert!(
+            crate::read(&padded).is_ok(),
+            "the reference accepts leading whitespace"
         );
     }
 
