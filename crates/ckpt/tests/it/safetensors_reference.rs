@@ -159,10 +159,11 @@ proptest! {
         offset_noise in prop::collection::vec(prop_oneof![12 => Just(0i64), 1 => -3i64..4], 10),
         length_noise in prop_oneof![8 => Just(0i64), 1 => -4i64..6],
         padding in prop_oneof![Just(""), Just("  "), Just("\n\t ")],
+        leading in prop_oneof![3 => Just(""), 1 => Just(" "), 1 => Just("\t\r\n ")],
     ) {
         // Place tensors back to back (when their sizes are whole bytes), then disturb.
         let mut cursor = 0u64;
-        let mut body = String::from("{");
+        let mut body = format!("{leading}{{");
         if let Some(metadata) = &metadata {
             body.push_str("\"__metadata__\":{");
             let items: Vec<String> = metadata.iter().map(|(k, v)| format!("{k:?}:{v:?}")).collect();
