@@ -4,30 +4,45 @@
 //! build values, import globals (`GLOBAL`, `STACK_GLOBAL`) and call them (`REDUCE`,
 //! `NEWOBJ`, `BUILD`...). `pickle.load` runs those calls, which is why loading an untrusted
 //! `.pth` can run arbitrary code. This crate never imports or calls anything: it reads
-//! opcodes into symbolic values, and meaning is given elsewhere (in `ckpt`) to an allowlist
-//! of known globals.
+//! opcodes into a graph of symbolic [`Object`]s, and meaning is given elsewhere (in
+//! `ckpt`) to an allowlist of known globals.
 //!
 //! It is the fuzzing and security boundary of the project, so it depends on nothing in the
-//! workspace, takes bytes in and never does I/O.
+//! workspace, takes bytes in and never does I/O. Every length, count and depth it reads
+//! meets a named limit ([`Limits`]) before it allocates or loops; errors carry the byte
+//! offset and the opcode.
 //!
-//! What is here so far:
-//!
-//! - [`Opcode`]: the one table of every opcode of protocols 0 to 5, with its byte, name,
-//!   the protocol that introduced it and the kind of argument that follows it.
-//! - [`sniff`]: a cheap check of whether bytes start like a pickle, used by format detection.
+//! - [`parse`] reads a pickle into a [`Pickle`]; [`parse_partial`] also keeps what was
+//!   built before an error (for scanners).
+//! - [`Decoder`] yields the decoded opcodes one by one; [`write_listing`] prints them like
+//!   `python -m pickletools`.
+//! - [`Opcode`] is the one table of every opcode of protocols 0 to 5.
+//! - [`sniff`] tells cheaply whether bytes start like a pickle.
 //!
 //! ```
-//! use ckpt_pickle::{Opcode, Argument};
+//! use ckpt_pickle::{Limits, Object, parse};
 //!
-//! let op = Opcode::from_byte(0x95).unwrap();
-//! assert_eq!(op, Opcode::Frame);
-//! assert_eq!(op.name(), "FRAME");
-//! assert_eq!(op.protocol(), 4);
-//! assert_eq!(op.argument(), Argument::U64);
+//! // pickle.dumps(os.system, protocol=2): reading it imports nothing.
+//! let pickle = parse(b"\x80\x02cposix\nsystem\nq\x00.", 0, &Limits::default())?;
+//! let root = pickle.root().unwrap();
+//! assert_eq!(pickle.as_global(root), Some(("posix", "system")));
+//! # Ok::<(), ckpt_pickle::Error>(())
 //! ```
 
+mod decode;
+mod error;
+mod limits;
+mod listing;
+mod machine;
+mod object;
 mod opcode;
 mod sniff;
 
+pub use decode::{Arg, Decoder, Instruction};
+pub use error::{Error, ErrorKind};
+pub use limits::Limits;
+pub use listing::write_listing;
+pub use machine::{parse, parse_partial};
+pub use object::{Extras, InstanceKind, Object, ObjectId, Pickle};
 pub use opcode::{Argument, HIGHEST_PROTOCOL, Opcode};
 pub use sniff::{Sniffed, sniff};

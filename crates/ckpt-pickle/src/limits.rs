@@ -1,0 +1,43 @@
+//! Named limits on what a pickle may make the reader do.
+//!
+//! Most sizes are already bounded by the input (a string cannot be longer than the bytes
+//! that remain, each opcode creates at most one object), so the defaults only stop inputs
+//! that are legal but absurd. Each limit has a name, which errors report.
+
+/// Limits on the resources a pickle may use. [`Limits::default`] is safe for untrusted
+/// input; raise single fields when a real file needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Objects created (each opcode creates at most one).
+    pub max_objects: usize,
+    /// Values on the stack at once.
+    pub max_stack: usize,
+    /// `MARK`s open at once.
+    pub max_marks: usize,
+    /// Entries in the memo.
+    pub max_memo: usize,
+    /// Bytes of one string or bytes argument.
+    pub max_string_len: usize,
+    /// Bytes of one text-mode argument line (protocol 0 numbers, names).
+    pub max_line_len: usize,
+    /// Decimal digits of an integer given as text (Python's own limit is 4300).
+    pub max_int_digits: usize,
+    /// Bytes of a `LONG1`/`LONG4` integer.
+    pub max_long_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_objects: 64 << 20,
+            max_stack: 16 << 20,
+            max_marks: 1 << 20,
+            max_memo: 64 << 20,
+            max_string_len: 1 << 30,
+            max_line_len: 1 << 16,
+            max_int_digits: 4300,
+            max_long_bytes: 1 << 20,
+        }
+    }
+}
