@@ -29,6 +29,7 @@
 //! # Ok::<(), ckpt_pickle::Error>(())
 //! ```
 
+mod compat;
 mod decode;
 mod error;
 mod limits;
@@ -38,11 +39,12 @@ mod object;
 mod opcode;
 mod sniff;
 
+pub use compat::python3_name;
 pub use decode::{Arg, Decoder, Instruction};
 pub use error::{Error, ErrorKind};
 pub use limits::Limits;
 pub use listing::write_listing;
 pub use machine::{parse, parse_partial};
-pub use object::{Extras, InstanceKind, Object, ObjectId, Pickle};
+pub use object::{Extras, InstanceKind, Object, ObjectId, Pickle, bigint_to_decimal};
 pub use opcode::{Argument, HIGHEST_PROTOCOL, Opcode};
 pub use sniff::{Sniffed, sniff};

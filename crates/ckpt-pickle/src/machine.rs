@@ -12,7 +12,7 @@ use crate::opcode::{HIGHEST_PROTOCOL, Opcode};
 /// its `STOP`, without importing or calling anything.
 ///
 /// Bytes after `STOP` are not read; [`Pickle::byte_len`] says where the pickle ended.
-pub fn parse(data: &[u8], base: u64, limits: &Limits) -> Result<Pickle, Error> {
+pub fn parse<'a>(data: &'a [u8], base: u64, limits: &Limits) -> Result<Pickle<'a>, Error> {
     let (pickle, error) = parse_partial(data, base, limits);
     match error {
         Some(error) => Err(error),
@@ -22,7 +22,11 @@ pub fn parse(data: &[u8], base: u64, limits: &Limits) -> Result<Pickle, Error> {
 
 /// Like [`parse`], but on an error also returns what was built before it, so that a
 /// scanner sees every global a truncated or corrupted pickle reached before it broke.
-pub fn parse_partial(data: &[u8], base: u64, limits: &Limits) -> (Pickle, Option<Error>) {
+pub fn parse_partial<'a>(
+    data: &'a [u8],
+    base: u64,
+    limits: &Limits,
+) -> (Pickle<'a>, Option<Error>) {
     let mut machine = Machine {
         decoder: Decoder::new(data, base, limits.clone()),
         limits: limits.clone(),
@@ -49,7 +53,7 @@ pub fn parse_partial(data: &[u8], base: u64, limits: &Limits) -> (Pickle, Option
 struct Machine<'a> {
     decoder: Decoder<'a>,
     limits: Limits,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<'a>>,
     extras: HashMap<ObjectId, Extras>,
     stack: Vec<ObjectId>,
     marks: Vec<usize>,
@@ -70,7 +74,7 @@ impl At {
     }
 }
 
-impl Machine<'_> {
+impl<'a> Machine<'a> {
     fn run(&mut self) -> Result<(), Error> {
         while let Some(instruction) = self.decoder.next_instruction() {
             let instruction = instruction?;
@@ -92,7 +96,7 @@ impl Machine<'_> {
         })
     }
 
-    fn new_object(&mut self, object: Object, at: &At) -> Result<ObjectId, Error> {
+    fn new_object(&mut self, object: Object<'a>, at: &At) -> Result<ObjectId, Error> {
         let max = self.limits.max_objects.min(u32::MAX as usize);
         if self.nodes.len() >= max {
             return Err(Self::limit(at, "max_objects", max));
@@ -115,7 +119,7 @@ impl Machine<'_> {
         Ok(())
     }
 
-    fn push_new(&mut self, object: Object, at: &At) -> Result<ObjectId, Error> {
+    fn push_new(&mut self, object: Object<'a>, at: &At) -> Result<ObjectId, Error> {
         let id = self.new_object(object, at)?;
         self.push(id, at)?;
         Ok(id)
@@ -157,13 +161,13 @@ impl Machine<'_> {
         Ok(self.stack.split_off(mark.min(self.stack.len())))
     }
 
-    fn object(&self, id: ObjectId) -> &Object {
+    fn object(&self, id: ObjectId) -> &Object<'a> {
         self.nodes
             .get(id.index())
             .map_or(&Object::None, |n| &n.object)
     }
 
-    fn object_mut(&mut self, id: ObjectId) -> Option<&mut Object> {
+    fn object_mut(&mut self, id: ObjectId) -> Option<&mut Object<'a>> {
         self.nodes.get_mut(id.index()).map(|n| &mut n.object)
     }
 
@@ -241,10 +245,10 @@ impl Machine<'_> {
     }
 
     /// A Python 2 `str`: text when it is valid UTF-8 (as `torch.load` decodes it), else bytes.
-    fn py2_str(bytes: &[u8]) -> Object {
-        match std::str::from_utf8(bytes) {
+    fn py2_str(bytes: std::borrow::Cow<'a, [u8]>) -> Object<'a> {
+        match std::str::from_utf8(&bytes) {
             Ok(text) => Object::Str(text.into()),
-            Err(_) => Object::Bytes(bytes.into()),
+            Err(_) => Object::Bytes(bytes),
         }
     }
 
@@ -263,7 +267,7 @@ impl Machine<'_> {
     }
 
     /// Runs one instruction; returns true after `STOP`.
-    fn step(&mut self, instruction: Instruction<'_>, at: &At) -> Result<bool, Error> {
+    fn step(&mut self, instruction: Instruction<'a>, at: &At) -> Result<bool, Error> {
         let Instruction { opcode, arg, .. } = instruction;
         match opcode {
             Opcode::Proto => {
@@ -340,7 +344,7 @@ impl Machine<'_> {
                 let Arg::Bytes(bytes) = arg else {
                     return Err(at.error(ErrorKind::BadArgument("expected a string".to_owned())));
                 };
-                self.push_new(Self::py2_str(&bytes), at)?;
+                self.push_new(Self::py2_str(bytes), at)?;
             }
             Opcode::Unicode
             | Opcode::BinUnicode
@@ -355,7 +359,6 @@ impl Machine<'_> {
                 let Arg::Bytes(bytes) = arg else {
                     return Err(at.error(ErrorKind::BadArgument("expected bytes".to_owned())));
                 };
-                let bytes = bytes.into_owned().into_boxed_slice();
                 let object = if opcode == Opcode::ByteArray8 {
                     Object::ByteArray(bytes)
                 } else {
@@ -587,7 +590,7 @@ impl Machine<'_> {
 }
 
 /// A short name for the kind of an object, for messages.
-pub(crate) fn kind_name(object: &Object) -> &'static str {
+pub(crate) fn kind_name(object: &Object<'_>) -> &'static str {
     match object {
         Object::None => "None",
         Object::Bool(_) => "bool",
@@ -613,7 +616,7 @@ pub(crate) fn kind_name(object: &Object) -> &'static str {
 mod tests {
     use super::*;
 
-    fn run(bytes: &[u8]) -> Pickle {
+    fn run(bytes: &[u8]) -> Pickle<'_> {
         parse(bytes, 0, &Limits::default()).unwrap()
     }
 
@@ -688,7 +691,7 @@ mod tests {
         assert_eq!(pickle_root_instance(&obj).1, InstanceKind::Obj);
     }
 
-    fn pickle_root_instance(pickle: &Pickle) -> (ObjectId, InstanceKind) {
+    fn pickle_root_instance(pickle: &Pickle<'_>) -> (ObjectId, InstanceKind) {
         match pickle.get(pickle.root().unwrap()) {
             Object::Instance { class, kind, .. } => (*class, *kind),
             other => panic!("{other:?}"),

@@ -7,6 +7,7 @@
 //! exists once, and containers mutated after they were memoised (the way pickle works)
 //! are seen mutated by every reference.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The index of an object in a [`Pickle`].
@@ -37,7 +38,7 @@ pub enum InstanceKind {
 /// A symbolic Python object.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Object {
+pub enum Object<'a> {
     /// `None`.
     None,
     /// `True` or `False`.
@@ -52,9 +53,9 @@ pub enum Object {
     /// `torch.load` decodes them.
     Str(Box<str>),
     /// A byte string (also Python 2 `str` values that are not UTF-8).
-    Bytes(Box<[u8]>),
+    Bytes(Cow<'a, [u8]>),
     /// A `bytearray`.
-    ByteArray(Box<[u8]>),
+    ByteArray(Cow<'a, [u8]>),
     /// A tuple.
     Tuple(Vec<ObjectId>),
     /// A list.
@@ -110,15 +111,16 @@ pub struct Extras {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
-    pub(crate) object: Object,
+pub(crate) struct Node<'a> {
+    pub(crate) object: Object<'a>,
     pub(crate) offset: u64,
 }
 
-/// A read pickle: the objects it builds and the one it returns.
+/// A read pickle: the objects it builds and the one it returns. Byte strings borrow the
+/// input (`'a`), so large `bytes` payloads (numpy arrays) are not copied.
 #[derive(Debug, Clone)]
-pub struct Pickle {
-    pub(crate) nodes: Vec<Node>,
+pub struct Pickle<'a> {
+    pub(crate) nodes: Vec<Node<'a>>,
     pub(crate) extras: HashMap<ObjectId, Extras>,
     pub(crate) root: Option<ObjectId>,
     pub(crate) protocol: Option<u8>,
@@ -131,7 +133,7 @@ const NO_EXTRAS: &Extras = &Extras {
     entries: Vec::new(),
 };
 
-impl Pickle {
+impl<'a> Pickle<'a> {
     /// The object `STOP` returned; `None` for a pickle read only in part
     /// ([`crate::parse_partial`]).
     pub fn root(&self) -> Option<ObjectId> {
@@ -142,7 +144,7 @@ impl Pickle {
     ///
     /// Ids come from this pickle, so the lookup cannot fail; an id from another pickle
     /// may give `Object::None`.
-    pub fn get(&self, id: ObjectId) -> &Object {
+    pub fn get(&self, id: ObjectId) -> &Object<'a> {
         self.nodes
             .get(id.index())
             .map_or(&Object::None, |n| &n.object)
@@ -159,7 +161,7 @@ impl Pickle {
     }
 
     /// Every object, in creation order.
-    pub fn objects(&self) -> impl Iterator<Item = (ObjectId, &Object)> {
+    pub fn objects(&self) -> impl Iterator<Item = (ObjectId, &Object<'a>)> {
         self.nodes
             .iter()
             .enumerate()
@@ -179,6 +181,14 @@ impl Pickle {
     /// How many bytes the pickle took, `STOP` included (or up to the error, when partial).
     pub fn byte_len(&self) -> usize {
         self.len
+    }
+
+    /// The bytes of a `Bytes` or `ByteArray` object, borrowed from the input when possible.
+    pub fn as_bytes(&self, id: ObjectId) -> Option<&Cow<'a, [u8]>> {
+        match self.get(id) {
+            Object::Bytes(b) | Object::ByteArray(b) => Some(b),
+            _ => None,
+        }
     }
 
     /// The text of a `Str` object.
@@ -212,5 +222,79 @@ impl Pickle {
             Object::Global { module, name } => Some((module, name)),
             _ => None,
         }
+    }
+}
+
+/// The decimal text of a little-endian two's complement integer (`Object::BigInt`), or
+/// `None` when it has more than `max_bytes` bytes (the conversion is quadratic).
+pub fn bigint_to_decimal(le: &[u8], max_bytes: usize) -> Option<String> {
+    if le.len() > max_bytes {
+        return None;
+    }
+    let negative = le.last().is_some_and(|&b| b & 0x80 != 0);
+    // Magnitude as little-endian base-2^32 limbs.
+    let mut bytes = le.to_vec();
+    if negative {
+        let mut carry = true;
+        for byte in &mut bytes {
+            *byte = !*byte;
+            if carry {
+                let (sum, overflow) = byte.overflowing_add(1);
+                *byte = sum;
+                carry = overflow;
+            }
+        }
+    }
+    let mut limbs: Vec<u32> = bytes
+        .chunks(4)
+        .map(|c| {
+            c.iter()
+                .rev()
+                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
+        })
+        .collect();
+    let mut digits = Vec::new();
+    while limbs.iter().any(|&l| l != 0) {
+        let mut rest = 0u64;
+        for limb in limbs.iter_mut().rev() {
+            let value = (rest << 32) | u64::from(*limb);
+            *limb = u32::try_from(value / 1_000_000_000).unwrap_or(u32::MAX);
+            rest = value % 1_000_000_000;
+        }
+        digits.push(rest);
+    }
+    let mut text = String::new();
+    if negative {
+        text.push('-');
+    }
+    match digits.split_last() {
+        None => text.push('0'),
+        Some((first, rest)) => {
+            text.push_str(&first.to_string());
+            for chunk in rest.iter().rev() {
+                text.push_str(&format!("{chunk:09}"));
+            }
+        }
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_integers_in_decimal() {
+        assert_eq!(
+            bigint_to_decimal(b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 64).unwrap(),
+            "119547037146038801333356"
+        );
+        assert_eq!(
+            bigint_to_decimal(b"\0\0\0\0\0\0\0\0\0\0\xff", 64).unwrap(),
+            "-1208925819614629174706176"
+        );
+        assert_eq!(bigint_to_decimal(b"", 64).unwrap(), "0");
+        assert_eq!(bigint_to_decimal(b"\xff", 64).unwrap(), "-1");
+        assert_eq!(bigint_to_decimal(&[0; 100], 64), None);
     }
 }
