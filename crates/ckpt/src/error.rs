@@ -24,6 +24,9 @@ pub enum ErrorKind {
     Unsupported,
     /// The file asks for more than a safety limit allows (a header over 100 MB...).
     LimitExceeded,
+    /// The file needs code to load: its pickle uses a global that ckpt does not know as
+    /// data (an `os.system` call, a custom class...). ckpt never runs it.
+    Refused,
     /// The request cannot be carried out as asked: the output exists, the output is the
     /// input, a tensor cannot be stored in the target format...
     Invalid,
@@ -43,6 +46,7 @@ impl ErrorKind {
             ErrorKind::NotACheckpoint => "not-a-checkpoint",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::LimitExceeded => "limit-exceeded",
+            ErrorKind::Refused => "refused",
             ErrorKind::Invalid => "invalid",
             ErrorKind::Io => "io",
             ErrorKind::OutputExists => "output-exists",

@@ -49,12 +49,13 @@ mod output;
 mod progress;
 pub mod safetensors;
 mod source;
+pub mod torch;
 
 pub use convert::{ConvertOptions, Converted, Target, convert};
 pub use digest::sha256_all;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use format::{Format, detect};
-pub use model::{Checkpoint, Dtype, TensorView, Value};
+pub use model::{Checkpoint, Details, Dtype, TensorView, Value};
 pub use output::AtomicOutput;
 pub use progress::Progress;
 pub use source::Source;
@@ -66,10 +67,9 @@ pub use source::Source;
 pub fn read(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     match detect(bytes)? {
         Format::Safetensors => safetensors::read(bytes),
-        other => Err(Error::unsupported(format!(
-            "this is a {}, which ckpt cannot read yet",
-            other.description()
-        ))
-        .with_hint("this version of ckpt reads safetensors files only")),
+        Format::TorchZip | Format::TorchScript => torch::read_zip(bytes),
+        Format::TorchLegacy => torch::read_legacy(bytes),
+        Format::TorchTar => torch::read_tar(bytes),
+        Format::Pickle => torch::read_pickle(bytes),
     }
 }

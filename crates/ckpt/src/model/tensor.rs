@@ -1,9 +1,11 @@
 //! Tensor views: dtype, shape and strides over bytes borrowed from the source file.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
-use super::Dtype;
 use super::shape::{self, SizeError};
+use super::{Dtype, DtypeClass};
 use crate::error::{Error, Result};
 
 /// The size of the pieces in which tensor bytes are handed out ([`TensorView::for_each_chunk`]).
@@ -18,19 +20,36 @@ pub enum ByteOrder {
     Big,
 }
 
-/// The bytes a tensor reads its elements from, borrowed from the source (often an mmap).
-#[derive(Debug, Clone, Copy)]
+/// The bytes a tensor reads its elements from: borrowed from the source (an mmap), or,
+/// for the rare data that does not lie in the file as is (numpy arrays inside a pickle,
+/// reassembled chunks), owned and shared.
+#[derive(Debug, Clone)]
 pub struct Storage<'data> {
-    bytes: &'data [u8],
+    bytes: Bytes<'data>,
     byte_order: ByteOrder,
     file_offset: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+enum Bytes<'data> {
+    Borrowed(&'data [u8]),
+    Shared(Arc<[u8]>),
 }
 
 impl<'data> Storage<'data> {
     /// A storage over `bytes`, whose multi-byte elements are in `byte_order`.
     pub fn new(bytes: &'data [u8], byte_order: ByteOrder) -> Self {
         Storage {
-            bytes,
+            bytes: Bytes::Borrowed(bytes),
+            byte_order,
+            file_offset: None,
+        }
+    }
+
+    /// A storage that owns its bytes (shared between the views that use it).
+    pub fn owned(bytes: impl Into<Arc<[u8]>>, byte_order: ByteOrder) -> Self {
+        Storage {
+            bytes: Bytes::Shared(bytes.into()),
             byte_order,
             file_offset: None,
         }
@@ -44,8 +63,17 @@ impl<'data> Storage<'data> {
     }
 
     /// The storage's bytes.
-    pub fn bytes(&self) -> &'data [u8] {
-        self.bytes
+    pub fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            Bytes::Borrowed(bytes) => bytes,
+            Bytes::Shared(bytes) => bytes,
+        }
+    }
+
+    /// Whether two storages are the same bytes (views of one torch storage).
+    pub fn same_as(&self, other: &Storage<'_>) -> bool {
+        let (a, b) = (self.bytes(), other.bytes());
+        a.as_ptr() == b.as_ptr() && a.len() == b.len()
     }
 
     /// The byte order of the storage's elements.
@@ -76,6 +104,8 @@ pub struct TensorView<'data> {
     numel: usize,
     nbytes: usize,
     storage: Storage<'data>,
+    conj: bool,
+    neg: bool,
 }
 
 fn size_error(dtype: Dtype, shape: &[usize], error: SizeError) -> Error {
@@ -95,10 +125,10 @@ impl<'data> TensorView<'data> {
     pub fn contiguous(dtype: Dtype, shape: Vec<usize>, storage: Storage<'data>) -> Result<Self> {
         let numel = shape::numel(&shape).map_err(|e| size_error(dtype, &shape, e))?;
         let nbytes = shape::packed_len(dtype, numel).map_err(|e| size_error(dtype, &shape, e))?;
-        if storage.bytes.len() != nbytes {
+        if storage.bytes().len() != nbytes {
             return Err(Error::malformed(format!(
                 "{dtype} {shape:?} needs {nbytes} bytes but its data holds {}",
-                storage.bytes.len()
+                storage.bytes().len()
             )));
         }
         let strides =
@@ -111,6 +141,8 @@ impl<'data> TensorView<'data> {
             numel,
             nbytes,
             storage,
+            conj: false,
+            neg: false,
         })
     }
 
@@ -152,12 +184,12 @@ impl<'data> TensorView<'data> {
                 .and_then(|last| last.checked_add(1))
                 .and_then(|count| count.checked_mul(element));
             match last {
-                Some(end) if end <= storage.bytes.len() => {}
+                Some(end) if end <= storage.bytes().len() => {}
                 _ => {
                     return Err(Error::malformed(format!(
                         "view of {dtype} {shape:?} with strides {strides:?} at offset {offset} \
                          reaches past the end of its storage of {} bytes",
-                        storage.bytes.len()
+                        storage.bytes().len()
                     )));
                 }
             }
@@ -170,7 +202,35 @@ impl<'data> TensorView<'data> {
             numel,
             nbytes,
             storage,
+            conj: false,
+            neg: false,
         })
+    }
+
+    /// Marks the view as conjugated (torch's conj bit): its elements read as the complex
+    /// conjugates of the stored ones. Meaningful for complex dtypes only.
+    #[must_use]
+    pub fn with_conj(mut self, conj: bool) -> Self {
+        self.conj = conj && self.dtype.class() == DtypeClass::Complex;
+        self
+    }
+
+    /// Marks the view as negated (torch's neg bit): its elements read as the negatives of
+    /// the stored ones.
+    #[must_use]
+    pub fn with_neg(mut self, neg: bool) -> Self {
+        self.neg = neg;
+        self
+    }
+
+    /// Whether the conj bit is set.
+    pub fn is_conj(&self) -> bool {
+        self.conj
+    }
+
+    /// Whether the neg bit is set.
+    pub fn is_neg(&self) -> bool {
+        self.neg
     }
 
     /// The element type.
@@ -221,15 +281,16 @@ impl<'data> TensorView<'data> {
     }
 
     /// The elements as packed row-major little-endian bytes, borrowed without a copy, when
-    /// the storage already holds them that way (dense, and little-endian or single-byte).
-    pub fn data(&self) -> Option<&'data [u8]> {
+    /// the storage already holds them that way (dense, little-endian or single-byte, and
+    /// without a conj or neg bit to apply).
+    pub fn data(&self) -> Option<&[u8]> {
         let swaps = self.storage.byte_order == ByteOrder::Big && self.dtype.swap_size() > 1;
-        if swaps || !self.is_contiguous() {
+        if swaps || self.conj || self.neg || !self.is_contiguous() {
             return None;
         }
         let start = self.start_byte()?;
         self.storage
-            .bytes
+            .bytes()
             .get(start..start.checked_add(self.nbytes)?)
     }
 
@@ -270,6 +331,7 @@ impl<'data> TensorView<'data> {
             ByteOrder::Big => self.dtype.swap_size(),
             ByteOrder::Little => 1,
         };
+        let transform = self.conj || self.neg;
         // The trailing dimensions that are laid out densely form one block, copied at once;
         // the leading ones are walked with an odometer.
         let mut outer = self.shape.len();
@@ -294,10 +356,10 @@ impl<'data> TensorView<'data> {
                 * element;
             let bytes = self
                 .storage
-                .bytes
+                .bytes()
                 .get(start..start + block_len)
                 .ok_or_else(|| Error::malformed("tensor view reaches past its storage"))?;
-            if swap == 1 && block_len >= CHUNK_LEN {
+            if swap == 1 && !transform && block_len >= CHUNK_LEN {
                 if !buffer.is_empty() {
                     emit(&buffer)?;
                     buffer.clear();
@@ -308,10 +370,13 @@ impl<'data> TensorView<'data> {
             } else {
                 let from = buffer.len();
                 buffer.extend_from_slice(bytes);
-                if swap > 1
-                    && let Some(fresh) = buffer.get_mut(from..)
-                {
-                    fresh.chunks_exact_mut(swap).for_each(<[u8]>::reverse);
+                if let Some(fresh) = buffer.get_mut(from..) {
+                    if swap > 1 {
+                        fresh.chunks_exact_mut(swap).for_each(<[u8]>::reverse);
+                    }
+                    if transform {
+                        resolve_bits(self.dtype, self.conj, self.neg, fresh);
+                    }
                 }
                 if buffer.len() >= CHUNK_LEN {
                     emit(&buffer)?;
@@ -364,6 +429,54 @@ impl<'data> TensorView<'data> {
     }
 }
 
+/// Applies the conj and neg bits to little-endian elements in place: conj flips the sign
+/// of each imaginary part, neg negates every element (floats and complex parts by their
+/// sign bit, as IEEE negation does; integers by two's complement).
+fn resolve_bits(dtype: Dtype, conj: bool, neg: bool, bytes: &mut [u8]) {
+    let Some(size) = dtype.byte_size() else {
+        return;
+    };
+    let part = dtype.swap_size();
+    let flip_sign = |unit: &mut [u8]| {
+        if let Some(top) = unit.last_mut() {
+            *top ^= 0x80;
+        }
+    };
+    for element in bytes.chunks_exact_mut(size) {
+        match dtype.class() {
+            DtypeClass::Complex => {
+                let (re, im) = element.split_at_mut(part);
+                if neg {
+                    flip_sign(re);
+                }
+                if neg != conj {
+                    flip_sign(im);
+                }
+            }
+            DtypeClass::Float if neg => match dtype {
+                // No sign bit: negation is not defined; leave the value.
+                Dtype::Float8E8M0Fnu => {}
+                // fnuz kinds have no negative zero (0x80 is their NaN): -0 is 0.
+                Dtype::Float8E4M3Fnuz | Dtype::Float8E5M2Fnuz if element == [0] => {}
+                _ => flip_sign(element),
+            },
+            DtypeClass::Signed | DtypeClass::Unsigned if neg => {
+                // Two's complement negation of a little-endian integer: invert, add one.
+                let mut carry = true;
+                for byte in element.iter_mut() {
+                    *byte = !*byte;
+                    if carry {
+                        let (sum, overflow) = byte.overflowing_add(1);
+                        *byte = sum;
+                        carry = overflow;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +501,13 @@ mod tests {
         assert_eq!(view.numel(), 6);
         assert_eq!(view.nbytes(), 24);
         assert_eq!(view.data().unwrap().as_ptr(), bytes.as_ptr());
+        let shared = TensorView::contiguous(
+            Dtype::Int32,
+            vec![6],
+            Storage::owned(bytes.clone(), ByteOrder::Little),
+        )
+        .unwrap();
+        assert_eq!(shared.to_le_bytes().unwrap(), bytes);
         assert_eq!(view.to_le_bytes().unwrap(), bytes);
     }
 
@@ -408,7 +528,8 @@ mod tests {
         // storage is a 2x3 matrix [[1,2,3],[4,5,6]]; the view is its 3x2 transpose.
         let bytes = le(&[1, 2, 3, 4, 5, 6]);
         let storage = Storage::new(&bytes, ByteOrder::Little);
-        let view = TensorView::strided(Dtype::Int32, vec![3, 2], vec![1, 3], 0, storage).unwrap();
+        let view =
+            TensorView::strided(Dtype::Int32, vec![3, 2], vec![1, 3], 0, storage.clone()).unwrap();
         assert!(!view.is_contiguous());
         assert!(view.data().is_none());
         assert_eq!(view.to_le_bytes().unwrap(), le(&[1, 4, 2, 5, 3, 6]));
@@ -418,15 +539,16 @@ mod tests {
     fn offset_zero_stride_and_column_views() {
         let bytes = le(&[10, 11, 12, 13, 14, 15]);
         let storage = Storage::new(&bytes, ByteOrder::Little);
-        let column = TensorView::strided(Dtype::Int32, vec![2], vec![3], 1, storage).unwrap();
+        let column =
+            TensorView::strided(Dtype::Int32, vec![2], vec![3], 1, storage.clone()).unwrap();
         assert_eq!(column.to_le_bytes().unwrap(), le(&[11, 14]));
         let repeated =
-            TensorView::strided(Dtype::Int32, vec![2, 3], vec![0, 1], 3, storage).unwrap();
+            TensorView::strided(Dtype::Int32, vec![2, 3], vec![0, 1], 3, storage.clone()).unwrap();
         assert_eq!(
             repeated.to_le_bytes().unwrap(),
             le(&[13, 14, 15, 13, 14, 15])
         );
-        let tail = TensorView::strided(Dtype::Int32, vec![2], vec![1], 4, storage).unwrap();
+        let tail = TensorView::strided(Dtype::Int32, vec![2], vec![1], 4, storage.clone()).unwrap();
         assert_eq!(tail.data().unwrap(), &bytes[16..24]);
         assert_eq!(tail.file_range(), None);
         let placed = TensorView::strided(
@@ -434,7 +556,7 @@ mod tests {
             vec![2],
             vec![1],
             4,
-            storage.at_file_offset(100),
+            storage.clone().at_file_offset(100),
         )
         .unwrap();
         assert_eq!(placed.file_range(), Some((116, 124)));
@@ -476,13 +598,19 @@ mod tests {
     fn out_of_bounds_and_overflowing_views_are_refused() {
         let bytes = le(&[1, 2, 3]);
         let storage = Storage::new(&bytes, ByteOrder::Little);
-        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![3], 0, storage).is_err());
-        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![2], 0, storage).is_ok());
-        assert!(TensorView::strided(Dtype::Int32, vec![3], vec![1], 1, storage).is_err());
-        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![usize::MAX], 0, storage).is_err());
-        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![1, 1], 0, storage).is_err());
+        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![3], 0, storage.clone()).is_err());
+        assert!(TensorView::strided(Dtype::Int32, vec![2], vec![2], 0, storage.clone()).is_ok());
+        assert!(TensorView::strided(Dtype::Int32, vec![3], vec![1], 1, storage.clone()).is_err());
+        assert!(
+            TensorView::strided(Dtype::Int32, vec![2], vec![usize::MAX], 0, storage.clone())
+                .is_err()
+        );
+        assert!(
+            TensorView::strided(Dtype::Int32, vec![2], vec![1, 1], 0, storage.clone()).is_err()
+        );
         // An empty view addresses nothing, whatever its offset.
-        let empty = TensorView::strided(Dtype::Int32, vec![0, 5], vec![5, 1], 99, storage).unwrap();
+        let empty =
+            TensorView::strided(Dtype::Int32, vec![0, 5], vec![5, 1], 99, storage.clone()).unwrap();
         assert_eq!(empty.to_le_bytes().unwrap(), Vec::<u8>::new());
     }
 
@@ -492,8 +620,14 @@ mod tests {
         let values: Vec<u32> = (0..600_000).collect();
         let bytes = le(&values);
         let storage = Storage::new(&bytes, ByteOrder::Little);
-        let view =
-            TensorView::strided(Dtype::Int32, vec![600, 1000], vec![1, 600], 0, storage).unwrap();
+        let view = TensorView::strided(
+            Dtype::Int32,
+            vec![600, 1000],
+            vec![1, 600],
+            0,
+            storage.clone(),
+        )
+        .unwrap();
         let mut chunks = 0;
         let mut out = Vec::new();
         view.for_each_chunk(|chunk| {
@@ -535,10 +669,69 @@ mod tests {
     fn sub_byte_views_must_be_dense() {
         let bytes = [0x21u8, 0x43];
         let storage = Storage::new(&bytes, ByteOrder::Little);
-        let view = TensorView::strided(Dtype::Float4E2M1Fn, vec![4], vec![1], 0, storage).unwrap();
+        let view =
+            TensorView::strided(Dtype::Float4E2M1Fn, vec![4], vec![1], 0, storage.clone()).unwrap();
         assert_eq!(view.nbytes(), 2);
         assert_eq!(view.data().unwrap(), &bytes);
-        assert!(TensorView::strided(Dtype::Float4E2M1Fn, vec![2], vec![2], 0, storage).is_err());
-        assert!(TensorView::contiguous(Dtype::Float4E2M1Fn, vec![3], storage).is_err());
+        assert!(
+            TensorView::strided(Dtype::Float4E2M1Fn, vec![2], vec![2], 0, storage.clone()).is_err()
+        );
+        assert!(TensorView::contiguous(Dtype::Float4E2M1Fn, vec![3], storage.clone()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod bit_tests {
+    use super::*;
+
+    fn view(dtype: Dtype, bytes: &[u8]) -> TensorView<'_> {
+        let size = dtype.byte_size().unwrap();
+        TensorView::contiguous(
+            dtype,
+            vec![bytes.len() / size],
+            Storage::new(bytes, ByteOrder::Little),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn conj_and_neg_bits_are_applied() {
+        let parts: Vec<u8> = [1.0f32, 2.0, -3.0, 0.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let read = |v: TensorView<'_>| -> Vec<f32> {
+            v.to_le_bytes()
+                .unwrap()
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+        let conj = view(Dtype::Complex64, &parts).with_conj(true);
+        assert!(conj.data().is_none());
+        assert_eq!(read(conj), [1.0, -2.0, -3.0, -0.0]);
+        let neg = view(Dtype::Complex64, &parts).with_neg(true);
+        assert_eq!(read(neg), [-1.0, -2.0, 3.0, -0.0]);
+        let both = view(Dtype::Complex64, &parts)
+            .with_conj(true)
+            .with_neg(true);
+        assert_eq!(read(both), [-1.0, 2.0, 3.0, 0.0]);
+        let floats = view(Dtype::Float32, &parts).with_neg(true);
+        assert_eq!(read(floats), [-1.0, -2.0, 3.0, -0.0]);
+        // conj means nothing for real dtypes.
+        assert!(!view(Dtype::Float32, &parts).with_conj(true).is_conj());
+        let ints: Vec<u8> = [1i16, -5, i16::MIN]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let negated = view(Dtype::Int16, &ints)
+            .with_neg(true)
+            .to_le_bytes()
+            .unwrap();
+        let negated: Vec<i16> = negated
+            .chunks(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(negated, [-1, 5, i16::MIN]);
     }
 }

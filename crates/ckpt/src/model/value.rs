@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::TensorView;
+use super::{Dtype, TensorView};
 
 /// A node of a checkpoint's tree: a tensor, a container, or a plain value.
 ///
@@ -21,36 +21,112 @@ pub enum Value<'data> {
     BigInt(String),
     /// A float.
     Float(f64),
+    /// A complex number: real and imaginary parts.
+    Complex(f64, f64),
     /// A text string.
     Str(String),
     /// A byte string.
     Bytes(Vec<u8>),
+    /// A `bytearray`.
+    ByteArray(Vec<u8>),
     /// A list.
     List(Vec<Value<'data>>),
     /// A tuple.
     Tuple(Vec<Value<'data>>),
-    /// A dict (or `OrderedDict`), in insertion order. Keys are usually strings, but ints
-    /// and other plain values occur (optimizer state is keyed by parameter index).
-    Dict(Vec<(Value<'data>, Value<'data>)>),
+    /// A set, in the order of the file.
+    Set(Vec<Value<'data>>),
+    /// A frozenset, in the order of the file.
+    FrozenSet(Vec<Value<'data>>),
+    /// A dict or `OrderedDict`.
+    Dict(Dict<'data>),
+    /// A `slice(start, stop, step)`.
+    Slice(Box<[Value<'data>; 3]>),
+    /// A `torch.Size`.
+    Size(Vec<i64>),
+    /// A `torch.device`, as torch prints it (`cuda:0`).
+    Device(String),
+    /// A `torch.dtype`.
+    Dtype(Dtype),
+    /// Another value torch defines as data (a layout, a memory format, a qscheme...): its
+    /// type and name (`torch.layout`, `torch.strided`).
+    Named {
+        /// The Python type (`torch.layout`).
+        type_name: String,
+        /// The value's name (`torch.strided`).
+        name: String,
+    },
     /// A tensor.
     Tensor(TensorView<'data>),
 }
 
+/// A dict or `OrderedDict`, in insertion order.
+///
+/// Keys are usually strings, but ints and other plain values occur (optimizer state is
+/// keyed by parameter index).
+#[derive(Debug, Clone, Default)]
+pub struct Dict<'data> {
+    /// The entries, in insertion order.
+    pub entries: Vec<(Value<'data>, Value<'data>)>,
+    /// Whether it is a `collections.OrderedDict` (what `state_dict()` returns).
+    pub ordered: bool,
+    /// Attributes set on the object (`state_dict()._metadata`).
+    pub attributes: Vec<(String, Value<'data>)>,
+}
+
+impl<'data> Dict<'data> {
+    /// A plain dict.
+    pub fn new(entries: Vec<(Value<'data>, Value<'data>)>) -> Self {
+        Dict {
+            entries,
+            ordered: false,
+            attributes: Vec::new(),
+        }
+    }
+
+    /// An `OrderedDict`.
+    pub fn ordered(entries: Vec<(Value<'data>, Value<'data>)>) -> Self {
+        Dict {
+            entries,
+            ordered: true,
+            attributes: Vec::new(),
+        }
+    }
+}
+
 impl Value<'_> {
-    /// The name of the value's kind (`"dict"`, `"tensor"`, `"int"`...).
-    pub fn kind(&self) -> &'static str {
+    /// The Python type of the value, as Python names it (`"int"`, `"NoneType"`,
+    /// `"collections.OrderedDict"`, `"torch.Size"`, `"torch.Tensor"`...).
+    pub fn type_name(&self) -> &str {
         match self {
-            Value::None => "none",
+            Value::None => "NoneType",
             Value::Bool(_) => "bool",
             Value::Int(_) | Value::BigInt(_) => "int",
             Value::Float(_) => "float",
+            Value::Complex(..) => "complex",
             Value::Str(_) => "str",
             Value::Bytes(_) => "bytes",
+            Value::ByteArray(_) => "bytearray",
             Value::List(_) => "list",
             Value::Tuple(_) => "tuple",
+            Value::Set(_) => "set",
+            Value::FrozenSet(_) => "frozenset",
+            Value::Dict(d) if d.ordered => "collections.OrderedDict",
             Value::Dict(_) => "dict",
-            Value::Tensor(_) => "tensor",
+            Value::Slice(_) => "slice",
+            Value::Size(_) => "torch.Size",
+            Value::Device(_) => "torch.device",
+            Value::Dtype(_) => "torch.dtype",
+            Value::Named { type_name, .. } => type_name,
+            Value::Tensor(_) => "torch.Tensor",
         }
+    }
+
+    /// Whether the value holds other values (dicts, lists, tuples, sets).
+    pub fn is_container(&self) -> bool {
+        matches!(
+            self,
+            Value::List(_) | Value::Tuple(_) | Value::Dict(_) | Value::Set(_) | Value::FrozenSet(_)
+        )
     }
 
     /// The text this value contributes to a dotted tensor name when it is a dict key:
@@ -73,20 +149,39 @@ impl fmt::Display for Value<'_> {
             Value::Int(i) => write!(f, "{i}"),
             Value::BigInt(s) => f.write_str(s),
             Value::Float(x) => write_float(f, *x),
+            Value::Complex(re, im) => {
+                f.write_str("(")?;
+                write_float(f, *re)?;
+                f.write_str(if im.is_sign_negative() { "-" } else { "+" })?;
+                write_float(f, im.abs())?;
+                f.write_str("j)")
+            }
             Value::Str(s) => write!(f, "{s:?}"),
-            Value::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
+            Value::Bytes(b) => write!(f, "b\"{}\"", b.escape_ascii()),
+            Value::ByteArray(b) => write!(f, "bytearray(b\"{}\")", b.escape_ascii()),
             Value::List(items) => write_items(f, "[", items, "]"),
             Value::Tuple(items) if items.len() == 1 => write_items(f, "(", items, ",)"),
             Value::Tuple(items) => write_items(f, "(", items, ")"),
-            Value::Dict(entries) => {
-                f.write_str("{")?;
-                for (i, (key, value)) in entries.iter().enumerate() {
+            Value::Set(items) if items.is_empty() => f.write_str("set()"),
+            Value::Set(items) => write_items(f, "{", items, "}"),
+            Value::FrozenSet(items) => write_items(f, "frozenset({", items, "})"),
+            Value::Slice(parts) => write_items(f, "slice(", parts.as_slice(), ")"),
+            Value::Size(dims) => {
+                let dims: Vec<String> = dims.iter().map(i64::to_string).collect();
+                write!(f, "torch.Size([{}])", dims.join(", "))
+            }
+            Value::Device(d) => write!(f, "device(type={d:?})"),
+            Value::Dtype(d) => write!(f, "torch.{d}"),
+            Value::Named { name, .. } => f.write_str(name),
+            Value::Dict(dict) => {
+                f.write_str(if dict.ordered { "OrderedDict({" } else { "{" })?;
+                for (i, (key, value)) in dict.entries.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
                     write!(f, "{key}: {value}")?;
                 }
-                f.write_str("}")
+                f.write_str(if dict.ordered { "})" } else { "}" })
             }
             Value::Tensor(t) => write!(f, "tensor({} {:?})", t.dtype(), t.shape()),
         }
@@ -127,7 +222,7 @@ mod tests {
 
     #[test]
     fn display_is_python_like() {
-        let value = Value::Dict(vec![
+        let value = Value::Dict(Dict::new(vec![
             (Value::Str("epoch".into()), Value::Int(7)),
             (Value::Int(0), Value::Tuple(vec![Value::Float(0.5)])),
             (
@@ -135,12 +230,15 @@ mod tests {
                 Value::List(vec![Value::Bool(true), Value::None]),
             ),
             (Value::Str("lr".into()), Value::Float(1.0)),
-        ]);
+        ]));
         assert_eq!(
             value.to_string(),
             r#"{"epoch": 7, 0: (0.5,), "ok": [True, None], "lr": 1.0}"#
         );
         assert_eq!(Value::Int(3).name_segment(), "3");
+        assert_eq!(Value::Complex(1.0, -2.0).to_string(), "(1.0-2.0j)");
+        assert_eq!(Value::Size(vec![2, 3]).to_string(), "torch.Size([2, 3])");
+        assert_eq!(Value::Bytes(vec![0, b'a']).to_string(), "b\"\\x00a\"");
         assert_eq!(Value::Str("a.b".into()).name_segment(), "a.b");
     }
 }

@@ -13,7 +13,7 @@ use super::{LENGTH_LEN, MAX_HEADER_LEN, dtype_from_str};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::model::shape::{self, SizeError};
-use crate::model::{ByteOrder, Checkpoint, Dtype, Storage, TensorView, Value};
+use crate::model::{ByteOrder, Checkpoint, Dict, Dtype, Storage, TensorView, Value};
 
 /// A validated safetensors header: what `inspect` needs, read without touching tensor data.
 #[derive(Debug, Clone)]
@@ -248,6 +248,6 @@ pub fn read(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     Ok(Checkpoint::new(
         Format::Safetensors,
         header.metadata,
-        Value::Dict(root),
+        Value::Dict(Dict::new(root)),
     ))
 }

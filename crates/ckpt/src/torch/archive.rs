@@ -1,0 +1,217 @@
+//! The zip container of `torch.save` (torch >= 1.6) and `torch.jit.save`.
+//!
+//! Every record lives under one top-level folder (the file's stem, `archive`, or anything
+//! else: torch takes the folder of the first entry). Records are found by name, never by
+//! position. Stored records are handed out as slices of the input (zero copy); compressed
+//! ones (TorchScript's `code/`, or archives rewritten by other tools) can be inflated when
+//! they are small (pickles, text), but never tensor data, which torch itself reads
+//! uncompressed under `mmap=True`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+
+use zip::CompressionMethod;
+
+use crate::error::{Error, Result};
+
+/// The largest compressed record ckpt inflates (a pickle or a small text record).
+const MAX_INFLATED: u64 = 1 << 30;
+
+/// One record of the archive.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    /// The full name in the archive (with the folder).
+    pub(crate) name: String,
+    /// Where the record's data starts in the file.
+    pub(crate) start: u64,
+    /// The size of the data in the file.
+    pub(crate) stored_len: u64,
+    /// The size once uncompressed.
+    pub(crate) len: u64,
+    /// Whether the data is compressed.
+    pub(crate) compressed: bool,
+}
+
+/// A torch zip archive: its folder and its records by name (without the folder).
+#[derive(Debug)]
+pub(crate) struct Archive<'data> {
+    bytes: &'data [u8],
+    prefix: String,
+    records: BTreeMap<String, Record>,
+}
+
+impl<'data> Archive<'data> {
+    /// Reads the central directory of the zip in `bytes`.
+    pub(crate) fn open(bytes: &'data [u8]) -> Result<Self> {
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+            Error::malformed(format!("the zip archive cannot be read: {e}"))
+                .with_hint("the file is probably truncated or damaged; fetch it again")
+        })?;
+        if zip.has_duplicate_names() {
+            return Err(Error::malformed(
+                "the zip archive holds two records with the same name; readers disagree on \
+                 which one counts, so ckpt refuses it",
+            ));
+        }
+        let mut prefix: Option<String> = None;
+        let mut records = BTreeMap::new();
+        for index in 0..zip.len() {
+            let file = zip
+                .by_index_raw(index)
+                .map_err(|e| Error::malformed(format!("zip entry {index} cannot be read: {e}")))?;
+            let name = file
+                .name()
+                .map_err(|e| Error::malformed(format!("zip entry {index} has a bad name: {e}")))?
+                .into_owned();
+            let start = file.data_start().ok_or_else(|| {
+                Error::malformed(format!("zip entry `{name}` has no data offset"))
+            })?;
+            let compressed = match file.compression() {
+                CompressionMethod::Stored => false,
+                CompressionMethod::Deflated => true,
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "zip entry `{name}` uses compression {other:?}, which torch never writes"
+                    ))
+                    .at_offset(file.header_start()));
+                }
+            };
+            if file.encrypted() {
+                return Err(
+                    Error::unsupported(format!("zip entry `{name}` is encrypted"))
+                        .at_offset(file.header_start()),
+                );
+            }
+            let record = Record {
+                name: name.clone(),
+                start,
+                stored_len: file.compressed_size(),
+                len: file.size(),
+                compressed,
+            };
+            // torch: the folder is the first entry's name up to its first `/`, and every
+            // entry must be under it.
+            let Some((folder, rest)) = name.split_once('/') else {
+                return Err(Error::malformed(format!(
+                    "zip entry `{name}` is not inside a folder; torch.save archives keep every \
+                     record under one folder"
+                ))
+                .at_offset(file.header_start()));
+            };
+            match &prefix {
+                None => prefix = Some(folder.to_owned()),
+                Some(p) if p == folder => {}
+                Some(p) => {
+                    return Err(Error::malformed(format!(
+                        "zip entry `{name}` is outside the archive's folder `{p}/`; torch \
+                         refuses such archives"
+                    ))
+                    .at_offset(file.header_start()));
+                }
+            }
+            let end = start.checked_add(record.stored_len);
+            if end.is_none_or(|end| end > bytes.len() as u64) {
+                return Err(Error::malformed(format!(
+                    "zip entry `{name}` claims {} bytes at byte {start}, past the end of the file",
+                    record.stored_len
+                ))
+                .with_hint("the file is truncated; fetch it again"));
+            }
+            records.insert(rest.to_owned(), record);
+        }
+        Ok(Archive {
+            bytes,
+            prefix: prefix.unwrap_or_default(),
+            records,
+        })
+    }
+
+    /// The archive's folder name.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The record with this name (without the folder).
+    pub(crate) fn get(&self, name: &str) -> Option<&Record> {
+        self.records.get(name)
+    }
+
+    /// The stored bytes of a record, zero copy; compressed records are refused.
+    pub(crate) fn stored(&self, record: &Record) -> Result<&'data [u8]> {
+        if record.compressed {
+            return Err(Error::unsupported(format!(
+                "record `{}` is compressed; torch writes tensor data uncompressed (and \
+                 `torch.load(mmap=True)` reads compressed records as garbage)",
+                record.name
+            ))
+            .with_member(record.name.clone())
+            .at_offset(record.start)
+            .with_hint(
+                "rewrite the archive without compression (zip -0), or save it again with torch",
+            ));
+        }
+        self.slice(record)
+    }
+
+    fn slice(&self, record: &Record) -> Result<&'data [u8]> {
+        usize::try_from(record.start)
+            .ok()
+            .zip(usize::try_from(record.start.saturating_add(record.stored_len)).ok())
+            .and_then(|(start, end)| self.bytes.get(start..end))
+            .ok_or_else(|| {
+                Error::malformed("record data lies outside the file")
+                    .with_member(record.name.clone())
+                    .at_offset(record.start)
+            })
+    }
+
+    /// The bytes of a small record (a pickle, a text record): borrowed when stored,
+    /// inflated when compressed.
+    pub(crate) fn read(&self, record: &Record) -> Result<Cow<'data, [u8]>> {
+        let data = self.slice(record)?;
+        if !record.compressed {
+            return Ok(Cow::Borrowed(data));
+        }
+        if record.len > MAX_INFLATED {
+            return Err(Error::limit(format!(
+                "compressed record `{}` would inflate to {} bytes",
+                record.name, record.len
+            ))
+            .at_offset(record.start));
+        }
+        let mut out = Vec::new();
+        flate2_inflate(data, record.len, &mut out).map_err(|e| {
+            Error::malformed(format!(
+                "compressed record `{}` cannot be inflated: {e}",
+                record.name
+            ))
+            .at_offset(record.start)
+        })?;
+        Ok(Cow::Owned(out))
+    }
+
+    /// A small text record, trimmed (`version`, `byteorder`...).
+    pub(crate) fn text(&self, name: &str) -> Result<Option<String>> {
+        let Some(record) = self.get(name) else {
+            return Ok(None);
+        };
+        if record.len > 4096 {
+            return Err(Error::malformed(format!(
+                "record `{}` should be a short text but holds {} bytes",
+                record.name, record.len
+            ))
+            .at_offset(record.start));
+        }
+        let bytes = self.read(record)?;
+        Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned()))
+    }
+}
+
+/// Inflates raw DEFLATE data of a known size, reading at most `len` bytes.
+fn flate2_inflate(data: &[u8], len: u64, out: &mut Vec<u8>) -> std::io::Result<()> {
+    flate2::read::DeflateDecoder::new(data)
+        .take(len)
+        .read_to_end(out)?;
+    Ok(())
+}

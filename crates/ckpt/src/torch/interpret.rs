@@ -1,0 +1,1157 @@
+//! Giving meaning to a symbolic pickle, by allowlist.
+//!
+//! The pickle VM ([`ckpt_pickle`]) turns bytes into a graph of symbolic objects without
+//! running anything. This module walks that graph from the root and turns what it knows
+//! into the format-neutral model: torch's tensor rebuild functions, storages, dtypes,
+//! `torch.Size`, `torch.device`, `OrderedDict` (with its `_metadata`), builtins sets,
+//! complex numbers and bytes, numpy arrays and scalars, and whole `nn.Module` objects
+//! (reduced to the `state_dict()` they would give). Any other global that would have to be
+//! called or instantiated ends the walk with an [`ErrorKind::Refused`] error that names it:
+//! loading such a file runs code, and ckpt never does.
+
+use std::collections::HashMap;
+
+use ckpt_pickle::{Object, ObjectId, Pickle};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{ByteOrder, Dict, Dtype, Storage, TensorView, Value};
+
+/// Nesting deeper than this is refused (real checkpoints nest a handful of levels).
+const MAX_DEPTH: usize = 256;
+/// The most values a walk may produce, beyond the pickle's own object count: following
+/// shared references could otherwise expand a small pickle exponentially.
+const MIN_BUDGET: usize = 1 << 20;
+/// Integers longer than this (in bytes) are refused rather than printed.
+const MAX_BIGINT_BYTES: usize = 4096;
+
+/// The element type of a storage, from its persistent id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StorageKind {
+    /// A typed storage (`torch.FloatStorage`...): its `numel` counts elements of this dtype.
+    Typed(Dtype),
+    /// `torch.storage.UntypedStorage`: its `numel` counts bytes.
+    Untyped,
+}
+
+impl StorageKind {
+    /// The size of one unit of `numel`.
+    pub(crate) fn unit_size(self) -> u64 {
+        match self {
+            StorageKind::Typed(dtype) => dtype.byte_size().map_or(1, |s| s as u64),
+            StorageKind::Untyped => 1,
+        }
+    }
+}
+
+/// A storage reference: `("storage", storage_type, key, location, numel[, view_metadata])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StorageId {
+    pub(crate) kind: StorageKind,
+    pub(crate) key: String,
+    pub(crate) numel: u64,
+    /// Legacy views of a larger storage: `(view_key, offset, size)`, in elements.
+    pub(crate) view: Option<(u64, u64)>,
+}
+
+/// Where a container finds the bytes of the storages a pickle refers to.
+pub(crate) trait Storages<'data> {
+    /// The storage for a persistent id, whose size has been checked against it.
+    fn storage(&mut self, id: &StorageId) -> Result<Storage<'data>>;
+
+    /// A persistent id that is not a storage tuple (the tar format refers to whole
+    /// tensors by key). By default, refused.
+    fn other(&mut self, pid: &str) -> Result<Value<'data>> {
+        Err(Error::malformed(format!(
+            "persistent id `{pid}` is not a storage reference"
+        )))
+    }
+}
+
+/// The outcome of a walk.
+pub(crate) struct Interpreted<'data> {
+    pub(crate) root: Value<'data>,
+    /// Whether some of the tree came from whole `nn.Module`s (or TorchScript objects).
+    pub(crate) from_modules: bool,
+    /// Whether the root itself was a module.
+    pub(crate) root_is_module: bool,
+}
+
+/// Walks `pickle` from its root.
+pub(crate) fn interpret<'data>(
+    pickle: &Pickle<'_>,
+    storages: &mut dyn Storages<'data>,
+) -> Result<Interpreted<'data>> {
+    let root = pickle
+        .root()
+        .ok_or_else(|| Error::malformed("the pickle has no result"))?;
+    let mut walker = Walker {
+        pickle,
+        storages,
+        budget: MIN_BUDGET.max(pickle.len_objects().saturating_mul(4)),
+        on_path: vec![false; pickle.len_objects()],
+        from_modules: false,
+        storage_cache: HashMap::new(),
+    };
+    let root_is_module = walker.module_class(root).is_some();
+    let value = walker.value(root, 0)?;
+    Ok(Interpreted {
+        root: value,
+        from_modules: walker.from_modules,
+        root_is_module,
+    })
+}
+
+struct Walker<'p, 'a, 's, 'data> {
+    pickle: &'p Pickle<'a>,
+    storages: &'s mut dyn Storages<'data>,
+    budget: usize,
+    on_path: Vec<bool>,
+    from_modules: bool,
+    storage_cache: HashMap<ObjectId, Storage<'data>>,
+}
+
+/// `(module, name)` in Python 3 spelling.
+fn python3<'x>(module: &'x str, name: &'x str) -> (&'x str, &'x str) {
+    ckpt_pickle::python3_name(module, name)
+}
+
+impl<'data> Walker<'_, '_, '_, 'data> {
+    fn error(&self, id: ObjectId, message: impl Into<String>) -> Error {
+        Error::malformed(message).at_offset(self.pickle.offset(id))
+    }
+
+    fn refuse(&self, id: ObjectId, what: &str, module: &str, name: &str) -> Error {
+        Error::new(
+            ErrorKind::Refused,
+            format!(
+                "the pickle {what} `{module}.{name}`, which ckpt does not know as data: \
+                 loading this file in Python runs code"
+            ),
+        )
+        .at_offset(self.pickle.offset(id))
+        .with_hint(
+            "ckpt reads tensors and plain values only; if you trust the file's source, \
+             load it in Python with weights_only=False and save its state_dict()",
+        )
+    }
+
+    /// Enters `id`: checks depth, cycles and the budget.
+    fn enter(&mut self, id: ObjectId, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::limit(format!(
+                "the pickle nests values deeper than {MAX_DEPTH} levels"
+            ))
+            .at_offset(self.pickle.offset(id)));
+        }
+        if self.budget == 0 {
+            return Err(Error::limit(
+                "the pickle refers to shared values so many times that reading it would \
+                 produce millions of values",
+            )
+            .at_offset(self.pickle.offset(id)));
+        }
+        self.budget -= 1;
+        match self.on_path.get_mut(id.index()) {
+            Some(true) => Err(self.error(
+                id,
+                "the pickle holds a value that contains itself; checkpoint data never does",
+            )),
+            Some(flag) => {
+                *flag = true;
+                Ok(())
+            }
+            None => Err(self.error(id, "reference to an object the pickle does not have")),
+        }
+    }
+
+    fn leave(&mut self, id: ObjectId) {
+        if let Some(flag) = self.on_path.get_mut(id.index()) {
+            *flag = false;
+        }
+    }
+
+    fn value(&mut self, id: ObjectId, depth: usize) -> Result<Value<'data>> {
+        self.enter(id, depth)?;
+        let result = self.value_inner(id, depth);
+        self.leave(id);
+        result
+    }
+
+    fn values(&mut self, ids: &[ObjectId], depth: usize) -> Result<Vec<Value<'data>>> {
+        ids.iter().map(|&id| self.value(id, depth + 1)).collect()
+    }
+
+    fn value_inner(&mut self, id: ObjectId, depth: usize) -> Result<Value<'data>> {
+        let pickle = self.pickle;
+        Ok(match pickle.get(id) {
+            Object::None => Value::None,
+            Object::Bool(b) => Value::Bool(*b),
+            Object::Int(i) => Value::Int(*i),
+            Object::BigInt(bytes) => Value::BigInt(
+                ckpt_pickle::bigint_to_decimal(bytes, MAX_BIGINT_BYTES).ok_or_else(|| {
+                    Error::limit(format!("an integer of {} bytes is too large", bytes.len()))
+                        .at_offset(pickle.offset(id))
+                })?,
+            ),
+            Object::Float(x) => Value::Float(*x),
+            Object::Str(s) => Value::Str(s.to_string()),
+            Object::Bytes(b) => Value::Bytes(b.to_vec()),
+            Object::ByteArray(b) => Value::ByteArray(b.to_vec()),
+            Object::Tuple(items) => Value::Tuple(self.values(items, depth)?),
+            Object::List(items) => Value::List(self.values(items, depth)?),
+            Object::Set(items) => Value::Set(self.values(items, depth)?),
+            Object::FrozenSet(items) => Value::FrozenSet(self.values(items, depth)?),
+            Object::Dict(entries) => {
+                let entries = self.entries(entries, depth)?;
+                Value::Dict(Dict::new(entries))
+            }
+            Object::Global { module, name } => {
+                let (module, name) = python3(module, name);
+                self.global_value(id, module, name)?
+            }
+            Object::Call { callable, args } => self.call(id, *callable, *args, depth)?,
+            Object::Instance { class, args, .. } => self.instance(id, *class, *args, depth)?,
+            Object::PersistentId(pid) => self.persistent_value(*pid)?,
+            Object::Extension(code) => {
+                return Err(Error::new(
+                    ErrorKind::Refused,
+                    format!(
+                        "the pickle uses copyreg extension code {code}, which names a global \
+                         through a registry of the Python that loads it"
+                    ),
+                )
+                .at_offset(pickle.offset(id)));
+            }
+            _ => return Err(self.error(id, "the pickle holds an object ckpt does not know")),
+        })
+    }
+
+    fn entries(
+        &mut self,
+        entries: &[(ObjectId, ObjectId)],
+        depth: usize,
+    ) -> Result<Vec<(Value<'data>, Value<'data>)>> {
+        entries
+            .iter()
+            .map(|&(k, v)| Ok((self.value(k, depth + 1)?, self.value(v, depth + 1)?)))
+            .collect()
+    }
+
+    /// A bare global used as a value (not called): dtypes, qschemes.
+    fn global_value(&self, id: ObjectId, module: &str, name: &str) -> Result<Value<'data>> {
+        if module == "torch" {
+            if let Some(dtype) = Dtype::from_name(name) {
+                return Ok(Value::Dtype(dtype));
+            }
+            if name.starts_with("per_") {
+                return Ok(Value::Named {
+                    type_name: "torch.qscheme".to_owned(),
+                    name: format!("torch.{name}"),
+                });
+            }
+        }
+        Err(self.refuse(id, "refers to", module, name))
+    }
+
+    fn global_of(&self, id: ObjectId) -> Option<(String, String)> {
+        global_of(self.pickle, id)
+    }
+
+    fn text(&self, id: ObjectId) -> Option<String> {
+        text(self.pickle, id)
+    }
+
+    fn int(&self, id: ObjectId, what: &str) -> Result<i64> {
+        match self.pickle.get(id) {
+            Object::Int(i) => Ok(*i),
+            Object::Bool(b) => Ok(i64::from(*b)),
+            _ => Err(self.error(id, format!("{what} is not an integer"))),
+        }
+    }
+
+    fn unsigned(&self, id: ObjectId, what: &str) -> Result<usize> {
+        let value = self.int(id, what)?;
+        usize::try_from(value).map_err(|_| self.error(id, format!("{what} is negative ({value})")))
+    }
+
+    /// A tuple of non-negative integers, or a `torch.Size` of one.
+    fn dims(&self, id: ObjectId, what: &str) -> Result<Vec<usize>> {
+        let items = match self.pickle.get(id) {
+            Object::Tuple(items) | Object::List(items) => items.clone(),
+            Object::Call { callable, args }
+                if self
+                    .global_of(*callable)
+                    .is_some_and(|(m, n)| m == "torch" && n == "Size") =>
+            {
+                match self.pickle.as_seq(*args) {
+                    Some([inner]) => self
+                        .pickle
+                        .as_seq(*inner)
+                        .map(<[_]>::to_vec)
+                        .unwrap_or_default(),
+                    _ => return Err(self.error(id, format!("{what} is a malformed torch.Size"))),
+                }
+            }
+            _ => return Err(self.error(id, format!("{what} is not a tuple of integers"))),
+        };
+        items
+            .iter()
+            .map(|&item| self.unsigned(item, what))
+            .collect()
+    }
+
+    fn args(&self, args: ObjectId) -> Result<Vec<ObjectId>> {
+        self.pickle
+            .as_seq(args)
+            .map(<[_]>::to_vec)
+            .ok_or_else(|| self.error(args, "call arguments are not a tuple"))
+    }
+
+    fn call(
+        &mut self,
+        id: ObjectId,
+        callable: ObjectId,
+        args_id: ObjectId,
+        depth: usize,
+    ) -> Result<Value<'data>> {
+        let Some((module, name)) = self.global_of(callable) else {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                "the pickle calls a computed object (not a named global): loading it runs code",
+            )
+            .at_offset(self.pickle.offset(id)));
+        };
+        let args = self.args(args_id)?;
+        match (module.as_str(), name.as_str()) {
+            ("collections", "OrderedDict") => self.ordered_dict(id, &args, depth),
+            ("collections", "Counter") => {
+                let mut entries = match args.as_slice() {
+                    [] => Vec::new(),
+                    [mapping] => match self.value(*mapping, depth + 1)? {
+                        Value::Dict(dict) => dict.entries,
+                        _ => return Err(self.error(id, "Counter of something that is not a dict")),
+                    },
+                    _ => return Err(self.error(id, "Counter takes one mapping")),
+                };
+                entries.extend(self.entries(&self.pickle.extras(id).entries.clone(), depth)?);
+                Ok(Value::Dict(Dict::new(entries)))
+            }
+            ("torch._utils", function) => self.rebuild(id, function, &args, depth),
+            ("torch._tensor" | "torch.tensor", "_rebuild_from_type_v2") => match args.as_slice() {
+                [func, new_type, inner_args, _state] => {
+                    let ok_type = self.global_of(*new_type).is_some_and(|(m, n)| {
+                        (m == "torch" && n == "Tensor")
+                            || (m == "torch.nn.parameter" && n == "Parameter")
+                    });
+                    if !ok_type {
+                        let (m, n) = self.global_of(*new_type).unwrap_or_default();
+                        return Err(self.refuse(id, "rebuilds a tensor as the subclass", &m, &n));
+                    }
+                    self.call(id, *func, *inner_args, depth)
+                }
+                _ => Err(self.error(id, "_rebuild_from_type_v2 takes 4 arguments")),
+            },
+            ("torch", "Size") => match args.as_slice() {
+                [dims] => Ok(Value::Size(
+                    self.dims(*dims, "torch.Size")?
+                        .into_iter()
+                        .map(|d| i64::try_from(d).unwrap_or(i64::MAX))
+                        .collect(),
+                )),
+                _ => Err(self.error(id, "torch.Size takes one tuple")),
+            },
+            ("torch", "device") => {
+                let kind = args
+                    .first()
+                    .and_then(|&a| self.text(a))
+                    .ok_or_else(|| self.error(id, "torch.device needs a device type"))?;
+                Ok(Value::Device(match args.get(1) {
+                    Some(&index) if !matches!(self.pickle.get(index), Object::None) => {
+                        format!("{kind}:{}", self.int(index, "device index")?)
+                    }
+                    _ => kind,
+                }))
+            }
+            ("torch.serialization", "_get_layout") => {
+                let name = args.first().and_then(|&a| self.text(a)).unwrap_or_default();
+                Ok(Value::Named {
+                    type_name: "torch.layout".to_owned(),
+                    name,
+                })
+            }
+            ("builtins", "set" | "frozenset") => {
+                let items = match args.as_slice() {
+                    [] => Vec::new(),
+                    [items] => match self.value(*items, depth + 1)? {
+                        Value::List(items)
+                        | Value::Tuple(items)
+                        | Value::Set(items)
+                        | Value::FrozenSet(items) => items,
+                        _ => {
+                            return Err(self.error(
+                                id,
+                                format!("{name}() of something that is not a sequence"),
+                            ));
+                        }
+                    },
+                    _ => return Err(self.error(id, format!("{name}() takes one sequence"))),
+                };
+                Ok(if name == "set" {
+                    Value::Set(items)
+                } else {
+                    Value::FrozenSet(items)
+                })
+            }
+            ("builtins", "complex") => {
+                let part = |w: &Self, i: usize| -> Result<f64> {
+                    match args.get(i).map(|&a| w.pickle.get(a)) {
+                        None => Ok(0.0),
+                        Some(Object::Float(x)) => Ok(*x),
+                        #[allow(clippy::cast_precision_loss)] // Python's complex(int) does the same
+                        Some(Object::Int(i)) => Ok(*i as f64),
+                        Some(_) => Err(w.error(id, "complex() of something that is not a number")),
+                    }
+                };
+                Ok(Value::Complex(part(self, 0)?, part(self, 1)?))
+            }
+            ("builtins", "bytearray") => match args.as_slice() {
+                [] => Ok(Value::ByteArray(Vec::new())),
+                [data, ..] => match self.value(*data, depth + 1)? {
+                    Value::Bytes(bytes) | Value::ByteArray(bytes) => Ok(Value::ByteArray(bytes)),
+                    Value::Str(text) => Ok(Value::ByteArray(latin1(&text).ok_or_else(|| {
+                        self.error(id, "bytearray() of text that is not Latin-1")
+                    })?)),
+                    _ => Err(self.error(id, "bytearray() of something that is not bytes")),
+                },
+            },
+            ("builtins", "slice") => {
+                let mut parts = self.values(&args, depth)?;
+                parts.resize(3, Value::None);
+                let [a, b, c]: [Value<'data>; 3] = parts
+                    .try_into()
+                    .map_err(|_| self.error(id, "slice() takes up to 3 arguments"))?;
+                Ok(Value::Slice(Box::new([a, b, c])))
+            }
+            ("_codecs", "encode") => match args.as_slice() {
+                [text, encoding] => {
+                    let text = self.text(*text).ok_or_else(|| {
+                        self.error(id, "_codecs.encode of something that is not text")
+                    })?;
+                    let encoding = self
+                        .text(*encoding)
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                        .replace('_', "-");
+                    let bytes = match encoding.as_str() {
+                        "latin1" | "latin-1" | "iso-8859-1" => latin1(&text),
+                        "utf-8" | "utf8" | "ascii" => Some(text.into_bytes()),
+                        _ => None,
+                    };
+                    bytes.map(Value::Bytes).ok_or_else(|| {
+                        self.error(
+                            id,
+                            format!(
+                                "_codecs.encode with encoding `{encoding}` ckpt does not handle"
+                            ),
+                        )
+                    })
+                }
+                _ => Err(self.error(id, "_codecs.encode takes text and an encoding")),
+            },
+            ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct") => {
+                self.numpy_array(id, depth).map(Value::Tensor)
+            }
+            ("numpy.core.multiarray" | "numpy._core.multiarray", "scalar") => {
+                self.numpy_scalar(id, &args, depth).map(Value::Tensor)
+            }
+            (
+                "torch.jit._pickle",
+                "build_intlist" | "build_tensorlist" | "build_doublelist" | "build_boollist"
+                | "restore_type_tag",
+            ) => match args.first() {
+                Some(&inner) => self.value(inner, depth + 1),
+                None => Err(self.error(id, format!("{name} takes an argument"))),
+            },
+            _ => Err(self.refuse(id, "calls", &module, &name)),
+        }
+    }
+
+    /// `OrderedDict(...)` with the entries set later and attributes from `BUILD`.
+    fn ordered_dict(
+        &mut self,
+        id: ObjectId,
+        args: &[ObjectId],
+        depth: usize,
+    ) -> Result<Value<'data>> {
+        let mut entries = match args {
+            [] => Vec::new(),
+            // Python 2 era: OrderedDict([[k, v], ...]).
+            [items] => {
+                let pairs = self
+                    .pickle
+                    .as_seq(*items)
+                    .map(<[_]>::to_vec)
+                    .unwrap_or_default();
+                let mut entries = Vec::with_capacity(pairs.len());
+                for pair in pairs {
+                    match self.pickle.as_seq(pair) {
+                        Some(&[k, v]) => {
+                            entries.push((self.value(k, depth + 1)?, self.value(v, depth + 1)?))
+                        }
+                        _ => {
+                            return Err(
+                                self.error(pair, "OrderedDict item is not a (key, value) pair")
+                            );
+                        }
+                    }
+                }
+                entries
+            }
+            _ => return Err(self.error(id, "OrderedDict takes at most one argument")),
+        };
+        let extras = self.pickle.extras(id).clone();
+        entries.extend(self.entries(&extras.entries, depth)?);
+        let mut dict = Dict::ordered(entries);
+        for state in extras.states {
+            // `BUILD` of a dict state onto an OrderedDict sets attributes (`_metadata`).
+            if let Value::Dict(attrs) = self.value(state, depth + 1)? {
+                for (key, value) in attrs.entries {
+                    dict.attributes.push((key.name_segment(), value));
+                }
+            }
+        }
+        Ok(Value::Dict(dict))
+    }
+
+    fn persistent_value(&mut self, pid: ObjectId) -> Result<Value<'data>> {
+        match self.storage_id(pid)? {
+            Some(storage_id) => {
+                // A bare storage: read as a 1-d tensor of its elements.
+                let storage = self.storage(pid, &storage_id)?;
+                let dtype = match storage_id.kind {
+                    StorageKind::Typed(dtype) => dtype,
+                    StorageKind::Untyped => Dtype::UInt8,
+                };
+                let numel = usize::try_from(storage_id.numel).unwrap_or(usize::MAX);
+                TensorView::strided(dtype, vec![numel], vec![1], 0, storage)
+                    .map(Value::Tensor)
+                    .map_err(|e| e.at_offset(self.pickle.offset(pid)))
+            }
+            None => {
+                let key = self
+                    .text(pid)
+                    .or_else(|| self.pickle.as_int(pid).map(|i| i.to_string()));
+                match key {
+                    Some(key) => self.storages.other(&key),
+                    None => Err(self.error(pid, "persistent id of an unknown form")),
+                }
+            }
+        }
+    }
+
+    fn storage_id(&self, pid: ObjectId) -> Result<Option<StorageId>> {
+        storage_id(self.pickle, pid)
+    }
+
+    fn storage(&mut self, pid: ObjectId, id: &StorageId) -> Result<Storage<'data>> {
+        if let Some(storage) = self.storage_cache.get(&pid) {
+            return Ok(storage.clone());
+        }
+        let storage = self
+            .storages
+            .storage(id)
+            .map_err(|e| e.at_offset(self.pickle.offset(pid)))?;
+        self.storage_cache.insert(pid, storage.clone());
+        Ok(storage)
+    }
+
+    /// The storage argument of a rebuild function.
+    fn storage_arg(&mut self, arg: ObjectId) -> Result<(StorageId, Storage<'data>)> {
+        let Object::PersistentId(pid) = self.pickle.get(arg) else {
+            return Err(self.error(arg, "tensor storage is not a persistent id"));
+        };
+        let pid = *pid;
+        let id = self
+            .storage_id(pid)?
+            .ok_or_else(|| self.error(pid, "tensor storage is not a storage reference"))?;
+        let storage = self.storage(arg, &id)?;
+        Ok((id, storage))
+    }
+
+    /// `{"conj": True, "neg": True}` of `_rebuild_tensor_v2/3`.
+    fn tensor_flags(&mut self, metadata: Option<ObjectId>, depth: usize) -> Result<(bool, bool)> {
+        let Some(metadata) = metadata else {
+            return Ok((false, false));
+        };
+        let mut flags = (false, false);
+        if let Value::Dict(dict) = self.value(metadata, depth + 1)? {
+            for (key, value) in dict.entries {
+                let on = matches!(value, Value::Bool(true));
+                match key {
+                    Value::Str(k) if k == "conj" => flags.0 = on,
+                    Value::Str(k) if k == "neg" => flags.1 = on,
+                    _ => {}
+                }
+            }
+        }
+        Ok(flags)
+    }
+
+    fn view(
+        &mut self,
+        id: ObjectId,
+        storage_arg: ObjectId,
+        offset: ObjectId,
+        size: ObjectId,
+        stride: ObjectId,
+        dtype: Option<Dtype>,
+    ) -> Result<TensorView<'data>> {
+        let (storage_id, storage) = self.storage_arg(storage_arg)?;
+        let dtype = match (dtype, storage_id.kind) {
+            (Some(dtype), _) => dtype,
+            (None, StorageKind::Typed(dtype)) => dtype,
+            (None, StorageKind::Untyped) => {
+                return Err(self.error(
+                    id,
+                    "an untyped storage needs _rebuild_tensor_v3 and a dtype",
+                ));
+            }
+        };
+        let offset = self.unsigned(offset, "storage offset")?;
+        let shape = self.dims(size, "tensor size")?;
+        let strides = self.dims(stride, "tensor stride")?;
+        TensorView::strided(dtype, shape, strides, offset, storage).map_err(|e| {
+            e.with_member(format!("data/{}", storage_id.key))
+                .at_offset(self.pickle.offset(id))
+        })
+    }
+
+    fn rebuild(
+        &mut self,
+        id: ObjectId,
+        function: &str,
+        args: &[ObjectId],
+        depth: usize,
+    ) -> Result<Value<'data>> {
+        let tensor = match (function, args) {
+            ("_rebuild_tensor", [storage, offset, size, stride]) => {
+                self.view(id, *storage, *offset, *size, *stride, None)?
+            }
+            (
+                "_rebuild_tensor_v2",
+                [storage, offset, size, stride, _grad, _hooks, metadata @ ..],
+            ) if metadata.len() <= 1 => {
+                let flags = self.tensor_flags(metadata.first().copied(), depth)?;
+                self.view(id, *storage, *offset, *size, *stride, None)?
+                    .with_conj(flags.0)
+                    .with_neg(flags.1)
+            }
+            (
+                "_rebuild_tensor_v3",
+                [
+                    storage,
+                    offset,
+                    size,
+                    stride,
+                    _grad,
+                    _hooks,
+                    dtype,
+                    metadata @ ..,
+                ],
+            ) if metadata.len() <= 1 => {
+                let dtype = match self.value(*dtype, depth + 1)? {
+                    Value::Dtype(dtype) => dtype,
+                    _ => return Err(self.error(*dtype, "_rebuild_tensor_v3 needs a dtype")),
+                };
+                let flags = self.tensor_flags(metadata.first().copied(), depth)?;
+                self.view(id, *storage, *offset, *size, *stride, Some(dtype))?
+                    .with_conj(flags.0)
+                    .with_neg(flags.1)
+            }
+            ("_rebuild_parameter", [data, _grad, _hooks])
+            | ("_rebuild_parameter_with_state", [data, _grad, _hooks, _]) => {
+                return match self.value(*data, depth + 1)? {
+                    tensor @ Value::Tensor(_) => Ok(tensor),
+                    _ => Err(self.error(id, "a Parameter whose data is not a tensor")),
+                };
+            }
+            ("_rebuild_qtensor", [storage, offset, size, stride, _qparams, _grad, _hooks]) => {
+                self.view(id, *storage, *offset, *size, *stride, None)?
+            }
+            ("_rebuild_device_tensor_from_cpu_tensor", [data, ..]) => {
+                return self.value(*data, depth + 1);
+            }
+            ("_rebuild_device_tensor_from_numpy" | "_rebuild_xla_tensor", [data, ..]) => {
+                return self.value(*data, depth + 1);
+            }
+            ("_rebuild_meta_tensor_no_storage", _) => {
+                return Err(Error::unsupported(
+                    "the file holds a meta tensor, which has a shape but no data",
+                )
+                .at_offset(self.pickle.offset(id)));
+            }
+            ("_rebuild_sparse_tensor" | "_rebuild_sparse_csr_tensor", _) => {
+                return Err(Error::unsupported("sparse tensors are not supported yet")
+                    .at_offset(self.pickle.offset(id)));
+            }
+            ("_rebuild_wrapper_subclass" | "_rebuild_nested_tensor", _) => {
+                return Err(Error::unsupported(format!(
+                    "tensors rebuilt by torch._utils.{function} are not supported"
+                ))
+                .at_offset(self.pickle.offset(id)));
+            }
+            (
+                "_rebuild_tensor"
+                | "_rebuild_tensor_v2"
+                | "_rebuild_tensor_v3"
+                | "_rebuild_parameter"
+                | "_rebuild_parameter_with_state"
+                | "_rebuild_qtensor",
+                _,
+            ) => {
+                return Err(self.error(
+                    id,
+                    format!(
+                        "torch._utils.{function} called with {} arguments",
+                        args.len()
+                    ),
+                ));
+            }
+            _ => return Err(self.refuse(id, "calls", "torch._utils", function)),
+        };
+        Ok(Value::Tensor(tensor))
+    }
+
+    /// `cls.__new__(cls, *args)` and friends.
+    fn instance(
+        &mut self,
+        id: ObjectId,
+        class: ObjectId,
+        args: ObjectId,
+        depth: usize,
+    ) -> Result<Value<'data>> {
+        let Some((module, name)) = self.global_of(class) else {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                "the pickle instantiates a computed class (not a named global): loading it runs code",
+            )
+            .at_offset(self.pickle.offset(id)));
+        };
+        match (module.as_str(), name.as_str()) {
+            ("torch.nn.parameter", "Parameter") => {
+                let args = self.args(args)?;
+                match args.first() {
+                    Some(&data) => self.value(data, depth + 1),
+                    None => Err(self.error(id, "a Parameter without data")),
+                }
+            }
+            ("collections", "OrderedDict") => self.ordered_dict(id, &[], depth),
+            _ if self.module_class(id).is_some() => {
+                self.from_modules = true;
+                let mut entries = Vec::new();
+                // `id` is already entered by `value`.
+                self.module_state_dict_inner(id, "", depth, &mut entries)?;
+                Ok(Value::Dict(Dict::ordered(entries)))
+            }
+            _ => Err(self.refuse(id, "instantiates", &module, &name)),
+        }
+    }
+
+    /// The `BUILD` state of an object, as pickle entries, when it is a dict.
+    fn state_entries(&self, id: ObjectId) -> Option<Vec<(ObjectId, ObjectId)>> {
+        let state = *self.pickle.extras(id).states.last()?;
+        self.dict_entries(state)
+    }
+
+    /// The entries of a dict-like object: a dict, or an `OrderedDict(...)` call.
+    fn dict_entries(&self, id: ObjectId) -> Option<Vec<(ObjectId, ObjectId)>> {
+        match self.pickle.get(id) {
+            Object::Dict(entries) => Some(entries.clone()),
+            Object::Call { callable, .. }
+                if self
+                    .global_of(*callable)
+                    .is_some_and(|(m, n)| m == "collections" && n == "OrderedDict") =>
+            {
+                Some(self.pickle.extras(id).entries.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// If `id` is an instance of an `nn.Module` (its state has `_parameters`, `_buffers`
+    /// and `_modules`) or of a TorchScript class (`__torch__.*`), its class name.
+    fn module_class(&self, id: ObjectId) -> Option<(String, String)> {
+        let Object::Instance { class, .. } = self.pickle.get(id) else {
+            return None;
+        };
+        let (module, name) = self.global_of(*class)?;
+        if module.starts_with("__torch__") {
+            return Some((module, name));
+        }
+        let entries = self.state_entries(id)?;
+        let has = |key: &str| {
+            entries
+                .iter()
+                .any(|&(k, _)| self.pickle.as_str(k) == Some(key))
+        };
+        (has("_parameters") && has("_buffers") && has("_modules")).then_some((module, name))
+    }
+
+    /// `module.state_dict()` without running it: parameters, then persistent buffers, then
+    /// submodules depth first, skipping `None`s (formats.md §3.2). TorchScript objects keep
+    /// every tensor attribute, then recurse into their submodule attributes.
+    fn module_state_dict(
+        &mut self,
+        id: ObjectId,
+        prefix: &str,
+        depth: usize,
+        out: &mut Vec<(Value<'data>, Value<'data>)>,
+    ) -> Result<()> {
+        self.enter(id, depth)?;
+        let result = self.module_state_dict_inner(id, prefix, depth, out);
+        self.leave(id);
+        result
+    }
+
+    fn module_state_dict_inner(
+        &mut self,
+        id: ObjectId,
+        prefix: &str,
+        depth: usize,
+        out: &mut Vec<(Value<'data>, Value<'data>)>,
+    ) -> Result<()> {
+        let Some((module, _)) = self.module_class(id) else {
+            return Err(self.error(id, "not a module"));
+        };
+        let state = self.state_entries(id).unwrap_or_default();
+        let field = |w: &Self, key: &str| {
+            state
+                .iter()
+                .find(|&&(k, _)| w.pickle.as_str(k) == Some(key))
+                .map(|&(_, v)| v)
+        };
+        if module.starts_with("__torch__") {
+            for &(key, value) in &state {
+                let Some(name) = self.pickle.as_str(key).map(str::to_owned) else {
+                    continue;
+                };
+                if self.module_class(value).is_some() {
+                    self.module_state_dict(value, &format!("{prefix}{name}."), depth + 1, out)?;
+                } else if self.is_tensor_object(value) {
+                    let tensor = self.value(value, depth + 1)?;
+                    out.push((Value::Str(format!("{prefix}{name}")), tensor));
+                }
+            }
+            return Ok(());
+        }
+        let non_persistent: Vec<String> = match field(self, "_non_persistent_buffers_set") {
+            Some(set) => match self.value(set, depth + 1)? {
+                Value::Set(items) | Value::List(items) | Value::FrozenSet(items) => items
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::Str(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        for (key, skip) in [("_parameters", &Vec::new()), ("_buffers", &non_persistent)] {
+            let Some(container) = field(self, key) else {
+                continue;
+            };
+            let entries = self
+                .dict_entries(container)
+                .ok_or_else(|| self.error(container, format!("module {key} is not a dict")))?;
+            for (name, value) in entries {
+                let name = self
+                    .text(name)
+                    .ok_or_else(|| self.error(name, "parameter name is not text"))?;
+                if skip.contains(&name) || matches!(self.pickle.get(value), Object::None) {
+                    continue;
+                }
+                let tensor = self.value(value, depth + 1)?;
+                if !matches!(tensor, Value::Tensor(_)) {
+                    return Err(self.error(
+                        value,
+                        format!("module {key} entry `{name}` is not a tensor"),
+                    ));
+                }
+                out.push((Value::Str(format!("{prefix}{name}")), tensor));
+            }
+        }
+        if let Some(container) = field(self, "_modules") {
+            let entries = self
+                .dict_entries(container)
+                .ok_or_else(|| self.error(container, "module _modules is not a dict"))?;
+            for (name, child) in entries {
+                let name = self
+                    .text(name)
+                    .ok_or_else(|| self.error(name, "submodule name is not text"))?;
+                if matches!(self.pickle.get(child), Object::None) {
+                    continue;
+                }
+                self.module_state_dict(child, &format!("{prefix}{name}."), depth + 1, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an object is a tensor rebuild (so a TorchScript attribute is a tensor).
+    fn is_tensor_object(&self, id: ObjectId) -> bool {
+        match self.pickle.get(id) {
+            Object::Call { callable, .. } => self.global_of(*callable).is_some_and(|(m, n)| {
+                (m == "torch._utils" && n.starts_with("_rebuild_"))
+                    || ((m == "torch._tensor" || m == "torch.tensor")
+                        && n == "_rebuild_from_type_v2")
+            }),
+            _ => false,
+        }
+    }
+
+    /// `numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')` with a `BUILD` state
+    /// `(version, shape, dtype, is_fortran, data)`.
+    fn numpy_array(&mut self, id: ObjectId, depth: usize) -> Result<TensorView<'data>> {
+        let state = *self
+            .pickle
+            .extras(id)
+            .states
+            .last()
+            .ok_or_else(|| self.error(id, "numpy array without its state"))?;
+        let items = self.args(state)?;
+        let [_version, shape, dtype, fortran, data] = items.as_slice() else {
+            return Err(self.error(
+                state,
+                "numpy array state is not (version, shape, dtype, is_fortran, data)",
+            ));
+        };
+        let shape = self.dims(*shape, "numpy shape")?;
+        let (dtype, byte_order) = self.numpy_dtype(*dtype)?;
+        let fortran = matches!(self.pickle.get(*fortran), Object::Bool(true));
+        let bytes = match self.value(*data, depth + 1)? {
+            Value::Bytes(bytes) | Value::ByteArray(bytes) => bytes,
+            _ => return Err(self.error(*data, "numpy array data is not bytes (an object array?)")),
+        };
+        let storage = Storage::owned(bytes, byte_order);
+        let strides = if fortran {
+            let mut strides = vec![0; shape.len()];
+            let mut step = 1usize;
+            for (slot, &dim) in strides.iter_mut().zip(&shape) {
+                *slot = step;
+                step = step.saturating_mul(dim.max(1));
+            }
+            strides
+        } else {
+            crate::model::shape::contiguous_strides(&shape)
+                .map_err(|_| self.error(id, "numpy shape overflows"))?
+        };
+        let view = TensorView::strided(dtype, shape, strides, 0, storage)
+            .map_err(|e| e.at_offset(self.pickle.offset(id)))?;
+        if view.nbytes() != view.storage().bytes().len() {
+            return Err(self.error(
+                id,
+                format!(
+                    "numpy array data holds {} bytes but its dtype and shape need {}",
+                    view.storage().bytes().len(),
+                    view.nbytes()
+                ),
+            ));
+        }
+        Ok(view)
+    }
+
+    /// `numpy.core.multiarray.scalar(dtype, data)`: a 0-d tensor.
+    fn numpy_scalar(
+        &mut self,
+        id: ObjectId,
+        args: &[ObjectId],
+        depth: usize,
+    ) -> Result<TensorView<'data>> {
+        let [dtype, data] = args else {
+            return Err(self.error(id, "numpy scalar takes a dtype and its bytes"));
+        };
+        let (dtype, byte_order) = self.numpy_dtype(*dtype)?;
+        let bytes = match self.value(*data, depth + 1)? {
+            Value::Bytes(bytes) => bytes,
+            _ => return Err(self.error(*data, "numpy scalar data is not bytes")),
+        };
+        TensorView::contiguous(dtype, Vec::new(), Storage::owned(bytes, byte_order))
+            .map_err(|e| e.at_offset(self.pickle.offset(id)))
+    }
+
+    /// `numpy.dtype('f4', False, True)` with state `(3, '<', ...)`.
+    fn numpy_dtype(&self, id: ObjectId) -> Result<(Dtype, ByteOrder)> {
+        let Object::Call { callable, args } = self.pickle.get(id) else {
+            return Err(self.error(id, "numpy dtype is not a numpy.dtype(...) call"));
+        };
+        if !self
+            .global_of(*callable)
+            .is_some_and(|(m, n)| m == "numpy" && n == "dtype")
+        {
+            return Err(self.error(id, "numpy dtype is not a numpy.dtype(...) call"));
+        }
+        let code = self
+            .args(*args)?
+            .first()
+            .and_then(|&c| self.text(c))
+            .ok_or_else(|| self.error(id, "numpy dtype without a type code"))?;
+        let order = self
+            .pickle
+            .extras(id)
+            .states
+            .last()
+            .and_then(|&s| self.pickle.as_seq(s))
+            .and_then(|items| items.get(1).copied())
+            .and_then(|o| self.text(o))
+            .unwrap_or_else(|| "|".to_owned());
+        let dtype = numpy_dtype(&code).ok_or_else(|| {
+            Error::unsupported(format!(
+                "numpy arrays of dtype `{code}` are not numeric data ckpt reads"
+            ))
+            .at_offset(self.pickle.offset(id))
+        })?;
+        let byte_order = if order == ">" {
+            ByteOrder::Big
+        } else {
+            ByteOrder::Little
+        };
+        Ok((dtype, byte_order))
+    }
+}
+
+/// The `(module, name)` of a global object (Python 3 spelling), or `None`. Classes named
+/// through persistent ids (legacy whole-module saves: `("module", class, file, source)`;
+/// the tar format: `(class, file, source)`) count too.
+pub(crate) fn global_of(pickle: &Pickle<'_>, id: ObjectId) -> Option<(String, String)> {
+    match pickle.get(id) {
+        Object::Global { module, name } => {
+            let (module, name) = python3(module, name);
+            Some((module.to_owned(), name.to_owned()))
+        }
+        Object::PersistentId(pid) => match pickle.as_seq(*pid)? {
+            [tag, class, ..] if text(pickle, *tag).as_deref() == Some("module") => {
+                global_of(pickle, *class)
+            }
+            [class, ..] if matches!(pickle.get(*class), Object::Global { .. }) => {
+                global_of(pickle, *class)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Text of a `Str`, or of UTF-8 `Bytes` (Python 2 pickles).
+pub(crate) fn text(pickle: &Pickle<'_>, id: ObjectId) -> Option<String> {
+    match pickle.get(id) {
+        Object::Str(s) => Some(s.to_string()),
+        Object::Bytes(b) => std::str::from_utf8(b).ok().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Parses a storage persistent id `("storage", type, key, location, numel[, view])`, or
+/// `None` when `pid` is not a storage tuple.
+pub(crate) fn storage_id(pickle: &Pickle<'_>, pid: ObjectId) -> Result<Option<StorageId>> {
+    let error = |message: &str| Error::malformed(message.to_owned()).at_offset(pickle.offset(pid));
+    let Some(items) = pickle.as_seq(pid) else {
+        return Ok(None);
+    };
+    let [tag, storage_type, key, _location, numel, rest @ ..] = items else {
+        return Ok(None);
+    };
+    if text(pickle, *tag).as_deref() != Some("storage") {
+        return Ok(None);
+    }
+    let (module, name) = global_of(pickle, *storage_type)
+        .ok_or_else(|| error("storage type is not a class name"))?;
+    let kind = storage_kind(&module, &name)
+        .ok_or_else(|| error(&format!("unknown storage type `{module}.{name}`")))?;
+    let key = text(pickle, *key)
+        .or_else(|| pickle.as_int(*key).map(|i| i.to_string()))
+        .ok_or_else(|| error("storage key is not text"))?;
+    let count = |id: ObjectId, what: &str| -> Result<u64> {
+        pickle
+            .as_int(id)
+            .and_then(|i| u64::try_from(i).ok())
+            .ok_or_else(|| error(&format!("{what} is not a non-negative integer")))
+    };
+    let numel = count(*numel, "storage size")?;
+    let view = match rest {
+        [] => None,
+        [view] if matches!(pickle.get(*view), Object::None) => None,
+        [view] => match pickle.as_seq(*view) {
+            Some(&[_view_key, offset, size]) => {
+                Some((count(offset, "view offset")?, count(size, "view size")?))
+            }
+            _ => return Err(error("storage view metadata is malformed")),
+        },
+        _ => return Err(error("storage persistent id has too many fields")),
+    };
+    Ok(Some(StorageId {
+        kind,
+        key,
+        numel,
+        view,
+    }))
+}
+
+/// Latin-1 encoding of text whose characters are all below U+0100.
+fn latin1(text: &str) -> Option<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
+}
+
+/// The dtype of a storage class (`torch.FloatStorage`, `torch.cuda.HalfStorage`,
+/// `torch.storage.UntypedStorage`).
+pub(crate) fn storage_kind(module: &str, name: &str) -> Option<StorageKind> {
+    if !matches!(module, "torch" | "torch.cuda" | "torch.storage") {
+        return None;
+    }
+    let dtype = match name {
+        "UntypedStorage" | "ByteStorage_untyped" => return Some(StorageKind::Untyped),
+        "DoubleStorage" => Dtype::Float64,
+        "FloatStorage" => Dtype::Float32,
+        "HalfStorage" => Dtype::Float16,
+        "BFloat16Storage" => Dtype::BFloat16,
+        "LongStorage" => Dtype::Int64,
+        "IntStorage" => Dtype::Int32,
+        "ShortStorage" => Dtype::Int16,
+        "CharStorage" => Dtype::Int8,
+        "ByteStorage" => Dtype::UInt8,
+        "BoolStorage" => Dtype::Bool,
+        "ComplexDoubleStorage" => Dtype::Complex128,
+        "ComplexFloatStorage" => Dtype::Complex64,
+        "QInt8Storage" => Dtype::QInt8,
+        "QUInt8Storage" => Dtype::QUInt8,
+        "QInt32Storage" => Dtype::QInt32,
+        "QUInt4x2Storage" => Dtype::QUInt4x2,
+        "QUInt2x4Storage" => Dtype::QUInt2x4,
+        _ => return None,
+    };
+    Some(StorageKind::Typed(dtype))
+}
+
+/// A numpy type code (`f4`, `<i8`, `bool`...) as a dtype.
+fn numpy_dtype(code: &str) -> Option<Dtype> {
+    let code = code.trim_start_matches(['<', '>', '|', '=']);
+    Some(match code {
+        "b1" | "bool" | "?" => Dtype::Bool,
+        "i1" | "int8" | "b" => Dtype::Int8,
+        "u1" | "uint8" | "B" => Dtype::UInt8,
+        "i2" | "int16" | "h" => Dtype::Int16,
+        "u2" | "uint16" | "H" => Dtype::UInt16,
+        "i4" | "int32" | "i" => Dtype::Int32,
+        "u4" | "uint32" | "I" => Dtype::UInt32,
+        "i8" | "int64" | "l" | "q" => Dtype::Int64,
+        "u8" | "uint64" | "L" | "Q" => Dtype::UInt64,
+        "f2" | "float16" | "e" => Dtype::Float16,
+        "f4" | "float32" | "f" => Dtype::Float32,
+        "f8" | "float64" | "d" => Dtype::Float64,
+        "c8" | "complex64" | "F" => Dtype::Complex64,
+        "c16" | "complex128" | "D" => Dtype::Complex128,
+        _ => return None,
+    })
+}

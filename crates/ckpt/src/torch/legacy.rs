@@ -1,0 +1,175 @@
+//! The legacy stream of `torch.save` (torch 0.4 to 1.5, and `_use_new_zipfile_serialization=False`).
+//!
+//! The file is pickles back to back, then raw storages (formats.md §2.1):
+//! the magic number, the protocol version (1001), `sys_info`, the object pickle, the sorted
+//! list of storage keys, then for each key in that order an int64 element count and the
+//! storage's bytes, always little-endian.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ckpt_pickle::Object;
+
+use super::interpret::{self, StorageId, StorageKind, Storages};
+use super::{details, parse_pickle, pickle_int};
+use crate::error::{Error, Result};
+use crate::format::Format;
+use crate::model::{ByteOrder, Checkpoint, Storage};
+
+const MAGIC_NUMBER: &str = "119547037146038801333356";
+const PROTOCOL_VERSION: i64 = 1001;
+
+/// Where each storage of the stream lies.
+struct LegacyStorages<'data> {
+    bytes: &'data [u8],
+    /// key -> (start, byte length, element size)
+    ranges: HashMap<String, (usize, usize, u64)>,
+}
+
+impl<'data> Storages<'data> for LegacyStorages<'data> {
+    fn storage(&mut self, id: &StorageId) -> Result<Storage<'data>> {
+        let &(start, len, unit) = self.ranges.get(&id.key).ok_or_else(|| {
+            Error::malformed(format!(
+                "the pickle refers to storage `{}`, which the stream does not hold",
+                id.key
+            ))
+        })?;
+        let (from, to) = match id.view {
+            // A view of a larger storage, in elements of its type.
+            Some((offset, size)) => {
+                let from = offset
+                    .checked_mul(unit)
+                    .and_then(|b| usize::try_from(b).ok());
+                let to = offset
+                    .checked_add(size)
+                    .and_then(|e| e.checked_mul(unit))
+                    .and_then(|b| usize::try_from(b).ok());
+                match (from, to) {
+                    (Some(from), Some(to)) if to <= len => (from, to),
+                    _ => {
+                        return Err(Error::malformed(format!(
+                            "a view of storage `{}` reaches past its {len} bytes",
+                            id.key
+                        )));
+                    }
+                }
+            }
+            None => (0, len),
+        };
+        let bytes = self.bytes.get(start + from..start + to).ok_or_else(|| {
+            Error::malformed("storage data lies outside the file").at_offset(start as u64)
+        })?;
+        Ok(Storage::new(bytes, ByteOrder::Little).at_file_offset((start + from) as u64))
+    }
+}
+
+/// Reads a legacy `torch.save` stream.
+pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
+    let mut pos = 0usize;
+    let magic = parse_pickle(bytes, pos, "magic number")?;
+    if pickle_int(&magic).as_deref() != Some(MAGIC_NUMBER) {
+        return Err(
+            Error::malformed("the file does not start with torch's magic number").at_offset(0),
+        );
+    }
+    pos += magic.byte_len();
+    let protocol = parse_pickle(bytes, pos, "protocol version")?;
+    let version = protocol.root().and_then(|r| protocol.as_int(r));
+    if version != Some(PROTOCOL_VERSION) {
+        return Err(Error::unsupported(format!(
+            "legacy protocol version {}; torch reads only {PROTOCOL_VERSION}",
+            version.map_or_else(|| "?".to_owned(), |v| v.to_string())
+        ))
+        .at_offset(pos as u64));
+    }
+    pos += protocol.byte_len();
+    let sys_info = parse_pickle(bytes, pos, "sys_info")?;
+    let mut records = BTreeMap::new();
+    records.insert("protocol_version".to_owned(), PROTOCOL_VERSION.to_string());
+    if let Some(Object::Dict(entries)) = sys_info.root().map(|r| sys_info.get(r)) {
+        for &(key, value) in entries {
+            if let (Some(key), value) = (sys_info.as_str(key), sys_info.get(value)) {
+                let text = match value {
+                    Object::Bool(b) => (if *b { "True" } else { "False" }).to_owned(),
+                    Object::Int(i) => i.to_string(),
+                    Object::Dict(_) => continue,
+                    other => format!("{other:?}"),
+                };
+                records.insert(key.to_owned(), text);
+            }
+        }
+    }
+    pos += sys_info.byte_len();
+    let main_start = pos;
+    let main = parse_pickle(bytes, pos, "object pickle")?;
+    pos += main.byte_len();
+    let main_bytes = bytes.get(main_start..pos).unwrap_or_default();
+    let keys_pickle = parse_pickle(bytes, pos, "storage keys")?;
+    pos += keys_pickle.byte_len();
+    let keys: Vec<String> = keys_pickle
+        .root()
+        .and_then(|r| keys_pickle.as_seq(r))
+        .ok_or_else(|| {
+            Error::malformed("the storage key list is not a list").at_offset(pos as u64)
+        })?
+        .iter()
+        .map(|&k| interpret::text(&keys_pickle, k))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::malformed("a storage key is not text").at_offset(pos as u64))?;
+
+    // The element size of each storage comes from how the object pickle refers to it.
+    let mut kinds: HashMap<String, (StorageKind, u64)> = HashMap::new();
+    for (_, object) in main.objects() {
+        if let Object::PersistentId(pid) = object
+            && let Some(storage) = interpret::storage_id(&main, *pid)?
+        {
+            kinds
+                .entry(storage.key)
+                .or_insert((storage.kind, storage.numel));
+        }
+    }
+    let mut ranges = HashMap::new();
+    for key in &keys {
+        let count = bytes
+            .get(pos..pos + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| {
+                Error::malformed(format!("the stream ends before storage `{key}`"))
+                    .at_offset(pos as u64)
+                    .with_hint("the file is truncated; fetch it again")
+            })?;
+        let (unit, declared) = kinds
+            .get(key)
+            .map_or((1, count), |(kind, numel)| (kind.unit_size(), *numel));
+        if declared != count {
+            return Err(Error::malformed(format!(
+                "storage `{key}` holds {count} elements but the pickle declares {declared}"
+            ))
+            .at_offset(pos as u64));
+        }
+        let len = count
+            .checked_mul(unit)
+            .and_then(|l| usize::try_from(l).ok())
+            .filter(|&l| pos + 8 + l <= bytes.len())
+            .ok_or_else(|| {
+                Error::malformed(format!(
+                    "storage `{key}` declares {count} elements of {unit} bytes, past the end of the file"
+                ))
+                .at_offset(pos as u64)
+                .with_hint("the file is truncated; fetch it again")
+            })?;
+        ranges.insert(key.clone(), (pos + 8, len, unit));
+        pos += 8 + len;
+    }
+    let mut storages = LegacyStorages { bytes, ranges };
+    let interpreted =
+        interpret::interpret(&main, &mut storages).map_err(|e| e.with_member("object pickle"))?;
+    let mut details = details(&main, main_bytes, true);
+    details.records = records;
+    details.from_modules = interpreted.from_modules;
+    details.root_is_module = interpreted.root_is_module;
+    Ok(
+        Checkpoint::new(Format::TorchLegacy, BTreeMap::new(), interpreted.root)
+            .with_details(details),
+    )
+}

@@ -1,0 +1,214 @@
+//! PyTorch's formats: the zip archive of `torch.save` (and `torch.jit.save`), the legacy
+//! pickle stream, the tar format of torch <= 0.3, and plain pickles.
+//!
+//! Each reader finds the pickles and the storages of its container; the pickles are read
+//! by the safe VM of [`ckpt_pickle`] and given meaning by allowlist in `interpret`, which
+//! never runs anything. Tensors borrow their bytes from the file.
+
+mod allowlist;
+mod archive;
+mod interpret;
+mod legacy;
+mod tar;
+
+use std::collections::BTreeMap;
+
+use ckpt_pickle::{Limits, Pickle};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::Format;
+use crate::model::{ByteOrder, Checkpoint, Details, Storage};
+use archive::Archive;
+use interpret::{StorageId, Storages};
+
+pub use legacy::read_legacy;
+pub use tar::read_tar;
+
+/// The versions of the zip `version` record torch 2.x reads (`caffe2/serialize/versions.h`).
+const SUPPORTED_ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
+
+/// A pickle error as a ckpt error, located in `member`.
+fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
+    let kind = match error.kind() {
+        ckpt_pickle::ErrorKind::LimitExceeded { .. } => ErrorKind::LimitExceeded,
+        ckpt_pickle::ErrorKind::UnsupportedProtocol(_) | ckpt_pickle::ErrorKind::Unsupported(_) => {
+            ErrorKind::Unsupported
+        }
+        _ => ErrorKind::Malformed,
+    };
+    let message = match error.opcode() {
+        Some(op) => format!("{} (in {})", error.message(), op.name()),
+        None => error.message(),
+    };
+    Error::new(kind, message)
+        .with_member(member.to_owned())
+        .at_offset(error.offset())
+}
+
+/// Reads one pickle of `bytes` starting at `start` (a byte offset of the file).
+fn parse_pickle<'a>(bytes: &'a [u8], start: usize, member: &str) -> Result<Pickle<'a>> {
+    let data = bytes.get(start..).unwrap_or_default();
+    ckpt_pickle::parse(data, start as u64, &Limits::default()).map_err(|e| pickle_error(&e, member))
+}
+
+/// What every torch reader reports besides the tree.
+fn details(pickle: &Pickle<'_>, pickle_bytes: &[u8], weights_only_possible: bool) -> Details {
+    let globals = allowlist::globals(pickle);
+    let needs = globals
+        .iter()
+        .filter(|g| {
+            let (module, name) = g.rsplit_once('.').unwrap_or(("", g));
+            !allowlist::weights_only_allows(module, name)
+        })
+        .cloned()
+        .collect();
+    Details {
+        globals,
+        needs,
+        weights_only: Some(
+            weights_only_possible && allowlist::weights_only_accepts(pickle_bytes, pickle),
+        ),
+        pickle_protocol: pickle.protocol(),
+        ..Details::default()
+    }
+}
+
+/// Storages of a zip archive: record `<folder>/<key>` for each key.
+struct ZipStorages<'a, 'data> {
+    archive: &'a Archive<'data>,
+    folder: &'static str,
+    byte_order: ByteOrder,
+}
+
+impl<'data> Storages<'data> for ZipStorages<'_, 'data> {
+    fn storage(&mut self, id: &StorageId) -> Result<Storage<'data>> {
+        let name = format!("{}/{}", self.folder, id.key);
+        let record = self.archive.get(&name).ok_or_else(|| {
+            Error::malformed(format!(
+                "the pickle refers to storage `{}` but the archive has no record `{name}`",
+                id.key
+            ))
+            .with_member(format!("{}/{name}", self.archive.prefix()))
+        })?;
+        let expected = id.numel.checked_mul(id.kind.unit_size());
+        if expected != Some(record.len) {
+            return Err(Error::malformed(format!(
+                "record `{name}` holds {} bytes but the pickle declares {} elements of {} bytes",
+                record.len,
+                id.numel,
+                id.kind.unit_size()
+            ))
+            .with_member(record.name.clone())
+            .at_offset(record.start));
+        }
+        let bytes = self.archive.stored(record)?;
+        Ok(Storage::new(bytes, self.byte_order).at_file_offset(record.start))
+    }
+}
+
+/// Reads a `torch.save` zip archive (torch >= 1.6) or a TorchScript archive.
+pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
+    let archive = Archive::open(bytes)?;
+    let prefix = archive.prefix().to_owned();
+    let torchscript = archive.get("constants.pkl").is_some();
+    let mut records = BTreeMap::new();
+    let version = match archive.text("version")? {
+        Some(version) => version,
+        None => archive.text(".data/version")?.ok_or_else(|| {
+            Error::malformed("the archive has no `version` record; torch.load refuses it")
+        })?,
+    };
+    let number: u64 = version.parse().map_err(|_| {
+        Error::malformed(format!("the `version` record is `{version}`, not a number"))
+    })?;
+    if !SUPPORTED_ZIP_VERSIONS.contains(&number) {
+        return Err(Error::unsupported(format!(
+            "the archive's format version is {number}; torch 2.x reads versions 1 to 10"
+        ))
+        .with_member(format!("{prefix}/version")));
+    }
+    records.insert("version".to_owned(), version);
+    let byte_order = match archive.text("byteorder")?.as_deref() {
+        None | Some("little") => ByteOrder::Little,
+        Some("big") => ByteOrder::Big,
+        Some(other) => {
+            return Err(Error::malformed(format!(
+                "the `byteorder` record is `{other}`, not `little` or `big`"
+            ))
+            .with_member(format!("{prefix}/byteorder")));
+        }
+    };
+    for name in [
+        "byteorder",
+        ".format_version",
+        ".storage_alignment",
+        ".data/serialization_id",
+    ] {
+        if let Some(text) = archive.text(name)? {
+            records.insert(name.to_owned(), text);
+        }
+    }
+    records.insert("archive_folder".to_owned(), prefix.clone());
+
+    let member = format!("{prefix}/data.pkl");
+    let record = archive.get("data.pkl").ok_or_else(|| {
+        Error::malformed("the archive has no `data.pkl` record").with_member(member.clone())
+    })?;
+    let data = archive.read(record)?;
+    let base = if record.compressed { 0 } else { record.start };
+    let pickle = ckpt_pickle::parse(&data, base, &Limits::default())
+        .map_err(|e| pickle_error(&e, &member))?;
+    let mut storages = ZipStorages {
+        archive: &archive,
+        folder: "data",
+        byte_order,
+    };
+    let interpreted =
+        interpret::interpret(&pickle, &mut storages).map_err(|e| e.with_member(member.clone()))?;
+    let mut details = details(&pickle, &data, !torchscript);
+    details.records = records;
+    details.from_modules = interpreted.from_modules;
+    details.root_is_module = interpreted.root_is_module;
+    let format = if torchscript {
+        Format::TorchScript
+    } else {
+        Format::TorchZip
+    };
+    Ok(Checkpoint::new(format, BTreeMap::new(), interpreted.root).with_details(details))
+}
+
+/// Storages of a plain pickle: there are none.
+struct NoStorages;
+
+impl<'data> Storages<'data> for NoStorages {
+    fn storage(&mut self, id: &StorageId) -> Result<Storage<'data>> {
+        Err(Error::malformed(format!(
+            "the pickle refers to torch storage `{}`, but a plain pickle has no storages",
+            id.key
+        )))
+    }
+}
+
+/// Reads a plain pickle file (numpy arrays and plain values; torch storages need a torch
+/// container).
+pub fn read_pickle(bytes: &[u8]) -> Result<Checkpoint<'_>> {
+    let pickle = parse_pickle(bytes, 0, "pickle")?;
+    let interpreted = interpret::interpret(&pickle, &mut NoStorages)?;
+    let mut details = details(
+        &pickle,
+        bytes.get(..pickle.byte_len()).unwrap_or(bytes),
+        true,
+    );
+    details.from_modules = interpreted.from_modules;
+    details.root_is_module = interpreted.root_is_module;
+    Ok(Checkpoint::new(Format::Pickle, BTreeMap::new(), interpreted.root).with_details(details))
+}
+
+/// The value of a parsed int-like pickle (`Int` or `BigInt`), in decimal.
+fn pickle_int(pickle: &Pickle<'_>) -> Option<String> {
+    match pickle.get(pickle.root()?) {
+        ckpt_pickle::Object::Int(i) => Some(i.to_string()),
+        ckpt_pickle::Object::BigInt(bytes) => ckpt_pickle::bigint_to_decimal(bytes, 64),
+        _ => None,
+    }
+}
