@@ -32,8 +32,10 @@ pub(crate) enum Command {
     /// Convert a checkpoint into a new file.
     ///
     /// The output's format comes from --to or from its extension (.safetensors; .pt,
-    /// .pth, .bin for PyTorch). The output is written to a temporary file in the same
-    /// folder and renamed when complete: a failed or interrupted run leaves nothing.
+    /// .pth, .bin for PyTorch). Every tensor is written as an independent contiguous
+    /// tensor under its full name; plain values that the target cannot hold are listed.
+    /// The output is written to a temporary file in the same folder and renamed when
+    /// complete: a failed or interrupted run leaves nothing.
     #[command(
         after_help = "Examples:\n  ckpt convert model.safetensors copy.safetensors\n  \
                             ckpt convert --force in.safetensors out.safetensors"
@@ -66,6 +68,14 @@ pub(crate) struct ConvertArgs {
     /// Replace the output if it exists (never the input itself).
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// Convert only this subtree of a training checkpoint (a dotted path of keys:
+    /// `model`, `state_dict`, `module.encoder`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) key: Option<String>,
+    /// Write tied tensors (the same view of one storage under several names) once, and
+    /// record the dropped names in the metadata, as HF's converter does.
+    #[arg(long)]
+    pub(crate) dedupe: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub(crate) json: bool,

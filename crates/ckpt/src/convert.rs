@@ -48,6 +48,12 @@ pub struct ConvertOptions {
     pub target: Target,
     /// Replace the output if it exists (never when it is the input).
     pub overwrite: bool,
+    /// Convert only the subtree at this dotted path of dict keys (`model`, `state_dict`).
+    pub key: Option<String>,
+    /// Write tensors that are the same view of the same storage (tied weights) once, under
+    /// the lexicographically smallest name, and record each dropped name in the metadata
+    /// (`{dropped: kept}`, as HF's converter does). By default every name is written.
+    pub dedupe: bool,
 }
 
 impl ConvertOptions {
@@ -56,6 +62,8 @@ impl ConvertOptions {
         ConvertOptions {
             target,
             overwrite: false,
+            key: None,
+            dedupe: false,
         }
     }
 
@@ -63,6 +71,20 @@ impl ConvertOptions {
     #[must_use]
     pub fn overwrite(mut self, overwrite: bool) -> Self {
         self.overwrite = overwrite;
+        self
+    }
+
+    /// Converts only the subtree at `key`.
+    #[must_use]
+    pub fn key(mut self, key: Option<String>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Writes tied tensors once (see [`ConvertOptions::dedupe`]).
+    #[must_use]
+    pub fn dedupe(mut self, dedupe: bool) -> Self {
+        self.dedupe = dedupe;
         self
     }
 }
@@ -77,6 +99,11 @@ pub struct Converted {
     pub parameters: u64,
     /// The size of the output file.
     pub bytes: u64,
+    /// Plain values of the source that the target cannot hold (safetensors holds only
+    /// tensors), by dotted name: not written.
+    pub skipped_values: Vec<String>,
+    /// Names dropped by `dedupe`, with the name kept for the same tensor.
+    pub deduplicated: Vec<(String, String)>,
 }
 
 /// Converts the checkpoint at `input` into a new file at `output`.
@@ -99,8 +126,37 @@ pub fn convert(
     }
     let source = Source::open(input)?;
     let checkpoint = source.checkpoint()?;
-    let tensors = checkpoint.tensors();
-    let plan = Plan::new(&tensors, checkpoint.metadata()).map_err(|e| e.with_path(input))?;
+    let root = match &options.key {
+        Some(key) => checkpoint.subtree(key).ok_or_else(|| {
+            Error::invalid(format!("the checkpoint has no key `{key}`"))
+                .with_path(input)
+                .with_hint(match checkpoint.top_level_keys().as_slice() {
+                    [] => "the checkpoint is not a dict".to_owned(),
+                    keys => format!("its top-level keys are: {}", keys.join(", ")),
+                })
+        })?,
+        None => checkpoint.root(),
+    };
+    let mut tensors = root.tensors();
+    let skipped_values: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
+    let mut metadata = checkpoint.metadata().clone();
+    if checkpoint.format() != crate::Format::Safetensors {
+        // What transformers expects of a PyTorch-origin safetensors file.
+        metadata.insert("format".to_owned(), "pt".to_owned());
+    }
+    let deduplicated = if options.dedupe {
+        let dropped = tied_duplicates(&tensors);
+        tensors.retain(|(name, _)| !dropped.iter().any(|(d, _)| d == name));
+        for (dropped, kept) in &dropped {
+            metadata
+                .entry(dropped.clone())
+                .or_insert_with(|| kept.clone());
+        }
+        dropped
+    } else {
+        Vec::new()
+    };
+    let plan = Plan::new(&tensors, &metadata).map_err(|e| e.with_path(input))?;
     let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
     {
         let mut writer = BufWriter::with_capacity(1 << 20, out.file());
@@ -117,5 +173,54 @@ pub fn convert(
         tensors: tensors.len(),
         parameters: tensors.iter().map(|(_, t)| t.numel() as u64).sum(),
         bytes: plan.file_len(),
+        skipped_values,
+        deduplicated,
     })
+}
+
+/// Tensors that are the same view (dtype, shape, strides, offset, conj/neg bits) of the same
+/// storage as another: `(dropped, kept)`, keeping the lexicographically smallest name.
+fn tied_duplicates(tensors: &[(String, &crate::TensorView<'_>)]) -> Vec<(String, String)> {
+    type ViewKey<'v> = (
+        usize,
+        usize,
+        crate::Dtype,
+        &'v [usize],
+        &'v [usize],
+        usize,
+        bool,
+        bool,
+    );
+    let mut groups: std::collections::HashMap<ViewKey<'_>, Vec<&str>> =
+        std::collections::HashMap::new();
+    for (name, view) in tensors {
+        if view.numel() == 0 {
+            continue;
+        }
+        let bytes = view.storage().bytes();
+        let key = (
+            bytes.as_ptr() as usize,
+            bytes.len(),
+            view.dtype(),
+            view.shape(),
+            view.strides(),
+            view.storage_offset(),
+            view.is_conj(),
+            view.is_neg(),
+        );
+        groups.entry(key).or_default().push(name);
+    }
+    let mut dropped = Vec::new();
+    for names in groups.into_values() {
+        let Some(kept) = names.iter().min().copied() else {
+            continue;
+        };
+        for name in names {
+            if name != kept {
+                dropped.push((name.to_owned(), kept.to_owned()));
+            }
+        }
+    }
+    dropped.sort();
+    dropped
 }

@@ -55,7 +55,7 @@ pub use convert::{ConvertOptions, Converted, Target, convert};
 pub use digest::sha256_all;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use format::{Format, detect};
-pub use model::{Checkpoint, Details, Dtype, TensorView, Value};
+pub use model::{Checkpoint, Details, Dtype, Kind, TensorView, Value};
 pub use output::AtomicOutput;
 pub use progress::Progress;
 pub use source::Source;

@@ -20,6 +20,10 @@ pub(crate) struct ConvertReport {
     pub(crate) parameters: u64,
     pub(crate) bytes: u64,
     pub(crate) seconds: f64,
+    /// Plain values of the source that were not written (the target holds tensors only).
+    pub(crate) skipped_values: Vec<String>,
+    /// Tied names dropped by --dedupe: `[dropped, kept]`.
+    pub(crate) deduplicated: Vec<(String, String)>,
 }
 
 pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
@@ -36,7 +40,10 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
             )
         })?,
     };
-    let options = ConvertOptions::new(target).overwrite(args.force);
+    let options = ConvertOptions::new(target)
+        .overwrite(args.force)
+        .key(args.key.clone())
+        .dedupe(args.dedupe);
     let started = Instant::now();
     let progress = Progress::new("writing");
     let converted = ckpt::convert(&args.input, &args.output, &options, &progress)?;
@@ -49,7 +56,10 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         parameters: converted.parameters,
         bytes: converted.bytes,
         seconds: started.elapsed().as_secs_f64(),
+        skipped_values: converted.skipped_values,
+        deduplicated: converted.deduplicated,
     };
+    output::convert::warn(&report)?;
     if args.json {
         output::json(&report)?;
     } else {

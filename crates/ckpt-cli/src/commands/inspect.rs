@@ -1,9 +1,10 @@
-//! `ckpt inspect`: what is in a checkpoint.
+//! `ckpt inspect`: what is in a checkpoint, and how to load it.
 
 use std::collections::BTreeMap;
 
-use ckpt::{Checkpoint, Source, TensorView};
+use ckpt::{Checkpoint, Format, Kind, Source, TensorView, Value};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::args::InspectArgs;
 use crate::exit::Outcome;
@@ -16,8 +17,27 @@ pub(crate) struct InspectReport {
     pub(crate) path: String,
     pub(crate) format: &'static str,
     pub(crate) file_size: u64,
+    /// What the file is: state-dict, checkpoint, module, torchscript, tensor, other.
+    pub(crate) kind: &'static str,
+    /// Whether `torch.load(f, weights_only=True)` accepts it (null when not a torch file).
+    pub(crate) weights_only: Option<bool>,
+    /// Globals that loading it in Python needs beyond torch's weights-only allowlist.
+    pub(crate) needs: Vec<String>,
+    /// A line of Python that loads it.
+    pub(crate) load: String,
+    /// The top-level keys, when the file holds a dict.
+    pub(crate) keys: Vec<String>,
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) tensors: Vec<TensorRow>,
+    /// Groups of tensors that share one storage.
+    pub(crate) shared: Vec<Vec<String>>,
+    /// Plain values (not tensors), with their dotted names.
+    pub(crate) values: Vec<ValueRow>,
+    /// Every global the pickle references.
+    pub(crate) globals: Vec<String>,
+    /// The container's small records (`version`, `byteorder`...).
+    pub(crate) records: BTreeMap<String, String>,
+    pub(crate) pickle_protocol: Option<u8>,
     pub(crate) totals: Totals,
 }
 
@@ -27,6 +47,8 @@ pub(crate) struct TensorRow {
     pub(crate) name: String,
     pub(crate) dtype: &'static str,
     pub(crate) shape: Vec<usize>,
+    pub(crate) stride: Vec<usize>,
+    pub(crate) storage_offset: usize,
     pub(crate) parameters: u64,
     pub(crate) bytes: u64,
     /// Where the tensor's bytes lie in the file, `[start, end)`, when they are contiguous.
@@ -34,6 +56,20 @@ pub(crate) struct TensorRow {
     pub(crate) offsets: Option<[u64; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) sha256: Option<String>,
+}
+
+/// One plain value.
+#[derive(Debug, Serialize)]
+pub(crate) struct ValueRow {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) type_name: String,
+    /// The value as JSON (exact integers of any size, `"nan"`/`"inf"` for such floats,
+    /// hex for bytes, `[re, im]` for complex numbers).
+    pub(crate) value: Box<RawValue>,
+    /// The value as Python prints it, for the text output.
+    #[serde(skip)]
+    pub(crate) repr: String,
 }
 
 /// Sums over all tensors, and per dtype.
@@ -64,7 +100,7 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    let report = report(&source, &checkpoint, &tensors, hashes.as_deref());
+    let report = report(&source, &checkpoint, &tensors, hashes.as_deref())?;
     if args.json {
         output::json(&report)?;
     } else {
@@ -78,7 +114,7 @@ fn report(
     checkpoint: &Checkpoint<'_>,
     tensors: &[(String, &TensorView<'_>)],
     hashes: Option<&[[u8; 32]]>,
-) -> InspectReport {
+) -> serde_json::Result<InspectReport> {
     let mut totals = Totals::default();
     let rows = tensors
         .iter()
@@ -97,6 +133,8 @@ fn report(
                 name: name.clone(),
                 dtype: view.dtype().name(),
                 shape: view.shape().to_vec(),
+                stride: view.strides().to_vec(),
+                storage_offset: view.storage_offset(),
                 parameters,
                 bytes,
                 offsets: view.file_range().map(|(start, end)| [start, end]),
@@ -106,12 +144,121 @@ fn report(
             }
         })
         .collect();
-    InspectReport {
-        path: source.path().display().to_string(),
+    let details = checkpoint.details();
+    let path = source.path().display().to_string();
+    let values = checkpoint
+        .values()
+        .into_iter()
+        .map(|(name, value)| {
+            Ok(ValueRow {
+                name,
+                type_name: value.type_name().to_owned(),
+                value: value_json(value)?,
+                repr: value.to_string(),
+            })
+        })
+        .collect::<serde_json::Result<_>>()?;
+    Ok(InspectReport {
+        load: load_line(checkpoint, &path),
+        path,
         format: checkpoint.format().name(),
         file_size: source.bytes().len() as u64,
+        kind: checkpoint.kind().name(),
+        keys: checkpoint.top_level_keys(),
+        weights_only: details.weights_only,
+        needs: details.needs.clone(),
         metadata: checkpoint.metadata().clone(),
         tensors: rows,
+        shared: checkpoint.shared_storages(),
+        values,
+        globals: details.globals.clone(),
+        records: details.records.clone(),
+        pickle_protocol: details.pickle_protocol,
         totals,
+    })
+}
+
+/// A plain value as JSON (see [`ValueRow::value`]).
+fn value_json(value: &Value<'_>) -> serde_json::Result<Box<RawValue>> {
+    fn float(x: f64) -> serde_json::Value {
+        if x.is_nan() {
+            "nan".into()
+        } else if x.is_infinite() {
+            if x > 0.0 { "inf" } else { "-inf" }.into()
+        } else {
+            x.into()
+        }
+    }
+    fn plain(value: &Value<'_>) -> String {
+        let json = match value {
+            Value::None => serde_json::Value::Null,
+            Value::Bool(b) => (*b).into(),
+            Value::Int(i) => (*i).into(),
+            // Exact, as a JSON number of any size.
+            Value::BigInt(digits) => return digits.clone(),
+            Value::Float(x) => float(*x),
+            Value::Complex(re, im) => serde_json::Value::Array(vec![float(*re), float(*im)]),
+            Value::Str(s) => s.clone().into(),
+            Value::Bytes(b) | Value::ByteArray(b) => output::hex(b).into(),
+            Value::Size(dims) => dims.clone().into(),
+            Value::Device(d) => d.clone().into(),
+            Value::Dtype(d) => d.name().into(),
+            Value::Named { name, .. } => name.clone().into(),
+            Value::Dict(dict) if dict.entries.is_empty() => serde_json::json!({}),
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => {
+                let parts: Vec<String> = items.iter().map(plain).collect();
+                return format!("[{}]", parts.join(","));
+            }
+            Value::Slice(parts) => {
+                let parts: Vec<String> = parts.iter().map(plain).collect();
+                return format!("[{}]", parts.join(","));
+            }
+            other => other.to_string().into(),
+        };
+        json.to_string()
+    }
+    RawValue::from_string(plain(value))
+}
+
+/// A line of Python that loads the file, given what it is.
+fn load_line(checkpoint: &Checkpoint<'_>, path: &str) -> String {
+    let path = format!("{path:?}");
+    let details = checkpoint.details();
+    match (checkpoint.format(), checkpoint.kind(), details.weights_only) {
+        (Format::Safetensors, ..) => format!("safetensors.torch.load_file({path})"),
+        (Format::TorchScript, ..) => format!(
+            "torch.jit.load({path}) runs the archive's TorchScript code; for the weights alone: \
+             ckpt convert {path} weights.safetensors"
+        ),
+        (_, Kind::StateDict, Some(true)) => {
+            format!("model.load_state_dict(torch.load({path}, weights_only=True))")
+        }
+        (_, Kind::Checkpoint, Some(true)) => {
+            let keys = checkpoint.top_level_keys();
+            match keys.iter().find(|k| {
+                matches!(
+                    k.as_str(),
+                    "model" | "state_dict" | "model_state_dict" | "model_state"
+                )
+            }) {
+                Some(key) => {
+                    format!("model.load_state_dict(torch.load({path}, weights_only=True)[{key:?}])")
+                }
+                None => format!("torch.load({path}, weights_only=True)"),
+            }
+        }
+        (_, _, Some(true)) => format!("torch.load({path}, weights_only=True)"),
+        _ => format!(
+            "torch.load refuses this file with weights_only=True (it needs {}); convert it \
+             first: ckpt convert {path} weights.safetensors, then safetensors.torch.load_file",
+            if details.needs.is_empty() {
+                "opcodes the weights-only unpickler lacks".to_owned()
+            } else {
+                details.needs.join(", ")
+            }
+        ),
     }
 }

@@ -1,4 +1,4 @@
-//! `ckpt inspect` as text: a summary, the tensors, and totals per dtype.
+//! `ckpt inspect` as text: what the file is, how to load it, its tensors and values.
 
 use std::io::{self, Write};
 
@@ -12,12 +12,15 @@ use crate::term::sanitize;
 const MAX_VALUE_CHARS: usize = 120;
 /// Tensor names longer than this lose their middle in the text output (JSON has them whole).
 const MAX_NAME_CHARS: usize = 96;
+/// At most this many plain values are listed in the text output (JSON has them all).
+const MAX_VALUES: usize = 50;
 
 pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{}", sanitize(&report.path))?;
     writeln!(out, "  format      {}", report.format)?;
     writeln!(out, "  size        {}", bytes(report.file_size))?;
+    writeln!(out, "  kind        {}", describe_kind(report))?;
     writeln!(
         out,
         "  tensors     {} ({} parameters, {})",
@@ -25,6 +28,27 @@ pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
         count(report.totals.parameters),
         bytes(report.totals.bytes)
     )?;
+    if let Some(accepts) = report.weights_only {
+        let verdict = if accepts {
+            "torch.load(weights_only=True) accepts it"
+        } else {
+            "torch.load(weights_only=True) refuses it"
+        };
+        writeln!(out, "  safety      {verdict}")?;
+    }
+    if !report.needs.is_empty() {
+        writeln!(out, "  needs       {}", sanitize(&report.needs.join(", ")))?;
+    }
+    writeln!(out, "  load with   {}", sanitize(&report.load))?;
+    for (i, (key, value)) in report.records.iter().enumerate() {
+        let label = if i == 0 { "records" } else { "" };
+        writeln!(
+            out,
+            "  {label:<10}  {} = {}",
+            sanitize(key),
+            sanitize(&shorten(value))
+        )?;
+    }
     for (i, (key, value)) in report.metadata.iter().enumerate() {
         let label = if i == 0 { "metadata" } else { "" };
         writeln!(
@@ -34,46 +58,86 @@ pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
             sanitize(&shorten(value))
         )?;
     }
-    if report.tensors.is_empty() {
-        return Ok(());
+    for (i, group) in report.shared.iter().enumerate() {
+        let label = if i == 0 { "shared" } else { "" };
+        let names: Vec<String> = group.iter().map(|n| display_name(n)).collect();
+        writeln!(out, "  {label:<10}  {}", names.join(" = "))?;
     }
 
-    let hashed = report.tensors.iter().any(|t| t.sha256.is_some());
-    let mut header = vec!["NAME", "DTYPE", "SHAPE", "PARAMETERS", "BYTES"];
-    if hashed {
-        header.push("SHA256");
-    }
-    let mut table = new_table(header);
-    for tensor in &report.tensors {
-        let mut row = vec![
-            display_name(&tensor.name),
-            tensor.dtype.to_owned(),
-            format!("{:?}", tensor.shape),
-            grouped(tensor.parameters),
-            bytes(tensor.bytes),
-        ];
-        if let Some(hash) = &tensor.sha256 {
-            row.push(hash.clone());
+    if !report.tensors.is_empty() {
+        let hashed = report.tensors.iter().any(|t| t.sha256.is_some());
+        let mut header = vec!["NAME", "DTYPE", "SHAPE", "PARAMETERS", "BYTES"];
+        if hashed {
+            header.push("SHA256");
         }
-        table.add_row(row);
+        let mut table = new_table(header);
+        for tensor in &report.tensors {
+            let mut row = vec![
+                display_name(&tensor.name),
+                tensor.dtype.to_owned(),
+                format!("{:?}", tensor.shape),
+                grouped(tensor.parameters),
+                bytes(tensor.bytes),
+            ];
+            if let Some(hash) = &tensor.sha256 {
+                row.push(hash.clone());
+            }
+            table.add_row(row);
+        }
+        right_align(&mut table, &[3, 4]);
+        writeln!(out)?;
+        writeln!(out, "{}", table.trim_fmt())?;
     }
-    right_align(&mut table, &[3, 4]);
-    writeln!(out)?;
-    writeln!(out, "{}", table.trim_fmt())?;
 
-    let mut totals = new_table(vec!["DTYPE", "TENSORS", "PARAMETERS", "BYTES"]);
-    for (dtype, sums) in &report.totals.by_dtype {
-        totals.add_row(vec![
-            (*dtype).to_owned(),
-            grouped(sums.tensors as u64),
-            grouped(sums.parameters),
-            bytes(sums.bytes),
-        ]);
+    if !report.values.is_empty() {
+        let mut table = new_table(vec!["VALUE", "TYPE", "="]);
+        for value in report.values.iter().take(MAX_VALUES) {
+            table.add_row(vec![
+                display_name(&value.name),
+                sanitize(&value.type_name),
+                sanitize(&shorten(&value.repr)),
+            ]);
+        }
+        writeln!(out)?;
+        writeln!(out, "{}", table.trim_fmt())?;
+        if report.values.len() > MAX_VALUES {
+            writeln!(
+                out,
+                " ... and {} more values (see --json)",
+                report.values.len() - MAX_VALUES
+            )?;
+        }
     }
-    right_align(&mut totals, &[1, 2, 3]);
-    writeln!(out)?;
-    writeln!(out, "{}", totals.trim_fmt())?;
+
+    if !report.tensors.is_empty() {
+        let mut totals = new_table(vec!["DTYPE", "TENSORS", "PARAMETERS", "BYTES"]);
+        for (dtype, sums) in &report.totals.by_dtype {
+            totals.add_row(vec![
+                (*dtype).to_owned(),
+                grouped(sums.tensors as u64),
+                grouped(sums.parameters),
+                bytes(sums.bytes),
+            ]);
+        }
+        right_align(&mut totals, &[1, 2, 3]);
+        writeln!(out)?;
+        writeln!(out, "{}", totals.trim_fmt())?;
+    }
     Ok(())
+}
+
+fn describe_kind(report: &InspectReport) -> String {
+    match report.kind {
+        "state-dict" => "a state dict (names to tensors)".to_owned(),
+        "checkpoint" => format!(
+            "a training checkpoint with keys {}",
+            sanitize(&report.keys.join(", "))
+        ),
+        "module" => "a whole nn.Module (torch.save(model)), read as its state_dict()".to_owned(),
+        "torchscript" => "a TorchScript archive, read as its state_dict()".to_owned(),
+        "tensor" => "a single tensor".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 fn new_table(header: Vec<&str>) -> Table {

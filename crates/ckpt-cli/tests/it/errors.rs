@@ -79,9 +79,9 @@ fn files_that_are_not_checkpoints_say_what_they_are() {
 }
 
 #[test]
-fn formats_not_read_yet_are_named() {
+fn a_legacy_stream_cut_after_its_magic_number() {
     let dir = tempfile::tempdir().unwrap();
-    // A protocol-2 pickle of torch's legacy magic number: a pre-1.6 torch.save stream.
+    // A protocol-2 pickle of torch's legacy magic number, and nothing more.
     std::fs::write(
         dir.path().join("legacy.pth"),
         b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.",

@@ -16,6 +16,38 @@ pub struct Checkpoint<'data> {
     details: Details,
 }
 
+/// What a checkpoint is, in the terms people ask about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A flat mapping of names to tensors (`model.state_dict()`, a safetensors file).
+    StateDict,
+    /// A training checkpoint: a dict with a state dict, optimizer state, plain values...
+    Checkpoint,
+    /// A whole `nn.Module` (`torch.save(model)`), read as its `state_dict()`.
+    Module,
+    /// A TorchScript archive, read as its `state_dict()`.
+    TorchScript,
+    /// A single tensor.
+    Tensor,
+    /// Anything else (a list, a plain value...).
+    Other,
+}
+
+impl Kind {
+    /// A short stable name (`"state-dict"`...), as used in JSON reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::StateDict => "state-dict",
+            Kind::Checkpoint => "checkpoint",
+            Kind::Module => "module",
+            Kind::TorchScript => "torchscript",
+            Kind::Tensor => "tensor",
+            Kind::Other => "other",
+        }
+    }
+}
+
 /// What a reader learnt about a file beyond its values: records, globals, classes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -64,13 +96,42 @@ impl<'data> Checkpoint<'data> {
         &self.details
     }
 
+    /// What the checkpoint is.
+    pub fn kind(&self) -> Kind {
+        if self.format == Format::TorchScript {
+            return Kind::TorchScript;
+        }
+        if self.details.root_is_module {
+            return Kind::Module;
+        }
+        match &self.root {
+            Value::Tensor(_) => Kind::Tensor,
+            Value::Dict(dict)
+                if dict
+                    .entries
+                    .iter()
+                    .all(|(_, v)| matches!(v, Value::Tensor(_))) =>
+            {
+                Kind::StateDict
+            }
+            Value::Dict(_) => Kind::Checkpoint,
+            _ => Kind::Other,
+        }
+    }
+
+    /// The keys at the top of the tree, when it is a dict (a training checkpoint's
+    /// `epoch`, `model`, `optimizer`...).
+    pub fn top_level_keys(&self) -> Vec<String> {
+        match &self.root {
+            Value::Dict(dict) => dict.entries.iter().map(|(k, _)| k.name_segment()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Plain values (everything but tensors and non-empty containers), with their dotted
     /// names, depth first in the tree's order. Empty containers count as values.
     pub fn values(&self) -> Vec<(String, &Value<'data>)> {
-        let mut out = Vec::new();
-        let mut path = String::new();
-        collect_values(&self.root, &mut path, &mut out);
-        out
+        self.root.values()
     }
 
     /// Groups of tensor names whose views share one storage (tied weights, views of one
@@ -118,10 +179,69 @@ impl<'data> Checkpoint<'data> {
     /// Names join the path with `.`: dict keys as they are, list and tuple indices in
     /// decimal (`optimizer.state.0.exp_avg`). A tensor at the root has the empty name.
     pub fn tensors(&self) -> Vec<(String, &TensorView<'data>)> {
+        self.root.tensors()
+    }
+
+    /// The value at a dotted path of dict keys (`model`, `state_dict`,
+    /// `module.encoder`), where a key may itself contain dots.
+    pub fn subtree(&self, path: &str) -> Option<&Value<'data>> {
+        let mut value = &self.root;
+        let mut rest = path;
+        while !rest.is_empty() {
+            let Value::Dict(dict) = value else {
+                return None;
+            };
+            let (child, remaining) = dict
+                .entries
+                .iter()
+                .filter_map(|(key, child)| {
+                    let key = key.name_segment();
+                    if rest == key {
+                        Some((child, "", key.len()))
+                    } else {
+                        rest.strip_prefix(key.as_str())
+                            .and_then(|r| r.strip_prefix('.'))
+                            .map(|r| (child, r, key.len()))
+                    }
+                })
+                .max_by_key(|&(_, _, len)| len)
+                .map(|(child, remaining, _)| (child, remaining))?;
+            value = child;
+            rest = remaining;
+        }
+        Some(value)
+    }
+}
+
+impl<'data> Value<'data> {
+    /// Every tensor in this value with its dotted name, depth first (see
+    /// [`Checkpoint::tensors`]).
+    pub fn tensors(&self) -> Vec<(String, &TensorView<'data>)> {
         let mut out = Vec::new();
         let mut path = String::new();
-        collect(&self.root, &mut path, &mut out);
+        collect(self, &mut path, &mut out);
         out
+    }
+
+    /// Every plain value in this value with its dotted name (see [`Checkpoint::values`]).
+    pub fn values(&self) -> Vec<(String, &Value<'data>)> {
+        let mut out = Vec::new();
+        let mut path = String::new();
+        // An empty container at the root (an empty state dict) holds nothing to list.
+        if !is_empty_container(self) {
+            collect_values(self, &mut path, &mut out);
+        }
+        out
+    }
+}
+
+fn is_empty_container(value: &Value<'_>) -> bool {
+    match value {
+        Value::Dict(dict) => dict.entries.is_empty(),
+        Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
+            items.is_empty()
+        }
+        _ => false,
     }
 }
 

@@ -11,7 +11,7 @@ pub mod shape;
 mod tensor;
 mod value;
 
-pub use checkpoint::{Checkpoint, Details};
+pub use checkpoint::{Checkpoint, Details, Kind};
 pub use dtype::{Dtype, DtypeClass, UnknownDtype};
 pub use tensor::{ByteOrder, Storage, TensorView};
 pub use value::{Dict, Value};

@@ -188,12 +188,22 @@ impl fmt::Display for Value<'_> {
     }
 }
 
+/// Python's `repr` of a float: the shortest text that reads back the same, with an
+/// exponent below 1e-4 and from 1e16 on (`1e-08`, `1.5e+16`, `0.001`, `2.0`).
 fn write_float(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
     if x.is_nan() {
-        f.write_str("nan")
-    } else if x.is_infinite() {
-        f.write_str(if x > 0.0 { "inf" } else { "-inf" })
-    } else if x == x.trunc() && x.abs() < 1e16 {
+        return f.write_str("nan");
+    }
+    if x.is_infinite() {
+        return f.write_str(if x > 0.0 { "inf" } else { "-inf" });
+    }
+    let scientific = format!("{x:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if x != 0.0 && !(-4..16).contains(&exponent) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        write!(f, "{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    } else if x == x.trunc() {
         write!(f, "{x:.1}")
     } else {
         write!(f, "{x}")
@@ -237,6 +247,17 @@ mod tests {
         );
         assert_eq!(Value::Int(3).name_segment(), "3");
         assert_eq!(Value::Complex(1.0, -2.0).to_string(), "(1.0-2.0j)");
+        for (x, text) in [
+            (1e-8, "1e-08"),
+            (0.001, "0.001"),
+            (1.5e16, "1.5e+16"),
+            (2.0, "2.0"),
+            (-0.0, "-0.0"),
+            (123.25, "123.25"),
+            (1e15, "1000000000000000.0"),
+        ] {
+            assert_eq!(Value::Float(x).to_string(), text);
+        }
         assert_eq!(Value::Size(vec![2, 3]).to_string(), "torch.Size([2, 3])");
         assert_eq!(Value::Bytes(vec![0, b'a']).to_string(), "b\"\\x00a\"");
         assert_eq!(Value::Str("a.b".into()).name_segment(), "a.b");

@@ -116,6 +116,28 @@ impl<'a, 'data> Plan<'a, 'data> {
     ) -> Result<Self> {
         let mut seen = HashSet::with_capacity(tensors.len());
         let mut placed = Vec::with_capacity(tensors.len());
+        let unstorable: Vec<String> = tensors
+            .iter()
+            .filter(|(_, view)| {
+                view.dtype() != Dtype::Float4E2M1FnX2 && dtype_name(view.dtype()).is_none()
+            })
+            .map(|(name, view)| format!("`{name}` ({})", view.dtype()))
+            .collect();
+        if !unstorable.is_empty() {
+            let shown: Vec<&str> = unstorable.iter().take(10).map(String::as_str).collect();
+            let more = unstorable.len().saturating_sub(shown.len());
+            return Err(Error::invalid(format!(
+                "{} tensor{} cannot be stored in safetensors, whose dtypes do not include theirs: {}{}",
+                unstorable.len(),
+                if unstorable.len() == 1 { "" } else { "s" },
+                shown.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ))
+            .with_hint(format!(
+                "safetensors stores {}; keep these tensors in a PyTorch file",
+                storable_dtypes()
+            )));
+        }
         for (index, (name, view)) in tensors.iter().enumerate() {
             if !seen.insert(name.as_str()) {
                 return Err(Error::invalid(

@@ -40,9 +40,15 @@ fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
         Some(op) => format!("{} (in {})", error.message(), op.name()),
         None => error.message(),
     };
-    Error::new(kind, message)
+    let error_out = Error::new(kind, message)
         .with_member(member.to_owned())
-        .at_offset(error.offset())
+        .at_offset(error.offset());
+    match error.kind() {
+        ckpt_pickle::ErrorKind::Truncated => {
+            error_out.with_hint("the file is truncated; fetch it again")
+        }
+        _ => error_out,
+    }
 }
 
 /// Reads one pickle of `bytes` starting at `start` (a byte offset of the file).
