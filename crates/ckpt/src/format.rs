@@ -6,7 +6,6 @@
 //! files people mistake for checkpoints, each with a word on what to do.
 
 use std::fmt;
-use std::io::Cursor;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -152,7 +151,7 @@ fn is_torch_legacy(bytes: &[u8]) -> bool {
 }
 
 fn detect_zip(bytes: &[u8]) -> Result<Format> {
-    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+    let archive = crate::torch::open_zip(bytes).map_err(|e| {
         Error::malformed(format!(
             "the file starts like a zip archive (a torch.save checkpoint) but its directory cannot be read: {e}"
         ))
@@ -313,7 +312,7 @@ mod tests {
         assert_eq!(detect(&tar).unwrap(), Format::TorchTar);
 
         let zip_with = |names: &[&str]| {
-            let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+            let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
             for name in names {
                 writer
                     .start_file(*name, zip::write::SimpleFileOptions::default())

@@ -135,7 +135,8 @@ impl<'data> Checkpoint<'data> {
     }
 
     /// Groups of tensor names whose views share one storage (tied weights, views of one
-    /// buffer), in tree order; tensors with a storage of their own are not listed.
+    /// buffer), each sorted, and sorted by their first name; tensors with a storage of
+    /// their own are not listed.
     pub fn shared_storages(&self) -> Vec<Vec<String>> {
         let tensors = self.tensors();
         let mut groups: Vec<(usize, Vec<String>)> = Vec::new();
@@ -152,11 +153,16 @@ impl<'data> Checkpoint<'data> {
                 None => groups.push((i, vec![name.clone()])),
             }
         }
-        groups
+        let mut groups: Vec<Vec<String>> = groups
             .into_iter()
-            .map(|(_, names)| names)
+            .map(|(_, mut names)| {
+                names.sort();
+                names
+            })
             .filter(|names| names.len() > 1)
-            .collect()
+            .collect();
+        groups.sort();
+        groups
     }
 
     /// The format the checkpoint was read from.

@@ -18,6 +18,18 @@ use crate::error::{Error, Result};
 /// The largest compressed record ckpt inflates (a pickle or a small text record).
 const MAX_INFLATED: u64 = 1 << 30;
 
+/// Opens the zip directory of `bytes`, whose offsets count from the start of the file.
+///
+/// The zip crate's default also guesses an offset for archives with data prepended, and
+/// guesses wrong on some archives torch 2.0 writes; torch (miniz) never shifts offsets,
+/// and neither does ckpt.
+pub(crate) fn open_zip(bytes: &[u8]) -> zip::result::ZipResult<zip::ZipArchive<Cursor<&[u8]>>> {
+    let config = zip::read::Config {
+        archive_offset: zip::read::ArchiveOffset::Known(0),
+    };
+    zip::ZipArchive::with_config(config, Cursor::new(bytes))
+}
+
 /// One record of the archive.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
@@ -44,7 +56,7 @@ pub(crate) struct Archive<'data> {
 impl<'data> Archive<'data> {
     /// Reads the central directory of the zip in `bytes`.
     pub(crate) fn open(bytes: &'data [u8]) -> Result<Self> {
-        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+        let mut zip = open_zip(bytes).map_err(|e| {
             Error::malformed(format!("the zip archive cannot be read: {e}"))
                 .with_hint("the file is probably truncated or damaged; fetch it again")
         })?;
@@ -135,6 +147,11 @@ impl<'data> Archive<'data> {
     /// The record with this name (without the folder).
     pub(crate) fn get(&self, name: &str) -> Option<&Record> {
         self.records.get(name)
+    }
+
+    /// Names of every record (without the folder), sorted.
+    pub(crate) fn record_names(&self) -> impl Iterator<Item = &str> {
+        self.records.keys().map(String::as_str)
     }
 
     /// The stored bytes of a record, zero copy; compressed records are refused.

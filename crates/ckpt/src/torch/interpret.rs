@@ -67,6 +67,11 @@ pub(crate) trait Storages<'data> {
     }
 }
 
+/// What TorchScript's code declares of each class: which attributes are parameters and
+/// which are buffers (`__parameters__ = [...]`, `__buffers__ = [...]`), by qualified class
+/// name (`__torch__.torch.nn.modules.linear.Linear`). Only these are in `state_dict()`.
+pub(crate) type ScriptDecls = HashMap<String, (Vec<String>, Vec<String>)>;
+
 /// The outcome of a walk.
 pub(crate) struct Interpreted<'data> {
     pub(crate) root: Value<'data>,
@@ -81,6 +86,15 @@ pub(crate) fn interpret<'data>(
     pickle: &Pickle<'_>,
     storages: &mut dyn Storages<'data>,
 ) -> Result<Interpreted<'data>> {
+    interpret_with(pickle, storages, &ScriptDecls::new())
+}
+
+/// Walks `pickle` from its root, knowing TorchScript's class declarations.
+pub(crate) fn interpret_with<'data>(
+    pickle: &Pickle<'_>,
+    storages: &mut dyn Storages<'data>,
+    script: &ScriptDecls,
+) -> Result<Interpreted<'data>> {
     let root = pickle
         .root()
         .ok_or_else(|| Error::malformed("the pickle has no result"))?;
@@ -91,6 +105,7 @@ pub(crate) fn interpret<'data>(
         on_path: vec![false; pickle.len_objects()],
         from_modules: false,
         storage_cache: HashMap::new(),
+        script,
     };
     let root_is_module = walker.module_class(root).is_some();
     let value = walker.value(root, 0)?;
@@ -102,6 +117,7 @@ pub(crate) fn interpret<'data>(
 }
 
 struct Walker<'p, 'a, 's, 'data> {
+    script: &'p ScriptDecls,
     pickle: &'p Pickle<'a>,
     storages: &'s mut dyn Storages<'data>,
     budget: usize,
@@ -831,18 +847,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 .map(|&(_, v)| v)
         };
         if module.starts_with("__torch__") {
-            for &(key, value) in &state {
-                let Some(name) = self.pickle.as_str(key).map(str::to_owned) else {
-                    continue;
-                };
-                if self.module_class(value).is_some() {
-                    self.module_state_dict(value, &format!("{prefix}{name}."), depth + 1, out)?;
-                } else if self.is_tensor_object(value) {
-                    let tensor = self.value(value, depth + 1)?;
-                    out.push((Value::Str(format!("{prefix}{name}")), tensor));
-                }
-            }
-            return Ok(());
+            return self.script_state_dict(id, &state, prefix, depth, out);
         }
         let non_persistent: Vec<String> = match field(self, "_non_persistent_buffers_set") {
             Some(set) => match self.value(set, depth + 1)? {
@@ -893,6 +898,60 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     continue;
                 }
                 self.module_state_dict(child, &format!("{prefix}{name}."), depth + 1, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A TorchScript object's `state_dict()`: its parameters, then its buffers (as its
+    /// class declares them), then its submodules, each in attribute order. Without a
+    /// declaration for the class, every tensor attribute counts.
+    fn script_state_dict(
+        &mut self,
+        id: ObjectId,
+        state: &[(ObjectId, ObjectId)],
+        prefix: &str,
+        depth: usize,
+        out: &mut Vec<(Value<'data>, Value<'data>)>,
+    ) -> Result<()> {
+        let class = match self.pickle.get(id) {
+            Object::Instance { class, .. } => {
+                self.global_of(*class).map(|(m, n)| format!("{m}.{n}"))
+            }
+            _ => None,
+        };
+        let decl = class.as_ref().and_then(|c| self.script.get(c)).cloned();
+        let attributes: Vec<(String, ObjectId)> = state
+            .iter()
+            .filter_map(|&(k, v)| self.pickle.as_str(k).map(|k| (k.to_owned(), v)))
+            .collect();
+        let tensors: Vec<&(String, ObjectId)> = match &decl {
+            Some((parameters, buffers)) => attributes
+                .iter()
+                .filter(|(name, _)| parameters.contains(name))
+                .chain(attributes.iter().filter(|(name, _)| buffers.contains(name)))
+                .collect(),
+            None => attributes
+                .iter()
+                .filter(|(_, v)| self.is_tensor_object(*v))
+                .collect(),
+        };
+        for (name, value) in tensors {
+            if matches!(self.pickle.get(*value), Object::None) {
+                continue;
+            }
+            let tensor = self.value(*value, depth + 1)?;
+            if !matches!(tensor, Value::Tensor(_)) {
+                return Err(self.error(
+                    *value,
+                    format!("TorchScript attribute `{name}` is not a tensor"),
+                ));
+            }
+            out.push((Value::Str(format!("{prefix}{name}")), tensor));
+        }
+        for (name, value) in &attributes {
+            if self.module_class(*value).is_some() {
+                self.module_state_dict(*value, &format!("{prefix}{name}."), depth + 1, out)?;
             }
         }
         Ok(())

@@ -161,6 +161,14 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         ranges.insert(key.clone(), (pos + 8, len, unit));
         pos += 8 + len;
     }
+    if pos != bytes.len() {
+        return Err(Error::malformed(format!(
+            "{} bytes follow the last storage; torch never writes them, and they can hide data \
+             from tools that stop earlier",
+            bytes.len() - pos
+        ))
+        .at_offset(pos as u64));
+    }
     let mut storages = LegacyStorages { bytes, ranges };
     let interpreted =
         interpret::interpret(&main, &mut storages).map_err(|e| e.with_member("object pickle"))?;

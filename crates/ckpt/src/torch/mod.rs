@@ -19,6 +19,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
 use crate::model::{ByteOrder, Checkpoint, Details, Storage};
 use archive::Archive;
+pub(crate) use archive::open_zip;
 use interpret::{StorageId, Storages};
 
 pub use legacy::read_legacy;
@@ -164,14 +165,24 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     let base = if record.compressed { 0 } else { record.start };
     let pickle = ckpt_pickle::parse(&data, base, &Limits::default())
         .map_err(|e| pickle_error(&e, &member))?;
+    reject_trailing(&pickle, &data, base, &member)?;
     let mut storages = ZipStorages {
         archive: &archive,
         folder: "data",
         byte_order,
     };
-    let interpreted =
-        interpret::interpret(&pickle, &mut storages).map_err(|e| e.with_member(member.clone()))?;
+    let script = if torchscript {
+        script_declarations(&archive)
+    } else {
+        interpret::ScriptDecls::new()
+    };
+    let interpreted = interpret::interpret_with(&pickle, &mut storages, &script)
+        .map_err(|e| e.with_member(member.clone()))?;
     let mut details = details(&pickle, &data, !torchscript);
+    if torchscript {
+        // The archive carries its own code: torch.jit.load needs no Python classes.
+        details.needs.clear();
+    }
     details.records = records;
     details.from_modules = interpreted.from_modules;
     details.root_is_module = interpreted.root_is_module;
@@ -181,6 +192,72 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         Format::TorchZip
     };
     Ok(Checkpoint::new(format, BTreeMap::new(), interpreted.root).with_details(details))
+}
+
+/// Refuses bytes after a pickle's `STOP`: torch never writes them, `pickle.load` ignores
+/// them, and they can hide a second payload from tools that stop at the first.
+fn reject_trailing(pickle: &Pickle<'_>, data: &[u8], base: u64, member: &str) -> Result<()> {
+    let extra = data.len().saturating_sub(pickle.byte_len());
+    if extra == 0 {
+        return Ok(());
+    }
+    Err(Error::malformed(format!(
+        "{extra} bytes follow the pickle's STOP; torch never writes them, and they can hide a \
+         second payload from tools that read only the first"
+    ))
+    .with_member(member.to_owned())
+    .at_offset(base + pickle.byte_len() as u64))
+}
+
+/// What the TorchScript code of an archive declares: for each class, its
+/// `__parameters__` and `__buffers__`. The code is read as text and never run.
+fn script_declarations(archive: &Archive<'_>) -> interpret::ScriptDecls {
+    let mut decls = interpret::ScriptDecls::new();
+    for name in archive.record_names() {
+        let Some(path) = name
+            .strip_prefix("code/")
+            .and_then(|p| p.strip_suffix(".py"))
+        else {
+            continue;
+        };
+        let Some(record) = archive.get(name) else {
+            continue;
+        };
+        let Ok(text) = archive.read(record) else {
+            continue;
+        };
+        let module = path.replace('/', ".");
+        let text = String::from_utf8_lossy(&text);
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("class ") {
+                let class = rest.split(['(', ':']).next().unwrap_or_default().trim();
+                current = Some(format!("{module}.{class}"));
+            } else if let Some(class) = &current {
+                let list = |key: &str| -> Option<Vec<String>> {
+                    let value = line
+                        .trim_start()
+                        .strip_prefix(key)?
+                        .trim_start()
+                        .strip_prefix('=')?;
+                    Some(
+                        value
+                            .split('"')
+                            .skip(1)
+                            .step_by(2)
+                            .map(str::to_owned)
+                            .collect(),
+                    )
+                };
+                if let Some(parameters) = list("__parameters__") {
+                    decls.entry(class.clone()).or_default().0 = parameters;
+                } else if let Some(buffers) = list("__buffers__") {
+                    decls.entry(class.clone()).or_default().1 = buffers;
+                }
+            }
+        }
+    }
+    decls
 }
 
 /// Storages of a plain pickle: there are none.
@@ -199,6 +276,13 @@ impl<'data> Storages<'data> for NoStorages {
 /// container).
 pub fn read_pickle(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     let pickle = parse_pickle(bytes, 0, "pickle")?;
+    reject_trailing(&pickle, bytes, 0, "pickle").map_err(|e| {
+        if bytes.starts_with(b"\x80\x02\x8a") {
+            e.with_hint("this looks like a legacy torch.save stream whose magic number is wrong: the file is corrupted")
+        } else {
+            e
+        }
+    })?;
     let interpreted = interpret::interpret(&pickle, &mut NoStorages)?;
     let mut details = details(
         &pickle,
