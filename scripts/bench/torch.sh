@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmarks of ckpt on PyTorch files, side by side with torch and the pytorch-reader crate.
+#
+#   scripts/bench/torch.sh [WORKDIR]
+#
+# `ckpt inspect` of a GPT-2-small-sized pytorch_model.bin (124M float32 parameters, ~500 MB,
+# made by torch.save) reads only the pickle: compare listing its tensors with
+#   - ckpt inspect (and --json)
+#   - torch.load(mmap=True) + listing names and shapes (the fastest torch route)
+#   - torch.load() (what most scripts do)
+#   - the pytorch-reader crate (tracel-ai/burn), a Rust reader, built from crates.io
+# Needs hyperfine and the interop venv (scripts/interop-env.sh). Results go to WORKDIR/*.md.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+work="${1:-$root/target/bench}"
+mkdir -p "$work"
+command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing (apt-get install hyperfine)" >&2; exit 2; }
+python="$("$root/scripts/interop-env.sh")"
+
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p ckpt-cli
+cargo build --release --quiet --manifest-path "$root/scripts/bench/pytorch-reader/Cargo.toml"
+ckpt="$root/target/release/ckpt"
+reader="$root/scripts/bench/pytorch-reader/target/release/pytorch-reader-list"
+
+bin="$work/gpt2-pytorch_model.bin"
+legacy="$work/gpt2-legacy.bin"
+[ -f "$bin" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$bin"
+[ -f "$legacy" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$legacy" --legacy
+ls -l "$bin" "$legacy"
+
+cat > "$work/torch_list.py" <<'PY'
+import sys, torch
+mmap = sys.argv[2] == "mmap"
+sd = torch.load(sys.argv[1], map_location="cpu", weights_only=True, mmap=mmap)
+for name, t in sd.items():
+    print(name, t.dtype, tuple(t.shape))
+PY
+
+echo "== list the tensors of a 500 MB torch zip checkpoint"
+hyperfine --warmup 2 --runs 10 \
+    --export-markdown "$work/torch-inspect.md" \
+    "$ckpt inspect $bin" \
+    "$ckpt inspect --json $bin" \
+    "$reader $bin" \
+    "$python $work/torch_list.py $bin mmap" \
+    "$python $work/torch_list.py $bin load"
+
+echo "== the same, legacy (non-zip) format"
+hyperfine --warmup 2 --runs 10 \
+    --export-markdown "$work/torch-inspect-legacy.md" \
+    "$ckpt inspect $legacy" \
+    "$reader $legacy" \
+    "$python $work/torch_list.py $legacy load"
+echo "results in $work"
