@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# Make (once) and print the path of a Python venv holding the pinned interop tools
-# (torch, safetensors, numpy, pytest, a real sentence-transformers checkpoint).
+# Make (once) and print the path of a Python venv holding pinned interop tools.
 #
-# The venv lives under ~/.cache/ckpt/ and is keyed by the hash of
-# tests/interop/requirements.txt, so editing the pins builds a fresh one and an
-# unchanged file reuses the cached one. The first run downloads about 5 GB.
+# Without an argument the venv holds tests/interop/requirements.txt (torch, safetensors, numpy,
+# pytest, a real sentence-transformers checkpoint). With an argument it holds that requirements
+# file instead, e.g. tests/interop/requirements-torch-old.txt (an older torch for the fixtures).
+#
+# The venv lives under ~/.cache/ckpt/ and is keyed by the hash of the requirements file, so
+# editing the pins builds a fresh one and an unchanged file reuses the cached one. The first
+# run downloads a few GB.
 #
 # Usage: python="$(scripts/interop-env.sh)"
+#        old_python="$(scripts/interop-env.sh tests/interop/requirements-torch-old.txt)"
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-req="$root/tests/interop/requirements.txt"
+req="${1:-$root/tests/interop/requirements.txt}"
+if [ ! -f "$req" ]; then
+    echo "interop-env: no requirements file at '$req'" >&2
+    exit 1
+fi
 key="$(sha256sum "$req" | cut -c1-12)"
-venv="${CKPT_INTEROP_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ckpt/interop-$key}"
+if [ $# -eq 0 ]; then
+    venv="${CKPT_INTEROP_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ckpt/interop-$key}"
+else
+    venv="${XDG_CACHE_HOME:-$HOME/.cache}/ckpt/interop-$key"
+fi
 
 if [ ! -f "$venv/.complete" ]; then
-    echo "interop-env: installing pinned tools into $venv (first run: a few minutes, ~5 GB)" >&2
+    echo "interop-env: installing $(basename "$req") into $venv (first run: a few minutes, a few GB)" >&2
     rm -rf "$venv"
     mkdir -p "$(dirname "$venv")"
     python3 -m venv "$venv"
