@@ -9,6 +9,7 @@
 mod convert;
 mod errors;
 mod inspect;
+mod torch;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
