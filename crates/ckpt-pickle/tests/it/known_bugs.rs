@@ -139,3 +139,13 @@ known_bugs! {
     rejects_ext_unregistered: Rejects "ext_unregistered",
         "bug: EXT1 of an unregistered code is accepted; CPython: unregistered extension code 7";
 }
+
+#[test]
+fn known_bugs_name_corpus_files() {
+    for &(check, name) in KNOWN {
+        match check {
+            Check::Ops | Check::Value => drop(corpus::ok_case(name)),
+            Check::Rejects => drop(corpus::bad_case(name)),
+        }
+    }
+}

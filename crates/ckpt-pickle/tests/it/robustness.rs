@@ -121,6 +121,14 @@ fn every_prefix_fails_cleanly() {
     assert!(checked > 30_000, "{checked}");
 }
 
+/// Every bad/ file, known disagreements included, is read without a panic.
+#[test]
+fn bad_files_never_panic() {
+    for case in corpus::bad() {
+        let _ = read_everything(&case.bytes);
+    }
+}
+
 /// The deep nestings of stress/ parse (CPython loads them) to the right depth.
 #[test]
 fn deep_nesting_parses() {
