@@ -176,6 +176,9 @@ impl<'a> Decoder<'a> {
             Argument::U32 => Arg::Int(i64::from(u32::from_le_bytes(self.array(at, op)?))),
             Argument::U64 => {
                 let value = u64::from_le_bytes(self.array(at, op)?);
+                if op == Opcode::Frame && value > (self.data.len() - self.pos) as u64 {
+                    return Err(self.error(ErrorKind::Truncated, at, Some(op)));
+                }
                 Arg::Int(
                     i64::try_from(value)
                         .map_err(|_| self.bad(format!("{value} is too large"), at, op))?,
@@ -184,39 +187,38 @@ impl<'a> Decoder<'a> {
             Argument::F64 => Arg::Float(f64::from_be_bytes(self.array(at, op)?)),
             Argument::DecimalLine => {
                 let line = self.line(at, op)?;
-                match (op, line) {
-                    (Opcode::Int, b"00") => Arg::Bool(false),
-                    (Opcode::Int, b"01") => Arg::Bool(true),
-                    (Opcode::Int, _) => self.integer(line, at, op)?,
-                    _ => {
-                        let text = ascii(line).trim();
-                        Arg::Int(
-                            text.parse::<i64>()
-                                .ok()
-                                .filter(|&i| i >= 0)
-                                .ok_or_else(|| {
-                                    self.bad(
-                                        format!(
-                                            "memo index `{}` is not a number",
-                                            line.escape_ascii()
-                                        ),
-                                        at,
-                                        op,
-                                    )
-                                })?,
-                        )
+                if op == Opcode::Int {
+                    // CPython's C unpickler: strtol(base 0), a bool when the line is two
+                    // characters worth 0 or 1, else Python's int(text, 0).
+                    match c_strtol_base0(line) {
+                        Some(x @ (0 | 1)) if line.len() == 2 => Arg::Bool(x == 1),
+                        Some(x) => Arg::Int(x),
+                        None => self.python_int(line, at, op)?,
                     }
+                } else {
+                    let text = ascii(line).trim();
+                    Arg::Int(
+                        text.parse::<i64>()
+                            .ok()
+                            .filter(|&i| i >= 0)
+                            .ok_or_else(|| {
+                                self.bad(
+                                    format!("memo index `{}` is not a number", line.escape_ascii()),
+                                    at,
+                                    op,
+                                )
+                            })?,
+                    )
                 }
             }
             Argument::LongLine => {
                 let line = self.line(at, op)?;
                 let line = line.strip_suffix(b"L").unwrap_or(line);
-                self.integer(line, at, op)?
+                self.python_int(line, at, op)?
             }
             Argument::FloatLine => {
                 let line = self.line(at, op)?;
-                let text = ascii(line).trim();
-                Arg::Float(parse_python_float(text).ok_or_else(|| {
+                Arg::Float(parse_c_double(line).ok_or_else(|| {
                     self.bad(format!("`{}` is not a float", line.escape_ascii()), at, op)
                 })?)
             }
@@ -226,14 +228,44 @@ impl<'a> Decoder<'a> {
                     unquote_python_string(line).map_err(|what| self.bad(what, at, op))?,
                 ))
             }
-            Argument::TextLine => Arg::Str(String::from_utf8_lossy(self.line(at, op)?)),
+            Argument::TextLine => {
+                let line = self.line(at, op)?;
+                if !line.is_ascii() {
+                    return Err(self.bad(
+                        "persistent ids in protocol 0 must be ASCII".to_owned(),
+                        at,
+                        op,
+                    ));
+                }
+                Arg::Str(Cow::Borrowed(ascii(line)))
+            }
             Argument::TextLinePair => {
-                let module = String::from_utf8_lossy(self.line(at, op)?);
-                let name = String::from_utf8_lossy(self.line(at, op)?);
-                Arg::Global { module, name }
+                // GLOBAL names are UTF-8; INST names ASCII (as CPython decodes them).
+                let mut name_part = |what: &str| -> Result<&'a str, Error> {
+                    let line = self.line(at, op)?;
+                    let text = std::str::from_utf8(line)
+                        .map_err(|_| self.bad(format!("the {what} name is not UTF-8"), at, op))?;
+                    if op == Opcode::Inst && !text.is_ascii() {
+                        return Err(self.bad(
+                            format!("the {what} name of INST is not ASCII"),
+                            at,
+                            op,
+                        ));
+                    }
+                    Ok(text)
+                };
+                let module = name_part("module")?;
+                let name = name_part("class")?;
+                Arg::Global {
+                    module: Cow::Borrowed(module),
+                    name: Cow::Borrowed(name),
+                }
             }
             Argument::UnicodeLine => {
-                Arg::Str(Cow::Owned(decode_raw_unicode_escape(self.line(at, op)?)))
+                let line = self.line(at, op)?;
+                Arg::Str(Cow::Owned(
+                    decode_raw_unicode_escape(line).map_err(|what| self.bad(what, at, op))?,
+                ))
             }
             Argument::Long1 => {
                 let len = u64::from(self.array::<1>(at, op)?[0]);
@@ -265,37 +297,41 @@ impl<'a> Decoder<'a> {
             }
             Argument::Unicode1 => {
                 let len = u64::from(self.array::<1>(at, op)?[0]);
-                Arg::Str(utf8(self.sized(len, string_limit, at, op)?))
+                let bytes = self.sized(len, string_limit, at, op)?;
+                Arg::Str(
+                    utf8(bytes)
+                        .ok_or_else(|| self.bad("the string is not UTF-8".to_owned(), at, op))?,
+                )
             }
             Argument::Unicode4 => {
                 let len = u64::from(u32::from_le_bytes(self.array(at, op)?));
-                Arg::Str(utf8(self.sized(len, string_limit, at, op)?))
+                let bytes = self.sized(len, string_limit, at, op)?;
+                Arg::Str(
+                    utf8(bytes)
+                        .ok_or_else(|| self.bad("the string is not UTF-8".to_owned(), at, op))?,
+                )
             }
             Argument::Unicode8 => {
                 let len = u64::from_le_bytes(self.array(at, op)?);
-                Arg::Str(utf8(self.sized(len, string_limit, at, op)?))
+                let bytes = self.sized(len, string_limit, at, op)?;
+                Arg::Str(
+                    utf8(bytes)
+                        .ok_or_else(|| self.bad("the string is not UTF-8".to_owned(), at, op))?,
+                )
             }
         })
     }
 
-    /// A decimal integer of a text opcode: an `Int` when it fits, else a `BigInt`.
-    fn integer(&self, line: &[u8], at: usize, op: Opcode) -> Result<Arg<'a>, Error> {
-        let text = ascii(line).trim();
-        if let Ok(value) = text.replace('_', "").parse::<i64>() {
-            return Ok(Arg::Int(value));
-        }
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text.strip_prefix('+').unwrap_or(text)),
-        };
-        let digits: String = digits.chars().filter(|&c| c != '_').collect();
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(self.bad(
+    /// Python's `int(text, 0)`: an `Int` when it fits, else a `BigInt`.
+    fn python_int(&self, line: &[u8], at: usize, op: Opcode) -> Result<Arg<'a>, Error> {
+        let not_int = || {
+            self.bad(
                 format!("`{}` is not an integer", line.escape_ascii()),
                 at,
                 op,
-            ));
-        }
+            )
+        };
+        let (negative, radix, digits) = python_int_literal(line).ok_or_else(not_int)?;
         if digits.len() > self.limits.max_int_digits {
             return Err(self.error(
                 ErrorKind::LimitExceeded {
@@ -306,9 +342,11 @@ impl<'a> Decoder<'a> {
                 Some(op),
             ));
         }
-        Ok(Arg::BigInt(Cow::Owned(decimal_to_twos_complement(
-            &digits, negative,
-        ))))
+        let bytes = digits_to_twos_complement(&digits, radix, negative);
+        Ok(match long(&bytes) {
+            Arg::Int(i) => Arg::Int(i),
+            _ => Arg::BigInt(Cow::Owned(bytes)),
+        })
     }
 
     /// Decodes the next instruction. After `STOP`, or after an error, returns `None`.
@@ -350,9 +388,129 @@ fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
-/// UTF-8 text; invalid sequences (Python's `surrogatepass` lone surrogates) become U+FFFD.
-fn utf8(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+/// UTF-8 text as CPython decodes pickle strings (`surrogatepass`): valid UTF-8, where
+/// encoded lone surrogates are also accepted. Rust strings cannot hold those, so they become
+/// U+FFFD; anything else that is not UTF-8 is `None`.
+fn utf8(bytes: &[u8]) -> Option<Cow<'_, str>> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Some(Cow::Borrowed(text));
+    }
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(text) => {
+                out.push_str(text);
+                break;
+            }
+            Err(e) => {
+                let (valid, tail) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).ok()?);
+                // An encoded surrogate: ED A0..BF 80..BF.
+                match tail {
+                    [0xed, 0xa0..=0xbf, 0x80..=0xbf, after @ ..] => {
+                        out.push('\u{fffd}');
+                        rest = after;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+/// C's `strtol(text, &end, 0)` when it reads the whole text and fits in 64 bits: leading
+/// whitespace, a sign, then hex after `0x`, octal after `0`, or decimal.
+fn c_strtol_base0(text: &[u8]) -> Option<i64> {
+    let text = text.trim_ascii_start();
+    let (negative, text) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    let (radix, digits) = match text {
+        [b'0', b'x' | b'X', rest @ ..] if rest.first().is_some_and(u8::is_ascii_hexdigit) => {
+            (16, rest)
+        }
+        [b'0', rest @ ..] if !rest.is_empty() => (8, rest),
+        _ => (10, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: i128 = 0;
+    for &d in digits {
+        let digit = char::from(d).to_digit(radix)?;
+        value = value
+            .checked_mul(i128::from(radix))?
+            .checked_add(i128::from(digit))?;
+        if value > i128::from(u64::MAX) {
+            return None;
+        }
+    }
+    let value = if negative { -value } else { value };
+    i64::try_from(value).ok()
+}
+
+/// Python's `int(text, 0)` literal: `(negative, radix, digits)`, or `None` if Python
+/// refuses it (whitespace around, a sign, `0x`/`0o`/`0b` prefixes, single underscores
+/// between digits, no leading zeros in a non-zero decimal).
+fn python_int_literal(text: &[u8]) -> Option<(bool, u32, String)> {
+    let text = std::str::from_utf8(text).ok()?.trim();
+    let (negative, text) = match text.as_bytes().first() {
+        Some(b'-') => (true, text.get(1..)?),
+        Some(b'+') => (false, text.get(1..)?),
+        _ => (false, text),
+    };
+    let lower = text.to_ascii_lowercase();
+    let (radix, body, prefixed) = match lower.get(..2) {
+        Some("0x") => (16, lower.get(2..)?, true),
+        Some("0o") => (8, lower.get(2..)?, true),
+        Some("0b") => (2, lower.get(2..)?, true),
+        _ => (10, lower.as_str(), false),
+    };
+    // Underscores: one at a time, between digits (or right after a base prefix).
+    let body = if prefixed {
+        body.strip_prefix('_').unwrap_or(body)
+    } else {
+        body
+    };
+    if body.is_empty() || body.starts_with('_') || body.ends_with('_') || body.contains("__") {
+        return None;
+    }
+    let digits: String = body.chars().filter(|&c| c != '_').collect();
+    if !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    if radix == 10
+        && digits.len() > 1
+        && digits.starts_with('0')
+        && digits.chars().any(|c| c != '0')
+    {
+        return None;
+    }
+    Some((negative, radix, digits))
+}
+
+/// CPython's `PyOS_string_to_double` on a whole `FLOAT` line: no surrounding space, no
+/// underscores, `inf`/`nan` spelled out, and an overflow is an error.
+fn parse_c_double(text: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(text).ok()?;
+    let bare = text.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    let special = matches!(bare.as_str(), "inf" | "infinity" | "nan");
+    if !special
+        && !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+    {
+        return None;
+    }
+    let value: f64 = text.parse().ok()?;
+    if value.is_infinite() && !special {
+        return None;
+    }
+    Some(value)
 }
 
 /// `LONG1`/`LONG4` payloads: little-endian two's complement; short ones become `Int`.
@@ -373,14 +531,18 @@ fn long(bytes: &[u8]) -> Arg<'_> {
     }
 }
 
-/// Decimal digits to little-endian two's complement bytes (minimal length).
+/// Digits in `radix` to little-endian two's complement bytes (minimal length).
 #[allow(clippy::cast_possible_truncation)] // keeping the low 32 bits of a limb product is the point
-fn decimal_to_twos_complement(digits: &str, negative: bool) -> Vec<u8> {
+fn digits_to_twos_complement(digits: &str, radix: u32, negative: bool) -> Vec<u8> {
     // Magnitude in base 2^32 limbs, little-endian.
     let mut limbs: Vec<u32> = vec![0];
-    for chunk in digits.as_bytes().chunks(9) {
+    for chunk in digits.as_bytes().chunks(7) {
         let (mut carry, scale) = chunk.iter().fold((0u64, 1u64), |(value, scale), &d| {
-            (value * 10 + u64::from(d - b'0'), scale * 10)
+            let digit = char::from(d).to_digit(radix).unwrap_or(0);
+            (
+                value * u64::from(radix) + u64::from(digit),
+                scale * u64::from(radix),
+            )
         });
         for limb in &mut limbs {
             let product = u64::from(*limb) * scale + carry;
@@ -392,6 +554,8 @@ fn decimal_to_twos_complement(digits: &str, negative: bool) -> Vec<u8> {
         }
     }
     let mut bytes: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
+    // Room for the sign bit before negating (0x80000001 needs a fifth byte as -0x80000001).
+    bytes.push(0);
     if negative {
         // Two's complement: invert and add one.
         let mut carry = true;
@@ -417,16 +581,6 @@ fn decimal_to_twos_complement(digits: &str, negative: bool) -> Vec<u8> {
         bytes.push(0);
     }
     bytes
-}
-
-/// Python's `float()` on the text of a `FLOAT` opcode.
-fn parse_python_float(text: &str) -> Option<f64> {
-    match text.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        "nan" | "+nan" | "-nan" => Some(f64::NAN),
-        other => other.replace('_', "").parse::<f64>().ok(),
-    }
 }
 
 /// The quoted literal of a protocol-0 `STRING` (`'abc\n'`): strip the quotes, then undo
@@ -489,8 +643,9 @@ fn unquote_python_string(line: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Python's `raw-unicode-escape` codec: bytes are Latin-1 characters, except `\uXXXX` and
-/// `\UXXXXXXXX` after an odd run of backslashes.
-fn decode_raw_unicode_escape(bytes: &[u8]) -> String {
+/// `\UXXXXXXXX` after an odd run of backslashes, which must be complete and in range.
+/// Surrogate code points (which Rust strings cannot hold) become U+FFFD.
+fn decode_raw_unicode_escape(bytes: &[u8]) -> Result<String, String> {
     let mut out = String::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -502,23 +657,30 @@ fn decode_raw_unicode_escape(bytes: &[u8]) -> String {
                 .take_while(|&&c| c == b'\\')
                 .count();
             let after = i + run;
-            let escape = match bytes.get(after) {
+            let width = match bytes.get(after) {
                 Some(b'u') => Some(4),
                 Some(b'U') => Some(8),
                 _ => None,
             };
-            if let (true, Some(width)) = (run % 2 == 1, escape) {
-                let digits = bytes.get(after + 1..after + 1 + width);
-                let code = digits
-                    .and_then(|d| std::str::from_utf8(d).ok())
+            if let (true, Some(width)) = (run % 2 == 1, width) {
+                let digits = bytes
+                    .get(after + 1..after + 1 + width)
+                    .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
+                    .ok_or_else(|| {
+                        format!(
+                            "truncated \\{} escape",
+                            if width == 4 { "uXXXX" } else { "UXXXXXXXX" }
+                        )
+                    })?;
+                let code = std::str::from_utf8(digits)
+                    .ok()
                     .and_then(|d| u32::from_str_radix(d, 16).ok())
-                    .and_then(char::from_u32);
-                if let Some(c) = code {
-                    out.extend(std::iter::repeat_n('\\', run - 1));
-                    out.push(c);
-                    i = after + 1 + width;
-                    continue;
-                }
+                    .filter(|&c| c <= 0x10ffff)
+                    .ok_or_else(|| "\\Uxxxxxxxx out of range".to_owned())?;
+                out.extend(std::iter::repeat_n('\\', run - 1));
+                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                i = after + 1 + width;
+                continue;
             }
             out.extend(std::iter::repeat_n('\\', run));
             i = after;
@@ -527,7 +689,7 @@ fn decode_raw_unicode_escape(bytes: &[u8]) -> String {
         out.push(char::from(b));
         i += 1;
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -566,16 +728,16 @@ mod tests {
             Arg::BigInt(Cow::Borrowed(b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"))
         );
         assert_eq!(
-            decimal_to_twos_complement("119547037146038801333356", false),
+            digits_to_twos_complement("119547037146038801333356", 10, false),
             b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
         );
         // -2**80: Python's pickle.encode_long gives 00 00 00 00 00 00 00 00 00 00 ff.
         assert_eq!(
-            decimal_to_twos_complement("1208925819614629174706176", true),
+            digits_to_twos_complement("1208925819614629174706176", 10, true),
             b"\0\0\0\0\0\0\0\0\0\0\xff"
         );
-        assert_eq!(decimal_to_twos_complement("255", false), b"\xff\x00");
-        assert_eq!(decimal_to_twos_complement("128", true), b"\x80");
+        assert_eq!(digits_to_twos_complement("255", 10, false), b"\xff\x00");
+        assert_eq!(digits_to_twos_complement("128", 10, true), b"\x80");
     }
 
     #[test]
@@ -602,12 +764,17 @@ mod tests {
 
     #[test]
     fn raw_unicode_escape() {
-        assert_eq!(decode_raw_unicode_escape(b"a\\u0041"), "aA");
-        assert_eq!(decode_raw_unicode_escape(b"a\\\\u0041"), "a\\\\u0041");
-        assert_eq!(decode_raw_unicode_escape(b"\\\\\\u0041"), "\\\\A");
-        assert_eq!(decode_raw_unicode_escape(b"\\U0001F642"), "🙂");
-        assert_eq!(decode_raw_unicode_escape(b"\xe9"), "é");
-        assert_eq!(decode_raw_unicode_escape(b"\\x"), "\\x");
+        assert_eq!(decode_raw_unicode_escape(b"a\\u0041").unwrap(), "aA");
+        assert_eq!(
+            decode_raw_unicode_escape(b"a\\\\u0041").unwrap(),
+            "a\\\\u0041"
+        );
+        assert_eq!(decode_raw_unicode_escape(b"\\\\\\u0041").unwrap(), "\\\\A");
+        assert_eq!(decode_raw_unicode_escape(b"\\U0001F642").unwrap(), "🙂");
+        assert_eq!(decode_raw_unicode_escape(b"\xe9").unwrap(), "é");
+        assert_eq!(decode_raw_unicode_escape(b"\\x").unwrap(), "\\x");
+        assert!(decode_raw_unicode_escape(b"\\u12").is_err());
+        assert!(decode_raw_unicode_escape(b"\\U00110000").is_err());
     }
 
     #[test]

@@ -211,6 +211,43 @@ impl<'a> Machine<'a> {
         pairs: Vec<(ObjectId, ObjectId)>,
         at: &At,
     ) -> Result<(), Error> {
+        if matches!(self.object(target), Object::List(_)) {
+            // `list[index] = value`, as CPython does.
+            for (key, value) in pairs {
+                let index = match self.object(key) {
+                    Object::Int(i) => *i,
+                    Object::Bool(b) => i64::from(*b),
+                    other => {
+                        return Err(at.error(ErrorKind::WrongType(format!(
+                            "list indices must be integers, not {}",
+                            kind_name(other)
+                        ))));
+                    }
+                };
+                let Some(Object::List(list)) = self.object_mut(target) else {
+                    return Err(at.error(ErrorKind::StackUnderflow));
+                };
+                let len = i64::try_from(list.len()).unwrap_or(i64::MAX);
+                let slot = if index < 0 { index + len } else { index };
+                match usize::try_from(slot)
+                    .ok()
+                    .and_then(|slot| list.get_mut(slot))
+                {
+                    Some(item) => *item = value,
+                    None => {
+                        return Err(at.error(ErrorKind::WrongType(
+                            "list assignment index out of range".to_owned(),
+                        )));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if matches!(self.object(target), Object::Dict(_)) {
+            for &(key, _) in &pairs {
+                self.check_hashable(key, at)?;
+            }
+        }
         match self.object_mut(target) {
             Some(Object::Dict(entries)) => entries.extend(pairs),
             Some(Object::Instance { .. } | Object::Call { .. }) => {
@@ -223,6 +260,66 @@ impl<'a> Machine<'a> {
                     kind_name(self.object(target))
                 ))));
             }
+        }
+        Ok(())
+    }
+
+    /// Whether an object is a plain value of a known Python type (not something a call
+    /// would produce, whose type only running code could tell).
+    fn is_plain(object: &Object<'_>) -> bool {
+        !matches!(
+            object,
+            Object::Call { .. }
+                | Object::Instance { .. }
+                | Object::PersistentId(_)
+                | Object::Extension(_)
+        )
+    }
+
+    /// Refuses what CPython refuses as a dict key or set member: lists, dicts, sets,
+    /// bytearrays, and tuples holding them.
+    fn check_hashable(&self, id: ObjectId, at: &At) -> Result<(), Error> {
+        let mut pending = vec![(id, 0usize)];
+        while let Some((id, depth)) = pending.pop() {
+            match self.object(id) {
+                Object::List(_) | Object::Dict(_) | Object::Set(_) | Object::ByteArray(_) => {
+                    return Err(at.error(ErrorKind::WrongType(format!(
+                        "{} uses an unhashable {} as a key or set member",
+                        at.opcode.name(),
+                        kind_name(self.object(id))
+                    ))));
+                }
+                Object::Tuple(items) | Object::FrozenSet(items) if depth < 64 => {
+                    pending.extend(items.iter().map(|&item| (item, depth + 1)));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `NEWOBJ` needs a class: a global, or something only code could make.
+    fn check_class(&self, id: ObjectId, at: &At) -> Result<(), Error> {
+        let object = self.object(id);
+        if Self::is_plain(object) && !matches!(object, Object::Global { .. }) {
+            return Err(at.error(ErrorKind::WrongType(format!(
+                "{} needs a class, not a {}",
+                at.opcode.name(),
+                kind_name(object)
+            ))));
+        }
+        Ok(())
+    }
+
+    /// `REDUCE`/`NEWOBJ` arguments must be a tuple (or something only code could make).
+    fn check_tuple(&self, id: ObjectId, what: &str, at: &At) -> Result<(), Error> {
+        let object = self.object(id);
+        if Self::is_plain(object) && !matches!(object, Object::Tuple(_)) {
+            return Err(at.error(ErrorKind::WrongType(format!(
+                "{} {what} must be a tuple, not a {}",
+                at.opcode.name(),
+                kind_name(object)
+            ))));
         }
         Ok(())
     }
@@ -410,10 +507,16 @@ impl<'a> Machine<'a> {
             Opcode::Dict => {
                 let items = self.pop_mark(at)?;
                 let pairs = Self::pairs(items, at)?;
+                for &(key, _) in &pairs {
+                    self.check_hashable(key, at)?;
+                }
                 self.push_new(Object::Dict(pairs), at)?;
             }
             Opcode::FrozenSet => {
                 let items = self.pop_mark(at)?;
+                for &item in &items {
+                    self.check_hashable(item, at)?;
+                }
                 self.push_new(Object::FrozenSet(items), at)?;
             }
             Opcode::Append => {
@@ -429,9 +532,24 @@ impl<'a> Machine<'a> {
             Opcode::AddItems => {
                 let items = self.pop_mark(at)?;
                 let target = self.top(at)?;
-                match self.object_mut(target) {
-                    Some(Object::Set(set)) => set.extend(items),
-                    _ => self.append(target, items, at)?,
+                match self.object(target) {
+                    Object::Set(_) => {
+                        for &item in &items {
+                            self.check_hashable(item, at)?;
+                        }
+                        if let Some(Object::Set(set)) = self.object_mut(target) {
+                            set.extend(items);
+                        }
+                    }
+                    Object::Instance { .. } | Object::Call { .. } => {
+                        self.extras.entry(target).or_default().items.extend(items);
+                    }
+                    other => {
+                        return Err(at.error(ErrorKind::WrongType(format!(
+                            "ADDITEMS adds to a {}, which has no add()",
+                            kind_name(other)
+                        ))));
+                    }
                 }
             }
             Opcode::SetItem => {
@@ -479,11 +597,14 @@ impl<'a> Machine<'a> {
             Opcode::Reduce => {
                 let args = self.pop(at)?;
                 let callable = self.pop(at)?;
+                self.check_tuple(args, "arguments", at)?;
                 self.push_new(Object::Call { callable, args }, at)?;
             }
             Opcode::NewObj => {
                 let args = self.pop(at)?;
                 let class = self.pop(at)?;
+                self.check_class(class, at)?;
+                self.check_tuple(args, "arguments", at)?;
                 self.push_new(
                     Object::Instance {
                         class,
@@ -498,6 +619,15 @@ impl<'a> Machine<'a> {
                 let kwargs = self.pop(at)?;
                 let args = self.pop(at)?;
                 let class = self.pop(at)?;
+                self.check_class(class, at)?;
+                self.check_tuple(args, "arguments", at)?;
+                let object = self.object(kwargs);
+                if Self::is_plain(object) && !matches!(object, Object::Dict(_)) {
+                    return Err(at.error(ErrorKind::WrongType(format!(
+                        "NEWOBJ_EX keyword arguments must be a dict, not a {}",
+                        kind_name(object)
+                    ))));
+                }
                 self.push_new(
                     Object::Instance {
                         class,
@@ -553,7 +683,27 @@ impl<'a> Machine<'a> {
             Opcode::Build => {
                 let state = self.pop(at)?;
                 let target = self.top(at)?;
-                self.extras.entry(target).or_default().states.push(state);
+                let empty_state = match self.object(state) {
+                    Object::None => true,
+                    Object::Dict(entries) => entries.is_empty(),
+                    _ => false,
+                };
+                let target_object = self.object(target);
+                // CPython: a None (or empty) state does nothing; plain values have no
+                // `__dict__` or `__setstate__` to take any other state.
+                if Self::is_plain(target_object) && !matches!(target_object, Object::Global { .. })
+                {
+                    if !empty_state {
+                        return Err(at.error(ErrorKind::WrongType(format!(
+                            "BUILD sets the state of a {}, which has no attributes",
+                            kind_name(target_object)
+                        ))));
+                    }
+                } else {
+                    // Objects of unknown classes may define `__setstate__`, which CPython
+                    // calls even with None: every state is recorded.
+                    self.extras.entry(target).or_default().states.push(state);
+                }
             }
             Opcode::PersId => {
                 let Arg::Str(text) = arg else {
@@ -570,7 +720,15 @@ impl<'a> Machine<'a> {
             }
             Opcode::Ext1 | Opcode::Ext2 | Opcode::Ext4 => {
                 let code = Self::int_arg(&arg, at)?;
+                // The copyreg extension registry is empty in a plain Python: CPython fails
+                // ("unregistered extension code"). The object stays visible to
+                // `parse_partial`.
                 self.push_new(Object::Extension(code), at)?;
+                return Err(at.error(ErrorKind::Unsupported(format!(
+                    "{} names a global by copyreg extension code {code}, which no registry \
+                     defines in a plain Python",
+                    at.opcode.name()
+                ))));
             }
             Opcode::Put | Opcode::BinPut | Opcode::LongBinPut => {
                 let index = Self::memo_index(&arg, at)?;

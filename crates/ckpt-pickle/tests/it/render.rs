@@ -189,7 +189,7 @@ impl Compat {
 }
 
 pub(crate) struct Renderer<'a> {
-    pickle: &'a Pickle,
+    pickle: &'a Pickle<'a>,
     protocol: u8,
     /// copyreg's registry as the generator set it: code -> `module name`.
     extensions: HashMap<i64, (String, String)>,
@@ -197,7 +197,7 @@ pub(crate) struct Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
-    pub(crate) fn new(pickle: &'a Pickle, case_json: &Value) -> Self {
+    pub(crate) fn new(pickle: &'a Pickle<'a>, case_json: &Value) -> Self {
         let extensions = case_json
             .get("extensions")
             .and_then(Value::as_object)

@@ -9,7 +9,7 @@ use crate::corpus;
 use crate::differential::kind_name;
 
 /// Everything the crate offers, run on `data`: must not panic, and must be consistent.
-fn read_everything(data: &[u8]) -> Result<Pickle, ckpt_pickle::Error> {
+fn read_everything(data: &[u8]) -> Result<Pickle<'_>, ckpt_pickle::Error> {
     let limits = Limits::default();
     let decoded: Vec<_> = Decoder::new(data, 7, limits.clone()).collect();
     let mut listing = String::new();
