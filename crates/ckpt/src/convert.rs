@@ -171,7 +171,10 @@ pub fn convert(
     out.commit()?;
     Ok(Converted {
         tensors: tensors.len(),
-        parameters: tensors.iter().map(|(_, t)| t.numel() as u64).sum(),
+        parameters: tensors
+            .iter()
+            .map(|(_, t)| t.numel() as u64 * t.dtype().values_per_element())
+            .sum(),
         bytes: plan.file_len(),
         skipped_values,
         deduplicated,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use ckpt::model::Quantization;
 use ckpt::{Checkpoint, Format, Kind, Source, TensorView, Value};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -56,6 +57,15 @@ pub(crate) struct TensorRow {
     pub(crate) offsets: Option<[u64; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) sha256: Option<String>,
+    /// Quantized tensors: the scale (a list per channel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) q_scale: Option<serde_json::Value>,
+    /// Quantized tensors: the zero point (a list per channel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) q_zero_point: Option<serde_json::Value>,
+    /// Per-channel quantized tensors: the channel axis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) q_axis: Option<usize>,
 }
 
 /// One plain value.
@@ -120,7 +130,7 @@ fn report(
         .iter()
         .enumerate()
         .map(|(i, (name, view))| {
-            let parameters = view.numel() as u64;
+            let parameters = view.numel() as u64 * view.dtype().values_per_element();
             let bytes = view.nbytes() as u64;
             totals.tensors += 1;
             totals.parameters += parameters;
@@ -141,6 +151,18 @@ fn report(
                 sha256: hashes
                     .and_then(|h| h.get(i))
                     .map(|digest| output::hex(digest)),
+                q_scale: view.quantization().map(|q| match q {
+                    Quantization::PerTensor { scale, .. } => (*scale).into(),
+                    Quantization::PerChannel { scales, .. } => scales.clone().into(),
+                }),
+                q_zero_point: view.quantization().map(|q| match q {
+                    Quantization::PerTensor { zero_point, .. } => (*zero_point).into(),
+                    Quantization::PerChannel { zero_points, .. } => zero_points.clone().into(),
+                }),
+                q_axis: view.quantization().and_then(|q| match q {
+                    Quantization::PerTensor { .. } => None,
+                    Quantization::PerChannel { axis, .. } => Some(*axis),
+                }),
             }
         })
         .collect();

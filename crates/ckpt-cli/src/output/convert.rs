@@ -26,25 +26,26 @@ pub(crate) fn render(report: &ConvertReport) -> io::Result<()> {
     )
 }
 
-/// Most value names listed in the warning (the JSON report has them all).
-const MAX_LISTED: usize = 8;
-
 /// On stderr: the plain values that were not written, so that nothing is dropped silently.
 pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
     if report.skipped_values.is_empty() {
         return Ok(());
     }
-    let shown: Vec<String> = report
+    let names: Vec<String> = report
         .skipped_values
         .iter()
-        .take(MAX_LISTED)
-        .map(|n| sanitize(n))
+        .map(|n| {
+            if n.is_empty() {
+                "\"\"".to_owned()
+            } else {
+                sanitize(n)
+            }
+        })
         .collect();
-    let more = report.skipped_values.len().saturating_sub(MAX_LISTED);
     let mut err = io::stderr().lock();
     writeln!(
         err,
-        "warning: {} plain value{} not written ({} holds tensors only): {}{}",
+        "warning: {} plain value{} not written ({} holds tensors only): {}",
         report.skipped_values.len(),
         if report.skipped_values.len() == 1 {
             " is"
@@ -52,12 +53,7 @@ pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
             "s are"
         },
         report.format,
-        shown.join(", "),
-        if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        }
+        names.join(", "),
     )?;
     writeln!(
         err,

@@ -190,6 +190,16 @@ impl Dtype {
         }
     }
 
+    /// How many values one element packs: 2 for `float4_e2m1fn_x2` and `quint4x2`, 4 for
+    /// `quint2x4`, else 1. A tensor's parameter count is its element count times this.
+    pub const fn values_per_element(self) -> u64 {
+        match self {
+            Dtype::Float4E2M1FnX2 | Dtype::QUInt4x2 => 2,
+            Dtype::QUInt2x4 => 4,
+            _ => 1,
+        }
+    }
+
     /// Whether the elements are floating point numbers (real, not complex).
     pub const fn is_float(self) -> bool {
         matches!(self.class(), DtypeClass::Float)

@@ -13,5 +13,5 @@ mod value;
 
 pub use checkpoint::{Checkpoint, Details, Kind};
 pub use dtype::{Dtype, DtypeClass, UnknownDtype};
-pub use tensor::{ByteOrder, Storage, TensorView};
+pub use tensor::{ByteOrder, Quantization, Storage, TensorView};
 pub use value::{Dict, Value};

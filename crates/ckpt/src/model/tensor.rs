@@ -87,6 +87,28 @@ impl<'data> Storage<'data> {
     }
 }
 
+/// How the integers of a quantized tensor (`qint8`...) map to real numbers:
+/// `real = (int - zero_point) * scale`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quantization {
+    /// One scale and zero point for the whole tensor.
+    PerTensor {
+        /// The scale.
+        scale: f64,
+        /// The zero point.
+        zero_point: i64,
+    },
+    /// One scale and zero point per index along `axis`.
+    PerChannel {
+        /// The scales.
+        scales: Vec<f64>,
+        /// The zero points.
+        zero_points: Vec<i64>,
+        /// The dimension they run along.
+        axis: usize,
+    },
+}
+
 /// A tensor: a dtype, a shape, and strides over a [`Storage`] it borrows (zero copy).
 ///
 /// Construction checks that every element the view addresses lies inside the storage, so
@@ -106,6 +128,7 @@ pub struct TensorView<'data> {
     storage: Storage<'data>,
     conj: bool,
     neg: bool,
+    quantization: Option<Box<Quantization>>,
 }
 
 fn size_error(dtype: Dtype, shape: &[usize], error: SizeError) -> Error {
@@ -143,6 +166,7 @@ impl<'data> TensorView<'data> {
             storage,
             conj: false,
             neg: false,
+            quantization: None,
         })
     }
 
@@ -204,6 +228,7 @@ impl<'data> TensorView<'data> {
             storage,
             conj: false,
             neg: false,
+            quantization: None,
         })
     }
 
@@ -221,6 +246,18 @@ impl<'data> TensorView<'data> {
     pub fn with_neg(mut self, neg: bool) -> Self {
         self.neg = neg;
         self
+    }
+
+    /// Sets the quantization parameters of a quantized tensor.
+    #[must_use]
+    pub fn with_quantization(mut self, quantization: Quantization) -> Self {
+        self.quantization = Some(Box::new(quantization));
+        self
+    }
+
+    /// The quantization parameters, for quantized dtypes.
+    pub fn quantization(&self) -> Option<&Quantization> {
+        self.quantization.as_deref()
     }
 
     /// Whether the conj bit is set.

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use ckpt_pickle::{Object, ObjectId, Pickle};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{ByteOrder, Dict, Dtype, Storage, TensorView, Value};
+use crate::model::{ByteOrder, Dict, Dtype, Quantization, Storage, TensorView, Value};
 
 /// Nesting deeper than this is refused (real checkpoints nest a handful of levels).
 const MAX_DEPTH: usize = 256;
@@ -691,8 +691,10 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     _ => Err(self.error(id, "a Parameter whose data is not a tensor")),
                 };
             }
-            ("_rebuild_qtensor", [storage, offset, size, stride, _qparams, _grad, _hooks]) => {
+            ("_rebuild_qtensor", [storage, offset, size, stride, qparams, _grad, _hooks]) => {
+                let quantization = self.quantization(*qparams, depth)?;
                 self.view(id, *storage, *offset, *size, *stride, None)?
+                    .with_quantization(quantization)
             }
             ("_rebuild_device_tensor_from_cpu_tensor", [data, ..]) => {
                 return self.value(*data, depth + 1);
@@ -736,6 +738,65 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             _ => return Err(self.refuse(id, "calls", "torch._utils", function)),
         };
         Ok(Value::Tensor(tensor))
+    }
+
+    /// The quantizer parameters of `_rebuild_qtensor`: `(per_tensor_affine, scale,
+    /// zero_point)` or `(per_channel_affine, scales, zero_points, axis)`.
+    fn quantization(&mut self, params: ObjectId, depth: usize) -> Result<Quantization> {
+        let items = self.args(params)?;
+        let scheme = match items
+            .first()
+            .map(|&s| self.value(s, depth + 1))
+            .transpose()?
+        {
+            Some(Value::Named { name, .. }) => name,
+            _ => return Err(self.error(params, "quantizer parameters without a qscheme")),
+        };
+        let number = |w: &Self, id: ObjectId| -> Result<f64> {
+            match w.pickle.get(id) {
+                Object::Float(x) => Ok(*x),
+                #[allow(clippy::cast_precision_loss)] // scales are floats in torch
+                Object::Int(i) => Ok(*i as f64),
+                _ => Err(w.error(id, "a quantization scale is not a number")),
+            }
+        };
+        match (scheme.as_str(), items.as_slice()) {
+            ("torch.per_tensor_affine" | "torch.per_tensor_symmetric", [_, scale, zero_point]) => {
+                Ok(Quantization::PerTensor {
+                    scale: number(self, *scale)?,
+                    zero_point: self.int(*zero_point, "a zero point")?,
+                })
+            }
+            (
+                "torch.per_channel_affine"
+                | "torch.per_channel_symmetric"
+                | "torch.per_channel_affine_float_qparams",
+                [_, scales, zero_points, axis],
+            ) => {
+                let scales = match self.value(*scales, depth + 1)? {
+                    Value::Tensor(t) => tensor_numbers(&t)?,
+                    _ => return Err(self.error(*scales, "per-channel scales are not a tensor")),
+                };
+                let zero_points = match self.value(*zero_points, depth + 1)? {
+                    #[allow(clippy::cast_possible_truncation)] // zero points are integers
+                    Value::Tensor(t) => tensor_numbers(&t)?.into_iter().map(|z| z as i64).collect(),
+                    _ => {
+                        return Err(
+                            self.error(*zero_points, "per-channel zero points are not a tensor")
+                        );
+                    }
+                };
+                Ok(Quantization::PerChannel {
+                    scales,
+                    zero_points,
+                    axis: self.unsigned(*axis, "a quantization axis")?,
+                })
+            }
+            _ => Err(Error::unsupported(format!(
+                "quantization scheme `{scheme}` is not supported"
+            ))
+            .at_offset(self.pickle.offset(params))),
+        }
     }
 
     /// `cls.__new__(cls, *args)` and friends.
@@ -1077,6 +1138,36 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         };
         Ok((dtype, byte_order))
     }
+}
+
+/// The elements of a small float or integer tensor, as f64 (quantization parameters).
+#[allow(clippy::cast_precision_loss)] // the values are scales and zero points
+fn tensor_numbers(tensor: &TensorView<'_>) -> Result<Vec<f64>> {
+    let bytes = tensor.to_le_bytes()?;
+    let values = match tensor.dtype() {
+        Dtype::Float64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect(),
+        Dtype::Float32 => bytes
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap_or_default())))
+            .collect(),
+        Dtype::Int64 => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
+            .collect(),
+        Dtype::Int32 => bytes
+            .chunks_exact(4)
+            .map(|c| f64::from(i32::from_le_bytes(c.try_into().unwrap_or_default())))
+            .collect(),
+        other => {
+            return Err(Error::unsupported(format!(
+                "quantization parameters of dtype {other}"
+            )));
+        }
+    };
+    Ok(values)
 }
 
 /// The `(module, name)` of a global object (Python 3 spelling), or `None`. Classes named
