@@ -54,6 +54,10 @@ pub(crate) struct InspectArgs {
     /// same value whatever file holds the tensor, to prove a conversion lossless.
     #[arg(long)]
     pub(crate) hash: bool,
+    /// Print the file's pickles opcode by opcode (like `python -m pickletools`) instead,
+    /// with byte offsets in the file. Nothing is run.
+    #[arg(long, conflicts_with_all = ["json", "hash"])]
+    pub(crate) pickle: bool,
 }
 
 #[derive(Debug, Args)]

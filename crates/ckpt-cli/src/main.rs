@@ -15,7 +15,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    term::install_interrupt_handler();
     let result = commands::run(&cli);
     exit::finish(result)
 }

@@ -11,12 +11,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Makes Ctrl-C ask running work to stop (it then removes its partial output and exits
-/// with 130). A second Ctrl-C exits at once.
-pub(crate) fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
+/// with 130). A second Ctrl-C exits at once. Installed by the first long operation, so
+/// quick commands do not start the handler's thread.
+fn install_interrupt_handler() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
     });
 }
 
@@ -62,6 +66,7 @@ pub(crate) struct Progress {
 impl Progress {
     /// A bar whose message says what is being done (`"hashing"`, `"writing"`).
     pub(crate) fn new(message: &'static str) -> Progress {
+        install_interrupt_handler();
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template(

@@ -63,7 +63,10 @@ fn write_arg(arg: &Arg<'_>, out: &mut dyn Write) -> fmt::Result {
     match arg {
         Arg::None => Ok(()),
         Arg::Int(i) => write!(out, "{i}"),
-        Arg::BigInt(bytes) => write!(out, "<{}-byte integer>", bytes.len()),
+        Arg::BigInt(bytes) => match crate::object::bigint_to_decimal(bytes, 64) {
+            Some(decimal) => out.write_str(&decimal),
+            None => write!(out, "<{}-byte integer>", bytes.len()),
+        },
         Arg::Bool(b) => out.write_str(if *b { "True" } else { "False" }),
         Arg::Float(x) => write!(out, "{x:?}"),
         Arg::Str(s) => {

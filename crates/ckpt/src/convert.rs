@@ -125,6 +125,7 @@ pub fn convert(
         );
     }
     let source = Source::open(input)?;
+    source.advise(crate::Access::Sequential);
     let checkpoint = source.checkpoint()?;
     let root = match &options.key {
         Some(key) => checkpoint.subtree(key).ok_or_else(|| {

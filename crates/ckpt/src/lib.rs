@@ -58,7 +58,10 @@ pub use format::{Format, detect};
 pub use model::{Checkpoint, Details, Dtype, Kind, TensorView, Value};
 pub use output::AtomicOutput;
 pub use progress::Progress;
-pub use source::Source;
+pub use source::{Access, Source};
+
+/// The safe pickle reader ckpt uses, re-exported for listings and scanners.
+pub use ckpt_pickle as pickle;
 
 /// Reads the checkpoint held in `bytes`, whatever its format; its tensors borrow `bytes`.
 ///

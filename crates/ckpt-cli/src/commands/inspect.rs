@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ckpt::model::Quantization;
-use ckpt::{Checkpoint, Format, Kind, Source, TensorView, Value};
+use ckpt::{Access, Checkpoint, Format, Kind, Source, TensorView, Value};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -101,6 +101,17 @@ pub(crate) struct DtypeTotals {
 
 pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
     let source = Source::open(&args.file)?;
+    source.advise(if args.hash {
+        Access::Sequential
+    } else {
+        Access::Sparse
+    });
+    if args.pickle {
+        let pickles =
+            ckpt::torch::pickles(source.bytes()).map_err(|e| e.with_path(source.path()))?;
+        output::inspect::listing(&pickles)?;
+        return Ok(Outcome::Success);
+    }
     let checkpoint = source.checkpoint()?;
     let tensors = checkpoint.tensors();
     let hashes = if args.hash {

@@ -126,6 +126,37 @@ pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
     Ok(())
 }
 
+/// `--pickle`: each pickle of the file, opcode by opcode. Text from the file is escaped.
+pub(crate) fn listing(pickles: &[ckpt::torch::PickleSource<'_>]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    for (i, pickle) in pickles.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "# {} (byte {})", sanitize(&pickle.name), pickle.offset)?;
+        let mut text = String::new();
+        let result = ckpt_pickle_listing(&pickle.bytes, pickle.offset, &mut text);
+        out.write_all(sanitize_lines(&text).as_bytes())?;
+        if let Err(error) = result {
+            writeln!(out, "# stops here: {}", sanitize(&error))?;
+        }
+    }
+    Ok(())
+}
+
+fn ckpt_pickle_listing(bytes: &[u8], offset: u64, text: &mut String) -> Result<(), String> {
+    match ckpt::pickle::write_listing(bytes, offset, &ckpt::pickle::Limits::default(), text) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("cannot format the listing".to_owned()),
+    }
+}
+
+/// Escapes each line of a listing, keeping the line breaks.
+fn sanitize_lines(text: &str) -> String {
+    text.lines().map(|line| sanitize(line) + "\n").collect()
+}
+
 fn describe_kind(report: &InspectReport) -> String {
     match report.kind {
         "state-dict" => "a state dict (names to tensors)".to_owned(),

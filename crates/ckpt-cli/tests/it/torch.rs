@@ -212,3 +212,24 @@ fn what_a_file_is_and_how_to_load_it() {
         insta::assert_snapshot!(name.replace(['/', '.'], "_"), text);
     }
 }
+
+#[test]
+fn pickle_listings() {
+    let run = ckpt(
+        &fixtures(),
+        &["inspect", "--pickle", "ok/torch/tensor-2.15-legacy.pt"],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    insta::assert_snapshot!(String::from_utf8_lossy(&run.stdout));
+    let run = ckpt(
+        &fixtures(),
+        &["inspect", "--pickle", "bad/torch/unknown_opcode.pt"],
+    );
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("# stops here: unknown opcode 0xff"), "{text}");
+    let run = ckpt(
+        &fixtures(),
+        &["inspect", "--pickle", "ok/tiny-mlp.safetensors"],
+    );
+    assert_eq!(run.status.code(), Some(2));
+}

@@ -9,11 +9,22 @@ mod mmap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap};
 
 use crate::error::{Error, Result};
 use crate::format::{self, Format};
 use crate::model::Checkpoint;
+
+/// How a [`Source`] will be read: a hint for the kernel's read-ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// A few small places (headers, pickles): no read-ahead around them, so listing a
+    /// 500 MB checkpoint reads kilobytes.
+    Sparse,
+    /// All of the data, front to back (converting, hashing): read ahead generously.
+    Sequential,
+}
 
 /// A checkpoint file opened for reading, memory-mapped.
 ///
@@ -53,6 +64,18 @@ impl Source {
             path: path.to_path_buf(),
             map,
         })
+    }
+
+    /// Tells the kernel how the file will be read (best effort: systems without the hint
+    /// read the same bytes, only perhaps more slowly).
+    pub fn advise(&self, access: Access) {
+        if let Some(map) = &self.map {
+            let advice = match access {
+                Access::Sparse => Advice::Random,
+                Access::Sequential => Advice::Sequential,
+            };
+            let _ = map.advise(advice);
+        }
     }
 
     /// The path the source was opened from.

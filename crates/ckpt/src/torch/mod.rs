@@ -9,6 +9,7 @@ mod allowlist;
 mod archive;
 mod interpret;
 mod legacy;
+mod pickles;
 mod tar;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub(crate) use archive::open_zip;
 use interpret::{StorageId, Storages};
 
 pub use legacy::read_legacy;
+pub use pickles::{PickleSource, pickles};
 pub use tar::read_tar;
 
 /// The versions of the zip `version` record torch 2.x reads (`caffe2/serialize/versions.h`).

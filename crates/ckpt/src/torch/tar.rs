@@ -21,7 +21,7 @@ const BLOCK: usize = 512;
 const MAX_RANK: usize = 64;
 
 /// The members of a tar archive: name -> (data start, length).
-fn tar_members(bytes: &[u8]) -> Result<HashMap<String, (usize, usize)>> {
+pub(crate) fn tar_members(bytes: &[u8]) -> Result<HashMap<String, (usize, usize)>> {
     let mut members = HashMap::new();
     let mut pos = 0usize;
     let mut long_name: Option<String> = None;
