@@ -111,3 +111,25 @@ fn usage_errors_exit_2() {
     assert_eq!(run.status.code(), Some(0));
     assert_snapshot!(String::from_utf8_lossy(&run.stdout));
 }
+
+#[test]
+fn fuzz_findings_fail_cleanly() {
+    let dir = fixtures().join("fuzz");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            continue;
+        }
+        let run = ckpt(
+            &dir,
+            &["inspect", path.file_name().unwrap().to_str().unwrap()],
+        );
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            matches!(run.status.code(), Some(0 | 2)),
+            "{}",
+            transcript(&run)
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -150,7 +150,11 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         let len = count
             .checked_mul(unit)
             .and_then(|l| usize::try_from(l).ok())
-            .filter(|&l| pos + 8 + l <= bytes.len())
+            .filter(|&l| {
+                pos.checked_add(8)
+                    .and_then(|start| start.checked_add(l))
+                    .is_some_and(|end| end <= bytes.len())
+            })
             .ok_or_else(|| {
                 Error::malformed(format!(
                     "storage `{key}` declares {count} elements of {unit} bytes, past the end of the file"

@@ -12,5 +12,6 @@
 )]
 
 mod fixtures;
+mod fuzz_regressions;
 mod safetensors_reference;
 mod safetensors_robustness;
