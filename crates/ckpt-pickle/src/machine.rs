@@ -37,6 +37,7 @@ pub fn parse_partial<'a>(
         memo: HashMap::new(),
         protocol: None,
         root: None,
+        hashable: std::collections::HashSet::new(),
     };
     let error = machine.run().err();
     let len = machine.decoder.position();
@@ -60,6 +61,8 @@ struct Machine<'a> {
     memo: HashMap<u64, ObjectId>,
     protocol: Option<u8>,
     root: Option<ObjectId>,
+    /// Tuples and frozensets already found hashable (they never change once built).
+    hashable: std::collections::HashSet<ObjectId>,
 }
 
 /// Where an error happened: the instruction being run.
@@ -278,9 +281,15 @@ impl<'a> Machine<'a> {
 
     /// Refuses what CPython refuses as a dict key or set member: lists, dicts, sets,
     /// bytearrays, and tuples holding them.
-    fn check_hashable(&self, id: ObjectId, at: &At) -> Result<(), Error> {
-        let mut pending = vec![(id, 0usize)];
-        while let Some((id, depth)) = pending.pop() {
+    fn check_hashable(&mut self, id: ObjectId, at: &At) -> Result<(), Error> {
+        // Each tuple is walked once per pickle: shared (memoised) tuples cannot make this
+        // exponential, and a tuple used as a key many times costs one walk.
+        let mut pending = vec![id];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(id) = pending.pop() {
+            if self.hashable.contains(&id) || !seen.insert(id) {
+                continue;
+            }
             match self.object(id) {
                 Object::List(_) | Object::Dict(_) | Object::Set(_) | Object::ByteArray(_) => {
                     return Err(at.error(ErrorKind::WrongType(format!(
@@ -289,10 +298,15 @@ impl<'a> Machine<'a> {
                         kind_name(self.object(id))
                     ))));
                 }
-                Object::Tuple(items) | Object::FrozenSet(items) if depth < 64 => {
-                    pending.extend(items.iter().map(|&item| (item, depth + 1)));
+                Object::Tuple(items) | Object::FrozenSet(items) => {
+                    pending.extend(items.iter().copied())
                 }
                 _ => {}
+            }
+        }
+        for id in seen {
+            if matches!(self.object(id), Object::Tuple(_) | Object::FrozenSet(_)) {
+                self.hashable.insert(id);
             }
         }
         Ok(())
@@ -450,7 +464,7 @@ impl<'a> Machine<'a> {
                 let Arg::Str(text) = arg else {
                     return Err(at.error(ErrorKind::BadArgument("expected text".to_owned())));
                 };
-                self.push_new(Object::Str(text.into_owned().into_boxed_str()), at)?;
+                self.push_new(Object::Str(text.into()), at)?;
             }
             Opcode::BinBytes | Opcode::ShortBinBytes | Opcode::BinBytes8 | Opcode::ByteArray8 => {
                 let Arg::Bytes(bytes) = arg else {
@@ -572,8 +586,8 @@ impl<'a> Machine<'a> {
                 };
                 self.push_new(
                     Object::Global {
-                        module: module.into_owned().into_boxed_str(),
-                        name: name.into_owned().into_boxed_str(),
+                        module: module.into(),
+                        name: name.into(),
                     },
                     at,
                 )?;
@@ -664,8 +678,8 @@ impl<'a> Machine<'a> {
                 let items = self.pop_mark(at)?;
                 let class = self.new_object(
                     Object::Global {
-                        module: module.into_owned().into_boxed_str(),
-                        name: name.into_owned().into_boxed_str(),
+                        module: module.into(),
+                        name: name.into(),
                     },
                     at,
                 )?;
@@ -711,7 +725,7 @@ impl<'a> Machine<'a> {
                         "expected a persistent id".to_owned(),
                     )));
                 };
-                let pid = self.new_object(Object::Str(text.into_owned().into_boxed_str()), at)?;
+                let pid = self.new_object(Object::Str(text.into()), at)?;
                 self.push_new(Object::PersistentId(pid), at)?;
             }
             Opcode::BinPersId => {
@@ -828,6 +842,41 @@ mod tests {
         bytes.push(b'.');
         let pickle = run(&bytes);
         assert!(pickle.len_objects() < 200);
+    }
+
+    #[test]
+    fn hashability_checks_stay_linear_on_shared_tuples() {
+        // t = (); 63 times t = (t, t); {t: None}: 2^63 paths, one walk.
+        let mut bytes = b"\x80\x02)q\x00".to_vec();
+        for i in 0..63u8 {
+            bytes.extend_from_slice(&[b'h', i, b'h', i, 0x86, b'q', i + 1]);
+        }
+        bytes.extend_from_slice(b"}h\x3fNs.");
+        let started = std::time::Instant::now();
+        run(&bytes);
+        assert!(started.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn stack_global_shares_its_strings() {
+        // A memoised 1 MB name used by 1000 STACK_GLOBALs is not copied 1000 times.
+        let mut bytes = b"\x80\x04\x8c\x01m\x94\x8d".to_vec();
+        bytes.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        bytes.extend(std::iter::repeat_n(b'n', 1 << 20));
+        bytes.push(0x94);
+        for _ in 0..1000 {
+            bytes.extend_from_slice(b"h\x00h\x01\x93\x30");
+        }
+        bytes.extend_from_slice(b"N.");
+        let pickle = run(&bytes);
+        let Some(Object::Global { name, .. }) = pickle
+            .objects()
+            .map(|(_, o)| o)
+            .find(|o| matches!(o, Object::Global { .. }))
+        else {
+            panic!("no global");
+        };
+        assert_eq!(name.len(), 1 << 20);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The index of an object in a [`Pickle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,7 +52,7 @@ pub enum Object<'a> {
     Float(f64),
     /// A text string. Python 2 `str` values decode here when they are valid UTF-8, as
     /// `torch.load` decodes them.
-    Str(Box<str>),
+    Str(Arc<str>),
     /// A byte string (also Python 2 `str` values that are not UTF-8).
     Bytes(Cow<'a, [u8]>),
     /// A `bytearray`.
@@ -70,9 +71,9 @@ pub enum Object<'a> {
     /// A name to import: `module.name` (never imported).
     Global {
         /// The module path (`torch._utils`), as written (Python 2 names unmapped).
-        module: Box<str>,
+        module: Arc<str>,
         /// The name in the module (may be dotted: `Foo.bar`).
-        name: Box<str>,
+        name: Arc<str>,
     },
     /// `callable(*args)` from `REDUCE` (never called).
     Call {

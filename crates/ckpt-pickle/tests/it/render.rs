@@ -253,7 +253,7 @@ impl<'a> Renderer<'a> {
             Object::Int(i) => json!({"int": i.to_string()}),
             Object::BigInt(bytes) => json!({"int": twos_complement_to_decimal(bytes)}),
             Object::Float(x) => json!({"float": py_float_repr(*x)}),
-            Object::Str(s) => json!({"str": s}),
+            Object::Str(s) => json!({"str": &**s}),
             Object::Bytes(b) => json!({"bytes": hex(b)}),
             Object::ByteArray(b) => json!({"bytearray": hex(b)}),
             Object::Global { module, name } => {
