@@ -147,7 +147,9 @@ pub fn convert(
     }
     let deduplicated = if options.dedupe {
         let dropped = tied_duplicates(&tensors);
-        tensors.retain(|(name, _)| !dropped.iter().any(|(d, _)| d == name));
+        let names: std::collections::HashSet<&str> =
+            dropped.iter().map(|(d, _)| d.as_str()).collect();
+        tensors.retain(|(name, _)| !names.contains(name.as_str()));
         for (dropped, kept) in &dropped {
             metadata
                 .entry(dropped.clone())

@@ -168,7 +168,16 @@ fn report(
                 }),
                 q_zero_point: view.quantization().map(|q| match q {
                     Quantization::PerTensor { zero_point, .. } => (*zero_point).into(),
-                    Quantization::PerChannel { zero_points, .. } => zero_points.clone().into(),
+                    Quantization::PerChannel { zero_points, .. } => zero_points
+                        .iter()
+                        .map(|&z| match z {
+                            #[allow(clippy::cast_possible_truncation)] // integral, in range
+                            z if z.fract() == 0.0 && z.abs() < 9e15 => {
+                                serde_json::Value::from(z as i64)
+                            }
+                            z => serde_json::Value::from(z),
+                        })
+                        .collect(),
                 }),
                 q_axis: view.quantization().and_then(|q| match q {
                     Quantization::PerTensor { .. } => None,

@@ -138,24 +138,21 @@ impl<'data> Checkpoint<'data> {
     /// buffer), each sorted, and sorted by their first name; tensors with a storage of
     /// their own are not listed.
     pub fn shared_storages(&self) -> Vec<Vec<String>> {
-        let tensors = self.tensors();
-        let mut groups: Vec<(usize, Vec<String>)> = Vec::new();
-        for (i, (name, view)) in tensors.iter().enumerate() {
-            if view.storage().bytes().is_empty() {
+        let mut by_storage: std::collections::HashMap<(usize, usize), Vec<String>> =
+            std::collections::HashMap::new();
+        for (name, view) in self.tensors() {
+            let bytes = view.storage().bytes();
+            if bytes.is_empty() {
                 continue;
             }
-            match groups.iter_mut().find(|(first, _)| {
-                tensors
-                    .get(*first)
-                    .is_some_and(|(_, v)| v.storage().same_as(view.storage()))
-            }) {
-                Some((_, names)) => names.push(name.clone()),
-                None => groups.push((i, vec![name.clone()])),
-            }
+            by_storage
+                .entry((bytes.as_ptr() as usize, bytes.len()))
+                .or_default()
+                .push(name);
         }
-        let mut groups: Vec<Vec<String>> = groups
-            .into_iter()
-            .map(|(_, mut names)| {
+        let mut groups: Vec<Vec<String>> = by_storage
+            .into_values()
+            .map(|mut names| {
                 names.sort();
                 names
             })

@@ -10,6 +10,12 @@ use crate::error::{Error, Result};
 
 /// The size of the pieces in which tensor bytes are handed out ([`TensorView::for_each_chunk`]).
 const CHUNK_LEN: usize = 1 << 20;
+/// Views with zero strides may repeat their storage: up to this many bytes always...
+const MAX_EXPANDED_LEN: usize = 1 << 30;
+/// ...and beyond it, up to this many times the storage's size. Past both, producing the
+/// elements (hashing, converting) is refused: a few bytes of file could otherwise ask for
+/// petabytes.
+const MAX_EXPANSION: usize = 64;
 
 /// The byte order of multi-byte elements in a storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +76,20 @@ impl<'data> Storage<'data> {
         }
     }
 
+    /// The bytes `start..end` of this storage, as a storage of their own (zero copy for
+    /// borrowed bytes), or `None` when the range is out of bounds.
+    pub fn slice(&self, start: usize, end: usize) -> Option<Storage<'data>> {
+        let bytes = match &self.bytes {
+            Bytes::Borrowed(bytes) => Bytes::Borrowed(bytes.get(start..end)?),
+            Bytes::Shared(bytes) => Bytes::Shared(Arc::from(bytes.get(start..end)?)),
+        };
+        Some(Storage {
+            bytes,
+            byte_order: self.byte_order,
+            file_offset: self.file_offset.and_then(|o| o.checked_add(start as u64)),
+        })
+    }
+
     /// Whether two storages are the same bytes (views of one torch storage).
     pub fn same_as(&self, other: &Storage<'_>) -> bool {
         let (a, b) = (self.bytes(), other.bytes());
@@ -102,8 +122,8 @@ pub enum Quantization {
     PerChannel {
         /// The scales.
         scales: Vec<f64>,
-        /// The zero points.
-        zero_points: Vec<i64>,
+        /// The zero points (integers, except for `per_channel_affine_float_qparams`).
+        zero_points: Vec<f64>,
         /// The dimension they run along.
         axis: usize,
     },
@@ -352,6 +372,14 @@ impl<'data> TensorView<'data> {
         if self.numel == 0 {
             return Ok(());
         }
+        let stored = self.storage.bytes().len();
+        if self.nbytes > MAX_EXPANDED_LEN.max(stored.saturating_mul(MAX_EXPANSION)) {
+            return Err(Error::limit(format!(
+                "a view repeats {stored} bytes of storage into {} bytes (zero strides); ckpt \
+                 produces at most {MAX_EXPANSION} times a storage's size beyond {MAX_EXPANDED_LEN} bytes",
+                self.nbytes
+            )));
+        }
         if let Some(bytes) = self.data() {
             for chunk in bytes.chunks(CHUNK_LEN) {
                 emit(chunk)?;
@@ -443,7 +471,9 @@ impl<'data> TensorView<'data> {
 
     /// The elements as packed row-major little-endian bytes, copied into a new buffer.
     pub fn to_le_bytes(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(self.nbytes);
+        // Reserve no more than the storage holds: an expanded view may be far larger, and
+        // its bytes are only produced as far as the limits allow.
+        let mut out = Vec::with_capacity(self.nbytes.min(self.storage.bytes().len()));
         self.for_each_chunk(|chunk| {
             out.extend_from_slice(chunk);
             Ok(())

@@ -163,7 +163,9 @@ impl<'a, 'data> Plan<'a, 'data> {
         let mut infos = Vec::with_capacity(placed.len());
         let mut order = Vec::with_capacity(placed.len());
         for (index, tensor) in &placed {
-            let end = offset + tensor.nbytes;
+            let end = offset.checked_add(tensor.nbytes).ok_or_else(|| {
+                Error::limit("the tensors would take more than 2^64 bytes").with_tensor(tensor.name)
+            })?;
             infos.push((
                 tensor.name,
                 Info {

@@ -74,7 +74,7 @@ const TENSOR_TYPES: &[&str] = &[
     "BoolTensor",
 ];
 
-const QSCHEMES: &[&str] = &[
+pub(crate) const QSCHEMES: &[&str] = &[
     "per_tensor_affine",
     "per_tensor_symmetric",
     "per_channel_affine",
@@ -96,15 +96,43 @@ pub(crate) fn weights_only_allows(module: &str, name: &str) -> bool {
         "torch._tensor" => name == "_rebuild_from_type_v2",
         "torch" => {
             matches!(name, "Size" | "Tensor" | "device")
-                || name.ends_with("Storage")
+                || super::interpret::storage_kind("torch", name).is_some()
                 || TENSOR_TYPES.contains(&name)
                 || QSCHEMES.contains(&name)
                 || Dtype::from_name(name).is_some()
         }
-        "torch.cuda" => name.ends_with("Storage") || TENSOR_TYPES.contains(&name),
+        "torch.cuda" => {
+            super::interpret::storage_kind("torch.cuda", name).is_some()
+                || TENSOR_TYPES.contains(&name)
+        }
         "torch.sparse" | "torch.cuda.sparse" => TENSOR_TYPES.contains(&name),
         _ => false,
     }
+}
+
+/// Whether ckpt reads the global `module.name` as data: torch's weights-only allowlist,
+/// plus numpy's array and scalar reconstruction, TorchScript's list helpers, and harmless
+/// builtins (`frozenset`, `slice`). Everything the interpreter gives meaning to is here.
+pub(crate) fn is_data_global(module: &str, name: &str) -> bool {
+    weights_only_allows(module, name)
+        || matches!(
+            (module, name),
+            (
+                "numpy.core.multiarray" | "numpy._core.multiarray",
+                "_reconstruct" | "scalar"
+            ) | ("numpy", "ndarray" | "dtype")
+                | ("builtins", "frozenset" | "slice")
+                | ("torch.tensor", "_rebuild_from_type_v2")
+                | ("torch._utils", "_rebuild_xla_tensor")
+                | (
+                    "torch.jit._pickle",
+                    "build_intlist"
+                        | "build_tensorlist"
+                        | "build_doublelist"
+                        | "build_boollist"
+                        | "restore_type_tag"
+                )
+        )
 }
 
 /// Whether `torch.load(weights_only=True)` would accept this pickle: only the opcodes it
@@ -122,6 +150,25 @@ pub(crate) fn weights_only_accepts(bytes: &[u8], pickle: &Pickle<'_>) -> bool {
             Object::Extension(_) => false,
             _ => true,
         })
+}
+
+/// The globals of the pickle that torch's weights-only unpickler refuses, `module.name`
+/// in Python 3 spelling, sorted and unique: what loading the file in Python needs beyond
+/// plain data (custom classes, numpy, or worse).
+pub(crate) fn globals_outside_weights_only(pickle: &Pickle<'_>) -> Vec<String> {
+    let mut names: Vec<String> = pickle
+        .objects()
+        .filter_map(|(_, object)| match object {
+            Object::Global { module, name } => {
+                let (module, name) = ckpt_pickle::python3_name(module, name);
+                (!weights_only_allows(module, name)).then(|| format!("{module}.{name}"))
+            }
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Every global of the pickle, `module.name` in Python 3 spelling, sorted and unique.

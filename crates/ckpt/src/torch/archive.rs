@@ -16,7 +16,7 @@ use zip::CompressionMethod;
 use crate::error::{Error, Result};
 
 /// The largest compressed record ckpt inflates (a pickle or a small text record).
-const MAX_INFLATED: u64 = 1 << 30;
+const MAX_INFLATED: u64 = 256 << 20;
 
 /// Opens the zip directory of `bytes`, whose offsets count from the start of the file.
 ///
@@ -130,7 +130,39 @@ impl<'data> Archive<'data> {
                 ))
                 .with_hint("the file is truncated; fetch it again"));
             }
+            if !record.compressed && record.stored_len != record.len {
+                return Err(Error::malformed(format!(
+                    "zip entry `{name}` is stored uncompressed but declares {} bytes stored and {} \
+                     bytes in all",
+                    record.stored_len, record.len
+                ))
+                .at_offset(file.header_start()));
+            }
             records.insert(rest.to_owned(), record);
+        }
+        // Two records sharing bytes let a tiny archive claim a lot of data (and readers
+        // disagree on such archives): refuse them.
+        let mut ranges: Vec<(u64, u64, &str)> = records
+            .values()
+            .map(|r| {
+                (
+                    r.start,
+                    r.start.saturating_add(r.stored_len),
+                    r.name.as_str(),
+                )
+            })
+            .filter(|(start, end, _)| end > start)
+            .collect();
+        ranges.sort_unstable();
+        for pair in ranges.windows(2) {
+            if let [(_, end, first), (start, _, second)] = pair
+                && start < end
+            {
+                return Err(Error::malformed(format!(
+                    "zip entries `{first}` and `{second}` share bytes; torch never writes such archives"
+                ))
+                .at_offset(*start));
+            }
         }
         Ok(Archive {
             bytes,
@@ -198,18 +230,35 @@ impl<'data> Archive<'data> {
             .at_offset(record.start));
         }
         let mut out = Vec::new();
-        flate2_inflate(data, record.len, &mut out).map_err(|e| {
-            Error::malformed(format!(
-                "compressed record `{}` cannot be inflated: {e}",
-                record.name
-            ))
-            .at_offset(record.start)
-        })?;
+        flate2_inflate(data, record.len, &mut out)
+            .and_then(|()| {
+                if out.len() as u64 == record.len {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other(format!(
+                        "it inflates to {} bytes, not the {} its entry declares",
+                        out.len(),
+                        record.len
+                    )))
+                }
+            })
+            .map_err(|e| {
+                Error::malformed(format!(
+                    "compressed record `{}` cannot be inflated: {e}",
+                    record.name
+                ))
+                .at_offset(record.start)
+            })?;
         Ok(Cow::Owned(out))
     }
 
-    /// A small text record, trimmed (`version`, `byteorder`...).
+    /// A small text record, trimmed (`version`...).
     pub(crate) fn text(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.raw_text(name)?.map(|text| text.trim().to_owned()))
+    }
+
+    /// A small text record as it is (`byteorder`, which torch compares byte for byte).
+    pub(crate) fn raw_text(&self, name: &str) -> Result<Option<String>> {
         let Some(record) = self.get(name) else {
             return Ok(None);
         };
@@ -221,7 +270,7 @@ impl<'data> Archive<'data> {
             .at_offset(record.start));
         }
         let bytes = self.read(record)?;
-        Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned()))
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 }
 

@@ -9,9 +9,11 @@
 //! called or instantiated ends the walk with an [`ErrorKind::Refused`] error that names it:
 //! loading such a file runs code, and ckpt never does.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
-use ckpt_pickle::{Object, ObjectId, Pickle};
+use ckpt_pickle::{InstanceKind, Object, ObjectId, Pickle};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ByteOrder, Dict, Dtype, Quantization, Storage, TensorView, Value};
@@ -23,6 +25,11 @@ const MAX_DEPTH: usize = 256;
 const MIN_BUDGET: usize = 1 << 20;
 /// Integers longer than this (in bytes) are refused rather than printed.
 const MAX_BIGINT_BYTES: usize = 4096;
+/// The fewest bytes of strings the walk may copy, whatever the pickle's size (beyond it,
+/// 16 bytes per byte of pickle).
+const MIN_BYTES_BUDGET: usize = 64 << 20;
+/// Dotted tensor and value names longer than this are refused (real ones are short).
+const MAX_NAME_LEN: usize = 64 << 10;
 
 /// The element type of a storage, from its persistent id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +79,22 @@ pub(crate) trait Storages<'data> {
 /// name (`__torch__.torch.nn.modules.linear.Linear`). Only these are in `state_dict()`.
 pub(crate) type ScriptDecls = HashMap<String, (Vec<String>, Vec<String>)>;
 
+/// Which container a pickle comes from: it decides which persistent ids name classes and
+/// whether `__torch__` classes are TorchScript objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Container {
+    /// A `torch.save` zip archive: persistent ids are storages only.
+    Zip,
+    /// A TorchScript archive: `__torch__.*` instances are script modules.
+    TorchScript,
+    /// A legacy stream: `("module", class, file, source)` persistent ids name classes.
+    Legacy,
+    /// The tar format: `(class, file, source)` persistent ids name classes.
+    Tar,
+    /// A plain pickle.
+    Pickle,
+}
+
 /// The outcome of a walk.
 pub(crate) struct Interpreted<'data> {
     pub(crate) root: Value<'data>,
@@ -85,14 +108,16 @@ pub(crate) struct Interpreted<'data> {
 pub(crate) fn interpret<'data>(
     pickle: &Pickle<'_>,
     storages: &mut dyn Storages<'data>,
+    container: Container,
 ) -> Result<Interpreted<'data>> {
-    interpret_with(pickle, storages, &ScriptDecls::new())
+    interpret_with(pickle, storages, container, &ScriptDecls::new())
 }
 
 /// Walks `pickle` from its root, knowing TorchScript's class declarations.
 pub(crate) fn interpret_with<'data>(
     pickle: &Pickle<'_>,
     storages: &mut dyn Storages<'data>,
+    container: Container,
     script: &ScriptDecls,
 ) -> Result<Interpreted<'data>> {
     let root = pickle
@@ -104,9 +129,15 @@ pub(crate) fn interpret_with<'data>(
         budget: MIN_BUDGET.max(pickle.len_objects().saturating_mul(4)),
         on_path: vec![false; pickle.len_objects()],
         from_modules: false,
-        storage_cache: HashMap::new(),
         script,
+        container,
+        bytes_budget: MIN_BYTES_BUDGET.max(pickle.byte_len().saturating_mul(16)),
+        path_len: 0,
+        bigints: HashMap::new(),
+        states: RefCell::new(HashMap::new()),
+        modules: RefCell::new(HashMap::new()),
     };
+    check_every_object(pickle, container)?;
     let root_is_module = walker.module_class(root).is_some();
     let value = walker.value(root, 0)?;
     Ok(Interpreted {
@@ -118,13 +149,27 @@ pub(crate) fn interpret_with<'data>(
 
 struct Walker<'p, 'a, 's, 'data> {
     script: &'p ScriptDecls,
+    container: Container,
     pickle: &'p Pickle<'a>,
     storages: &'s mut dyn Storages<'data>,
+    /// Values the walk may still produce (shared references are walked once per use).
     budget: usize,
+    /// Bytes of text and byte strings the walk may still copy.
+    bytes_budget: usize,
+    /// The length of the dotted name of the value being walked.
+    path_len: usize,
     on_path: Vec<bool>,
     from_modules: bool,
-    storage_cache: HashMap<ObjectId, Storage<'data>>,
+    /// Big integers already converted to decimal (the conversion is quadratic).
+    bigints: HashMap<ObjectId, String>,
+    /// Merged `BUILD` states, by object (modules shared many times are merged once).
+    states: RefCell<HashMap<ObjectId, Option<State>>>,
+    /// Which objects are modules, by object.
+    modules: RefCell<HashMap<ObjectId, Option<(String, String)>>>,
 }
+
+/// A module's merged `BUILD` state: `(key, value)` pairs, last key wins.
+type State = Rc<[(ObjectId, ObjectId)]>;
 
 /// `(module, name)` in Python 3 spelling.
 fn python3<'x>(module: &'x str, name: &'x str) -> (&'x str, &'x str) {
@@ -186,6 +231,38 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         }
     }
 
+    /// Counts `len` bytes of copied text against the budget.
+    fn charge(&mut self, id: ObjectId, len: usize) -> Result<()> {
+        self.bytes_budget = self.bytes_budget.checked_sub(len).ok_or_else(|| {
+            Error::limit(
+                "the pickle refers to its strings so many times that reading it would copy \
+                 far more bytes than the file holds",
+            )
+            .at_offset(self.pickle.offset(id))
+        })?;
+        Ok(())
+    }
+
+    /// Walks `child` as the value named `segment` under the current path.
+    fn named_value(
+        &mut self,
+        segment_len: usize,
+        child: ObjectId,
+        depth: usize,
+    ) -> Result<Value<'data>> {
+        let saved = self.path_len;
+        self.path_len = self.path_len.saturating_add(segment_len + 1);
+        if self.path_len > MAX_NAME_LEN {
+            return Err(Error::limit(format!(
+                "a value's dotted name would be longer than {MAX_NAME_LEN} bytes"
+            ))
+            .at_offset(self.pickle.offset(child)));
+        }
+        let value = self.value(child, depth + 1);
+        self.path_len = saved;
+        value
+    }
+
     fn value(&mut self, id: ObjectId, depth: usize) -> Result<Value<'data>> {
         self.enter(id, depth)?;
         let result = self.value_inner(id, depth);
@@ -197,29 +274,61 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         ids.iter().map(|&id| self.value(id, depth + 1)).collect()
     }
 
+    /// The items of a list or tuple, named by their index.
+    fn indexed(&mut self, ids: &[ObjectId], depth: usize) -> Result<Vec<Value<'data>>> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                self.named_value(i.checked_ilog10().unwrap_or(0) as usize + 1, id, depth)
+            })
+            .collect()
+    }
+
     fn value_inner(&mut self, id: ObjectId, depth: usize) -> Result<Value<'data>> {
         let pickle = self.pickle;
         Ok(match pickle.get(id) {
             Object::None => Value::None,
             Object::Bool(b) => Value::Bool(*b),
             Object::Int(i) => Value::Int(*i),
-            Object::BigInt(bytes) => Value::BigInt(
-                ckpt_pickle::bigint_to_decimal(bytes, MAX_BIGINT_BYTES).ok_or_else(|| {
-                    Error::limit(format!("an integer of {} bytes is too large", bytes.len()))
-                        .at_offset(pickle.offset(id))
-                })?,
-            ),
+            Object::BigInt(bytes) => {
+                let decimal = match self.bigints.get(&id) {
+                    Some(decimal) => decimal.clone(),
+                    None => {
+                        let decimal = ckpt_pickle::bigint_to_decimal(bytes, MAX_BIGINT_BYTES)
+                            .ok_or_else(|| {
+                                Error::limit(format!(
+                                    "an integer of {} bytes is too large",
+                                    bytes.len()
+                                ))
+                                .at_offset(pickle.offset(id))
+                            })?;
+                        self.bigints.insert(id, decimal.clone());
+                        decimal
+                    }
+                };
+                self.charge(id, decimal.len())?;
+                Value::BigInt(decimal)
+            }
             Object::Float(x) => Value::Float(*x),
-            Object::Str(s) => Value::Str(s.to_string()),
-            Object::Bytes(b) => Value::Bytes(b.to_vec()),
-            Object::ByteArray(b) => Value::ByteArray(b.to_vec()),
-            Object::Tuple(items) => Value::Tuple(self.values(items, depth)?),
-            Object::List(items) => Value::List(self.values(items, depth)?),
+            Object::Str(s) => {
+                self.charge(id, s.len())?;
+                Value::Str(s.to_string())
+            }
+            Object::Bytes(b) => {
+                self.charge(id, b.len())?;
+                Value::Bytes(b.to_vec())
+            }
+            Object::ByteArray(b) => {
+                self.charge(id, b.len())?;
+                Value::ByteArray(b.to_vec())
+            }
+            Object::Tuple(items) => Value::Tuple(self.indexed(items, depth)?),
+            Object::List(items) => Value::List(self.indexed(items, depth)?),
             Object::Set(items) => Value::Set(self.values(items, depth)?),
             Object::FrozenSet(items) => Value::FrozenSet(self.values(items, depth)?),
             Object::Dict(entries) => {
                 let entries = self.entries(entries, depth)?;
-                Value::Dict(Dict::new(entries))
+                Value::Dict(Dict::new(last_wins(entries)))
             }
             Object::Global { module, name } => {
                 let (module, name) = python3(module, name);
@@ -249,7 +358,11 @@ impl<'data> Walker<'_, '_, '_, 'data> {
     ) -> Result<Vec<(Value<'data>, Value<'data>)>> {
         entries
             .iter()
-            .map(|&(k, v)| Ok((self.value(k, depth + 1)?, self.value(v, depth + 1)?)))
+            .map(|&(k, v)| {
+                let key = self.value(k, depth + 1)?;
+                let segment = key.name_segment().len();
+                Ok((key, self.named_value(segment, v, depth)?))
+            })
             .collect()
     }
 
@@ -259,7 +372,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             if let Some(dtype) = Dtype::from_name(name) {
                 return Ok(Value::Dtype(dtype));
             }
-            if name.starts_with("per_") {
+            if super::allowlist::QSCHEMES.contains(&name) {
                 return Ok(Value::Named {
                     type_name: "torch.qscheme".to_owned(),
                     name: format!("torch.{name}"),
@@ -271,6 +384,10 @@ impl<'data> Walker<'_, '_, '_, 'data> {
 
     fn global_of(&self, id: ObjectId) -> Option<(String, String)> {
         global_of(self.pickle, id)
+    }
+
+    fn class_of(&self, id: ObjectId) -> Option<(String, String)> {
+        class_of(self.pickle, id, self.container)
     }
 
     fn text(&self, id: ObjectId) -> Option<String> {
@@ -300,11 +417,14 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     .is_some_and(|(m, n)| m == "torch" && n == "Size") =>
             {
                 match self.pickle.as_seq(*args) {
-                    Some([inner]) => self
-                        .pickle
-                        .as_seq(*inner)
-                        .map(<[_]>::to_vec)
-                        .unwrap_or_default(),
+                    Some([inner]) => {
+                        self.pickle
+                            .as_seq(*inner)
+                            .map(<[_]>::to_vec)
+                            .ok_or_else(|| {
+                                self.error(id, format!("{what} is a malformed torch.Size"))
+                            })?
+                    }
                     _ => return Err(self.error(id, format!("{what} is a malformed torch.Size"))),
                 }
             }
@@ -317,10 +437,10 @@ impl<'data> Walker<'_, '_, '_, 'data> {
     }
 
     fn args(&self, args: ObjectId) -> Result<Vec<ObjectId>> {
-        self.pickle
-            .as_seq(args)
-            .map(<[_]>::to_vec)
-            .ok_or_else(|| self.error(args, "call arguments are not a tuple"))
+        match self.pickle.get(args) {
+            Object::Tuple(items) => Ok(items.clone()),
+            _ => Err(self.error(args, "call arguments are not a tuple")),
+        }
     }
 
     fn call(
@@ -350,7 +470,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     _ => return Err(self.error(id, "Counter takes one mapping")),
                 };
                 entries.extend(self.entries(&self.pickle.extras(id).entries.clone(), depth)?);
-                Ok(Value::Dict(Dict::new(entries)))
+                Ok(Value::Dict(Dict::new(last_wins(entries))))
             }
             ("torch._utils", function) => self.rebuild(id, function, &args, depth),
             ("torch._tensor" | "torch.tensor", "_rebuild_from_type_v2") => match args.as_slice() {
@@ -363,7 +483,11 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                         let (m, n) = self.global_of(*new_type).unwrap_or_default();
                         return Err(self.refuse(id, "rebuilds a tensor as the subclass", &m, &n));
                     }
-                    self.call(id, *func, *inner_args, depth)
+                    // The inner call is a value of its own: depth, cycles and budget apply.
+                    self.enter(*inner_args, depth + 1)?;
+                    let result = self.call(id, *func, *inner_args, depth + 1);
+                    self.leave(*inner_args);
+                    result
                 }
                 _ => Err(self.error(id, "_rebuild_from_type_v2 takes 4 arguments")),
             },
@@ -389,7 +513,11 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 }))
             }
             ("torch.serialization", "_get_layout") => {
-                let name = args.first().and_then(|&a| self.text(a)).unwrap_or_default();
+                let name = match args.as_slice() {
+                    [name] => self.text(*name),
+                    _ => None,
+                }
+                .ok_or_else(|| self.error(id, "_get_layout takes the layout's name"))?;
                 Ok(Value::Named {
                     type_name: "torch.layout".to_owned(),
                     name,
@@ -430,16 +558,32 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 };
                 Ok(Value::Complex(part(self, 0)?, part(self, 1)?))
             }
-            ("builtins", "bytearray") => match args.as_slice() {
-                [] => Ok(Value::ByteArray(Vec::new())),
-                [data, ..] => match self.value(*data, depth + 1)? {
-                    Value::Bytes(bytes) | Value::ByteArray(bytes) => Ok(Value::ByteArray(bytes)),
-                    Value::Str(text) => Ok(Value::ByteArray(latin1(&text).ok_or_else(|| {
-                        self.error(id, "bytearray() of text that is not Latin-1")
-                    })?)),
-                    _ => Err(self.error(id, "bytearray() of something that is not bytes")),
-                },
-            },
+            ("builtins", "bytearray") => {
+                match args.as_slice() {
+                    [] => Ok(Value::ByteArray(Vec::new())),
+                    [data, rest @ ..] => {
+                        let encoding = rest
+                            .first()
+                            .and_then(|&e| self.text(e))
+                            .map(|e| e.to_ascii_lowercase().replace('_', "-"));
+                        match (self.value(*data, depth + 1)?, encoding.as_deref()) {
+                            (Value::Bytes(bytes) | Value::ByteArray(bytes), None) => {
+                                Ok(Value::ByteArray(bytes))
+                            }
+                            (Value::Str(text), Some("latin1" | "latin-1" | "iso-8859-1")) => {
+                                Ok(Value::ByteArray(latin1(&text).ok_or_else(|| {
+                                    self.error(id, "bytearray() of text that is not Latin-1")
+                                })?))
+                            }
+                            (Value::Str(text), Some("utf-8" | "utf8")) => {
+                                Ok(Value::ByteArray(text.into_bytes()))
+                            }
+                            _ => Err(self
+                                .error(id, "bytearray() of something ckpt does not read as bytes")),
+                        }
+                    }
+                }
+            }
             ("builtins", "slice") => {
                 let mut parts = self.values(&args, depth)?;
                 parts.resize(3, Value::None);
@@ -460,7 +604,8 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                         .replace('_', "-");
                     let bytes = match encoding.as_str() {
                         "latin1" | "latin-1" | "iso-8859-1" => latin1(&text),
-                        "utf-8" | "utf8" | "ascii" => Some(text.into_bytes()),
+                        "utf-8" | "utf8" => Some(text.into_bytes()),
+                        "ascii" if text.is_ascii() => Some(text.into_bytes()),
                         _ => None,
                     };
                     bytes.map(Value::Bytes).ok_or_else(|| {
@@ -527,7 +672,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         };
         let extras = self.pickle.extras(id).clone();
         entries.extend(self.entries(&extras.entries, depth)?);
-        let mut dict = Dict::ordered(entries);
+        let mut dict = Dict::ordered(last_wins(entries));
         for state in extras.states {
             // `BUILD` of a dict state onto an OrderedDict sets attributes (`_metadata`).
             if let Value::Dict(attrs) = self.value(state, depth + 1)? {
@@ -570,15 +715,9 @@ impl<'data> Walker<'_, '_, '_, 'data> {
     }
 
     fn storage(&mut self, pid: ObjectId, id: &StorageId) -> Result<Storage<'data>> {
-        if let Some(storage) = self.storage_cache.get(&pid) {
-            return Ok(storage.clone());
-        }
-        let storage = self
-            .storages
+        self.storages
             .storage(id)
-            .map_err(|e| e.at_offset(self.pickle.offset(pid)))?;
-        self.storage_cache.insert(pid, storage.clone());
-        Ok(storage)
+            .map_err(|e| e.at_offset(self.pickle.offset(pid)))
     }
 
     /// The storage argument of a rebuild function.
@@ -600,14 +739,15 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             return Ok((false, false));
         };
         let mut flags = (false, false);
-        if let Value::Dict(dict) = self.value(metadata, depth + 1)? {
-            for (key, value) in dict.entries {
-                let on = matches!(value, Value::Bool(true));
-                match key {
-                    Value::Str(k) if k == "conj" => flags.0 = on,
-                    Value::Str(k) if k == "neg" => flags.1 = on,
-                    _ => {}
-                }
+        let Value::Dict(dict) = self.value(metadata, depth + 1)? else {
+            return Err(self.error(metadata, "tensor metadata is not a dict"));
+        };
+        for (key, value) in dict.entries {
+            let on = matches!(value, Value::Bool(true));
+            match key {
+                Value::Str(k) if k == "conj" => flags.0 = on,
+                Value::Str(k) if k == "neg" => flags.1 = on,
+                _ => {}
             }
         }
         Ok(flags)
@@ -778,8 +918,8 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     _ => return Err(self.error(*scales, "per-channel scales are not a tensor")),
                 };
                 let zero_points = match self.value(*zero_points, depth + 1)? {
-                    #[allow(clippy::cast_possible_truncation)] // zero points are integers
-                    Value::Tensor(t) => tensor_numbers(&t)?.into_iter().map(|z| z as i64).collect(),
+                    // Float zero points (per_channel_affine_float_qparams) stay floats.
+                    Value::Tensor(t) => tensor_numbers(&t)?,
                     _ => {
                         return Err(
                             self.error(*zero_points, "per-channel zero points are not a tensor")
@@ -807,7 +947,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         args: ObjectId,
         depth: usize,
     ) -> Result<Value<'data>> {
-        let Some((module, name)) = self.global_of(class) else {
+        let Some((module, name)) = self.class_of(class) else {
             return Err(Error::new(
                 ErrorKind::Refused,
                 "the pickle instantiates a computed class (not a named global): loading it runs code",
@@ -828,16 +968,49 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 let mut entries = Vec::new();
                 // `id` is already entered by `value`.
                 self.module_state_dict_inner(id, "", depth, &mut entries)?;
-                Ok(Value::Dict(Dict::ordered(entries)))
+                Ok(Value::Dict(Dict::ordered(last_wins(entries))))
             }
             _ => Err(self.refuse(id, "instantiates", &module, &name)),
         }
     }
 
-    /// The `BUILD` state of an object, as pickle entries, when it is a dict.
-    fn state_entries(&self, id: ObjectId) -> Option<Vec<(ObjectId, ObjectId)>> {
-        let state = *self.pickle.extras(id).states.last()?;
-        self.dict_entries(state)
+    /// The `BUILD` states of an object, merged as Python's `__dict__.update` does (a later
+    /// value for a key wins, in the key's first place), when they are dicts.
+    fn state_entries(&self, id: ObjectId) -> Option<State> {
+        if let Some(cached) = self.states.borrow().get(&id) {
+            return cached.clone();
+        }
+        let merged = self.merge_states(id);
+        self.states.borrow_mut().insert(id, merged.clone());
+        merged
+    }
+
+    fn merge_states(&self, id: ObjectId) -> Option<State> {
+        let states = &self.pickle.extras(id).states;
+        if states.is_empty() {
+            return None;
+        }
+        let mut merged: Vec<(ObjectId, ObjectId)> = Vec::new();
+        let mut slots: HashMap<&str, usize> = HashMap::new();
+        for &state in states {
+            for (key, value) in self.dict_entries(state)? {
+                match self.pickle.as_str(key) {
+                    Some(name) => match slots.get(name) {
+                        Some(&slot) => {
+                            if let Some(entry) = merged.get_mut(slot) {
+                                entry.1 = value;
+                            }
+                        }
+                        None => {
+                            slots.insert(name, merged.len());
+                            merged.push((key, value));
+                        }
+                    },
+                    None => merged.push((key, value)),
+                }
+            }
+        }
+        Some(merged.into())
     }
 
     /// The entries of a dict-like object: a dict, or an `OrderedDict(...)` call.
@@ -857,12 +1030,28 @@ impl<'data> Walker<'_, '_, '_, 'data> {
 
     /// If `id` is an instance of an `nn.Module` (its state has `_parameters`, `_buffers`
     /// and `_modules`) or of a TorchScript class (`__torch__.*`), its class name.
+    ///
+    /// Only objects that pickle rebuilds without calling their class are modules here:
+    /// `NEWOBJ` (or `NEWOBJ_EX`) with no arguments, then `BUILD`, which is how
+    /// `nn.Module` pickles. `INST`, `OBJ` and `NEWOBJ` with arguments call code.
     fn module_class(&self, id: ObjectId) -> Option<(String, String)> {
+        if let Some(cached) = self.modules.borrow().get(&id) {
+            return cached.clone();
+        }
+        let class = self.find_module_class(id);
+        self.modules.borrow_mut().insert(id, class.clone());
+        class
+    }
+
+    fn find_module_class(&self, id: ObjectId) -> Option<(String, String)> {
+        if !bare_instance(self.pickle, id) {
+            return None;
+        }
         let Object::Instance { class, .. } = self.pickle.get(id) else {
             return None;
         };
-        let (module, name) = self.global_of(*class)?;
-        if module.starts_with("__torch__") {
+        let (module, name) = self.class_of(*class)?;
+        if self.container == Container::TorchScript && module.starts_with("__torch__") {
             return Some((module, name));
         }
         let entries = self.state_entries(id)?;
@@ -901,6 +1090,17 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             return Err(self.error(id, "not a module"));
         };
         let state = self.state_entries(id).unwrap_or_default();
+        // A module shared many times is walked once per use: charge its attributes.
+        self.budget = self.budget.checked_sub(state.len()).ok_or_else(|| {
+            Error::limit("the pickle refers to its modules so many times that reading it would take millions of steps")
+                .at_offset(self.pickle.offset(id))
+        })?;
+        if prefix.len() > MAX_NAME_LEN {
+            return Err(Error::limit(format!(
+                "a tensor name would be longer than {MAX_NAME_LEN} bytes"
+            ))
+            .at_offset(self.pickle.offset(id)));
+        }
         let field = |w: &Self, key: &str| {
             state
                 .iter()
@@ -977,7 +1177,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
     ) -> Result<()> {
         let class = match self.pickle.get(id) {
             Object::Instance { class, .. } => {
-                self.global_of(*class).map(|(m, n)| format!("{m}.{n}"))
+                self.class_of(*class).map(|(m, n)| format!("{m}.{n}"))
             }
             _ => None,
         };
@@ -1051,6 +1251,9 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         let fortran = matches!(self.pickle.get(*fortran), Object::Bool(true));
         let bytes = match self.value(*data, depth + 1)? {
             Value::Bytes(bytes) | Value::ByteArray(bytes) => bytes,
+            // Python 2 pickles hold the data as `str`, which numpy reads as Latin-1 bytes.
+            Value::Str(text) => latin1(&text)
+                .ok_or_else(|| self.error(*data, "numpy array data is text that is not Latin-1"))?,
             _ => return Err(self.error(*data, "numpy array data is not bytes (an object array?)")),
         };
         let storage = Storage::owned(bytes, byte_order);
@@ -1094,6 +1297,9 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         let (dtype, byte_order) = self.numpy_dtype(*dtype)?;
         let bytes = match self.value(*data, depth + 1)? {
             Value::Bytes(bytes) => bytes,
+            Value::Str(text) => latin1(&text).ok_or_else(|| {
+                self.error(*data, "numpy scalar data is text that is not Latin-1")
+            })?,
             _ => return Err(self.error(*data, "numpy scalar data is not bytes")),
         };
         TensorView::contiguous(dtype, Vec::new(), Storage::owned(bytes, byte_order))
@@ -1143,6 +1349,12 @@ impl<'data> Walker<'_, '_, '_, 'data> {
 /// The elements of a small float or integer tensor, as f64 (quantization parameters).
 #[allow(clippy::cast_precision_loss)] // the values are scales and zero points
 fn tensor_numbers(tensor: &TensorView<'_>) -> Result<Vec<f64>> {
+    // One value per channel: a short 1-d tensor that does not repeat its storage.
+    if tensor.shape().len() != 1 || tensor.nbytes() > tensor.storage().bytes().len() {
+        return Err(Error::malformed(
+            "per-channel quantization parameters are not a plain 1-d tensor",
+        ));
+    }
     let bytes = tensor.to_le_bytes()?;
     let values = match tensor.dtype() {
         Dtype::Float64 => bytes
@@ -1170,26 +1382,178 @@ fn tensor_numbers(tensor: &TensorView<'_>) -> Result<Vec<f64>> {
     Ok(values)
 }
 
-/// The `(module, name)` of a global object (Python 3 spelling), or `None`. Classes named
-/// through persistent ids (legacy whole-module saves: `("module", class, file, source)`;
-/// the tar format: `(class, file, source)`) count too.
+/// The `(module, name)` of a global object (Python 3 spelling), or `None`.
 pub(crate) fn global_of(pickle: &Pickle<'_>, id: ObjectId) -> Option<(String, String)> {
     match pickle.get(id) {
         Object::Global { module, name } => {
             let (module, name) = python3(module, name);
             Some((module.to_owned(), name.to_owned()))
         }
-        Object::PersistentId(pid) => match pickle.as_seq(*pid)? {
-            [tag, class, ..] if text(pickle, *tag).as_deref() == Some("module") => {
-                global_of(pickle, *class)
-            }
-            [class, ..] if matches!(pickle.get(*class), Object::Global { .. }) => {
-                global_of(pickle, *class)
-            }
-            _ => None,
-        },
         _ => None,
     }
+}
+
+/// The class an instance is made of: a global, or, in the containers that write them,
+/// a class named through a persistent id one level deep (legacy whole-module saves:
+/// `("module", class, file, source)`; the tar format: `(class, file, source)`).
+pub(crate) fn class_of(
+    pickle: &Pickle<'_>,
+    id: ObjectId,
+    container: Container,
+) -> Option<(String, String)> {
+    match pickle.get(id) {
+        Object::Global { .. } => global_of(pickle, id),
+        Object::PersistentId(pid) => {
+            let class = match (container, pickle.as_seq(*pid)?) {
+                (Container::Legacy, [tag, class, ..])
+                    if text(pickle, *tag).as_deref() == Some("module") =>
+                {
+                    *class
+                }
+                (Container::Tar, [class, ..]) => *class,
+                _ => return None,
+            };
+            global_of(pickle, class)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `id` is an instance rebuilt without calling its class: `NEWOBJ` with an empty
+/// argument tuple, or `NEWOBJ_EX` with no arguments at all.
+fn bare_instance(pickle: &Pickle<'_>, id: ObjectId) -> bool {
+    let Object::Instance {
+        args, kwargs, kind, ..
+    } = pickle.get(id)
+    else {
+        return false;
+    };
+    let empty = |id: ObjectId| match pickle.get(id) {
+        Object::Tuple(items) => items.is_empty(),
+        Object::Dict(entries) => entries.is_empty(),
+        Object::None => true,
+        _ => false,
+    };
+    matches!(kind, InstanceKind::NewObj | InstanceKind::NewObjEx)
+        && empty(*args)
+        && kwargs.is_none_or(empty)
+}
+
+/// Refuses any object of the pickle, reached by the walk or not, that loading it in Python
+/// would call or import beyond known data: the walk only visits what it needs, but Python
+/// runs every opcode.
+fn check_every_object(pickle: &Pickle<'_>, container: Container) -> Result<()> {
+    let refuse = |id: ObjectId, what: &str, global: &str| {
+        Err(Error::new(
+            ErrorKind::Refused,
+            format!(
+                "the pickle {what} `{global}`, which ckpt does not know as data: loading this \
+                 file in Python runs code"
+            ),
+        )
+        .at_offset(pickle.offset(id))
+        .with_hint(
+            "ckpt reads tensors and plain values only; if you trust the file's source, \
+             load it in Python with weights_only=False and save its state_dict()",
+        ))
+    };
+    // Classes rebuilt without a call (modules, plain objects) may be any global.
+    let mut classes = std::collections::HashSet::new();
+    for (id, object) in pickle.objects() {
+        if let Object::Instance { class, .. } = object
+            && bare_instance(pickle, id)
+        {
+            classes.insert(*class);
+            if let Object::PersistentId(pid) = pickle.get(*class) {
+                classes.extend(pickle.as_seq(*pid).unwrap_or_default().iter().copied());
+            }
+        }
+    }
+    // Calls and instantiations first (the most telling report), then bare imports.
+    for (id, object) in pickle.objects() {
+        match object {
+            Object::Call { callable, .. } => match global_of(pickle, *callable) {
+                Some((module, name)) if super::allowlist::is_data_global(&module, &name) => {}
+                Some((module, name)) => return refuse(id, "calls", &format!("{module}.{name}")),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Refused,
+                        "the pickle calls a computed object (not a named global): loading it runs code",
+                    )
+                    .at_offset(pickle.offset(id)));
+                }
+            },
+            Object::Instance { class, .. } if !bare_instance(pickle, id) => {
+                match class_of(pickle, *class, container) {
+                    Some((module, name)) if super::allowlist::is_data_global(&module, &name) => {}
+                    Some((module, name)) => {
+                        return refuse(id, "instantiates", &format!("{module}.{name}"));
+                    }
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::Refused,
+                            "the pickle instantiates a computed class: loading it runs code",
+                        )
+                        .at_offset(pickle.offset(id)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (id, object) in pickle.objects() {
+        if let Object::Global { module, name } = object {
+            let (module, name) = python3(module, name);
+            if !super::allowlist::is_data_global(module, name) && !classes.contains(&id) {
+                return refuse(id, "imports", &format!("{module}.{name}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the last value of each key, in the key's first place, as a Python dict does.
+/// Keys are compared by value for plain keys (text, numbers, bytes, tuples of those).
+fn last_wins<'data>(
+    entries: Vec<(Value<'data>, Value<'data>)>,
+) -> Vec<(Value<'data>, Value<'data>)> {
+    fn identity(key: &Value<'_>) -> Option<String> {
+        Some(match key {
+            Value::Str(s) => format!("s{s}"),
+            Value::Int(i) => format!("n{i}"),
+            Value::Bool(b) => format!("n{}", i64::from(*b)),
+            Value::BigInt(digits) => format!("n{digits}"),
+            #[allow(clippy::cast_possible_truncation)] // only when exactly integral
+            Value::Float(x) if x.fract() == 0.0 && x.abs() < 9e15 => format!("n{}", *x as i64),
+            Value::Float(x) => format!("f{}", x.to_bits()),
+            Value::None => "None".to_owned(),
+            Value::Bytes(b) => format!("b{b:?}"),
+            Value::Tuple(items) => {
+                let parts: Option<Vec<String>> = items.iter().map(identity).collect();
+                format!("t({})", parts?.join(","))
+            }
+            _ => return None,
+        })
+    }
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<(Value<'data>, Value<'data>)> = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        match identity(&key) {
+            Some(id) => match index.get(&id) {
+                Some(&slot) => {
+                    if let Some(entry) = out.get_mut(slot) {
+                        entry.1 = value;
+                    }
+                }
+                None => {
+                    index.insert(id, out.len());
+                    out.push((key, value));
+                }
+            },
+            None => out.push((key, value)),
+        }
+    }
+    out
 }
 
 /// Text of a `Str`, or of UTF-8 `Bytes` (Python 2 pickles).

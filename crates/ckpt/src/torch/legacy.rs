@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use ckpt_pickle::Object;
 
-use super::interpret::{self, StorageId, StorageKind, Storages};
-use super::{details, parse_pickle, pickle_int};
+use super::interpret::{self, Container, StorageId, StorageKind, Storages};
+use super::{details, parse_pickle, pickle_int, plain_only};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::model::{ByteOrder, Checkpoint, Storage};
@@ -58,7 +58,8 @@ impl<'data> Storages<'data> for LegacyStorages<'data> {
         let bytes = self.bytes.get(start + from..start + to).ok_or_else(|| {
             Error::malformed("storage data lies outside the file").at_offset(start as u64)
         })?;
-        Ok(Storage::new(bytes, ByteOrder::Little).at_file_offset((start + from) as u64))
+        Ok(Storage::new(bytes, ByteOrder::Little)
+            .at_file_offset((start.saturating_add(from)) as u64))
     }
 }
 
@@ -66,6 +67,7 @@ impl<'data> Storages<'data> for LegacyStorages<'data> {
 pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     let mut pos = 0usize;
     let magic = parse_pickle(bytes, pos, "magic number")?;
+    plain_only(&magic, "magic number")?;
     if pickle_int(&magic).as_deref() != Some(MAGIC_NUMBER) {
         return Err(
             Error::malformed("the file does not start with torch's magic number").at_offset(0),
@@ -73,6 +75,7 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     }
     pos += magic.byte_len();
     let protocol = parse_pickle(bytes, pos, "protocol version")?;
+    plain_only(&protocol, "protocol version")?;
     let version = protocol.root().and_then(|r| protocol.as_int(r));
     if version != Some(PROTOCOL_VERSION) {
         return Err(Error::unsupported(format!(
@@ -83,6 +86,7 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     }
     pos += protocol.byte_len();
     let sys_info = parse_pickle(bytes, pos, "sys_info")?;
+    plain_only(&sys_info, "sys_info")?;
     let mut records = BTreeMap::new();
     records.insert("protocol_version".to_owned(), PROTOCOL_VERSION.to_string());
     if let Some(Object::Dict(entries)) = sys_info.root().map(|r| sys_info.get(r)) {
@@ -104,6 +108,7 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     pos += main.byte_len();
     let main_bytes = bytes.get(main_start..pos).unwrap_or_default();
     let keys_pickle = parse_pickle(bytes, pos, "storage keys")?;
+    plain_only(&keys_pickle, "storage keys")?;
     pos += keys_pickle.byte_len();
     let keys: Vec<String> = keys_pickle
         .root()
@@ -138,9 +143,12 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
                     .at_offset(pos as u64)
                     .with_hint("the file is truncated; fetch it again")
             })?;
-        let (unit, declared) = kinds
-            .get(key)
-            .map_or((1, count), |(kind, numel)| (kind.unit_size(), *numel));
+        let (unit, declared) = kinds.get(key).map(|(kind, numel)| (kind.unit_size(), *numel)).ok_or_else(|| {
+            Error::malformed(format!(
+                "the stream holds storage `{key}`, which the object pickle never refers to (torch.load fails on it)"
+            ))
+            .at_offset(pos as u64)
+        })?;
         if declared != count {
             return Err(Error::malformed(format!(
                 "storage `{key}` holds {count} elements but the pickle declares {declared}"
@@ -174,8 +182,8 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         .at_offset(pos as u64));
     }
     let mut storages = LegacyStorages { bytes, ranges };
-    let interpreted =
-        interpret::interpret(&main, &mut storages).map_err(|e| e.with_member("object pickle"))?;
+    let interpreted = interpret::interpret(&main, &mut storages, Container::Legacy)
+        .map_err(|e| e.with_member("object pickle"))?;
     let mut details = details(&main, main_bytes, true);
     details.records = records;
     details.from_modules = interpreted.from_modules;

@@ -63,14 +63,7 @@ fn parse_pickle<'a>(bytes: &'a [u8], start: usize, member: &str) -> Result<Pickl
 /// What every torch reader reports besides the tree.
 fn details(pickle: &Pickle<'_>, pickle_bytes: &[u8], weights_only_possible: bool) -> Details {
     let globals = allowlist::globals(pickle);
-    let needs = globals
-        .iter()
-        .filter(|g| {
-            let (module, name) = g.rsplit_once('.').unwrap_or(("", g));
-            !allowlist::weights_only_allows(module, name)
-        })
-        .cloned()
-        .collect();
+    let needs = allowlist::globals_outside_weights_only(pickle);
     Details {
         globals,
         needs,
@@ -87,10 +80,20 @@ struct ZipStorages<'a, 'data> {
     archive: &'a Archive<'data>,
     folder: &'static str,
     byte_order: ByteOrder,
+    /// Storages already loaded, by key: as in torch, the first reference decides.
+    loaded: std::collections::HashMap<String, Storage<'data>>,
 }
 
 impl<'data> Storages<'data> for ZipStorages<'_, 'data> {
     fn storage(&mut self, id: &StorageId) -> Result<Storage<'data>> {
+        if id.view.is_some() {
+            return Err(Error::malformed(
+                "a storage reference with view metadata: the zip format has none (torch.load fails on it)",
+            ));
+        }
+        if let Some(storage) = self.loaded.get(&id.key) {
+            return Ok(storage.clone());
+        }
         let name = format!("{}/{}", self.folder, id.key);
         let record = self.archive.get(&name).ok_or_else(|| {
             Error::malformed(format!(
@@ -111,7 +114,9 @@ impl<'data> Storages<'data> for ZipStorages<'_, 'data> {
             .at_offset(record.start));
         }
         let bytes = self.archive.stored(record)?;
-        Ok(Storage::new(bytes, self.byte_order).at_file_offset(record.start))
+        let storage = Storage::new(bytes, self.byte_order).at_file_offset(record.start);
+        self.loaded.insert(id.key.clone(), storage.clone());
+        Ok(storage)
     }
 }
 
@@ -121,9 +126,10 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     let prefix = archive.prefix().to_owned();
     let torchscript = archive.get("constants.pkl").is_some();
     let mut records = BTreeMap::new();
-    let version = match archive.text("version")? {
+    // torch reads `.data/version` first, then `version`.
+    let version = match archive.text(".data/version")? {
         Some(version) => version,
-        None => archive.text(".data/version")?.ok_or_else(|| {
+        None => archive.text("version")?.ok_or_else(|| {
             Error::malformed("the archive has no `version` record; torch.load refuses it")
         })?,
     };
@@ -137,7 +143,7 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         .with_member(format!("{prefix}/version")));
     }
     records.insert("version".to_owned(), version);
-    let byte_order = match archive.text("byteorder")?.as_deref() {
+    let byte_order = match archive.raw_text("byteorder")?.as_deref() {
         None | Some("little") => ByteOrder::Little,
         Some("big") => ByteOrder::Big,
         Some(other) => {
@@ -172,13 +178,19 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         archive: &archive,
         folder: "data",
         byte_order,
+        loaded: std::collections::HashMap::new(),
     };
     let script = if torchscript {
-        script_declarations(&archive)
+        script_declarations(&archive)?
     } else {
         interpret::ScriptDecls::new()
     };
-    let interpreted = interpret::interpret_with(&pickle, &mut storages, &script)
+    let container = if torchscript {
+        interpret::Container::TorchScript
+    } else {
+        interpret::Container::Zip
+    };
+    let interpreted = interpret::interpret_with(&pickle, &mut storages, container, &script)
         .map_err(|e| e.with_member(member.clone()))?;
     let mut details = details(&pickle, &data, !torchscript);
     if torchscript {
@@ -213,8 +225,9 @@ fn reject_trailing(pickle: &Pickle<'_>, data: &[u8], base: u64, member: &str) ->
 
 /// What the TorchScript code of an archive declares: for each class, its
 /// `__parameters__` and `__buffers__`. The code is read as text and never run.
-fn script_declarations(archive: &Archive<'_>) -> interpret::ScriptDecls {
+fn script_declarations(archive: &Archive<'_>) -> Result<interpret::ScriptDecls> {
     let mut decls = interpret::ScriptDecls::new();
+    let mut budget = MAX_CODE_BYTES;
     for name in archive.record_names() {
         let Some(path) = name
             .strip_prefix("code/")
@@ -225,9 +238,13 @@ fn script_declarations(archive: &Archive<'_>) -> interpret::ScriptDecls {
         let Some(record) = archive.get(name) else {
             continue;
         };
-        let Ok(text) = archive.read(record) else {
-            continue;
-        };
+        budget = budget.checked_sub(record.len).ok_or_else(|| {
+            Error::limit(format!(
+                "the archive's TorchScript code takes more than {MAX_CODE_BYTES} bytes"
+            ))
+            .with_member(record.name.clone())
+        })?;
+        let text = archive.read(record)?;
         let module = path.replace('/', ".");
         let text = String::from_utf8_lossy(&text);
         let mut current: Option<String> = None;
@@ -259,7 +276,41 @@ fn script_declarations(archive: &Archive<'_>) -> interpret::ScriptDecls {
             }
         }
     }
-    decls
+    Ok(decls)
+}
+
+/// The most TorchScript source ckpt reads (as text) to find class declarations.
+const MAX_CODE_BYTES: u64 = 64 << 20;
+
+/// Refuses a pickle that holds anything but plain values (the small pickles of a legacy
+/// stream or a tar archive: numbers, strings, tuples, lists, dicts, and storage or tensor
+/// class names). Python runs every opcode of them when it loads the file.
+pub(crate) fn plain_only(pickle: &Pickle<'_>, what: &str) -> Result<()> {
+    for (id, object) in pickle.objects() {
+        let allowed = match object {
+            ckpt_pickle::Object::Global { module, name } => {
+                let (module, name) = ckpt_pickle::python3_name(module, name);
+                allowlist::weights_only_allows(module, name)
+            }
+            ckpt_pickle::Object::Call { .. }
+            | ckpt_pickle::Object::Instance { .. }
+            | ckpt_pickle::Object::PersistentId(_)
+            | ckpt_pickle::Object::Extension(_) => false,
+            _ => true,
+        };
+        if !allowed {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!(
+                    "the {what} pickle, which should hold plain values, imports or calls code: \
+                     loading this file in Python runs it"
+                ),
+            )
+            .with_member(what.to_owned())
+            .at_offset(pickle.offset(id)));
+        }
+    }
+    Ok(())
 }
 
 /// Storages of a plain pickle: there are none.
@@ -285,7 +336,7 @@ pub fn read_pickle(bytes: &[u8]) -> Result<Checkpoint<'_>> {
             e
         }
     })?;
-    let interpreted = interpret::interpret(&pickle, &mut NoStorages)?;
+    let interpreted = interpret::interpret(&pickle, &mut NoStorages, interpret::Container::Pickle)?;
     let mut details = details(
         &pickle,
         bytes.get(..pickle.byte_len()).unwrap_or(bytes),

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use ckpt_pickle::Object;
 
-use super::interpret::{self, StorageId, StorageKind, Storages};
-use super::{details, parse_pickle};
+use super::interpret::{self, Container, StorageId, StorageKind, Storages};
+use super::{details, parse_pickle, plain_only};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::model::{ByteOrder, Checkpoint, Dtype, Storage, TensorView, Value};
@@ -112,6 +112,7 @@ impl<'data> Cursor<'data> {
     fn pickle(&mut self, what: &str) -> Result<ckpt_pickle::Pickle<'data>> {
         let data = self.bytes.get(..self.end).unwrap_or_default();
         let pickle = parse_pickle(data, self.pos, what)?;
+        plain_only(&pickle, what)?;
         self.pos += pickle.byte_len();
         Ok(pickle)
     }
@@ -223,7 +224,10 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         );
     }
     let views = cursor.pickle("the storage views")?;
-    if let Some(list) = views.root().and_then(|r| views.as_seq(r)) {
+    let list = views.root().and_then(|r| views.as_seq(r)).ok_or_else(|| {
+        Error::malformed("the storage views are not a list").at_offset(cursor.pos as u64)
+    })?;
+    {
         for &view in list {
             let Some(&[target, root, offset, size]) = views.as_seq(view) else {
                 return Err(Error::malformed(
@@ -245,12 +249,11 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
                 .checked_mul(unit)
                 .zip(offset.checked_add(size).and_then(|e| e.checked_mul(unit)))
                 .and_then(|(a, b)| Some((usize::try_from(a).ok()?, usize::try_from(b).ok()?)));
-            let slice = range
-                .and_then(|(a, b)| storage.bytes().get(a..b))
+            let view = range
+                .and_then(|(a, b)| storage.slice(a, b))
                 .ok_or_else(|| {
                     Error::malformed(format!("a view of storage `{root}` reaches past its end"))
                 })?;
-            let view = Storage::owned(slice.to_vec(), ByteOrder::Little);
             objects.storages.insert(target, (view, dtype));
         }
     }
@@ -310,6 +313,13 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     let (start, len) = member("pickle")?;
     let data = bytes.get(..start + len).unwrap_or_default();
     let main = parse_pickle(data, start, "pickle")?;
+    if main.byte_len() != len {
+        return Err(Error::malformed(format!(
+            "{} bytes follow the main pickle's STOP in the tar member; torch never writes them",
+            len - main.byte_len().min(len)
+        ))
+        .at_offset((start + main.byte_len()) as u64));
+    }
     let main_bytes = bytes
         .get(start..start + main.byte_len())
         .unwrap_or_default();
@@ -320,6 +330,7 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
             start,
             "sys_info",
         )?;
+        plain_only(&sys_info, "sys_info")?;
         if let Some(Object::Dict(entries)) = sys_info.root().map(|r| sys_info.get(r)) {
             for &(k, v) in entries {
                 if let (Some(k), Some(v)) = (sys_info.as_str(k), sys_info.as_int(v)) {
@@ -328,8 +339,8 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
             }
         }
     }
-    let interpreted =
-        interpret::interpret(&main, &mut objects).map_err(|e| e.with_member("pickle"))?;
+    let interpreted = interpret::interpret(&main, &mut objects, Container::Tar)
+        .map_err(|e| e.with_member("pickle"))?;
     let mut details = details(&main, main_bytes, false);
     details.records = records;
     details.from_modules = interpreted.from_modules;
