@@ -13,5 +13,6 @@
 
 mod fixtures;
 mod fuzz_regressions;
+mod hostile_pickles;
 mod safetensors_reference;
 mod safetensors_robustness;
