@@ -7,14 +7,17 @@ use crate::error::{Error, Result};
 use crate::model::TensorView;
 use crate::progress::Progress;
 
-/// The SHA-256 of each tensor's elements as packed row-major little-endian bytes (see
-/// [`TensorView::sha256`]), computed on all cores. `progress` hears about every chunk and
-/// can cancel the work.
-pub fn sha256_all(views: &[&TensorView<'_>], progress: &dyn Progress) -> Result<Vec<[u8; 32]>> {
-    progress.start(views.iter().map(|v| v.nbytes() as u64).sum());
-    views
+/// The SHA-256 of each named tensor's elements as packed row-major little-endian bytes
+/// (see [`TensorView::sha256`]), computed on all cores, in the order given. `progress`
+/// hears about every chunk and can cancel the work. Errors name the tensor.
+pub fn sha256_all(
+    tensors: &[(String, &TensorView<'_>)],
+    progress: &dyn Progress,
+) -> Result<Vec<[u8; 32]>> {
+    progress.start(tensors.iter().map(|(_, v)| v.nbytes() as u64).sum());
+    tensors
         .par_iter()
-        .map(|view| {
+        .map(|(name, view)| {
             let mut hasher = Sha256::new();
             view.for_each_chunk(|chunk| {
                 if progress.is_cancelled() {
@@ -23,7 +26,8 @@ pub fn sha256_all(views: &[&TensorView<'_>], progress: &dyn Progress) -> Result<
                 hasher.update(chunk);
                 progress.advance(chunk.len() as u64);
                 Ok(())
-            })?;
+            })
+            .map_err(|e| e.with_tensor(name.clone()))?;
             Ok(hasher.finalize().into())
         })
         .collect()

@@ -115,9 +115,8 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
     let checkpoint = source.checkpoint()?;
     let tensors = checkpoint.tensors();
     let hashes = if args.hash {
-        let views: Vec<&TensorView<'_>> = tensors.iter().map(|(_, view)| *view).collect();
         let progress = Progress::new("hashing");
-        Some(ckpt::sha256_all(&views, &progress).map_err(|e| e.with_path(source.path()))?)
+        Some(ckpt::sha256_all(&tensors, &progress).map_err(|e| e.with_path(source.path()))?)
     } else {
         None
     };

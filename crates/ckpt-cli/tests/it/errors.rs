@@ -133,3 +133,26 @@ fn fuzz_findings_fail_cleanly() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// A view that repeats 16 bytes into 2 PiB is listed, but neither hashed nor converted:
+/// both stop before producing a byte, name the tensor, and leave nothing behind.
+#[test]
+fn expanded_views_are_listed_but_not_produced() {
+    let input = fixtures().join("fuzz/tar-expanded-view.tar");
+    let input = input.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = ckpt(dir.path(), &["inspect", input]);
+    assert!(run.status.success(), "{}", transcript(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("2.00 PiB"));
+    for args in [
+        &["inspect", "--hash", input][..],
+        &["convert", input, "out.safetensors"][..],
+    ] {
+        let run = ckpt(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+        assert!(stderr.contains("tensor `steps`"), "{stderr}");
+        assert!(stderr.contains("zero strides"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

@@ -364,6 +364,24 @@ impl<'data> TensorView<'data> {
         Some((start, start.checked_add(u64::try_from(self.nbytes).ok()?)?))
     }
 
+    /// Whether ckpt agrees to produce this tensor's bytes. A view may repeat a small storage
+    /// through zero strides into an arbitrarily large tensor (torch's `expand`); ckpt hands
+    /// out at most 64 times the storage's size beyond 1 GiB, so that hashing or converting a crafted file cannot run for days or fill a
+    /// disk. [`TensorView::for_each_chunk`] checks this first; writers check it before
+    /// writing anything.
+    pub fn check_producible(&self) -> Result<()> {
+        let stored = self.storage.bytes().len();
+        if self.nbytes > MAX_EXPANDED_LEN.max(stored.saturating_mul(MAX_EXPANSION)) {
+            return Err(Error::limit(format!(
+                "a view repeats {stored} bytes of storage into {} bytes (zero strides); ckpt \
+                 produces at most {MAX_EXPANSION} times a storage's size beyond {MAX_EXPANDED_LEN} bytes",
+                self.nbytes
+            ))
+            .with_hint("such views come from `expand()` or from a crafted file; `ckpt inspect` without `--hash` still lists the tensor"));
+        }
+        Ok(())
+    }
+
     /// Hands the elements to `emit` as packed row-major little-endian bytes, in pieces of
     /// at most 1 MiB, whatever the strides and byte order of the storage. Dense
     /// little-endian data is handed out without a copy; memory use does not grow with the
@@ -372,14 +390,7 @@ impl<'data> TensorView<'data> {
         if self.numel == 0 {
             return Ok(());
         }
-        let stored = self.storage.bytes().len();
-        if self.nbytes > MAX_EXPANDED_LEN.max(stored.saturating_mul(MAX_EXPANSION)) {
-            return Err(Error::limit(format!(
-                "a view repeats {stored} bytes of storage into {} bytes (zero strides); ckpt \
-                 produces at most {MAX_EXPANSION} times a storage's size beyond {MAX_EXPANDED_LEN} bytes",
-                self.nbytes
-            )));
-        }
+        self.check_producible()?;
         if let Some(bytes) = self.data() {
             for chunk in bytes.chunks(CHUNK_LEN) {
                 emit(chunk)?;

@@ -8,7 +8,7 @@ use serde::ser::SerializeMap;
 
 use super::header::METADATA_KEY;
 use super::{LENGTH_LEN, MAX_HEADER_LEN, dtype_name, storable_dtypes};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Dtype, TensorView};
 use crate::progress::Progress;
 
@@ -28,7 +28,7 @@ use crate::progress::Progress;
 #[derive(Debug)]
 pub struct Plan<'a, 'data> {
     header: Vec<u8>,
-    tensors: Vec<&'a TensorView<'data>>,
+    tensors: Vec<(&'a str, &'a TensorView<'data>)>,
     data_len: u64,
 }
 
@@ -146,6 +146,8 @@ impl<'a, 'data> Plan<'a, 'data> {
                 .with_tensor(name.clone()));
             }
             let (dtype, rank, shape) = layout(name, view)?;
+            view.check_producible()
+                .map_err(|e| e.with_tensor(name.clone()))?;
             placed.push((
                 index,
                 Placed {
@@ -174,8 +176,8 @@ impl<'a, 'data> Plan<'a, 'data> {
                     data_offsets: (offset, end),
                 },
             ));
-            if let Some((_, view)) = tensors.get(*index) {
-                order.push(*view);
+            if let Some((name, view)) = tensors.get(*index) {
+                order.push((name.as_str(), *view));
             }
             offset = end;
         }
@@ -222,7 +224,7 @@ impl<'a, 'data> Plan<'a, 'data> {
             .map_err(write_error)?;
         out.write_all(&self.header).map_err(write_error)?;
         progress.advance(LENGTH_LEN as u64 + self.header.len() as u64);
-        for view in &self.tensors {
+        for (name, view) in &self.tensors {
             view.for_each_chunk(|chunk| {
                 if progress.is_cancelled() {
                     return Err(Error::interrupted());
@@ -230,6 +232,10 @@ impl<'a, 'data> Plan<'a, 'data> {
                 out.write_all(chunk).map_err(write_error)?;
                 progress.advance(chunk.len() as u64);
                 Ok(())
+            })
+            .map_err(|e| match e.kind() {
+                ErrorKind::Io | ErrorKind::Interrupted => e,
+                _ => e.with_tensor(*name),
             })?;
         }
         Ok(())

@@ -301,10 +301,8 @@ pub(crate) fn plain_only(pickle: &Pickle<'_>, what: &str) -> Result<()> {
         if !allowed {
             return Err(Error::new(
                 ErrorKind::Refused,
-                format!(
-                    "the {what} pickle, which should hold plain values, imports or calls code: \
-                     loading this file in Python runs it"
-                ),
+                "this pickle should hold plain values only, but it imports or calls code: \
+                 loading the file in Python runs it",
             )
             .with_member(what.to_owned())
             .at_offset(pickle.offset(id)));
