@@ -990,26 +990,11 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         if states.is_empty() {
             return None;
         }
-        let mut merged: Vec<(ObjectId, ObjectId)> = Vec::new();
-        let mut slots: HashMap<&str, usize> = HashMap::new();
+        let mut entries = Vec::new();
         for &state in states {
-            for (key, value) in self.dict_entries(state)? {
-                match self.pickle.as_str(key) {
-                    Some(name) => match slots.get(name) {
-                        Some(&slot) => {
-                            if let Some(entry) = merged.get_mut(slot) {
-                                entry.1 = value;
-                            }
-                        }
-                        None => {
-                            slots.insert(name, merged.len());
-                            merged.push((key, value));
-                        }
-                    },
-                    None => merged.push((key, value)),
-                }
-            }
+            entries.extend(self.dict_entries(state)?);
         }
+        let merged = keep_last(entries, |&key| self.pickle.as_str(key));
         Some(merged.into())
     }
 
@@ -1535,8 +1520,17 @@ fn last_wins<'data>(
             _ => return None,
         })
     }
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<(Value<'data>, Value<'data>)> = Vec::with_capacity(entries.len());
+    keep_last(entries, identity)
+}
+
+/// Keeps the last value of each key, in the key's first place. Keys without an identity
+/// (unhashable or unknown to ckpt) are all kept.
+fn keep_last<K, V, I: std::hash::Hash + Eq>(
+    entries: Vec<(K, V)>,
+    mut identity: impl FnMut(&K) -> Option<I>,
+) -> Vec<(K, V)> {
+    let mut index: HashMap<I, usize> = HashMap::new();
+    let mut out: Vec<(K, V)> = Vec::with_capacity(entries.len());
     for (key, value) in entries {
         match identity(&key) {
             Some(id) => match index.get(&id) {

@@ -195,33 +195,35 @@ fn tuples_nested_by_sharing_are_refused() {
     refused_with(&proto2(&body), ErrorKind::LimitExceeded, "");
 }
 
-#[test]
-fn a_byte_string_shared_many_times_is_refused() {
-    // 4 MiB of bytes, listed 100,000 times: reading it as values would copy 400 GiB.
-    let data = vec![b'B'; 4 << 20];
-    let mut body = vec![b'B'];
-    body.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    body.extend_from_slice(&data);
+/// A list holding `value` (memoized once) `times` times.
+fn shared_in_a_list(value: &[u8], times: usize) -> Vec<u8> {
+    let mut body = value.to_vec();
     body.extend_from_slice(b"q\x00](");
-    for _ in 0..100_000 {
+    for _ in 0..times {
         body.extend_from_slice(b"h\x00");
     }
     body.push(b'e');
-    refused_with(&proto2(&body), ErrorKind::LimitExceeded, "");
+    proto2(&body)
+}
+
+#[test]
+fn a_byte_string_shared_many_times_is_refused() {
+    // 4 MiB of bytes, listed 100,000 times: reading it as values would copy 400 GiB.
+    let mut bytes = vec![b'B'];
+    bytes.extend_from_slice(&(4u32 << 20).to_le_bytes());
+    bytes.resize(bytes.len() + (4 << 20), b'B');
+    let pickle = shared_in_a_list(&bytes, 100_000);
+    refused_with(&pickle, ErrorKind::LimitExceeded, "");
 }
 
 #[test]
 fn a_big_integer_shared_many_times_is_refused() {
     // A 4 KiB integer, listed 20,000 times: each copy is ~10,000 decimal digits.
-    let mut body = vec![0x8b];
-    body.extend_from_slice(&4096u32.to_le_bytes());
-    body.extend(std::iter::repeat_n(0x7f, 4096));
-    body.extend_from_slice(b"q\x00](");
-    for _ in 0..20_000 {
-        body.extend_from_slice(b"h\x00");
-    }
-    body.push(b'e');
-    refused_with(&proto2(&body), ErrorKind::LimitExceeded, "");
+    let mut long4 = vec![0x8b];
+    long4.extend_from_slice(&4096u32.to_le_bytes());
+    long4.resize(long4.len() + 4096, 0x7f);
+    let pickle = shared_in_a_list(&long4, 20_000);
+    refused_with(&pickle, ErrorKind::LimitExceeded, "");
 }
 
 #[test]
