@@ -51,4 +51,34 @@ hyperfine --warmup 2 --runs 10 \
     "$ckpt inspect $legacy" \
     "$reader $legacy" \
     "$python $work/torch_list.py $legacy load"
+
+# Cold cache: evict the file from the page cache (posix_fadvise DONTNEED), run once, and
+# count the pages the run brought in (fincore). Listing should read the pickle, not the data.
+cold() {
+    local label="$1"; shift
+    local file="${*: -1}" times=()
+    for _ in 1 2 3 4 5; do
+        "$python" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$file"
+        local start end
+        start=$(date +%s%N)
+        "$@" >/dev/null
+        end=$(date +%s%N)
+        times+=($(( (end - start) / 1000 )))
+    done
+    local read
+    read=$(fincore --bytes --noheadings --output RES "$file" 2>/dev/null || echo "?")
+    printf '| `%s` | %s | %s |\n' "$label" \
+        "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p | awk '{printf "%.1f ms", $1 / 1000}')" \
+        "$(numfmt --to=iec --suffix=B "$read" 2>/dev/null || echo "$read")"
+}
+echo "== cold cache: median of 5 runs, and the bytes of the file read from disk"
+{
+    echo "| command | median | file bytes read |"
+    echo "|:---|---:|---:|"
+    cold "ckpt inspect --json (zip)" "$ckpt" inspect --json "$bin"
+    cold "pytorch-reader (zip)" "$reader" "$bin"
+    cold "ckpt inspect --json (legacy)" "$ckpt" inspect --json "$legacy"
+    cold "pytorch-reader (legacy)" "$reader" "$legacy"
+} | tee "$work/torch-inspect-cold.md"
 echo "results in $work"
