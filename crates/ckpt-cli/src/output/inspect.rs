@@ -16,7 +16,12 @@ const MAX_NAME_CHARS: usize = 96;
 const MAX_VALUES: usize = 50;
 
 pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    render_to(&mut out, report)?;
+    out.flush()
+}
+
+fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
     writeln!(out, "{}", sanitize(&report.path))?;
     writeln!(out, "  format      {}", report.format)?;
     writeln!(out, "  size        {}", bytes(report.file_size))?;
@@ -128,7 +133,12 @@ pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
 
 /// `--pickle`: each pickle of the file, opcode by opcode. Text from the file is escaped.
 pub(crate) fn listing(pickles: &[ckpt::torch::PickleSource<'_>]) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    listing_to(&mut out, pickles)?;
+    out.flush()
+}
+
+fn listing_to(out: &mut impl Write, pickles: &[ckpt::torch::PickleSource<'_>]) -> io::Result<()> {
     for (i, pickle) in pickles.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// Prints `value` as one line of JSON on stdout.
 pub(crate) fn json(value: &impl Serialize) -> io::Result<()> {
-    let mut stdout = io::stdout().lock();
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
     serde_json::to_writer(&mut stdout, value)?;
     writeln!(stdout)?;
     stdout.flush()
