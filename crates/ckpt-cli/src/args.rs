@@ -37,8 +37,12 @@ pub(crate) enum Command {
     /// The output is written to a temporary file in the same folder and renamed when
     /// complete: a failed or interrupted run leaves nothing.
     #[command(
-        after_help = "Examples:\n  ckpt convert model.safetensors copy.safetensors\n  \
-                            ckpt convert --force in.safetensors out.safetensors"
+        after_help = "Filters look at the names `ckpt inspect` shows; prefixes are stripped, \
+                      then renames applied.\n\nExamples:\n  \
+                      ckpt convert pytorch_model.bin model.safetensors\n  \
+                      ckpt convert --key state_dict --strip-prefix module. ckpt.pth weights.safetensors\n  \
+                      ckpt convert --exclude '*.attn.bias' --rename '^transformer\\.=' in.bin out.safetensors\n  \
+                      ckpt convert --force in.safetensors out.safetensors"
     )]
     Convert(ConvertArgs),
 }
@@ -80,6 +84,37 @@ pub(crate) struct ConvertArgs {
     /// record the dropped names in the metadata, as HF's converter does.
     #[arg(long)]
     pub(crate) dedupe: bool,
+    /// Write only the tensors whose name matches this glob (`encoder.*`, `*.weight`;
+    /// `*` matches dots too). Repeatable: a name matching any of them is kept.
+    #[arg(
+        long,
+        value_name = "GLOB",
+        help_heading = "Choosing and renaming tensors"
+    )]
+    pub(crate) include: Vec<String>,
+    /// Leave out the tensors whose name matches this glob (wins over --include). Repeatable.
+    #[arg(
+        long,
+        value_name = "GLOB",
+        help_heading = "Choosing and renaming tensors"
+    )]
+    pub(crate) exclude: Vec<String>,
+    /// Remove this prefix from the names that start with it (e.g. `module.`, added by
+    /// DataParallel). Repeatable; applied before --rename.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        help_heading = "Choosing and renaming tensors"
+    )]
+    pub(crate) strip_prefix: Vec<String>,
+    /// Rename tensors: every match of REGEX in a name is replaced (like Python's re.sub;
+    /// `$1` refers to a group). Repeatable, applied in order.
+    #[arg(
+        long,
+        value_name = "REGEX=REPLACEMENT",
+        help_heading = "Choosing and renaming tensors"
+    )]
+    pub(crate) rename: Vec<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -51,7 +51,9 @@ pub mod safetensors;
 mod source;
 pub mod torch;
 
-pub use convert::{ConvertOptions, Converted, Target, convert};
+pub use convert::{
+    ConvertOptions, Converted, KeyMap, Mapped, Target, common_wrapper_prefix, convert,
+};
 pub use digest::sha256_all;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use format::{Format, detect};

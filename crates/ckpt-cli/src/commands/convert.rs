@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ckpt::{ConvertOptions, Target};
+use ckpt::{ConvertOptions, KeyMap, Target};
 use serde::Serialize;
 
 use crate::args::{ConvertArgs, TargetArg};
@@ -24,6 +24,13 @@ pub(crate) struct ConvertReport {
     pub(crate) skipped_values: Vec<String>,
     /// Tied names dropped by --dedupe: `[dropped, kept]`.
     pub(crate) deduplicated: Vec<(String, String)>,
+    /// Tensors renamed by --strip-prefix/--rename: `[source name, output name]`.
+    pub(crate) renamed: Vec<(String, String)>,
+    /// Tensors left out by --include/--exclude, by source name.
+    pub(crate) excluded: Vec<String>,
+    /// A wrapper prefix every written name has (`module.`), when --strip-prefix was not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) wrapper_prefix: Option<&'static str>,
 }
 
 pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
@@ -43,7 +50,8 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
     let options = ConvertOptions::new(target)
         .overwrite(args.force)
         .key(args.key.clone())
-        .dedupe(args.dedupe);
+        .dedupe(args.dedupe)
+        .keys(key_map(args)?);
     let started = Instant::now();
     let progress = Progress::new("writing");
     let converted = ckpt::convert(&args.input, &args.output, &options, &progress)?;
@@ -58,6 +66,11 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         seconds: started.elapsed().as_secs_f64(),
         skipped_values: converted.skipped_values,
         deduplicated: converted.deduplicated,
+        renamed: converted.renamed,
+        excluded: converted.excluded,
+        wrapper_prefix: converted
+            .wrapper_prefix
+            .filter(|_| args.strip_prefix.is_empty()),
     };
     output::convert::warn(&report)?;
     if args.json {
@@ -66,4 +79,21 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         output::convert::render(&report)?;
     }
     Ok(Outcome::Success)
+}
+
+fn key_map(args: &ConvertArgs) -> ckpt::Result<KeyMap> {
+    let mut map = KeyMap::new();
+    for pattern in &args.include {
+        map = map.include(pattern)?;
+    }
+    for pattern in &args.exclude {
+        map = map.exclude(pattern)?;
+    }
+    for prefix in &args.strip_prefix {
+        map = map.strip_prefix(prefix)?;
+    }
+    for spec in &args.rename {
+        map = map.rename(spec)?;
+    }
+    Ok(map)
 }

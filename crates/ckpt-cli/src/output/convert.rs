@@ -6,9 +6,60 @@ use crate::commands::ConvertReport;
 use crate::output::{bytes, count};
 use crate::term::sanitize;
 
-/// One line: what was written, how much, how fast.
+/// How many renamed or excluded names the text summary shows (JSON has them all).
+const MAX_LISTED: usize = 5;
+
+/// What was written, how much, how fast; then what key surgery renamed and left out.
 pub(crate) fn render(report: &ConvertReport) -> io::Result<()> {
     let mut out = io::stdout().lock();
+    headline(&mut out, report)?;
+    if !report.renamed.is_empty() {
+        let shown: Vec<String> = report
+            .renamed
+            .iter()
+            .take(MAX_LISTED)
+            .map(|(from, to)| format!("{} -> {}", sanitize(from), sanitize(to)))
+            .collect();
+        writeln!(
+            out,
+            "  renamed {} tensor{}: {}{}",
+            report.renamed.len(),
+            plural(report.renamed.len()),
+            shown.join(", "),
+            more(report.renamed.len())
+        )?;
+    }
+    if !report.excluded.is_empty() {
+        let shown: Vec<String> = report
+            .excluded
+            .iter()
+            .take(MAX_LISTED)
+            .map(|name| sanitize(name))
+            .collect();
+        writeln!(
+            out,
+            "  left out {} tensor{}: {}{}",
+            report.excluded.len(),
+            plural(report.excluded.len()),
+            shown.join(", "),
+            more(report.excluded.len())
+        )?;
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn more(n: usize) -> String {
+    match n.checked_sub(MAX_LISTED) {
+        Some(rest) if rest > 0 => format!(" and {rest} more (--json lists all)"),
+        _ => String::new(),
+    }
+}
+
+fn headline(out: &mut impl Write, report: &ConvertReport) -> io::Result<()> {
     writeln!(
         out,
         "wrote {} ({}): {} tensors, {} parameters, {} in {:.2} s{}",
@@ -26,8 +77,16 @@ pub(crate) fn render(report: &ConvertReport) -> io::Result<()> {
     )
 }
 
-/// On stderr: the plain values that were not written, so that nothing is dropped silently.
+/// On stderr: the plain values that were not written, so that nothing is dropped silently,
+/// and a wrapper prefix that --strip-prefix would remove.
 pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
+    if let Some(prefix) = report.wrapper_prefix {
+        writeln!(
+            io::stderr().lock(),
+            "note: every tensor name starts with `{prefix}` (added by a training wrapper); \
+             --strip-prefix {prefix} removes it"
+        )?;
+    }
     if report.skipped_values.is_empty() {
         return Ok(());
     }

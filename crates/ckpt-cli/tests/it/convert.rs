@@ -158,3 +158,121 @@ fn a_bad_input_leaves_no_output() {
     assert!(!dir.path().join("out.safetensors").exists());
     assert!(leftovers(dir.path()).is_empty());
 }
+
+/// `sha256` of every tensor by name, from `inspect --json --hash`.
+fn hashes(dir: &std::path::Path, file: &str) -> std::collections::BTreeMap<String, String> {
+    let run = ckpt(dir, &["inspect", "--json", "--hash", file]);
+    assert!(run.status.success(), "{}", transcript(&run));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    report["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["sha256"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Adding a `module.` prefix and stripping it again gives back the same tensors; the
+/// prefixed file gets a note suggesting --strip-prefix.
+#[test]
+fn key_surgery_renames_filters_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/tiny-mlp.safetensors");
+    let input = input.to_str().unwrap();
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--rename",
+            "^=module.",
+            input,
+            "wrapped.safetensors",
+        ],
+    );
+    assert_snapshot!("convert_rename", regex_lite_seconds(&transcript(&run)));
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "wrapped.safetensors",
+            "still-wrapped.safetensors",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("--strip-prefix module."),
+        "{}",
+        transcript(&run)
+    );
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--strip-prefix",
+            "module.",
+            "wrapped.safetensors",
+            "unwrapped.safetensors",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    assert!(run.stderr.is_empty(), "{}", transcript(&run));
+    assert_eq!(
+        hashes(dir.path(), "unwrapped.safetensors"),
+        hashes(dir.path(), input)
+    );
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--json",
+            "--include",
+            "*.weight",
+            "--exclude",
+            "2.*",
+            input,
+            "filtered.safetensors",
+        ],
+    );
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["tensors"], 1);
+    assert_eq!(
+        report["excluded"],
+        serde_json::json!(["0.bias", "2.bias", "2.weight"])
+    );
+    let kept: Vec<String> = hashes(dir.path(), "filtered.safetensors")
+        .into_keys()
+        .collect();
+    assert_eq!(kept, ["0.weight"]);
+}
+
+#[test]
+fn key_surgery_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/tiny-mlp.safetensors");
+    let input = input.to_str().unwrap();
+    for (args, needle) in [
+        (&["--rename", "[=x"][..], "not a regular expression"),
+        (&["--rename", "noequals"][..], "REGEX=REPLACEMENT"),
+        (&["--include", "a["][..], "not a valid pattern"),
+        (&["--rename", r"^\d\.=x."][..], "would both be written as"),
+        (&["--exclude", "*"][..], "leave no tensor"),
+    ] {
+        let mut all = vec!["convert"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[input, "out.safetensors"]);
+        let run = ckpt(dir.path(), &all);
+        assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(leftovers(dir.path()).is_empty());
+        assert!(!dir.path().join("out.safetensors").exists());
+    }
+}

@@ -1,7 +1,11 @@
 //! Converting a checkpoint from one file to another.
 
+mod keys;
+
 use std::io::{BufWriter, Write};
 use std::path::Path;
+
+pub use keys::{KeyMap, Mapped, common_wrapper_prefix};
 
 use crate::error::{Error, Result};
 use crate::output::AtomicOutput;
@@ -54,6 +58,8 @@ pub struct ConvertOptions {
     /// the lexicographically smallest name, and record each dropped name in the metadata
     /// (`{dropped: kept}`, as HF's converter does). By default every name is written.
     pub dedupe: bool,
+    /// Which tensors to write and under which names (applied after `key`).
+    pub keys: KeyMap,
 }
 
 impl ConvertOptions {
@@ -64,6 +70,7 @@ impl ConvertOptions {
             overwrite: false,
             key: None,
             dedupe: false,
+            keys: KeyMap::new(),
         }
     }
 
@@ -78,6 +85,13 @@ impl ConvertOptions {
     #[must_use]
     pub fn key(mut self, key: Option<String>) -> Self {
         self.key = key;
+        self
+    }
+
+    /// Filters and renames tensors (see [`KeyMap`]).
+    #[must_use]
+    pub fn keys(mut self, keys: KeyMap) -> Self {
+        self.keys = keys;
         self
     }
 
@@ -102,8 +116,15 @@ pub struct Converted {
     /// Plain values of the source that the target cannot hold (safetensors holds only
     /// tensors), by dotted name: not written.
     pub skipped_values: Vec<String>,
-    /// Names dropped by `dedupe`, with the name kept for the same tensor.
+    /// Names dropped by `dedupe`, with the name kept for the same tensor (output names).
     pub deduplicated: Vec<(String, String)>,
+    /// `(source name, output name)` of every tensor renamed by the key map.
+    pub renamed: Vec<(String, String)>,
+    /// Source names of the tensors the key map's filters left out.
+    pub excluded: Vec<String>,
+    /// A prefix every written name has that looks added by a training wrapper (`module.`
+    /// from `DataParallel`): `--strip-prefix` would remove it. Only when nothing was renamed.
+    pub wrapper_prefix: Option<&'static str>,
 }
 
 /// Converts the checkpoint at `input` into a new file at `output`.
@@ -138,7 +159,28 @@ pub fn convert(
         })?,
         None => checkpoint.root(),
     };
-    let mut tensors = root.tensors();
+    let Mapped {
+        kept: mut tensors,
+        renamed,
+        dropped: excluded,
+    } = options
+        .keys
+        .apply(root.tensors())
+        .map_err(|e| e.with_path(input))?;
+    if tensors.is_empty() && !excluded.is_empty() {
+        return Err(Error::invalid(format!(
+            "the filters leave no tensor to write (all {} were excluded)",
+            excluded.len()
+        ))
+        .with_path(input)
+        .with_hint("check --include/--exclude against the names `ckpt inspect` shows"));
+    }
+    // Suggested only for names as the source has them, not for names chosen by renames.
+    let wrapper_prefix = if renamed.is_empty() {
+        common_wrapper_prefix(tensors.iter().map(|(n, _)| n.as_str()))
+    } else {
+        None
+    };
     let skipped_values: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
     let mut metadata = checkpoint.metadata().clone();
     if checkpoint.format() != crate::Format::Safetensors {
@@ -181,6 +223,9 @@ pub fn convert(
         bytes: plan.file_len(),
         skipped_values,
         deduplicated,
+        renamed,
+        excluded,
+        wrapper_prefix,
     })
 }
 
