@@ -42,6 +42,7 @@ pub(crate) enum Command {
                       ckpt convert pytorch_model.bin model.safetensors\n  \
                       ckpt convert --key state_dict --strip-prefix module. ckpt.pth weights.safetensors\n  \
                       ckpt convert --exclude '*.attn.bias' --rename '^transformer\\.=' in.bin out.safetensors\n  \
+                      ckpt convert --max-shard-size 2GB pytorch_model.bin sharded/\n  \
                       ckpt convert --force in.safetensors out.safetensors"
     )]
     Convert(ConvertArgs),
@@ -68,7 +69,7 @@ pub(crate) struct InspectArgs {
 pub(crate) struct ConvertArgs {
     /// The checkpoint to read.
     pub(crate) input: PathBuf,
-    /// The file to write.
+    /// The file to write (a folder with --max-shard-size).
     pub(crate) output: PathBuf,
     /// The output format (default: from the output's extension).
     #[arg(long, value_enum)]
@@ -115,6 +116,12 @@ pub(crate) struct ConvertArgs {
         help_heading = "Choosing and renaming tensors"
     )]
     pub(crate) rename: Vec<String>,
+    /// Write a folder of Hugging Face shards of at most SIZE of tensor data each (`5GB`,
+    /// `500MB`, `4KB`: decimal units as HF reads them; `2GiB` binary), named
+    /// `model-00001-of-00003.safetensors` (or `pytorch_model-...bin`) with an index. The
+    /// output is then a folder; an existing folder as output shards at 5GB.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_shard_size: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub(crate) json: bool,

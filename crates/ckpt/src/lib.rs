@@ -52,13 +52,14 @@ mod source;
 pub mod torch;
 
 pub use convert::{
-    ConvertOptions, Converted, KeyMap, Mapped, Target, common_wrapper_prefix, convert,
+    ConvertOptions, Converted, DEFAULT_MAX_SHARD_SIZE, KeyMap, Mapped, Naming, Target,
+    common_wrapper_prefix, convert, parse_size,
 };
 pub use digest::sha256_all;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use format::{Format, detect};
 pub use model::{Checkpoint, Details, Dtype, Kind, TensorView, Value};
-pub use output::AtomicOutput;
+pub use output::{AtomicFolder, AtomicOutput};
 pub use progress::Progress;
 pub use source::{Access, Source};
 

@@ -19,6 +19,8 @@ pub(crate) struct ConvertReport {
     pub(crate) tensors: usize,
     pub(crate) parameters: u64,
     pub(crate) bytes: u64,
+    /// Every file written: the output, or the shards and the index.
+    pub(crate) files: Vec<WrittenFile>,
     pub(crate) seconds: f64,
     /// Plain values of the source that were not written (the target holds tensors only).
     pub(crate) skipped_values: Vec<String>,
@@ -33,10 +35,31 @@ pub(crate) struct ConvertReport {
     pub(crate) wrapper_prefix: Option<&'static str>,
 }
 
+/// A file `convert` wrote.
+#[derive(Debug, Serialize)]
+pub(crate) struct WrittenFile {
+    pub(crate) path: String,
+    pub(crate) bytes: u64,
+}
+
 pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
+    // A folder output is sharded: asked for, an existing folder, or a name ending in `/`.
+    let folder = args.max_shard_size.is_some()
+        || args.output.is_dir()
+        || args
+            .output
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::MAIN_SEPARATOR);
+    let max_shard_size = match &args.max_shard_size {
+        Some(size) => Some(ckpt::parse_size(size)?),
+        None if folder => Some(ckpt::DEFAULT_MAX_SHARD_SIZE),
+        None => None,
+    };
     let target = match args.to {
         Some(TargetArg::Safetensors) => Target::Safetensors,
         Some(TargetArg::Pth) => Target::Torch,
+        None if folder => Target::Safetensors,
         None => Target::from_path(&args.output).ok_or_else(|| {
             Hinted::new(
                 format!(
@@ -51,7 +74,8 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         .overwrite(args.force)
         .key(args.key.clone())
         .dedupe(args.dedupe)
-        .keys(key_map(args)?);
+        .keys(key_map(args)?)
+        .max_shard_size(max_shard_size);
     let started = Instant::now();
     let progress = Progress::new("writing");
     let converted = ckpt::convert(&args.input, &args.output, &options, &progress)?;
@@ -63,6 +87,14 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         tensors: converted.tensors,
         parameters: converted.parameters,
         bytes: converted.bytes,
+        files: converted
+            .files
+            .iter()
+            .map(|(path, bytes)| WrittenFile {
+                path: path.display().to_string(),
+                bytes: *bytes,
+            })
+            .collect(),
         seconds: started.elapsed().as_secs_f64(),
         skipped_values: converted.skipped_values,
         deduplicated: converted.deduplicated,

@@ -13,6 +13,14 @@ const MAX_LISTED: usize = 5;
 pub(crate) fn render(report: &ConvertReport) -> io::Result<()> {
     let mut out = io::stdout().lock();
     headline(&mut out, report)?;
+    if report.files.len() > 1 {
+        for file in &report.files {
+            let name = std::path::Path::new(&file.path)
+                .file_name()
+                .map_or_else(|| file.path.clone(), |n| n.to_string_lossy().into_owned());
+            writeln!(out, "  {}  {}", sanitize(&name), bytes(file.bytes))?;
+        }
+    }
     if !report.renamed.is_empty() {
         let shown: Vec<String> = report
             .renamed
@@ -62,9 +70,13 @@ fn more(n: usize) -> String {
 fn headline(out: &mut impl Write, report: &ConvertReport) -> io::Result<()> {
     writeln!(
         out,
-        "wrote {} ({}): {} tensors, {} parameters, {} in {:.2} s{}",
+        "wrote {} ({}{}): {} tensors, {} parameters, {} in {:.2} s{}",
         sanitize(&report.output),
         report.format,
+        match report.files.len() {
+            0 | 1 => String::new(),
+            n => format!(", {} shards and an index", n - 1),
+        },
         report.tensors,
         count(report.parameters),
         bytes(report.bytes),

@@ -276,3 +276,79 @@ fn key_surgery_errors_are_clear() {
         assert!(!dir.path().join("out.safetensors").exists());
     }
 }
+
+/// `--max-shard-size` writes Hugging Face shards and an index into a folder, which then
+/// replaces an earlier conversion only with --force.
+#[test]
+fn shards_go_to_a_folder_with_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/tiny-mlp.safetensors");
+    let input = input.to_str().unwrap();
+    let run = ckpt(
+        dir.path(),
+        &["convert", "--max-shard-size", "100B", input, "sharded"],
+    );
+    assert_snapshot!("convert_shards", regex_lite_seconds(&transcript(&run)));
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("sharded/model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(index["metadata"]["total_size"], 232);
+    assert_eq!(
+        index["weight_map"]["0.weight"],
+        "model-00001-of-00003.safetensors"
+    );
+    // Each shard is a valid safetensors file holding the tensors the index says.
+    let mut from_shards = std::collections::BTreeMap::new();
+    for shard in ["00001", "00002", "00003"] {
+        let name = format!("sharded/model-{shard}-of-00003.safetensors");
+        from_shards.extend(hashes(dir.path(), &name));
+    }
+    assert_eq!(from_shards, hashes(dir.path(), input));
+
+    // The folder is not empty now: refused, then replaced with --force (stale shards go,
+    // other files stay).
+    std::fs::write(dir.path().join("sharded/config.json"), b"{}").unwrap();
+    let run = ckpt(
+        dir.path(),
+        &["convert", "--max-shard-size", "1KB", input, "sharded"],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not empty"));
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--force",
+            "--max-shard-size",
+            "1KB",
+            input,
+            "sharded",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("sharded"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["config.json", "model.safetensors"]);
+    assert_eq!(
+        hashes(dir.path(), "sharded/model.safetensors"),
+        hashes(dir.path(), input)
+    );
+    let mut top: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["sharded"], "no temporary folder is left behind");
+
+    let run = ckpt(
+        dir.path(),
+        &["convert", "--max-shard-size", "5XB", input, "other"],
+    );
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not a shard size"));
+    assert!(!dir.path().join("other").exists());
+}

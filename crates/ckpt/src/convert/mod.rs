@@ -1,14 +1,18 @@
 //! Converting a checkpoint from one file to another.
 
 mod keys;
+mod shard;
 
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use keys::{KeyMap, Mapped, common_wrapper_prefix};
+pub use shard::{DEFAULT_MAX_SHARD_SIZE, Naming, parse_size};
 
 use crate::error::{Error, Result};
-use crate::output::AtomicOutput;
+use crate::model::TensorView;
+use crate::output::{AtomicFolder, AtomicOutput};
 use crate::progress::Progress;
 use crate::safetensors::Plan;
 use crate::source::Source;
@@ -60,6 +64,9 @@ pub struct ConvertOptions {
     pub dedupe: bool,
     /// Which tensors to write and under which names (applied after `key`).
     pub keys: KeyMap,
+    /// Write a folder of Hugging Face shards of at most this many bytes of tensor data
+    /// each, with an index, instead of one file (see [`parse_size`]).
+    pub max_shard_size: Option<u64>,
 }
 
 impl ConvertOptions {
@@ -71,7 +78,16 @@ impl ConvertOptions {
             key: None,
             dedupe: false,
             keys: KeyMap::new(),
+            max_shard_size: None,
         }
+    }
+
+    /// Writes a folder of shards of at most `max` bytes each (see
+    /// [`ConvertOptions::max_shard_size`]).
+    #[must_use]
+    pub fn max_shard_size(mut self, max: Option<u64>) -> Self {
+        self.max_shard_size = max;
+        self
     }
 
     /// Sets whether an existing output may be replaced.
@@ -111,8 +127,10 @@ pub struct Converted {
     pub tensors: usize,
     /// The number of tensor elements written.
     pub parameters: u64,
-    /// The size of the output file.
+    /// The size of the output: the file, or all files of the folder.
     pub bytes: u64,
+    /// Every file written, with its size: the output file, or the shards and the index.
+    pub files: Vec<(PathBuf, u64)>,
     /// Plain values of the source that the target cannot hold (safetensors holds only
     /// tensors), by dotted name: not written.
     pub skipped_values: Vec<String>,
@@ -127,11 +145,13 @@ pub struct Converted {
     pub wrapper_prefix: Option<&'static str>,
 }
 
-/// Converts the checkpoint at `input` into a new file at `output`.
+/// Converts the checkpoint at `input` into a new file at `output`, or into a folder of
+/// shards when [`ConvertOptions::max_shard_size`] is set.
 ///
-/// The output appears complete or not at all (see [`AtomicOutput`]); memory use does not
-/// grow with the checkpoint, because tensors are streamed from the input's memory map in
-/// bounded chunks. `progress` hears about every chunk and can cancel the work.
+/// The output appears complete or not at all (see [`AtomicOutput`], [`AtomicFolder`]);
+/// memory use does not grow with the checkpoint, because tensors are streamed from the
+/// input's memory map in bounded chunks. `progress` hears about every chunk and can cancel
+/// the work.
 pub fn convert(
     input: &Path,
     output: &Path,
@@ -201,26 +221,25 @@ pub fn convert(
     } else {
         Vec::new()
     };
-    let plan = Plan::new(&tensors, &metadata).map_err(|e| e.with_path(input))?;
-    let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
-    {
-        let mut writer = BufWriter::with_capacity(1 << 20, out.file());
-        plan.write_to(&mut writer, progress)
-            .and_then(|()| {
-                writer
-                    .flush()
-                    .map_err(|e| Error::from_io("failed to write", e))
-            })
-            .map_err(|e| e.with_path(output))?;
-    }
-    out.commit()?;
+    let parameters = tensors
+        .iter()
+        .map(|(_, t)| t.numel() as u64 * t.dtype().values_per_element())
+        .sum();
+    let files = match options.max_shard_size {
+        None => {
+            let plan = Plan::new(&tensors, &metadata).map_err(|e| e.with_path(input))?;
+            let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
+            write_plan(&plan, out.file(), progress).map_err(|e| e.with_path(output))?;
+            out.commit()?;
+            vec![(output.to_path_buf(), plan.file_len())]
+        }
+        Some(max) => write_shards(input, output, options, &tensors, &metadata, max, progress)?,
+    };
     Ok(Converted {
         tensors: tensors.len(),
-        parameters: tensors
-            .iter()
-            .map(|(_, t)| t.numel() as u64 * t.dtype().values_per_element())
-            .sum(),
-        bytes: plan.file_len(),
+        parameters,
+        bytes: files.iter().map(|(_, len)| len).sum(),
+        files,
         skipped_values,
         deduplicated,
         renamed,
@@ -229,9 +248,113 @@ pub fn convert(
     })
 }
 
+/// Streams a planned safetensors file into `file` through a 1 MiB buffer.
+fn write_plan(
+    plan: &Plan<'_, '_>,
+    file: &mut std::fs::File,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    plan.write_to(&mut writer, progress)?;
+    writer
+        .flush()
+        .map_err(|e| Error::from_io("failed to write", e))
+}
+
+/// Writes `tensors` as Hugging Face shards of at most `max` bytes, with an index, into the
+/// folder `output`.
+fn write_shards(
+    input: &Path,
+    output: &Path,
+    options: &ConvertOptions,
+    tensors: &[(String, &TensorView<'_>)],
+    metadata: &BTreeMap<String, String>,
+    max: u64,
+    progress: &dyn Progress,
+) -> Result<Vec<(PathBuf, u64)>> {
+    let naming = Naming::SAFETENSORS;
+    // Every safetensors tensor is written as an independent copy: none share storage.
+    let sizes: Vec<(u64, Option<()>)> = tensors
+        .iter()
+        .map(|(_, t)| (t.nbytes() as u64, None))
+        .collect();
+    let groups = shard::split(&sizes, max);
+    let count = groups.len().max(1);
+    // As huggingface_hub: shards of a sharded checkpoint carry only `format`; the rest of
+    // the metadata goes to the index. One shard is a plain file with all of it.
+    let shard_metadata: BTreeMap<String, String> = if count == 1 {
+        metadata.clone()
+    } else {
+        BTreeMap::from([("format".to_owned(), "pt".to_owned())])
+    };
+    let mut plans = Vec::with_capacity(count);
+    let mut members: Vec<Vec<(String, &TensorView<'_>)>> = Vec::with_capacity(count);
+    for group in &groups {
+        members.push(
+            group
+                .iter()
+                .filter_map(|&i| tensors.get(i))
+                .map(|(name, view)| (name.clone(), *view))
+                .collect(),
+        );
+    }
+    if members.is_empty() {
+        members.push(Vec::new());
+    }
+    for shard in &members {
+        plans.push(Plan::new(shard, &shard_metadata).map_err(|e| e.with_path(input))?);
+    }
+    let total: u64 = plans.iter().map(Plan::file_len).sum();
+    progress.start(total);
+    let shared_progress = Continuing(progress);
+    let mut folder = AtomicFolder::create(output, options.overwrite, &[input])?;
+    let mut files = Vec::with_capacity(count + 1);
+    let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
+    for (index, (plan, shard)) in plans.iter().zip(&members).enumerate() {
+        let name = naming.shard(index, count);
+        let path = output.join(&name);
+        let mut file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
+        write_plan(plan, &mut file, &shared_progress).map_err(|e| e.with_path(&path))?;
+        for (tensor, _) in shard {
+            weight_map.push((tensor.as_str(), name.clone()));
+        }
+        files.push((path, plan.file_len()));
+    }
+    if count > 1 {
+        let total_size = tensors.iter().map(|(_, t)| t.nbytes() as u64).sum();
+        let total_parameters = tensors
+            .iter()
+            .map(|(_, t)| t.numel() as u64 * t.dtype().values_per_element())
+            .sum();
+        let map: Vec<(&str, &str)> = weight_map.iter().map(|(t, f)| (*t, f.as_str())).collect();
+        let json = shard::index_json(total_size, total_parameters, metadata, &map)?;
+        let name = naming.index();
+        let path = output.join(&name);
+        let mut file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
+        file.write_all(&json)
+            .map_err(|e| Error::io("failed to write", &path, e))?;
+        files.push((path, json.len() as u64));
+    }
+    folder.commit(|name| naming.owns(name))?;
+    Ok(files)
+}
+
+/// Passes progress through, but not the `start` of each file: the bar spans all shards.
+struct Continuing<'p>(&'p dyn Progress);
+
+impl Progress for Continuing<'_> {
+    fn advance(&self, bytes: u64) {
+        self.0.advance(bytes);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
 /// Tensors that are the same view (dtype, shape, strides, offset, conj/neg bits) of the same
 /// storage as another: `(dropped, kept)`, keeping the lexicographically smallest name.
-fn tied_duplicates(tensors: &[(String, &crate::TensorView<'_>)]) -> Vec<(String, String)> {
+fn tied_duplicates(tensors: &[(String, &TensorView<'_>)]) -> Vec<(String, String)> {
     type ViewKey<'v> = (
         usize,
         usize,

@@ -1,4 +1,8 @@
-//! Writing outputs atomically: all of the new file, or nothing.
+//! Writing outputs atomically: all of the new file (or folder), or nothing.
+
+mod folder;
+
+pub use folder::AtomicFolder;
 
 use std::fs::File;
 use std::io::{self, Write};
