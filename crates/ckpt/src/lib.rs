@@ -59,7 +59,7 @@ pub use digest::sha256_all;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use format::{Format, detect};
 pub use model::{Checkpoint, Details, Dtype, Kind, TensorView, Value};
-pub use output::{AtomicFolder, AtomicOutput};
+pub use output::{AtomicFolder, AtomicOutput, FileSink, MappedInput};
 pub use progress::Progress;
 pub use source::{Access, Source};
 

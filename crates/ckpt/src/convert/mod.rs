@@ -4,7 +4,7 @@ mod keys;
 mod shard;
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use keys::{KeyMap, Mapped, common_wrapper_prefix};
@@ -12,7 +12,7 @@ pub use shard::{DEFAULT_MAX_SHARD_SIZE, Naming, parse_size};
 
 use crate::error::{Error, Result};
 use crate::model::TensorView;
-use crate::output::{AtomicFolder, AtomicOutput};
+use crate::output::{AtomicFolder, AtomicOutput, FileSink, MappedInput};
 use crate::progress::Progress;
 use crate::safetensors::Plan;
 use crate::source::Source;
@@ -229,11 +229,12 @@ pub fn convert(
         None => {
             let plan = Plan::new(&tensors, &metadata).map_err(|e| e.with_path(input))?;
             let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
-            write_plan(&plan, out.file(), progress).map_err(|e| e.with_path(output))?;
+            write_plan(&plan, out.file(), source.mapped_input(), progress)
+                .map_err(|e| e.with_path(output))?;
             out.commit()?;
             vec![(output.to_path_buf(), plan.file_len())]
         }
-        Some(max) => write_shards(input, output, options, &tensors, &metadata, max, progress)?,
+        Some(max) => write_shards(&source, output, options, &tensors, &metadata, max, progress)?,
     };
     Ok(Converted {
         tensors: tensors.len(),
@@ -248,23 +249,24 @@ pub fn convert(
     })
 }
 
-/// Streams a planned safetensors file into `file` through a 1 MiB buffer.
+/// Streams a planned safetensors file into `file`; tensor data stored as is in the input
+/// is copied by the kernel (see [`FileSink`]).
 fn write_plan(
     plan: &Plan<'_, '_>,
-    file: &mut std::fs::File,
+    file: &std::fs::File,
+    input: Option<MappedInput<'_>>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut writer = BufWriter::with_capacity(1 << 20, file);
-    plan.write_to(&mut writer, progress)?;
-    writer
-        .flush()
+    let mut sink = FileSink::new(file, input);
+    plan.write_to(&mut sink, progress)?;
+    sink.flush()
         .map_err(|e| Error::from_io("failed to write", e))
 }
 
 /// Writes `tensors` as Hugging Face shards of at most `max` bytes, with an index, into the
 /// folder `output`.
 fn write_shards(
-    input: &Path,
+    source: &Source,
     output: &Path,
     options: &ConvertOptions,
     tensors: &[(String, &TensorView<'_>)],
@@ -272,6 +274,8 @@ fn write_shards(
     max: u64,
     progress: &dyn Progress,
 ) -> Result<Vec<(PathBuf, u64)>> {
+    let input = source.path();
+    let input_map = source.mapped_input();
     let naming = Naming::SAFETENSORS;
     // Every safetensors tensor is written as an independent copy: none share storage.
     let sizes: Vec<(u64, Option<()>)> = tensors
@@ -313,8 +317,8 @@ fn write_shards(
     for (index, (plan, shard)) in plans.iter().zip(&members).enumerate() {
         let name = naming.shard(index, count);
         let path = output.join(&name);
-        let mut file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
-        write_plan(plan, &mut file, &shared_progress).map_err(|e| e.with_path(&path))?;
+        let file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
+        write_plan(plan, &file, input_map, &shared_progress).map_err(|e| e.with_path(&path))?;
         for (tensor, _) in shard {
             weight_map.push((tensor.as_str(), name.clone()));
         }

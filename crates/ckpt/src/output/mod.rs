@@ -1,8 +1,10 @@
 //! Writing outputs atomically: all of the new file (or folder), or nothing.
 
 mod folder;
+mod sink;
 
 pub use folder::AtomicFolder;
+pub use sink::{FileSink, MappedInput};
 
 use std::fs::File;
 use std::io::{self, Write};

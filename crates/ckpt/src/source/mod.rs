@@ -14,6 +14,7 @@ use memmap2::{Advice, Mmap};
 use crate::error::{Error, Result};
 use crate::format::{self, Format};
 use crate::model::Checkpoint;
+use crate::output::MappedInput;
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,7 @@ pub enum Access {
 #[derive(Debug)]
 pub struct Source {
     path: PathBuf,
+    file: File,
     map: Option<Mmap>,
 }
 
@@ -62,6 +64,7 @@ impl Source {
         };
         Ok(Source {
             path: path.to_path_buf(),
+            file,
             map,
         })
     }
@@ -86,6 +89,14 @@ impl Source {
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or_default()
+    }
+
+    /// The file with its map, for writers that copy its bytes in the kernel (see
+    /// [`FileSink`](crate::FileSink)).
+    pub fn mapped_input(&self) -> Option<MappedInput<'_>> {
+        self.map
+            .as_deref()
+            .map(|map| MappedInput::new(&self.file, map))
     }
 
     /// The file's format, detected from its content (see [`format::detect`]).
