@@ -8,9 +8,15 @@
 //! passes through ckpt's memory and the mapped pages are never faulted in: converting a
 //! 10 GB checkpoint keeps ckpt's resident memory at a few megabytes. Adjacent slices are
 //! merged into one copy of at most [`MAX_PENDING`] bytes.
+//!
+//! Every [`WRITEBACK_EVERY`] bytes, a helper thread asks the kernel to write what is dirty
+//! so far to disk (`fdatasync` of the same open file), so that writing to the disk
+//! overlaps with producing the rest instead of all waiting for the final `fsync`.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::thread::JoinHandle;
 
 /// The buffer for bytes that are written, not copied (headers, converted data).
 const BUFFER_LEN: usize = 1 << 20;
@@ -18,6 +24,8 @@ const BUFFER_LEN: usize = 1 << 20;
 const MIN_COPY_LEN: usize = 64 << 10;
 /// The most bytes held back for one kernel copy.
 const MAX_PENDING: u64 = 64 << 20;
+/// How many bytes are written between two requests to start writing them to disk.
+const WRITEBACK_EVERY: u64 = 64 << 20;
 
 /// The input file and its memory map, as the slices handed to a [`FileSink`] borrow it.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +60,49 @@ pub struct FileSink<'a> {
     buffer: Vec<u8>,
     /// A kernel copy not done yet: `(input offset, length)`.
     pending: Option<(u64, u64)>,
+    /// Bytes written since the last writeback request.
+    unsynced: u64,
+    writeback: Option<Writeback>,
+}
+
+/// A thread that runs `fdatasync` on the output when asked, while writing goes on.
+#[derive(Debug)]
+struct Writeback {
+    wake: SyncSender<()>,
+    thread: JoinHandle<io::Result<()>>,
+}
+
+impl Writeback {
+    fn start(file: &File) -> io::Result<Writeback> {
+        let file = file.try_clone()?;
+        // One request may wait: a request made while the disk is still busy with the
+        // previous one is folded into the next.
+        let (wake, requests) = mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("ckpt-writeback".into())
+            .spawn(move || {
+                for () in requests {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })?;
+        Ok(Writeback { wake, thread })
+    }
+
+    /// Asks for a writeback; false when the thread has stopped (on an error, which
+    /// [`Writeback::finish`] returns).
+    fn request(&self) -> bool {
+        !matches!(self.wake.try_send(()), Err(TrySendError::Disconnected(())))
+    }
+
+    /// Waits for the thread, returning the first error of its syncs: an error seen there
+    /// may not be reported again by the final `fsync` (the two share one open file).
+    fn finish(self) -> io::Result<()> {
+        drop(self.wake);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writeback thread failed")))
+    }
 }
 
 impl<'a> FileSink<'a> {
@@ -62,13 +113,43 @@ impl<'a> FileSink<'a> {
             input,
             buffer: Vec::with_capacity(BUFFER_LEN),
             pending: None,
+            unsynced: 0,
+            writeback: None,
+        }
+    }
+
+    /// Counts `len` bytes handed to the kernel, and asks for a writeback every
+    /// [`WRITEBACK_EVERY`] bytes.
+    fn wrote(&mut self, len: u64) -> io::Result<()> {
+        self.unsynced += len;
+        if self.unsynced < WRITEBACK_EVERY {
+            return Ok(());
+        }
+        self.unsynced = 0;
+        if self.writeback.is_none() {
+            self.writeback = Some(Writeback::start(self.file)?);
+        }
+        if let Some(writeback) = &self.writeback
+            && !writeback.request()
+        {
+            return self.finish_writeback();
+        }
+        Ok(())
+    }
+
+    fn finish_writeback(&mut self) -> io::Result<()> {
+        match self.writeback.take() {
+            Some(writeback) => writeback.finish(),
+            None => Ok(()),
         }
     }
 
     fn flush_buffer(&mut self) -> io::Result<()> {
         if !self.buffer.is_empty() {
             self.file.write_all(&self.buffer)?;
+            let len = self.buffer.len() as u64;
             self.buffer.clear();
+            self.wrote(len)?;
         }
         Ok(())
     }
@@ -86,7 +167,7 @@ impl<'a> FileSink<'a> {
                 "the input file became shorter while it was being copied",
             ));
         }
-        Ok(())
+        self.wrote(len)
     }
 }
 
@@ -124,7 +205,8 @@ impl Write for FileSink<'_> {
                     self.flush_buffer()?;
                 }
                 if bytes.len() >= BUFFER_LEN {
-                    self.file.write_all(bytes)
+                    self.file.write_all(bytes)?;
+                    self.wrote(bytes.len() as u64)
                 } else {
                     self.buffer.extend_from_slice(bytes);
                     Ok(())
@@ -136,6 +218,7 @@ impl Write for FileSink<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.flush_pending()?;
         self.flush_buffer()?;
+        self.finish_writeback()?;
         self.file.flush()
     }
 }
