@@ -62,6 +62,8 @@ pub struct FileSink<'a> {
     pending: Option<(u64, u64)>,
     /// Bytes written since the last writeback request.
     unsynced: u64,
+    /// [`WRITEBACK_EVERY`], smaller in tests.
+    writeback_every: u64,
     writeback: Option<Writeback>,
 }
 
@@ -114,6 +116,7 @@ impl<'a> FileSink<'a> {
             buffer: Vec::with_capacity(BUFFER_LEN),
             pending: None,
             unsynced: 0,
+            writeback_every: WRITEBACK_EVERY,
             writeback: None,
         }
     }
@@ -122,7 +125,7 @@ impl<'a> FileSink<'a> {
     /// [`WRITEBACK_EVERY`] bytes.
     fn wrote(&mut self, len: u64) -> io::Result<()> {
         self.unsynced += len;
-        if self.unsynced < WRITEBACK_EVERY {
+        if self.unsynced < self.writeback_every {
             return Ok(());
         }
         self.unsynced = 0;
@@ -263,6 +266,34 @@ mod tests {
         want.extend_from_slice(&data[10..20]);
         want.extend_from_slice(&[7u8; 2 << 20]);
         want.extend_from_slice(b"end");
+        assert!(read_back(&mut out) == want);
+    }
+
+    #[test]
+    fn writeback_runs_while_writing_and_everything_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let input_path = dir.path().join("in");
+        let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&input_path, &data).unwrap();
+        let input_file = File::open(&input_path).unwrap();
+        let map = std::fs::read(&input_path).unwrap();
+        let mut out = tempfile::tempfile_in(dir.path()).unwrap();
+        {
+            let mut sink = FileSink::new(&out, Some(MappedInput::new(&input_file, &map)));
+            sink.writeback_every = 1 << 20;
+            for chunk in map.chunks(1 << 20) {
+                sink.write_all(chunk).unwrap();
+                sink.write_all(&[0xEE; 100]).unwrap();
+            }
+            assert!(sink.writeback.is_some());
+            sink.flush().unwrap();
+            assert!(sink.writeback.is_none());
+        }
+        let mut want = Vec::new();
+        for chunk in data.chunks(1 << 20) {
+            want.extend_from_slice(chunk);
+            want.extend_from_slice(&[0xEE; 100]);
+        }
         assert!(read_back(&mut out) == want);
     }
 
