@@ -166,8 +166,12 @@ pub fn convert(
         );
     }
     let source = Source::open(input)?;
-    source.advise(crate::Access::Sequential);
+    // Parsing touches a few scattered places (zip headers, pickle); sparse access keeps
+    // the kernel from mapping whole neighbourhoods around each. The data is then read in
+    // order (or copied in the kernel without being mapped at all).
+    source.advise(crate::Access::Sparse);
     let checkpoint = source.checkpoint()?;
+    source.advise(crate::Access::Sequential);
     let root = match &options.key {
         Some(key) => checkpoint.subtree(key).ok_or_else(|| {
             Error::invalid(format!("the checkpoint has no key `{key}`"))

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Converting a PyTorch checkpoint to safetensors: ckpt, the Python route, and cp.
+#
+#   scripts/bench/convert.sh [WORKDIR]
+#
+# A GPT-2-small-sized pytorch_model.bin (124M float32 parameters, lm_head tied to the
+# token embedding, ~500 MB, made by torch.save; scripts/bench/make_gpt2.py) converted to
+# model.safetensors by
+#   - `ckpt convert --dedupe` (tied tensors written once, as the Python route must: it is
+#     the same file HF's converter writes),
+#   - `ckpt convert` (every name written, lm_head as its own copy: 1.3x the bytes),
+#   - the Python route: torch.load + safetensors' duplicate removal + save_file,
+# against `cp` and `cp && sync` of the same file (ckpt fsyncs its output before renaming
+# it into place; cp and save_file do not). Then peak memory (max RSS, GNU time) of each,
+# and of ckpt on a model four times as large, and of the legacy (pre-zip) format.
+#
+# Needs hyperfine and GNU time (Debian: apt-get install hyperfine time) and the interop
+# venv (scripts/interop-env.sh, made on first use). Results go to WORKDIR (default
+# target/bench); copy the tables into docs/performance.md with the machine.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+work="${1:-$root/target/bench}"
+mkdir -p "$work"
+command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing (apt-get install hyperfine)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "bench: GNU time is missing (apt-get install time)" >&2; exit 2; }
+python="$("$root/scripts/interop-env.sh")"
+
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p ckpt-cli
+ckpt="$root/target/release/ckpt"
+
+bin="$work/gpt2-pytorch_model.bin"
+legacy="$work/gpt2-legacy.bin"
+big="$work/gpt2x4-pytorch_model.bin"
+[ -f "$bin" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$bin"
+[ -f "$legacy" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$legacy" --legacy
+[ -f "$big" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$big" --layers 65
+ls -l "$bin" "$legacy" "$big"
+
+cat > "$work/py_bin_to_safetensors.py" <<'PY'
+# What people run: load with torch, drop tied duplicates (save_file refuses shared
+# tensors), save with safetensors; as HF's convert.py does.
+import sys
+import torch
+from safetensors.torch import _remove_duplicate_names, save_file
+sd = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+metadata = {"format": "pt"}
+for kept, removed in _remove_duplicate_names(sd).items():
+    for name in removed:
+        metadata[name] = kept
+        del sd[name]
+save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2], metadata=metadata)
+PY
+
+out="$work/out.safetensors"
+echo "== convert a 500 MB pytorch_model.bin to safetensors"
+hyperfine -N --warmup 1 --runs 10 \
+    --export-markdown "$work/convert-bin.md" \
+    --prepare "rm -f $out" \
+    "cp $bin $out" \
+    "sh -c 'cp $bin $out && sync $out'" \
+    "$ckpt convert --dedupe $bin $out" \
+    "$ckpt convert $bin $out" \
+    "$ckpt convert --dedupe $legacy $out" \
+    "$python $work/py_bin_to_safetensors.py $bin $out"
+
+echo "== the same tensors either way"
+rm -f "$out" "$work/py.safetensors"
+"$ckpt" convert --dedupe "$bin" "$out" >/dev/null
+"$python" "$work/py_bin_to_safetensors.py" "$bin" "$work/py.safetensors"
+"$python" - "$out" "$work/py.safetensors" <<'PY'
+import sys
+import torch
+from safetensors.torch import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert a.keys() == b.keys(), (a.keys() ^ b.keys())
+assert all(torch.equal(a[k], b[k]) for k in a)
+print(f"ckpt and the Python route wrote the same {len(a)} tensors")
+PY
+rm -f "$work/py.safetensors"
+
+echo "== peak memory (max RSS)"
+rss() {
+    local label=$1
+    shift
+    rm -f "$out"
+    local kb
+    kb=$( { /usr/bin/time -f %M "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    echo "| $label | $(awk "BEGIN{printf \"%.1f\", $kb/1024}") MiB |"
+}
+{
+    echo "| command | max RSS |"
+    echo "|---|---:|"
+    rss "ckpt convert --dedupe (475 MiB)" "$ckpt" convert --dedupe "$bin" "$out"
+    rss "ckpt convert (475 MiB)" "$ckpt" convert "$bin" "$out"
+    rss "ckpt convert --dedupe, legacy (475 MiB)" "$ckpt" convert --dedupe "$legacy" "$out"
+    rss "ckpt convert --dedupe (1.9 GiB, 4x)" "$ckpt" convert --dedupe "$big" "$out"
+    rss "torch.load + save_file (475 MiB)" "$python" "$work/py_bin_to_safetensors.py" "$bin" "$out"
+    rss "torch.load + save_file (1.9 GiB, 4x)" "$python" "$work/py_bin_to_safetensors.py" "$big" "$out"
+} | tee "$work/convert-memory.md"
+
+echo "== the 4x model against cp && sync"
+hyperfine -N --warmup 1 --runs 5 \
+    --export-markdown "$work/convert-bin-4x.md" \
+    --prepare "rm -f $out" \
+    "sh -c 'cp $big $out && sync $out'" \
+    "$ckpt convert --dedupe $big $out"
+rm -f "$out"
+echo "results in $work"
