@@ -153,6 +153,13 @@ impl Error {
     /// An [`ErrorKind::Io`] error whose file the caller adds later with [`Error::with_path`].
     pub fn from_io(action: impl Into<String>, source: io::Error) -> Self {
         let mut error = Self::new(ErrorKind::Io, format!("{}: {source}", action.into()));
+        if source.kind() == io::ErrorKind::StorageFull {
+            // Outputs are written to a temporary file that is removed on any error.
+            error.0.hint = Some(
+                "the disk is full: free some space or write the output to another disk; no partial output was left behind"
+                    .to_owned(),
+            );
+        }
         error.0.source = Some(source);
         error
     }
@@ -258,6 +265,21 @@ impl std::error::Error for Error {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_says_so_and_that_nothing_is_left() {
+        let error = Error::from_io(
+            "failed to write",
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        assert_eq!(error.kind(), ErrorKind::Io);
+        assert!(error.hint().is_some_and(|h| h.contains("disk is full")));
+        let other = Error::from_io(
+            "failed to write",
+            io::Error::from(io::ErrorKind::BrokenPipe),
+        );
+        assert_eq!(other.hint(), None);
+    }
 
     #[test]
     fn display_puts_location_before_message() {
