@@ -51,28 +51,9 @@ impl AtomicFolder {
             }
             _ => {}
         }
-        let name = target.file_name().ok_or_else(|| {
-            Error::invalid("the output path has no folder name").with_path(target)
-        })?;
-        let parent = match target.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let prefix = format!(".{}.", name.to_string_lossy());
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".ckpt-partial");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // The usual 0777 minus the umask, not tempfile's private 0700.
-            builder.permissions(std::fs::Permissions::from_mode(0o777));
-        }
-        let temp = builder.tempdir_in(parent).map_err(|e| {
-            Error::io(
-                "cannot create a temporary folder beside the output",
-                target,
-                e,
-            )
+        // The usual 0777 minus the umask, not tempfile's private 0700.
+        let temp = super::beside(target, 0o777, "folder", |builder, folder| {
+            builder.tempdir_in(folder)
         })?;
         Ok(AtomicFolder {
             target: target.to_path_buf(),

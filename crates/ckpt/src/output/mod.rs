@@ -59,27 +59,8 @@ impl AtomicOutput {
             Ok(meta) => Some(meta.permissions()),
             Err(_) => None,
         };
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::invalid("the output path has no file name").with_path(target))?;
-        let folder = match target.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let prefix = format!(".{}.", name.to_string_lossy());
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".ckpt-partial");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let temp = builder.tempfile_in(folder).map_err(|e| {
-            Error::io(
-                "cannot create a temporary file in the output's folder",
-                target,
-                e,
-            )
+        let temp = beside(target, 0o666, "file", |builder, folder| {
+            builder.tempfile_in(folder)
         })?;
         if let Some(permissions) = permissions {
             temp.as_file()
@@ -132,6 +113,41 @@ impl AtomicOutput {
 }
 
 /// Makes the rename durable. Best effort: some systems cannot open or sync folders.
+/// Makes a temporary sibling of `target` with `make` (a file or a folder): in the same
+/// folder, so that renaming it into place is atomic, named `.NAME.XXXXXX.ckpt-partial`, with
+/// the permissions `mode` minus the umask (not tempfile's private ones).
+fn beside<T>(
+    target: &Path,
+    mode: u32,
+    what: &str,
+    make: impl FnOnce(&tempfile::Builder<'_, '_>, &Path) -> io::Result<T>,
+) -> Result<T> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::invalid("the output path has no file name").with_path(target))?;
+    let folder = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".ckpt-partial");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    make(&builder, folder).map_err(|e| {
+        Error::io(
+            format!("cannot create a temporary {what} in the output's folder"),
+            target,
+            e,
+        )
+    })
+}
+
 fn sync_folder(target: &Path) {
     if let Some(folder) = target.parent().filter(|p| !p.as_os_str().is_empty())
         && let Ok(dir) = File::open(folder)
