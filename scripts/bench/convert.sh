@@ -31,10 +31,12 @@ ckpt="$root/target/release/ckpt"
 bin="$work/gpt2-pytorch_model.bin"
 legacy="$work/gpt2-legacy.bin"
 big="$work/gpt2x4-pytorch_model.bin"
+wide="$work/gpt2wide4x-pytorch_model.bin"
 [ -f "$bin" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$bin"
 [ -f "$legacy" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$legacy" --legacy
 [ -f "$big" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$big" --layers 65
-ls -l "$bin" "$legacy" "$big"
+[ -f "$wide" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$wide" --width 2
+ls -l "$bin" "$legacy" "$big" "$wide"
 
 cat > "$work/py_bin_to_safetensors.py" <<'PY'
 # What people run: load with torch, drop tied duplicates (save_file refuses shared
@@ -93,9 +95,10 @@ rss() {
     rss "ckpt convert --dedupe (475 MiB)" "$ckpt" convert --dedupe "$bin" "$out"
     rss "ckpt convert (475 MiB)" "$ckpt" convert "$bin" "$out"
     rss "ckpt convert --dedupe, legacy (475 MiB)" "$ckpt" convert --dedupe "$legacy" "$out"
-    rss "ckpt convert --dedupe (1.9 GiB, 4x)" "$ckpt" convert --dedupe "$big" "$out"
+    rss "ckpt convert --dedupe (1.9 GiB: 4x the layers, 785 tensors)" "$ckpt" convert --dedupe "$big" "$out"
+    rss "ckpt convert --dedupe (1.9 GiB: 4x the width, 149 tensors)" "$ckpt" convert --dedupe "$wide" "$out"
     rss "torch.load + save_file (475 MiB)" "$python" "$work/py_bin_to_safetensors.py" "$bin" "$out"
-    rss "torch.load + save_file (1.9 GiB, 4x)" "$python" "$work/py_bin_to_safetensors.py" "$big" "$out"
+    rss "torch.load + save_file (1.9 GiB, 4x the layers)" "$python" "$work/py_bin_to_safetensors.py" "$big" "$out"
 } | tee "$work/convert-memory.md"
 
 echo "== the 4x model against cp && sync"

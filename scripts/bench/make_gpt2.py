@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Write a GPT-2-small-sized checkpoint with torch.save, for benchmarks.
 
-    make_gpt2.py OUT [--legacy] [--layers N]
+    make_gpt2.py OUT [--legacy] [--layers N] [--width K]
 
 The state dict has GPT-2 small's names and shapes (124M float32 parameters: 12 layers,
 d_model 768, vocabulary 50257, context 1024) with random weights, and an `lm_head.weight`
 tied to `transformer.wte.weight` (the same storage), as transformers' GPT2LMHeadModel
-saves it. `--layers 65` makes a model four times as large (500M parameters, 1.9 GiB), for
-checking that memory stays flat. Needs torch (run it with the interop venv's python).
+saves it. Two ways to make a model four times as large (about 500M parameters, 1.9 GiB),
+for checking that memory stays flat: `--layers 65` (785 tensors) or `--width 2` (d_model
+and vocabulary doubled: the same 149 tensors, each about four times larger). Needs torch (run it with the interop venv's python).
 """
 import sys
 from collections import OrderedDict
@@ -20,8 +21,9 @@ def main() -> None:
     args = sys.argv[2:]
     legacy = "--legacy" in args
     layers = int(args[args.index("--layers") + 1]) if "--layers" in args else 12
+    width = int(args[args.index("--width") + 1]) if "--width" in args else 1
     torch.manual_seed(0)
-    d, vocab, ctx = 768, 50257, 1024
+    d, vocab, ctx = 768 * width, 50257 * width, 1024
     sd = OrderedDict()
     wte = torch.randn(vocab, d) * 0.02
     sd["transformer.wte.weight"] = wte
