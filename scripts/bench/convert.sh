@@ -9,7 +9,8 @@
 #   - `ckpt convert --dedupe` (tied tensors written once, as the Python route must: it is
 #     the same file HF's converter writes),
 #   - `ckpt convert` (every name written, lm_head as its own copy: 1.3x the bytes),
-#   - the Python route: torch.load + safetensors' duplicate removal + save_file,
+#   - the Python route: torch.load + safetensors' duplicate removal + save_file, as
+#     people run it and followed by `sync` (the durability ckpt gives),
 # against `cp` and `cp && sync` of the same file (ckpt fsyncs its output before renaming
 # it into place; cp and save_file do not). Then peak memory (max RSS, GNU time) of each,
 # and of ckpt on a model four times as large, and of the legacy (pre-zip) format.
@@ -63,7 +64,8 @@ hyperfine -N --warmup 1 --runs 10 \
     "$ckpt convert --dedupe $bin $out" \
     "$ckpt convert $bin $out" \
     "$ckpt convert --dedupe $legacy $out" \
-    "$python $work/py_bin_to_safetensors.py $bin $out"
+    "$python $work/py_bin_to_safetensors.py $bin $out" \
+    "sh -c '$python $work/py_bin_to_safetensors.py $bin $out && sync $out'"
 
 echo "== the same tensors either way"
 rm -f "$out" "$work/py.safetensors"
@@ -85,9 +87,8 @@ rss() {
     local label=$1
     shift
     rm -f "$out"
-    local kb
-    kb=$( { /usr/bin/time -f %M "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-    echo "| $label | $(awk "BEGIN{printf \"%.1f\", $kb/1024}") MiB |"
+    /usr/bin/time -o "$work/rss.txt" -f %M "$@" >/dev/null 2>&1
+    echo "| $label | $(awk '{printf "%.1f", $1/1024}' "$work/rss.txt") MiB |"
 }
 {
     echo "| command | max RSS |"
