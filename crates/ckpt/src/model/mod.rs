@@ -9,9 +9,11 @@ mod checkpoint;
 mod dtype;
 pub mod shape;
 mod tensor;
+mod tiles;
 mod value;
 
 pub use checkpoint::{Checkpoint, Details, Kind};
 pub use dtype::{Dtype, DtypeClass, UnknownDtype};
 pub use tensor::{ByteOrder, Quantization, Storage, TensorView};
+pub use tiles::{MAX_TILES, Tile};
 pub use value::{Dict, Value};

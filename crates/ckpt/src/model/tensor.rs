@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::shape::{self, SizeError};
+use super::tiles::{SharedTiling, Tile, Tiling};
 use super::{Dtype, DtypeClass};
 use crate::error::{Error, Result};
 
@@ -34,6 +35,7 @@ pub struct Storage<'data> {
     bytes: Bytes<'data>,
     byte_order: ByteOrder,
     file_offset: Option<u64>,
+    file: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,7 @@ impl<'data> Storage<'data> {
             bytes: Bytes::Borrowed(bytes),
             byte_order,
             file_offset: None,
+            file: None,
         }
     }
 
@@ -58,6 +61,7 @@ impl<'data> Storage<'data> {
             bytes: Bytes::Shared(bytes.into()),
             byte_order,
             file_offset: None,
+            file: None,
         }
     }
 
@@ -66,6 +70,23 @@ impl<'data> Storage<'data> {
     pub fn at_file_offset(mut self, offset: u64) -> Self {
         self.file_offset = Some(offset);
         self
+    }
+
+    /// Records that these bytes lie in `file`, one file of a checkpoint stored in several
+    /// (a shard, a `.distcp` file), whose bytes from `base` on were read as the container
+    /// that holds this storage: [`Storage::file_offset`] then counts from the start of
+    /// `file`.
+    #[must_use]
+    pub fn in_file(mut self, file: Arc<str>, base: u64) -> Self {
+        self.file = Some(file);
+        self.file_offset = self.file_offset.and_then(|o| o.checked_add(base));
+        self
+    }
+
+    /// The file of a multi-file checkpoint that holds these bytes (see [`Storage::in_file`]);
+    /// `None` for a checkpoint read from one file.
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
     }
 
     /// The storage's bytes.
@@ -87,6 +108,7 @@ impl<'data> Storage<'data> {
             bytes,
             byte_order: self.byte_order,
             file_offset: self.file_offset.and_then(|o| o.checked_add(start as u64)),
+            file: self.file.clone(),
         })
     }
 
@@ -137,6 +159,11 @@ pub enum Quantization {
 ///
 /// Sub-byte dtypes (`float4_e2m1fn`, `float6_*`) exist only packed, so their views are
 /// always dense and start at the beginning of their storage.
+///
+/// A tensor stored in several chunks (a sharded `torch.distributed.checkpoint` save) is a
+/// *tiled* view ([`TensorView::tiled`]): it has no storage of its own, but [`Tile`]s, each a
+/// view placed at an offset in the whole. Its bytes are produced in row-major order from the
+/// tiles, without ever being concatenated in memory.
 #[derive(Debug, Clone)]
 pub struct TensorView<'data> {
     dtype: Dtype,
@@ -149,6 +176,7 @@ pub struct TensorView<'data> {
     conj: bool,
     neg: bool,
     quantization: Option<Box<Quantization>>,
+    tiling: Option<SharedTiling<'data>>,
 }
 
 fn size_error(dtype: Dtype, shape: &[usize], error: SizeError) -> Error {
@@ -187,6 +215,7 @@ impl<'data> TensorView<'data> {
             conj: false,
             neg: false,
             quantization: None,
+            tiling: None,
         })
     }
 
@@ -249,22 +278,102 @@ impl<'data> TensorView<'data> {
             conj: false,
             neg: false,
             quantization: None,
+            tiling: None,
         })
     }
 
+    /// A tensor of `shape` elements of `dtype` assembled from `tiles`, which must cover it
+    /// exactly: every element in exactly one tile (tiles without elements are allowed, and
+    /// hold nothing). Nothing is copied: the tiles keep borrowing their storages.
+    ///
+    /// A single tile that is the whole tensor is returned as it is (an ordinary view). The
+    /// tiled view is dense and row-major ([`TensorView::strides`]), has an empty
+    /// [`TensorView::storage`] and no [`TensorView::data`]: its bytes come from
+    /// [`TensorView::for_each_chunk`].
+    ///
+    /// Fails when the tiles leave a gap, overlap, reach past `shape`, or differ in dtype or
+    /// rank from the whole; the message names the elements or the tiles concerned.
+    pub fn tiled(dtype: Dtype, shape: Vec<usize>, tiles: Vec<Tile<'data>>) -> Result<Self> {
+        let numel = shape::numel(&shape).map_err(|e| size_error(dtype, &shape, e))?;
+        let nbytes = shape::packed_len(dtype, numel).map_err(|e| size_error(dtype, &shape, e))?;
+        let whole = |tile: &Tile<'_>| {
+            tile.offsets().iter().all(|&o| o == 0)
+                && tile.view().shape() == shape.as_slice()
+                && tile.view().dtype() == dtype
+        };
+        if let [tile] = tiles.as_slice()
+            && whole(tile)
+            && numel > 0
+            && tile.view().quantization().is_none()
+        {
+            return Ok(tile.view().clone());
+        }
+        let strides =
+            shape::contiguous_strides(&shape).map_err(|e| size_error(dtype, &shape, e))?;
+        let tiling = Tiling::new(dtype, &shape, tiles)?;
+        Ok(TensorView {
+            dtype,
+            shape,
+            strides,
+            offset: 0,
+            numel,
+            nbytes,
+            storage: Storage::new(&[], ByteOrder::Little),
+            conj: false,
+            neg: false,
+            quantization: None,
+            tiling: Some(Arc::new(tiling)),
+        })
+    }
+
+    /// The tiles of a tensor assembled from chunks ([`TensorView::tiled`]), in the order
+    /// given; `None` for an ordinary view.
+    pub fn tiles(&self) -> Option<&[Tile<'data>]> {
+        self.tiling.as_deref().map(Tiling::tiles)
+    }
+
+    /// The files of a multi-file checkpoint that hold the tensor's bytes (see
+    /// [`Storage::in_file`]), each once, in the order of the tiles; empty for a checkpoint
+    /// read from one file.
+    pub fn files(&self) -> Vec<&str> {
+        let mut files: Vec<&str> = Vec::new();
+        match self.tiles() {
+            Some(tiles) => {
+                for file in tiles.iter().filter_map(|t| t.view().storage().file()) {
+                    if !files.contains(&file) {
+                        files.push(file);
+                    }
+                }
+            }
+            None => files.extend(self.storage.file()),
+        }
+        files
+    }
+
+    /// Records that the view's bytes lie in `file` (see [`Storage::in_file`]). Tiled views
+    /// are left as they are: their tiles know their files.
+    #[must_use]
+    pub fn in_file(mut self, file: Arc<str>, base: u64) -> Self {
+        if self.tiling.is_none() {
+            self.storage = self.storage.in_file(file, base);
+        }
+        self
+    }
+
     /// Marks the view as conjugated (torch's conj bit): its elements read as the complex
-    /// conjugates of the stored ones. Meaningful for complex dtypes only.
+    /// conjugates of the stored ones. Meaningful for complex dtypes only, and not for tiled
+    /// views (whose tiles carry their own bits).
     #[must_use]
     pub fn with_conj(mut self, conj: bool) -> Self {
-        self.conj = conj && self.dtype.class() == DtypeClass::Complex;
+        self.conj = conj && self.dtype.class() == DtypeClass::Complex && self.tiling.is_none();
         self
     }
 
     /// Marks the view as negated (torch's neg bit): its elements read as the negatives of
-    /// the stored ones.
+    /// the stored ones. Not for tiled views (whose tiles carry their own bits).
     #[must_use]
     pub fn with_neg(mut self, neg: bool) -> Self {
-        self.neg = neg;
+        self.neg = neg && self.tiling.is_none();
         self
     }
 
@@ -342,7 +451,7 @@ impl<'data> TensorView<'data> {
     /// without a conj or neg bit to apply).
     pub fn data(&self) -> Option<&[u8]> {
         let swaps = self.storage.byte_order == ByteOrder::Big && self.dtype.swap_size() > 1;
-        if swaps || self.conj || self.neg || !self.is_contiguous() {
+        if swaps || self.conj || self.neg || self.tiling.is_some() || !self.is_contiguous() {
             return None;
         }
         let start = self.start_byte()?;
@@ -354,7 +463,7 @@ impl<'data> TensorView<'data> {
     /// Where the elements lie in the source file (`start..end`), when they are dense and
     /// the storage knows its file offset.
     pub fn file_range(&self) -> Option<(u64, u64)> {
-        if !self.is_contiguous() {
+        if self.tiling.is_some() || !self.is_contiguous() {
             return None;
         }
         let start = self
@@ -370,6 +479,9 @@ impl<'data> TensorView<'data> {
     /// disk. [`TensorView::for_each_chunk`] checks this first; writers check it before
     /// writing anything.
     pub fn check_producible(&self) -> Result<()> {
+        if let Some(tiles) = self.tiles() {
+            return tiles.iter().try_for_each(|tile| tile.view().check_producible());
+        }
         let stored = self.storage.bytes().len();
         if self.nbytes > MAX_EXPANDED_LEN.max(stored.saturating_mul(MAX_EXPANSION)) {
             return Err(Error::limit(format!(
@@ -391,6 +503,9 @@ impl<'data> TensorView<'data> {
             return Ok(());
         }
         self.check_producible()?;
+        if let Some(tiling) = &self.tiling {
+            return tiling.for_each_chunk(self.nbytes, &mut emit);
+        }
         if let Some(bytes) = self.data() {
             for chunk in bytes.chunks(CHUNK_LEN) {
                 emit(chunk)?;
