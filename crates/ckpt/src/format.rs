@@ -26,6 +26,8 @@ pub enum Format {
     TorchScript,
     /// A plain Python pickle.
     Pickle,
+    /// A `torch.distributed.checkpoint` folder (`.metadata` and `*.distcp` files).
+    DistributedCheckpoint,
 }
 
 impl Format {
@@ -38,6 +40,7 @@ impl Format {
             Format::TorchTar => "torch-tar",
             Format::TorchScript => "torchscript",
             Format::Pickle => "pickle",
+            Format::DistributedCheckpoint => "torch-dcp",
         }
     }
 
@@ -53,6 +56,9 @@ impl Format {
             Format::TorchTar => "PyTorch tar checkpoint (torch.save, torch <= 0.3)",
             Format::TorchScript => "TorchScript archive (torch.jit.save)",
             Format::Pickle => "Python pickle",
+            Format::DistributedCheckpoint => {
+                "torch.distributed.checkpoint folder (.metadata and .distcp files)"
+            }
         }
     }
 }

@@ -77,5 +77,9 @@ pub fn read(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         Format::TorchLegacy => torch::read_legacy(bytes),
         Format::TorchTar => torch::read_tar(bytes),
         Format::Pickle => torch::read_pickle(bytes),
+        // `detect` never says so of bytes: DCP is a folder, read through `Source::open`.
+        Format::DistributedCheckpoint => Err(Error::unsupported(
+            "a torch.distributed.checkpoint is a folder; open it with Source::open",
+        )),
     }
 }

@@ -232,7 +232,7 @@ pub fn convert(
     let files = match options.max_shard_size {
         None => {
             let plan = Plan::new(&tensors, &metadata).map_err(|e| e.with_path(input))?;
-            let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
+            let mut out = AtomicOutput::create(output, options.overwrite, &source.files())?;
             write_plan(&plan, out.file(), source.mapped_input(), progress)
                 .map_err(|e| e.with_path(output))?;
             out.commit()?;
@@ -315,7 +315,7 @@ fn write_shards(
     let total: u64 = plans.iter().map(Plan::file_len).sum();
     progress.start(total);
     let shared_progress = Continuing(progress);
-    let mut folder = AtomicFolder::create(output, options.overwrite, &[input])?;
+    let mut folder = AtomicFolder::create(output, options.overwrite, &source.files())?;
     let mut files = Vec::with_capacity(count + 1);
     let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
     for (index, (plan, shard)) in plans.iter().zip(&members).enumerate() {

@@ -3,7 +3,12 @@
 //! Everything else in ckpt works on byte slices; [`Source`] is where a path becomes bytes,
 //! through a read-only memory map, so that tensor data is only read from disk when it is
 //! used, and listing a checkpoint's tensors costs the size of its header, not of its data.
+//!
+//! A checkpoint stored in several files (a Hugging Face sharded checkpoint, a
+//! `torch.distributed.checkpoint` folder) is one [`Source`] too: each of its files is mapped
+//! once, and [`Source::checkpoint`] presents their union.
 
+mod folder;
 mod mmap;
 
 use std::fs::File;
@@ -15,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, Format};
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
+use folder::Folder;
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,33 +33,44 @@ pub enum Access {
     Sequential,
 }
 
-/// A checkpoint file opened for reading, memory-mapped.
+/// A checkpoint opened for reading, memory-mapped: one file, or the files of a sharded
+/// checkpoint or a `torch.distributed.checkpoint` folder.
 ///
-/// Only the pages that are used are read from disk. The file must not be truncated by
-/// another program while it is open: reading a page that no longer exists kills the
+/// Only the pages that are used are read from disk. The files must not be truncated by
+/// another program while they are open: reading a page that no longer exists kills the
 /// process with SIGBUS (the caveat of every memory-mapped reader).
 #[derive(Debug)]
 pub struct Source {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
     map: Option<Mmap>,
+    folder: Option<Box<Folder>>,
 }
 
 impl Source {
-    /// Opens and maps the file at `path`.
+    /// Opens and maps the checkpoint at `path`.
     ///
-    /// Folders (sharded checkpoints, `torch.distributed.checkpoint`) are not read yet and
-    /// give an [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error.
+    /// `path` is a checkpoint file; or a Hugging Face index (`model.safetensors.index.json`,
+    /// `pytorch_model.bin.index.json`) or a folder holding one, whose shards are then read
+    /// as one checkpoint; or a `torch.distributed.checkpoint` folder (or its `.metadata`).
     pub fn open(path: impl AsRef<Path>) -> Result<Source> {
         let path = path.as_ref();
+        if let Some(folder) = Folder::open(path)? {
+            return Ok(Source {
+                path: path.to_path_buf(),
+                file: None,
+                map: None,
+                folder: Some(Box::new(folder)),
+            });
+        }
+        Source::open_file(path)
+    }
+
+    /// Opens and maps one file.
+    fn open_file(path: &Path) -> Result<Source> {
         let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
         if metadata.is_dir() {
-            return Err(Error::unsupported(
-                "this is a folder; reading sharded checkpoints and torch.distributed.checkpoint \
-                 folders is not supported yet",
-            )
-            .with_path(path)
-            .with_hint("pass a single checkpoint file"));
+            return Err(Error::invalid("this is a folder, not a checkpoint file").with_path(path));
         }
         let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         // Mapping an empty file fails on some systems; there is nothing to map anyway.
@@ -64,14 +81,18 @@ impl Source {
         };
         Ok(Source {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
             map,
+            folder: None,
         })
     }
 
     /// Tells the kernel how the file will be read (best effort: systems without the hint
     /// read the same bytes, only perhaps more slowly).
     pub fn advise(&self, access: Access) {
+        if let Some(folder) = &self.folder {
+            folder.advise(access);
+        }
         if let Some(map) = &self.map {
             let advice = match access {
                 Access::Sparse => Advice::Random,
@@ -86,26 +107,60 @@ impl Source {
         &self.path
     }
 
-    /// The file's bytes.
+    /// Every file the checkpoint is read from: the file itself, or the index or metadata
+    /// file and every shard of a multi-file checkpoint.
+    pub fn files(&self) -> Vec<&Path> {
+        match &self.folder {
+            Some(folder) => folder.files(),
+            None => vec![self.path.as_path()],
+        }
+    }
+
+    /// The total size of the files read, in bytes.
+    pub fn len(&self) -> u64 {
+        match &self.folder {
+            Some(folder) => folder.len(),
+            None => self.bytes().len() as u64,
+        }
+    }
+
+    /// Whether the source holds no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the checkpoint is stored in several files.
+    pub fn is_multi_file(&self) -> bool {
+        self.folder.is_some()
+    }
+
+    /// The file's bytes; empty for a checkpoint stored in several files.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or_default()
     }
 
     /// The file with its map, for writers that copy its bytes in the kernel (see
-    /// [`FileSink`](crate::FileSink)).
+    /// [`FileSink`](crate::FileSink)); `None` for a checkpoint stored in several files.
     pub fn mapped_input(&self) -> Option<MappedInput<'_>> {
-        self.map
-            .as_deref()
-            .map(|map| MappedInput::new(&self.file, map))
+        match (&self.file, self.map.as_deref()) {
+            (Some(file), Some(map)) => Some(MappedInput::new(file, map)),
+            _ => None,
+        }
     }
 
-    /// The file's format, detected from its content (see [`format::detect`]).
+    /// The format, detected from the content (see [`format::detect`]).
     pub fn format(&self) -> Result<Format> {
-        format::detect(self.bytes()).map_err(|e| e.with_path(&self.path))
+        match &self.folder {
+            Some(folder) => Ok(folder.format()),
+            None => format::detect(self.bytes()).map_err(|e| e.with_path(&self.path)),
+        }
     }
 
     /// Reads the checkpoint; its tensors borrow from this source.
     pub fn checkpoint(&self) -> Result<Checkpoint<'_>> {
-        crate::read(self.bytes()).map_err(|e| e.with_path(&self.path))
+        match &self.folder {
+            Some(folder) => folder.checkpoint(),
+            None => crate::read(self.bytes()).map_err(|e| e.with_path(&self.path)),
+        }
     }
 }

@@ -31,7 +31,7 @@ pub use tar::read_tar;
 const SUPPORTED_ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
 
 /// A pickle error as a ckpt error, located in `member`.
-fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
+pub(crate) fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
     let kind = match error.kind() {
         ckpt_pickle::ErrorKind::LimitExceeded { .. } => ErrorKind::LimitExceeded,
         ckpt_pickle::ErrorKind::UnsupportedProtocol(_) | ckpt_pickle::ErrorKind::Unsupported(_) => {

@@ -85,6 +85,11 @@ pub fn pickles(bytes: &[u8]) -> Result<Vec<PickleSource<'_>>> {
                 "a safetensors file holds no pickle (its header is JSON)",
             ));
         }
+        Format::DistributedCheckpoint => {
+            return Err(Error::invalid(
+                "a torch.distributed.checkpoint is a folder; list the pickle of its `.metadata` file",
+            ));
+        }
     }
     Ok(out)
 }

@@ -1,0 +1,746 @@
+//! `torch.distributed.checkpoint` folders: a `.metadata` pickle that describes every entry
+//! of the state dict, and `.distcp` files that hold the entries' bytes.
+//!
+//! The metadata is a pickle of dataclasses (`Metadata`, `TensorStorageMetadata`,
+//! `ChunkStorageMetadata`, `MetadataIndex`, `_StorageInfo`...). It is read by the safe VM of
+//! [`ckpt_pickle`], which builds a graph of symbolic objects and runs nothing; this module
+//! reads that graph as data, by the field names of those classes. Every global of the
+//! pickle must be one of [`ALLOWED`] (or a `torch` dtype): anything else is refused before
+//! any field is read.
+//!
+//! Each tensor is stored as chunks (one per rank that held a distinct piece of it), each a
+//! `torch.save` archive of that piece at an offset and length in a `.distcp` file; a plain
+//! value is a `torch.save` archive too. The chunks of a tensor become the tiles of one tiled
+//! [`TensorView`] (checked to cover it exactly), whose bytes are read from the maps chunk by
+//! chunk when it is written: a conversion never holds a whole tensor in memory.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ckpt_pickle::{Limits, Object, ObjectId, Pickle};
+
+use super::Member;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::Format;
+use crate::model::{Checkpoint, Details, Dict, Dtype, TensorView, Tile, Value};
+
+const METADATA_MODULE: &str = "torch.distributed.checkpoint.metadata";
+const FILESYSTEM_MODULE: &str = "torch.distributed.checkpoint.filesystem";
+
+/// The globals a DCP `.metadata` pickle may name, besides `torch.<dtype>`: its dataclasses
+/// and the few torch and pathlib values they hold. None of them is ever called; their
+/// instances are read as records of fields.
+const ALLOWED: &[(&str, &str)] = &[
+    (METADATA_MODULE, "Metadata"),
+    (METADATA_MODULE, "TensorStorageMetadata"),
+    (METADATA_MODULE, "ChunkStorageMetadata"),
+    (METADATA_MODULE, "TensorProperties"),
+    (METADATA_MODULE, "_MEM_FORMAT_ENCODING"),
+    (METADATA_MODULE, "BytesStorageMetadata"),
+    (METADATA_MODULE, "MetadataIndex"),
+    (METADATA_MODULE, "StorageMeta"),
+    (FILESYSTEM_MODULE, "_StorageInfo"),
+    ("torch", "Size"),
+    ("torch.serialization", "_get_layout"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "WindowsPath"),
+    ("pathlib", "PurePosixPath"),
+    ("pathlib", "PureWindowsPath"),
+];
+
+/// The most path components of one entry (nesting depth of the state dict).
+const MAX_PATH_LEN: usize = 256;
+
+/// What `.metadata` says, as plain data.
+#[derive(Debug)]
+pub(super) struct Metadata {
+    entries: Vec<Entry>,
+    /// The `.distcp` files, in order of first mention.
+    files: Vec<String>,
+    records: Vec<(String, String)>,
+    globals: Vec<String>,
+    protocol: Option<u8>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    fqn: String,
+    /// Where the entry goes in the nested state dict (`planner_data`).
+    path: Vec<Key>,
+    item: Item,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Str(String),
+    Int(usize),
+}
+
+#[derive(Debug)]
+enum Item {
+    Tensor {
+        dtype: Dtype,
+        size: Vec<usize>,
+        chunks: Vec<Chunk>,
+    },
+    Bytes(Place),
+}
+
+#[derive(Debug)]
+struct Chunk {
+    offsets: Vec<usize>,
+    sizes: Vec<usize>,
+    place: Place,
+}
+
+/// Where an item's bytes are: a `.distcp` file (an index into `files`), offset and length.
+#[derive(Debug, Clone)]
+struct Place {
+    file: usize,
+    offset: u64,
+    length: u64,
+}
+
+/// The `storage_data` key of an item: its fqn and, for tensor chunks, the chunk's offsets.
+type IndexKey = (String, Option<Vec<usize>>);
+
+impl Metadata {
+    /// Reads a `.metadata` pickle.
+    pub(super) fn parse(bytes: &[u8]) -> Result<Metadata> {
+        let pickle = ckpt_pickle::parse(bytes, 0, &Limits::default())
+            .map_err(|e| crate::torch::pickle_error(&e, ".metadata"))?;
+        let globals = check_globals(&pickle)?;
+        let reader = Reader { pickle: &pickle };
+        let root = pickle
+            .root()
+            .ok_or_else(|| Error::malformed("the metadata pickle returns nothing"))?;
+        let fields = reader.record(root, "Metadata")?;
+        let sd_meta = reader.required(&fields, "state_dict_metadata", "Metadata")?;
+        let storage_data = reader.required(&fields, "storage_data", "Metadata")?;
+        let mut files: Vec<String> = Vec::new();
+        let places = reader.storage_data(storage_data, &mut files)?;
+        let paths = match fields.get("planner_data") {
+            Some(&id) => reader.planner_data(id)?,
+            None => HashMap::new(),
+        };
+        let mut records = Vec::new();
+        if let Some(version) = fields.get("version").and_then(|&id| pickle.as_str(id)) {
+            records.push(("dcp_version".to_owned(), version.to_owned()));
+        }
+        if let Some(&meta) = fields.get("storage_meta")
+            && !matches!(pickle.get(meta), Object::None)
+        {
+            let meta = reader.record(meta, "StorageMeta")?;
+            if let Some(id) = meta.get("save_id").and_then(|&id| pickle.as_str(id)) {
+                records.push(("save_id".to_owned(), id.to_owned()));
+            }
+        }
+        let mut entries = Vec::new();
+        for &(key, value) in reader.dict(sd_meta, "state_dict_metadata")? {
+            let fqn = pickle
+                .as_str(key)
+                .ok_or_else(|| Error::malformed("a state_dict_metadata key is not a string"))?
+                .to_owned();
+            let item = reader
+                .item(&fqn, value, &places)
+                .map_err(|e| e.with_tensor(fqn.clone()))?;
+            let path = paths
+                .get(&fqn)
+                .cloned()
+                .unwrap_or_else(|| vec![Key::Str(fqn.clone())]);
+            entries.push(Entry { fqn, path, item });
+        }
+        Ok(Metadata {
+            entries,
+            files,
+            records,
+            globals,
+            protocol: pickle.protocol(),
+        })
+    }
+
+    /// The `.distcp` files the metadata names.
+    pub(super) fn files(&self) -> Vec<String> {
+        self.files.clone()
+    }
+}
+
+/// Refuses a pickle that names any global outside [`ALLOWED`] and torch's dtypes; returns
+/// the globals, `module.name`, sorted.
+fn check_globals(pickle: &Pickle<'_>) -> Result<Vec<String>> {
+    let mut globals = Vec::new();
+    for (id, object) in pickle.objects() {
+        let Object::Global { module, name } = object else {
+            continue;
+        };
+        let allowed = ALLOWED.contains(&(&**module, &**name))
+            || (&**module == "torch" && Dtype::from_name(name).is_some());
+        if !allowed {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!(
+                    "the metadata names the global `{module}.{name}`, which is not part of \
+                     torch.distributed.checkpoint's metadata; ckpt never runs it"
+                ),
+            )
+            .with_member(".metadata")
+            .at_offset(pickle.offset(id))
+            .with_hint("only DCP's own dataclasses, torch.Size and torch dtypes are read"));
+        }
+        globals.push(format!("{module}.{name}"));
+    }
+    globals.sort();
+    globals.dedup();
+    Ok(globals)
+}
+
+/// Reads the symbolic objects of the metadata pickle as DCP's dataclasses.
+struct Reader<'p, 'a> {
+    pickle: &'p Pickle<'a>,
+}
+
+impl Reader<'_, '_> {
+    fn malformed(&self, id: ObjectId, message: String) -> Error {
+        Error::malformed(message)
+            .with_member(".metadata")
+            .at_offset(self.pickle.offset(id))
+    }
+
+    /// The class name of an instance of one of DCP's classes, or `None`.
+    fn class(&self, id: ObjectId) -> Option<&str> {
+        match self.pickle.get(id) {
+            Object::Instance { class, .. } => match self.pickle.as_global(*class) {
+                Some((METADATA_MODULE | FILESYSTEM_MODULE, name)) => Some(name),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The fields of a dataclass instance of `class`, from the dict given to `BUILD`.
+    fn record(&self, id: ObjectId, class: &str) -> Result<HashMap<&str, ObjectId>> {
+        if self.class(id) != Some(class) {
+            return Err(self.malformed(
+                id,
+                format!("expected a {class} in the metadata, found something else"),
+            ));
+        }
+        let mut fields = HashMap::new();
+        for &state in &self.pickle.extras(id).states {
+            let entries: &[(ObjectId, ObjectId)] = match self.pickle.get(state) {
+                Object::Dict(entries) => entries,
+                // `(state, slotstate)`: dataclasses with slots.
+                Object::Tuple(parts) => match parts.as_slice() {
+                    [a, b] => {
+                        for part in [a, b] {
+                            if let Object::Dict(entries) = self.pickle.get(*part) {
+                                self.fields_into(entries, &mut fields)?;
+                            }
+                        }
+                        continue;
+                    }
+                    _ => {
+                        return Err(self.malformed(
+                            state,
+                            format!("the state of a {class} is not a dict"),
+                        ));
+                    }
+                },
+                Object::None => continue,
+                _ => {
+                    return Err(
+                        self.malformed(state, format!("the state of a {class} is not a dict"))
+                    );
+                }
+            };
+            self.fields_into(entries, &mut fields)?;
+        }
+        Ok(fields)
+    }
+
+    fn fields_into<'s>(
+        &'s self,
+        entries: &[(ObjectId, ObjectId)],
+        fields: &mut HashMap<&'s str, ObjectId>,
+    ) -> Result<()> {
+        for &(key, value) in entries {
+            let name = self
+                .pickle
+                .as_str(key)
+                .ok_or_else(|| self.malformed(key, "a field name is not a string".to_owned()))?;
+            fields.insert(name, value);
+        }
+        Ok(())
+    }
+
+    fn required(
+        &self,
+        fields: &HashMap<&str, ObjectId>,
+        name: &str,
+        class: &str,
+    ) -> Result<ObjectId> {
+        fields
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::malformed(format!("a {class} has no `{name}`")))
+    }
+
+    fn dict(&self, id: ObjectId, what: &str) -> Result<&[(ObjectId, ObjectId)]> {
+        match self.pickle.get(id) {
+            Object::Dict(entries) => Ok(entries),
+            _ => Err(self.malformed(id, format!("`{what}` is not a dict"))),
+        }
+    }
+
+    /// A non-negative integer that fits a `usize`.
+    fn count(&self, id: ObjectId, what: &str) -> Result<usize> {
+        self.pickle
+            .as_int(id)
+            .and_then(|i| usize::try_from(i).ok())
+            .ok_or_else(|| self.malformed(id, format!("{what} is not a non-negative integer")))
+    }
+
+    /// A `torch.Size` (or a plain tuple or list) of non-negative integers.
+    fn size(&self, id: ObjectId, what: &str) -> Result<Vec<usize>> {
+        let items = match self.pickle.get(id) {
+            Object::Call { callable, args }
+                if self.pickle.as_global(*callable) == Some(("torch", "Size")) =>
+            {
+                match self.pickle.as_seq(*args) {
+                    Some([inner]) => self.pickle.as_seq(*inner),
+                    _ => None,
+                }
+            }
+            Object::Tuple(items) | Object::List(items) => Some(items.as_slice()),
+            _ => None,
+        }
+        .ok_or_else(|| self.malformed(id, format!("{what} is not a torch.Size")))?;
+        items.iter().map(|&item| self.count(item, what)).collect()
+    }
+
+    /// `storage_data`: where each item's bytes are, by `MetadataIndex`.
+    fn storage_data(
+        &self,
+        id: ObjectId,
+        files: &mut Vec<String>,
+    ) -> Result<HashMap<IndexKey, Place>> {
+        let mut places = HashMap::new();
+        let mut file_ids: HashMap<String, usize> = HashMap::new();
+        for &(key, value) in self.dict(id, "storage_data")? {
+            let index = self.record(key, "MetadataIndex")?;
+            let fqn = index
+                .get("fqn")
+                .and_then(|&f| self.pickle.as_str(f))
+                .ok_or_else(|| self.malformed(key, "a MetadataIndex has no fqn".to_owned()))?
+                .to_owned();
+            let offsets = match index.get("offset") {
+                Some(&o) if !matches!(self.pickle.get(o), Object::None) => {
+                    Some(self.size(o, "a chunk offset")?)
+                }
+                _ => None,
+            };
+            let info = self.record(value, "_StorageInfo")?;
+            let path = info
+                .get("relative_path")
+                .and_then(|&p| self.pickle.as_str(p))
+                .ok_or_else(|| {
+                    self.malformed(value, "a _StorageInfo has no relative_path".to_owned())
+                })?;
+            let offset = self.count(self.required(&info, "offset", "_StorageInfo")?, "an offset")?;
+            let length = self.count(self.required(&info, "length", "_StorageInfo")?, "a length")?;
+            if let Some(&t) = info.get("transform_descriptors")
+                && self.pickle.as_seq(t).is_some_and(|d| !d.is_empty())
+            {
+                return Err(Error::unsupported(format!(
+                    "the bytes of `{fqn}` are transformed (compressed or encoded) by a DCP \
+                     extension, which ckpt does not read"
+                ))
+                .with_member(".metadata")
+                .with_tensor(fqn));
+            }
+            let next = file_ids.len();
+            let file = *file_ids.entry(path.to_owned()).or_insert_with(|| {
+                files.push(path.to_owned());
+                next
+            });
+            places.insert(
+                (fqn, offsets),
+                Place {
+                    file,
+                    offset: offset as u64,
+                    length: length as u64,
+                },
+            );
+        }
+        Ok(places)
+    }
+
+    /// `planner_data`: the path of each fqn in the nested state dict.
+    fn planner_data(&self, id: ObjectId) -> Result<HashMap<String, Vec<Key>>> {
+        let mut paths = HashMap::new();
+        if matches!(self.pickle.get(id), Object::None) {
+            return Ok(paths);
+        }
+        for &(key, value) in self.dict(id, "planner_data")? {
+            let Some(fqn) = self.pickle.as_str(key) else {
+                return Err(self.malformed(key, "a planner_data key is not a string".to_owned()));
+            };
+            let parts = self.pickle.as_seq(value).ok_or_else(|| {
+                self.malformed(value, format!("the path of `{fqn}` is not a tuple"))
+            })?;
+            if parts.is_empty() || parts.len() > MAX_PATH_LEN {
+                return Err(self.malformed(
+                    value,
+                    format!(
+                        "the path of `{fqn}` has {} parts (1 to {MAX_PATH_LEN} expected)",
+                        parts.len()
+                    ),
+                ));
+            }
+            let mut path = Vec::with_capacity(parts.len());
+            for &part in parts {
+                path.push(match self.pickle.get(part) {
+                    Object::Str(s) => Key::Str(s.to_string()),
+                    Object::Int(_) => Key::Int(self.count(part, "a list index")?),
+                    _ => {
+                        return Err(self.malformed(
+                            part,
+                            format!("the path of `{fqn}` holds a part that is not a str or int"),
+                        ));
+                    }
+                });
+            }
+            paths.insert(fqn.to_owned(), path);
+        }
+        Ok(paths)
+    }
+
+    /// One entry of `state_dict_metadata`.
+    fn item(&self, fqn: &str, id: ObjectId, places: &HashMap<IndexKey, Place>) -> Result<Item> {
+        let place = |offsets: Option<Vec<usize>>| {
+            let what = match &offsets {
+                Some(o) => format!("the chunk at offsets {o:?}"),
+                None => "its bytes".to_owned(),
+            };
+            places
+                .get(&(fqn.to_owned(), offsets))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::malformed(format!("storage_data does not say where {what} are"))
+                        .with_member(".metadata")
+                })
+        };
+        match self.class(id) {
+            Some("BytesStorageMetadata") => Ok(Item::Bytes(place(None)?)),
+            Some("TensorStorageMetadata") => {
+                let fields = self.record(id, "TensorStorageMetadata")?;
+                let size = self.size(
+                    self.required(&fields, "size", "TensorStorageMetadata")?,
+                    "the size",
+                )?;
+                let dtype = self.dtype(self.required(
+                    &fields,
+                    "properties",
+                    "TensorStorageMetadata",
+                )?)?;
+                let list = self.required(&fields, "chunks", "TensorStorageMetadata")?;
+                let chunk_ids = self
+                    .pickle
+                    .as_seq(list)
+                    .ok_or_else(|| self.malformed(list, "`chunks` is not a list".to_owned()))?;
+                let mut chunks = Vec::with_capacity(chunk_ids.len());
+                for &chunk in chunk_ids {
+                    let fields = self.record(chunk, "ChunkStorageMetadata")?;
+                    let offsets = self.size(
+                        self.required(&fields, "offsets", "ChunkStorageMetadata")?,
+                        "a chunk offset",
+                    )?;
+                    let sizes = self.size(
+                        self.required(&fields, "sizes", "ChunkStorageMetadata")?,
+                        "a chunk size",
+                    )?;
+                    let place = place(Some(offsets.clone()))?;
+                    chunks.push(Chunk {
+                        offsets,
+                        sizes,
+                        place,
+                    });
+                }
+                Ok(Item::Tensor {
+                    dtype,
+                    size,
+                    chunks,
+                })
+            }
+            _ => Err(self.malformed(
+                id,
+                "an entry is neither a TensorStorageMetadata nor a BytesStorageMetadata"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// The dtype of a `TensorProperties`: the first item of its state tuple (or its
+    /// `dtype` field).
+    fn dtype(&self, id: ObjectId) -> Result<Dtype> {
+        if self.class(id) != Some("TensorProperties") {
+            return Err(self.malformed(id, "a tensor's properties are not a TensorProperties".to_owned()));
+        }
+        let mut dtype_id = None;
+        for &state in &self.pickle.extras(id).states {
+            match self.pickle.get(state) {
+                Object::Tuple(items) => dtype_id = items.first().copied(),
+                Object::Dict(entries) => {
+                    for &(k, v) in entries {
+                        if self.pickle.as_str(k) == Some("dtype") {
+                            dtype_id = Some(v);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let dtype_id = dtype_id
+            .ok_or_else(|| self.malformed(id, "a TensorProperties has no dtype".to_owned()))?;
+        match self.pickle.as_global(dtype_id) {
+            Some(("torch", name)) => Dtype::from_name(name),
+            _ => None,
+        }
+        .ok_or_else(|| self.malformed(dtype_id, "a tensor's dtype is not a torch dtype".to_owned()))
+    }
+}
+
+/// The tensors and values of a DCP folder, nested as `planner_data` says (as
+/// `torch.distributed.checkpoint` loads them: an int path part makes a list).
+pub(super) fn checkpoint<'a>(
+    metadata: &Metadata,
+    metadata_path: &Path,
+    files: &'a [Member],
+) -> Result<Checkpoint<'a>> {
+    // `files` holds `metadata.files` in order (each once): look each up by name.
+    let by_name: HashMap<&str, &'a Member> = files.iter().map(|m| (&*m.name, m)).collect();
+    let member = |place: &Place| -> Result<&'a Member> {
+        metadata
+            .files
+            .get(place.file)
+            .and_then(|name| by_name.get(name.as_str()).copied())
+            .ok_or_else(|| Error::malformed("an item's file was not opened"))
+    };
+    let mut tree = Node::Map(Vec::new(), HashMap::new());
+    let mut needs: Vec<String> = Vec::new();
+    let max_index = metadata.entries.len();
+    for entry in &metadata.entries {
+        let value = match &entry.item {
+            Item::Tensor {
+                dtype,
+                size,
+                chunks,
+            } => {
+                let mut tiles = Vec::with_capacity(chunks.len());
+                for chunk in chunks {
+                    let file = member(&chunk.place)?;
+                    let view = chunk_view(file, chunk, *dtype)
+                        .map_err(|e| e.with_path(metadata_path).with_tensor(entry.fqn.clone()))?;
+                    tiles.push(Tile::new(chunk.offsets.clone(), view));
+                }
+                let view = TensorView::tiled(*dtype, size.clone(), tiles).map_err(|e| {
+                    e.with_path(metadata_path)
+                        .with_member(".metadata")
+                        .with_tensor(entry.fqn.clone())
+                })?;
+                Value::Tensor(view)
+            }
+            Item::Bytes(place) => {
+                let file = member(place)?;
+                let bytes = slice(file, place).map_err(|e| e.with_tensor(entry.fqn.clone()))?;
+                match crate::read(bytes) {
+                    Ok(value) => {
+                        needs.extend(value.details().needs.iter().cloned());
+                        value.root().clone()
+                    }
+                    // Not plain data (an object of some class): listed, not read.
+                    Err(error) => Value::Named {
+                        type_name: "object".to_owned(),
+                        name: format!("<not read: {}>", error.message()),
+                    },
+                }
+            }
+        };
+        tree.set(&entry.path, value, max_index)
+            .map_err(|e| e.with_path(metadata_path).with_tensor(entry.fqn.clone()))?;
+    }
+    needs.sort();
+    needs.dedup();
+    let mut details = Details {
+        globals: metadata.globals.clone(),
+        needs,
+        pickle_protocol: metadata.protocol,
+        ..Details::default()
+    };
+    for (key, value) in &metadata.records {
+        details.records.insert(key.clone(), value.clone());
+    }
+    details
+        .records
+        .insert("files".to_owned(), files.len().to_string());
+    Ok(Checkpoint::new(
+        Format::DistributedCheckpoint,
+        std::collections::BTreeMap::new(),
+        tree.into_value(),
+    )
+    .with_details(details))
+}
+
+/// The bytes of an item, checked to lie inside its file.
+fn slice<'a>(file: &'a Member, place: &Place) -> Result<&'a [u8]> {
+    let bytes = file.source.bytes();
+    let end = place.offset.checked_add(place.length);
+    let range = match end {
+        Some(end) if end <= bytes.len() as u64 => {
+            usize::try_from(place.offset).ok().zip(usize::try_from(end).ok())
+        }
+        _ => None,
+    };
+    range
+        .and_then(|(start, end)| bytes.get(start..end))
+        .ok_or_else(|| {
+            Error::malformed(format!(
+                "the metadata puts an item at bytes {}..+{} of `{}`, which is {} bytes long",
+                place.offset,
+                place.length,
+                file.name,
+                bytes.len()
+            ))
+            .with_member(file.name.to_string())
+        })
+}
+
+/// The tensor of one chunk: the `torch.save` archive at its place, holding a tensor of the
+/// chunk's sizes and the tensor's dtype.
+fn chunk_view<'a>(file: &'a Member, chunk: &Chunk, dtype: Dtype) -> Result<TensorView<'a>> {
+    let bytes = slice(file, &chunk.place)?;
+    let name: Arc<str> = file.name.clone();
+    let at = |e: Error| {
+        e.with_member(format!("{} at byte {}", file.name, chunk.place.offset))
+    };
+    let saved = crate::torch::read_zip(bytes).map_err(at)?;
+    let Value::Tensor(view) = saved.root() else {
+        return Err(at(Error::malformed(format!(
+            "the chunk at offsets {:?} does not hold a tensor",
+            chunk.offsets
+        ))));
+    };
+    if view.dtype() != dtype || view.shape() != chunk.sizes.as_slice() {
+        return Err(at(Error::malformed(format!(
+            "the chunk at offsets {:?} holds a {} tensor of shape {:?}, but the metadata says \
+             {dtype} of shape {:?}",
+            chunk.offsets,
+            view.dtype(),
+            view.shape(),
+            chunk.sizes
+        ))));
+    }
+    Ok(view.clone().in_file(name, chunk.place.offset))
+}
+
+/// The nested state dict being built, as `torch.distributed.checkpoint`'s `set_element`
+/// builds it.
+enum Node<'a> {
+    Map(Vec<(Key, Node<'a>)>, HashMap<Key, usize>),
+    List(Vec<Option<Node<'a>>>),
+    Leaf(Value<'a>),
+}
+
+impl<'a> Node<'a> {
+    fn empty_for(key: &Key) -> Node<'a> {
+        match key {
+            Key::Str(_) => Node::Map(Vec::new(), HashMap::new()),
+            Key::Int(_) => Node::List(Vec::new()),
+        }
+    }
+
+    /// The child at `key`, made (as `fresh`) when missing.
+    fn child(&mut self, key: &Key, fresh: Node<'a>, max_index: usize) -> Result<&mut Node<'a>> {
+        match self {
+            Node::Map(entries, index) => {
+                let at = match index.get(key) {
+                    Some(&at) => at,
+                    None => {
+                        index.insert(key.clone(), entries.len());
+                        entries.push((key.clone(), fresh));
+                        entries.len() - 1
+                    }
+                };
+                entries
+                    .get_mut(at)
+                    .map(|(_, node)| node)
+                    .ok_or_else(|| Error::malformed("inconsistent state dict"))
+            }
+            Node::List(items) => {
+                let Key::Int(i) = *key else {
+                    return Err(Error::malformed(
+                        "planner_data puts a named entry inside a list",
+                    ));
+                };
+                if i > max_index {
+                    return Err(Error::malformed(format!(
+                        "planner_data puts an entry at list index {i}, beyond the {max_index} \
+                         entries of the checkpoint"
+                    )));
+                }
+                if items.len() <= i {
+                    items.resize_with(i + 1, || None);
+                }
+                let slot = items
+                    .get_mut(i)
+                    .ok_or_else(|| Error::malformed("inconsistent state dict"))?;
+                Ok(slot.get_or_insert(fresh))
+            }
+            Node::Leaf(_) => Err(Error::malformed(
+                "planner_data nests an entry inside another entry",
+            )),
+        }
+    }
+
+    fn set(&mut self, path: &[Key], value: Value<'a>, max_index: usize) -> Result<()> {
+        let Some((last, parents)) = path.split_last() else {
+            return Err(Error::malformed("an entry has an empty path"));
+        };
+        let mut node = self;
+        for (i, key) in parents.iter().enumerate() {
+            let next = path.get(i + 1).unwrap_or(last);
+            node = node.child(key, Node::empty_for(next), max_index)?;
+        }
+        let slot = node.child(last, Node::Leaf(Value::None), max_index)?;
+        if !matches!(slot, Node::Leaf(Value::None)) {
+            return Err(Error::malformed("two entries have the same path"));
+        }
+        *slot = Node::Leaf(value);
+        Ok(())
+    }
+
+    fn into_value(self) -> Value<'a> {
+        match self {
+            Node::Leaf(value) => value,
+            Node::List(items) => Value::List(
+                items
+                    .into_iter()
+                    .map(|item| item.map_or(Value::None, Node::into_value))
+                    .collect(),
+            ),
+            Node::Map(entries, _) => Value::Dict(Dict::new(
+                entries
+                    .into_iter()
+                    .map(|(key, node)| {
+                        let key = match key {
+                            Key::Str(s) => Value::Str(s),
+                            Key::Int(i) => Value::Int(i64::try_from(i).unwrap_or(i64::MAX)),
+                        };
+                        (key, node.into_value())
+                    })
+                    .collect(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Checkpoints stored in several files, read as one: Hugging Face sharded checkpoints (an
+//! index JSON naming its shards) and `torch.distributed.checkpoint` folders (a `.metadata`
+//! pickle and `.distcp` data files).
+//!
+//! Every file is opened and mapped once, when the folder is opened; the tensors of the
+//! assembled checkpoint borrow the maps, so memory use does not grow with the model. The
+//! files a folder names are plain file names inside the folder: absolute paths, `..`,
+//! separators and symbolic links that lead out of the folder are refused.
+
+mod dcp;
+mod hf;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Access, Source};
+use crate::error::{Error, Result};
+use crate::format::Format;
+use crate::model::Checkpoint;
+
+/// The name of a `torch.distributed.checkpoint` metadata file.
+const DCP_METADATA: &str = ".metadata";
+/// Index files are read whole; larger ones are refused (real ones are a few hundred KB).
+const MAX_INDEX_LEN: u64 = 256 << 20;
+/// Checkpoints stored in more files than this are refused.
+const MAX_FILES: usize = 1 << 16;
+
+/// A multi-file checkpoint, opened.
+#[derive(Debug)]
+pub(super) struct Folder {
+    /// The index or metadata file.
+    main: PathBuf,
+    /// Its size in bytes.
+    main_len: u64,
+    /// The data files, each mapped once, by their name in the folder.
+    files: Vec<Member>,
+    kind: Kind,
+}
+
+/// One data file of a folder.
+#[derive(Debug)]
+struct Member {
+    name: Arc<str>,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Hf(hf::Index),
+    Dcp(dcp::Metadata),
+}
+
+impl Folder {
+    /// Opens `path` as a multi-file checkpoint when it is one (a folder, an index JSON, a
+    /// DCP `.metadata` file); `Ok(None)` for anything else (an ordinary checkpoint file).
+    pub(super) fn open(path: &Path) -> Result<Option<Folder>> {
+        let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
+        if metadata.is_dir() {
+            return Folder::open_dir(path).map(Some);
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        match name.as_deref() {
+            Some(DCP_METADATA) => Folder::open_dcp(path, parent(path)).map(Some),
+            Some(n) if n.ends_with(".json") && hf::looks_like_index(path) => {
+                Folder::open_hf(path, parent(path)).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn open_dir(dir: &Path) -> Result<Folder> {
+        let metadata = dir.join(DCP_METADATA);
+        if metadata.is_file() {
+            return Folder::open_dcp(&metadata, dir);
+        }
+        let mut indexes = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".index.json") || name.contains(".index.") && name.ends_with(".json")
+            {
+                indexes.push(name);
+            }
+        }
+        indexes.sort();
+        // As transformers: the safetensors index first, then the PyTorch one.
+        let preferred = ["model.safetensors.index.json", "pytorch_model.bin.index.json"];
+        let chosen = preferred
+            .iter()
+            .find(|p| indexes.iter().any(|i| i == *p))
+            .map(|p| (*p).to_owned());
+        let chosen = match (chosen, indexes.as_slice()) {
+            (Some(name), _) => name,
+            (None, [only]) => only.clone(),
+            (None, []) => {
+                return Err(Error::unsupported(
+                    "this folder holds neither a Hugging Face index (`*.index.json`) nor a \
+                     torch.distributed.checkpoint `.metadata` file",
+                )
+                .with_path(dir)
+                .with_hint("pass a checkpoint file, or the folder of a sharded checkpoint"));
+            }
+            (None, several) => {
+                return Err(Error::invalid(format!(
+                    "this folder holds several indexes ({}); which checkpoint is meant?",
+                    several.join(", ")
+                ))
+                .with_path(dir)
+                .with_hint("pass the index file itself"));
+            }
+        };
+        Folder::open_hf(&dir.join(chosen), dir)
+    }
+
+    fn open_hf(index_path: &Path, dir: &Path) -> Result<Folder> {
+        let bytes = read_small(index_path)?;
+        let index = hf::Index::parse(&bytes).map_err(|e| e.with_path(index_path))?;
+        let files = open_members(dir, index.shards(), index_path)?;
+        Ok(Folder {
+            main: index_path.to_path_buf(),
+            main_len: bytes.len() as u64,
+            files,
+            kind: Kind::Hf(index),
+        })
+    }
+
+    fn open_dcp(metadata_path: &Path, dir: &Path) -> Result<Folder> {
+        let source = Source::open_file(metadata_path)?;
+        let metadata =
+            dcp::Metadata::parse(source.bytes()).map_err(|e| e.with_path(metadata_path))?;
+        let files = open_members(dir, metadata.files(), metadata_path)?;
+        Ok(Folder {
+            main: metadata_path.to_path_buf(),
+            main_len: source.len(),
+            files,
+            kind: Kind::Dcp(metadata),
+        })
+    }
+
+    pub(super) fn advise(&self, access: Access) {
+        for member in &self.files {
+            member.source.advise(access);
+        }
+    }
+
+    /// The index or metadata file, then every data file.
+    pub(super) fn files(&self) -> Vec<&Path> {
+        let mut files = vec![self.main.as_path()];
+        files.extend(self.files.iter().map(|m| m.source.path()));
+        files
+    }
+
+    /// The total size of the files.
+    pub(super) fn len(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|m| m.source.len())
+            .fold(self.main_len, u64::saturating_add)
+    }
+
+    pub(super) fn format(&self) -> Format {
+        match &self.kind {
+            Kind::Dcp(_) => Format::DistributedCheckpoint,
+            Kind::Hf(_) => self
+                .files
+                .first()
+                .and_then(|m| m.source.format().ok())
+                .unwrap_or(Format::Safetensors),
+        }
+    }
+
+    pub(super) fn checkpoint(&self) -> Result<Checkpoint<'_>> {
+        match &self.kind {
+            Kind::Hf(index) => hf::checkpoint(index, &self.main, &self.files),
+            Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &self.files),
+        }
+    }
+}
+
+/// The folder a file is in (`.` for a bare name).
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Reads a small file whole, refusing large ones before reading.
+fn read_small(path: &Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io("cannot open", path, e))?
+        .len();
+    if len > MAX_INDEX_LEN {
+        return Err(Error::limit(format!(
+            "the index is {len} bytes long; ckpt reads indexes of at most {MAX_INDEX_LEN}"
+        ))
+        .with_path(path));
+    }
+    std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))
+}
+
+/// Checks that `name`, read from `main`, is a plain file name: not empty, not `.` or `..`,
+/// without a separator or NUL.
+fn check_name(name: &str, main: &Path) -> Result<()> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\', '\0'])
+        || Path::new(name).is_absolute();
+    if bad {
+        return Err(Error::malformed(format!(
+            "it names the file `{}`, which is not a plain file name in its folder; ckpt reads \
+             only files next to it",
+            name.escape_debug()
+        ))
+        .with_path(main)
+        .with_hint("the index or metadata was edited or crafted; fetch the checkpoint again"));
+    }
+    Ok(())
+}
+
+/// Opens every file in `names` (each once, in the given order) from the folder `dir`.
+fn open_members(dir: &Path, names: Vec<String>, main: &Path) -> Result<Vec<Member>> {
+    if names.len() > MAX_FILES {
+        return Err(Error::limit(format!(
+            "it names {} files; ckpt reads checkpoints of at most {MAX_FILES} files",
+            names.len()
+        ))
+        .with_path(main));
+    }
+    let real_dir = std::fs::canonicalize(dir).map_err(|e| Error::io("cannot open", dir, e))?;
+    let mut members: Vec<Member> = Vec::with_capacity(names.len());
+    for name in names {
+        check_name(&name, main)?;
+        if members.iter().any(|m| *m.name == *name) {
+            continue;
+        }
+        let path = dir.join(&name);
+        let real = std::fs::canonicalize(&path).map_err(|e| {
+            Error::from_io("cannot open a file it names", e)
+                .with_path(main)
+                .with_member(name.clone())
+                .with_hint("a file of the checkpoint is missing; fetch all of its files")
+        })?;
+        if real.parent() != Some(real_dir.as_path()) {
+            return Err(Error::malformed(format!(
+                "`{name}` is a link to `{}`, outside the checkpoint's folder; ckpt reads only \
+                 files inside it",
+                real.display()
+            ))
+            .with_path(main)
+            .with_member(name));
+        }
+        let source = Source::open_file(&path)?;
+        members.push(Member {
+            name: Arc::from(name.as_str()),
+            source,
+        });
+    }
+    Ok(members)
+}
