@@ -57,6 +57,10 @@ pub(crate) struct TensorRow {
     pub(crate) offsets: Option<[u64; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) sha256: Option<String>,
+    /// The files of a multi-file checkpoint that hold the tensor (its shard, or the
+    /// `.distcp` files of its chunks); absent for a single file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) files: Vec<String>,
     /// Quantized tensors: the scale (a list per channel).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) q_scale: Option<serde_json::Value>,
@@ -106,6 +110,12 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
     } else {
         Access::Sparse
     });
+    if args.pickle && source.is_multi_file() {
+        return Err(anyhow::anyhow!(
+            "--pickle lists the pickles of one file; this is a checkpoint of several files \
+             (list its .metadata or one shard)"
+        ));
+    }
     if args.pickle {
         let pickles =
             ckpt::torch::pickles(source.bytes()).map_err(|e| e.with_path(source.path()))?;
@@ -158,6 +168,7 @@ fn report(
                 parameters,
                 bytes,
                 offsets: view.file_range().map(|(start, end)| [start, end]),
+                files: view.files().into_iter().map(str::to_owned).collect(),
                 sha256: hashes
                     .and_then(|h| h.get(i))
                     .map(|digest| output::hex(digest)),
@@ -203,7 +214,7 @@ fn report(
         load: load_line(checkpoint, &path),
         path,
         format: checkpoint.format().name(),
-        file_size: source.bytes().len() as u64,
+        file_size: source.len(),
         kind: checkpoint.kind().name(),
         keys: checkpoint.top_level_keys(),
         weights_only: details.weights_only,
@@ -269,6 +280,14 @@ fn load_line(checkpoint: &Checkpoint<'_>, path: &str) -> String {
     let path = format!("{path:?}");
     let details = checkpoint.details();
     match (checkpoint.format(), checkpoint.kind(), details.weights_only) {
+        (Format::DistributedCheckpoint, ..) => format!(
+            "torch.distributed.checkpoint.format_utils.dcp_to_torch_save({path}, \"out.pt\"), \
+             or: ckpt convert {path} weights.safetensors"
+        ),
+        _ if details.records.contains_key("index") => format!(
+            "a sharded checkpoint: transformers' from_pretrained on its folder, or \
+             ckpt convert {path} weights.safetensors for one file"
+        ),
         (Format::Safetensors, ..) => format!("safetensors.torch.load_file({path})"),
         (Format::TorchScript, ..) => format!(
             "torch.jit.load({path}) runs the archive's TorchScript code; for the weights alone: \

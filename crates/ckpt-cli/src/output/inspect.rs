@@ -71,7 +71,11 @@ fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
 
     if !report.tensors.is_empty() {
         let hashed = report.tensors.iter().any(|t| t.sha256.is_some());
+        let in_files = report.tensors.iter().any(|t| !t.files.is_empty());
         let mut header = vec!["NAME", "DTYPE", "SHAPE", "PARAMETERS", "BYTES"];
+        if in_files {
+            header.push("FILE");
+        }
         if hashed {
             header.push("SHA256");
         }
@@ -84,6 +88,10 @@ fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
                 grouped(tensor.parameters),
                 bytes(tensor.bytes),
             ];
+            if in_files {
+                let files: Vec<String> = tensor.files.iter().map(|f| sanitize(f)).collect();
+                row.push(files.join(" "));
+            }
             if let Some(hash) = &tensor.sha256 {
                 row.push(hash.clone());
             }
