@@ -12,6 +12,7 @@
 )]
 
 mod fixtures;
+mod folders;
 mod fuzz_regressions;
 mod hostile_pickles;
 mod safetensors_reference;

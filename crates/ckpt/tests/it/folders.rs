@@ -1,0 +1,218 @@
+//! Checkpoints of several files: Hugging Face sharded folders and torch.distributed.checkpoint
+//! folders written by real huggingface_hub and torch (`tests/fixtures/ok/{shards,dcp}`), and
+//! the broken ones of `bad/{shards,dcp}` (`rejected-folders.json`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ckpt::model::{ByteOrder, Storage, Tile};
+use ckpt::{Dtype, Format, Source, TensorView, Value};
+use serde_json::Value as Json;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ok_folders() -> Vec<(PathBuf, Format)> {
+    let mut folders = Vec::new();
+    for (parent, format) in [
+        ("ok/dcp", None),
+        ("ok/shards/safetensors", Some(Format::Safetensors)),
+        ("ok/shards/bin", Some(Format::TorchZip)),
+    ] {
+        let parent = fixtures().join(parent);
+        if format.is_some() {
+            folders.push((parent, format.unwrap()));
+            continue;
+        }
+        for entry in std::fs::read_dir(&parent).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push((path, Format::DistributedCheckpoint));
+            }
+        }
+    }
+    folders.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(folders.len() >= 4);
+    folders
+}
+
+/// Every tensor reads as what torch loaded (DCP: `dcp_to_torch_save`; shards: each shard
+/// loaded and merged), with the files that hold it, and every plain value as torch saw it.
+#[test]
+fn ok_folders_read_as_torch_loads_them() {
+    for (folder, format) in ok_folders() {
+        let expected_path = PathBuf::from(format!("{}.expected.json", folder.display()));
+        let expected: Json =
+            serde_json::from_slice(&std::fs::read(&expected_path).unwrap()).unwrap();
+        let source = Source::open(&folder).unwrap_or_else(|e| panic!("{e}"));
+        assert!(source.is_multi_file());
+        assert_eq!(source.format().unwrap(), format);
+        let checkpoint = source.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checkpoint.format(), format);
+        let got: BTreeMap<String, &TensorView<'_>> = checkpoint.tensors().into_iter().collect();
+        let want = expected["tensors"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{}", folder.display());
+        for want in want {
+            let name = want["name"].as_str().unwrap();
+            let context = format!("{} `{name}`", folder.display());
+            let view = got.get(name).unwrap_or_else(|| panic!("{context}: missing"));
+            assert_eq!(view.dtype().name(), want["dtype"], "{context}");
+            assert_eq!(serde_json::to_value(view.shape()).unwrap(), want["shape"]);
+            assert_eq!(hex(&view.sha256().unwrap()), want["sha256"], "{context}");
+            assert_eq!(
+                serde_json::to_value(view.files()).unwrap(),
+                want["files"],
+                "{context}"
+            );
+        }
+        let values: BTreeMap<String, String> = checkpoint
+            .values()
+            .into_iter()
+            .map(|(name, value)| (name, value.type_name().to_owned()))
+            .collect();
+        let want_values: BTreeMap<String, String> = expected["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["name"].as_str().unwrap().to_owned(),
+                    v["type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(values, want_values, "{}", folder.display());
+    }
+}
+
+/// The index file and the `.metadata` file open the same checkpoint as their folder.
+#[test]
+fn index_and_metadata_files_open_their_folder() {
+    let shards = fixtures().join("ok/shards/safetensors");
+    let by_index = Source::open(shards.join("model.safetensors.index.json")).unwrap();
+    let by_folder = Source::open(&shards).unwrap();
+    let names = |s: &Source| -> Vec<String> {
+        s.checkpoint()
+            .unwrap()
+            .tensors()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    assert_eq!(names(&by_index), names(&by_folder));
+    assert_eq!(by_folder.files().len(), 5);
+
+    let dcp = fixtures().join("ok/dcp/sharded-2.15");
+    let by_metadata = Source::open(dcp.join(".metadata")).unwrap();
+    assert_eq!(names(&by_metadata), names(&Source::open(&dcp).unwrap()));
+    // The 2x2 grid of chunks: one tiled view over the four rank files.
+    let checkpoint = by_metadata.checkpoint().unwrap();
+    let grid = checkpoint
+        .tensors()
+        .into_iter()
+        .find(|(n, _)| n == "grid")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(grid.tiles().unwrap().len(), 4);
+    assert_eq!(grid.data(), None);
+}
+
+/// A DCP plain value reads as the value torch saved.
+#[test]
+fn dcp_plain_values() {
+    let source = Source::open(fixtures().join("ok/dcp/single-2.15")).unwrap();
+    let checkpoint = source.checkpoint().unwrap();
+    let values: BTreeMap<String, String> = checkpoint
+        .values()
+        .into_iter()
+        .map(|(name, value)| (name, value.to_string()))
+        .collect();
+    assert_eq!(values["step"], "7");
+    assert_eq!(values["name"], "\"run-\u{3b1}\"");
+    assert_eq!(values["optim.param_groups.0.lr"], "0.01");
+    assert!(matches!(checkpoint.subtree("ema"), Some(Value::List(items)) if items.len() == 2));
+}
+
+/// Every `bad/` folder fails cleanly, with the message `rejected-folders.json` names.
+#[test]
+fn bad_folders_are_refused_with_their_reason() {
+    let rejected: Json = serde_json::from_slice(
+        &std::fs::read(fixtures().join("rejected-folders.json")).unwrap(),
+    )
+    .unwrap();
+    let rejected = rejected.as_object().unwrap();
+    assert!(rejected.len() >= 10);
+    for (folder, why) in rejected {
+        let path = fixtures().join(folder);
+        let error = Source::open(&path)
+            .and_then(|source| source.checkpoint().map(|_| ()))
+            .expect_err(folder);
+        let text = error.to_string();
+        let want = why["error"].as_str().unwrap();
+        assert!(text.contains(want), "{folder}: `{text}` lacks `{want}`");
+        assert!(
+            error.location().path.is_some(),
+            "{folder}: the error names no file"
+        );
+    }
+}
+
+/// Tiles placed in a larger tensor come out row-major, whatever the split.
+#[test]
+fn tiles_assemble_row_major() {
+    let whole: Vec<u8> = (0u8..24).collect(); // a [4, 6] uint8 tensor
+    let piece = |r0: usize, r1: usize, c0: usize, c1: usize| -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in r0..r1 {
+            out.extend_from_slice(&whole[r * 6 + c0..r * 6 + c1]);
+        }
+        out
+    };
+    let parts = [
+        (0, 3, 0, 2),
+        (0, 3, 2, 6),
+        (3, 4, 0, 5),
+        (3, 4, 5, 6),
+        (4, 4, 0, 6), // empty
+    ];
+    let buffers: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|&(r0, r1, c0, c1)| piece(r0, r1, c0, c1))
+        .collect();
+    let tiles: Vec<Tile<'_>> = parts
+        .iter()
+        .zip(&buffers)
+        .map(|(&(r0, r1, c0, c1), bytes)| {
+            let view = TensorView::contiguous(
+                Dtype::UInt8,
+                vec![r1 - r0, c1 - c0],
+                Storage::new(bytes, ByteOrder::Little),
+            )
+            .unwrap();
+            Tile::new(vec![r0, c0], view)
+        })
+        .collect();
+    let view = TensorView::tiled(Dtype::UInt8, vec![4, 6], tiles.clone()).unwrap();
+    assert_eq!(view.to_le_bytes().unwrap(), whole);
+
+    // Without the bottom-right tile: a gap, named.
+    let gap = TensorView::tiled(Dtype::UInt8, vec![4, 6], tiles[..3].to_vec()).unwrap_err();
+    assert!(gap.to_string().contains("gap"), "{gap}");
+    assert!(gap.to_string().contains("[3, 5]"), "{gap}");
+    // A tile twice: an overlap.
+    let mut twice = tiles.clone();
+    twice.push(tiles[0].clone());
+    let overlap = TensorView::tiled(Dtype::UInt8, vec![4, 6], twice).unwrap_err();
+    assert!(overlap.to_string().contains("overlap"), "{overlap}");
+    // A tile past the edge.
+    let mut past = tiles[..4].to_vec();
+    past[3] = Tile::new(vec![3, 6], tiles[3].view().clone());
+    let error = TensorView::tiled(Dtype::UInt8, vec![4, 6], past).unwrap_err();
+    assert!(error.to_string().contains("reaches past"), "{error}");
+}
