@@ -8,6 +8,7 @@
 
 mod convert;
 mod errors;
+mod folders;
 mod inspect;
 mod torch;
 
