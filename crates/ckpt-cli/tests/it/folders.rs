@@ -21,10 +21,9 @@ fn inspect_a_sharded_folder_as_json() {
     let report: Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(report["format"], "safetensors");
     assert_eq!(report["records"]["shards"], "4");
-    let expected: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("safetensors.expected.json")).unwrap(),
-    )
-    .unwrap();
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("safetensors.expected.json")).unwrap())
+            .unwrap();
     let tensors = report["tensors"].as_array().unwrap();
     for want in expected["tensors"].as_array().unwrap() {
         let row = tensors
@@ -43,7 +42,10 @@ fn folders_convert_to_one_file() {
     for (folder, expected) in [
         ("ok/dcp/single-2.15", "ok/dcp/single-2.15.expected.json"),
         ("ok/dcp/sharded-2.15", "ok/dcp/sharded-2.15.expected.json"),
-        ("ok/shards/safetensors", "ok/shards/safetensors.expected.json"),
+        (
+            "ok/shards/safetensors",
+            "ok/shards/safetensors.expected.json",
+        ),
         (
             "ok/shards/bin/pytorch_model.bin.index.json",
             "ok/shards/bin.expected.json",
@@ -52,10 +54,18 @@ fn folders_convert_to_one_file() {
         let input = fixtures().join(folder);
         let run = ckpt(
             dir.path(),
-            &["convert", "--force", input.to_str().unwrap(), "one.safetensors"],
+            &[
+                "convert",
+                "--force",
+                input.to_str().unwrap(),
+                "one.safetensors",
+            ],
         );
         assert!(run.status.success(), "{folder}: {}", transcript(&run));
-        let run = ckpt(dir.path(), &["inspect", "--json", "--hash", "one.safetensors"]);
+        let run = ckpt(
+            dir.path(),
+            &["inspect", "--json", "--hash", "one.safetensors"],
+        );
         let report: Value = serde_json::from_slice(&run.stdout).unwrap();
         let expected: Value =
             serde_json::from_slice(&std::fs::read(fixtures().join(expected)).unwrap()).unwrap();
@@ -102,6 +112,9 @@ fn bad_folders_fail_with_one_error_line() {
         let run = ckpt(&dir, &["inspect", folder]);
         assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
         let stderr = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1);
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1
+        );
     }
 }

@@ -480,7 +480,9 @@ impl<'data> TensorView<'data> {
     /// writing anything.
     pub fn check_producible(&self) -> Result<()> {
         if let Some(tiles) = self.tiles() {
-            return tiles.iter().try_for_each(|tile| tile.view().check_producible());
+            return tiles
+                .iter()
+                .try_for_each(|tile| tile.view().check_producible());
         }
         let stored = self.storage.bytes().len();
         if self.nbytes > MAX_EXPANDED_LEN.max(stored.saturating_mul(MAX_EXPANSION)) {

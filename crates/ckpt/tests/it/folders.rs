@@ -25,8 +25,8 @@ fn ok_folders() -> Vec<(PathBuf, Format)> {
         ("ok/shards/bin", Some(Format::TorchZip)),
     ] {
         let parent = fixtures().join(parent);
-        if format.is_some() {
-            folders.push((parent, format.unwrap()));
+        if let Some(format) = format {
+            folders.push((parent, format));
             continue;
         }
         for entry in std::fs::read_dir(&parent).unwrap() {
@@ -60,7 +60,9 @@ fn ok_folders_read_as_torch_loads_them() {
         for want in want {
             let name = want["name"].as_str().unwrap();
             let context = format!("{} `{name}`", folder.display());
-            let view = got.get(name).unwrap_or_else(|| panic!("{context}: missing"));
+            let view = got
+                .get(name)
+                .unwrap_or_else(|| panic!("{context}: missing"));
             assert_eq!(view.dtype().name(), want["dtype"], "{context}");
             assert_eq!(serde_json::to_value(view.shape()).unwrap(), want["shape"]);
             assert_eq!(hex(&view.sha256().unwrap()), want["sha256"], "{context}");
@@ -142,10 +144,9 @@ fn dcp_plain_values() {
 /// Every `bad/` folder fails cleanly, with the message `rejected-folders.json` names.
 #[test]
 fn bad_folders_are_refused_with_their_reason() {
-    let rejected: Json = serde_json::from_slice(
-        &std::fs::read(fixtures().join("rejected-folders.json")).unwrap(),
-    )
-    .unwrap();
+    let rejected: Json =
+        serde_json::from_slice(&std::fs::read(fixtures().join("rejected-folders.json")).unwrap())
+            .unwrap();
     let rejected = rejected.as_object().unwrap();
     assert!(rejected.len() >= 10);
     for (folder, why) in rejected {

@@ -241,10 +241,9 @@ impl Reader<'_, '_> {
                         continue;
                     }
                     _ => {
-                        return Err(self.malformed(
-                            state,
-                            format!("the state of a {class} is not a dict"),
-                        ));
+                        return Err(
+                            self.malformed(state, format!("the state of a {class} is not a dict"))
+                        );
                     }
                 },
                 Object::None => continue,
@@ -347,7 +346,8 @@ impl Reader<'_, '_> {
                 .ok_or_else(|| {
                     self.malformed(value, "a _StorageInfo has no relative_path".to_owned())
                 })?;
-            let offset = self.count(self.required(&info, "offset", "_StorageInfo")?, "an offset")?;
+            let offset =
+                self.count(self.required(&info, "offset", "_StorageInfo")?, "an offset")?;
             let length = self.count(self.required(&info, "length", "_StorageInfo")?, "a length")?;
             if let Some(&t) = info.get("transform_descriptors")
                 && self.pickle.as_seq(t).is_some_and(|d| !d.is_empty())
@@ -439,11 +439,8 @@ impl Reader<'_, '_> {
                     self.required(&fields, "size", "TensorStorageMetadata")?,
                     "the size",
                 )?;
-                let dtype = self.dtype(self.required(
-                    &fields,
-                    "properties",
-                    "TensorStorageMetadata",
-                )?)?;
+                let dtype =
+                    self.dtype(self.required(&fields, "properties", "TensorStorageMetadata")?)?;
                 let list = self.required(&fields, "chunks", "TensorStorageMetadata")?;
                 let chunk_ids = self
                     .pickle
@@ -475,8 +472,7 @@ impl Reader<'_, '_> {
             }
             _ => Err(self.malformed(
                 id,
-                "an entry is neither a TensorStorageMetadata nor a BytesStorageMetadata"
-                    .to_owned(),
+                "an entry is neither a TensorStorageMetadata nor a BytesStorageMetadata".to_owned(),
             )),
         }
     }
@@ -485,7 +481,10 @@ impl Reader<'_, '_> {
     /// `dtype` field).
     fn dtype(&self, id: ObjectId) -> Result<Dtype> {
         if self.class(id) != Some("TensorProperties") {
-            return Err(self.malformed(id, "a tensor's properties are not a TensorProperties".to_owned()));
+            return Err(self.malformed(
+                id,
+                "a tensor's properties are not a TensorProperties".to_owned(),
+            ));
         }
         let mut dtype_id = None;
         for &state in &self.pickle.extras(id).states {
@@ -597,9 +596,9 @@ fn slice<'a>(file: &'a Member, place: &Place) -> Result<&'a [u8]> {
     let bytes = file.source.bytes();
     let end = place.offset.checked_add(place.length);
     let range = match end {
-        Some(end) if end <= bytes.len() as u64 => {
-            usize::try_from(place.offset).ok().zip(usize::try_from(end).ok())
-        }
+        Some(end) if end <= bytes.len() as u64 => usize::try_from(place.offset)
+            .ok()
+            .zip(usize::try_from(end).ok()),
         _ => None,
     };
     range
@@ -621,9 +620,7 @@ fn slice<'a>(file: &'a Member, place: &Place) -> Result<&'a [u8]> {
 fn chunk_view<'a>(file: &'a Member, chunk: &Chunk, dtype: Dtype) -> Result<TensorView<'a>> {
     let bytes = slice(file, &chunk.place)?;
     let name: Arc<str> = file.name.clone();
-    let at = |e: Error| {
-        e.with_member(format!("{} at byte {}", file.name, chunk.place.offset))
-    };
+    let at = |e: Error| e.with_member(format!("{} at byte {}", file.name, chunk.place.offset));
     let saved = crate::torch::read_zip(bytes).map_err(at)?;
     let Value::Tensor(view) = saved.root() else {
         return Err(at(Error::malformed(format!(

@@ -56,9 +56,7 @@ impl<'de> Deserialize<'de> for WeightMap {
 /// Whether the JSON file at `path` looks like a shard index (it mentions `weight_map`).
 pub(super) fn looks_like_index(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.len() <= super::MAX_INDEX_LEN)
-        && std::fs::read(path).is_ok_and(|bytes| {
-            bytes.windows(12).any(|w| w == b"\"weight_map\"")
-        })
+        && std::fs::read(path).is_ok_and(|bytes| bytes.windows(12).any(|w| w == b"\"weight_map\""))
 }
 
 impl Index {
@@ -103,7 +101,9 @@ pub(super) fn checkpoint<'a>(
             metadata.entry(key.clone()).or_insert_with(|| value.clone());
         }
         let shard_details = shard.details();
-        details.globals.extend(shard_details.globals.iter().cloned());
+        details
+            .globals
+            .extend(shard_details.globals.iter().cloned());
         details.needs.extend(shard_details.needs.iter().cloned());
         weights_only = match (weights_only, shard_details.weights_only) {
             (Some(a), Some(b)) => Some(a && b),
@@ -138,7 +138,9 @@ pub(super) fn checkpoint<'a>(
             .with_path(index_path)
             .with_member(shard.clone())
             .with_tensor(tensor.clone())
-            .with_hint("a shard is missing tensors or the index is stale; fetch the checkpoint again"));
+            .with_hint(
+                "a shard is missing tensors or the index is stale; fetch the checkpoint again",
+            ));
         }
     }
     details.globals.sort();

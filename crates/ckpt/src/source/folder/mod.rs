@@ -85,7 +85,10 @@ impl Folder {
         }
         indexes.sort();
         // As transformers: the safetensors index first, then the PyTorch one.
-        let preferred = ["model.safetensors.index.json", "pytorch_model.bin.index.json"];
+        let preferred = [
+            "model.safetensors.index.json",
+            "pytorch_model.bin.index.json",
+        ];
         let chosen = preferred
             .iter()
             .find(|p| indexes.iter().any(|i| i == *p))
