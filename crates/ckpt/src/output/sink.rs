@@ -27,26 +27,48 @@ const MAX_PENDING: u64 = 64 << 20;
 /// How many bytes are written between two requests to start writing them to disk.
 const WRITEBACK_EVERY: u64 = 64 << 20;
 
-/// The input file and its memory map, as the slices handed to a [`FileSink`] borrow it.
+/// The input file and its memory map, as the slices handed to a [`FileSink`] borrow it; or
+/// the files of a checkpoint stored in several ([`MappedInput::many`]).
 #[derive(Debug, Clone, Copy)]
 pub struct MappedInput<'a> {
     file: &'a File,
     map: &'a [u8],
+    /// Further inputs, each with its own map (the shards of a multi-file checkpoint).
+    more: &'a [crate::source::Source],
 }
 
 impl<'a> MappedInput<'a> {
     /// `map` must be a map of all of `file`, from its first byte.
     pub fn new(file: &'a File, map: &'a [u8]) -> Self {
-        MappedInput { file, map }
+        MappedInput {
+            file,
+            map,
+            more: &[],
+        }
     }
 
-    /// The offset in the file of `bytes`, when they lie within the map.
-    fn offset_of(&self, bytes: &[u8]) -> Option<u64> {
-        let base = self.map.as_ptr() as usize;
-        let start = bytes.as_ptr() as usize;
-        let offset = start.checked_sub(base)?;
-        let end = offset.checked_add(bytes.len())?;
-        (end <= self.map.len()).then_some(offset as u64)
+    /// Adds the files of a checkpoint stored in several, each mapped by its [`Source`].
+    ///
+    /// [`Source`]: crate::Source
+    pub(crate) fn with_more(mut self, more: &'a [crate::source::Source]) -> Self {
+        self.more = more;
+        self
+    }
+
+    /// The file that holds `bytes` and their offset in it, when they lie within a map.
+    fn locate(&self, bytes: &[u8]) -> Option<(&'a File, u64)> {
+        let within = |map: &[u8]| {
+            let offset = (bytes.as_ptr() as usize).checked_sub(map.as_ptr() as usize)?;
+            let end = offset.checked_add(bytes.len())?;
+            (end <= map.len()).then_some(offset as u64)
+        };
+        if let Some(offset) = within(self.map) {
+            return Some((self.file, offset));
+        }
+        self.more.iter().find_map(|source| {
+            let input = source.mapped_input()?;
+            within(input.map).map(|offset| (input.file, offset))
+        })
     }
 }
 
@@ -58,8 +80,8 @@ pub struct FileSink<'a> {
     file: &'a File,
     input: Option<MappedInput<'a>>,
     buffer: Vec<u8>,
-    /// A kernel copy not done yet: `(input offset, length)`.
-    pending: Option<(u64, u64)>,
+    /// A kernel copy not done yet: `(input file, offset, length)`.
+    pending: Option<(&'a File, u64, u64)>,
     /// Bytes written since the last writeback request.
     unsynced: u64,
     /// [`WRITEBACK_EVERY`], smaller in tests.
@@ -158,10 +180,9 @@ impl<'a> FileSink<'a> {
     }
 
     fn flush_pending(&mut self) -> io::Result<()> {
-        let (Some((offset, len)), Some(input)) = (self.pending.take(), self.input) else {
+        let Some((mut reader, offset, len)) = self.pending.take() else {
             return Ok(());
         };
-        let mut reader = input.file;
         reader.seek(SeekFrom::Start(offset))?;
         let copied = io::copy(&mut reader.take(len), &mut self.file)?;
         if copied != len {
@@ -182,22 +203,24 @@ impl Write for FileSink<'_> {
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let from_input = match self.input {
-            Some(input) if bytes.len() >= MIN_COPY_LEN => input.offset_of(bytes),
+            Some(input) if bytes.len() >= MIN_COPY_LEN => input.locate(bytes),
             _ => None,
         };
         match from_input {
-            Some(offset) => {
+            Some((file, offset)) => {
                 let len = bytes.len() as u64;
                 match self.pending {
-                    Some((start, pending))
-                        if start + pending == offset && pending + len <= MAX_PENDING =>
+                    Some((pending_file, start, pending))
+                        if std::ptr::eq(pending_file, file)
+                            && start + pending == offset
+                            && pending + len <= MAX_PENDING =>
                     {
-                        self.pending = Some((start, pending + len));
+                        self.pending = Some((file, start, pending + len));
                     }
                     _ => {
                         self.flush_pending()?;
                         self.flush_buffer()?;
-                        self.pending = Some((offset, len));
+                        self.pending = Some((file, offset, len));
                     }
                 }
                 Ok(())
@@ -295,6 +318,35 @@ mod tests {
             want.extend_from_slice(&[0xEE; 100]);
         }
         assert!(read_back(&mut out) == want);
+    }
+
+    #[test]
+    fn slices_of_several_inputs_are_copied_from_their_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources: Vec<crate::source::Source> = (0..3u8)
+            .map(|n| {
+                let path = dir.path().join(format!("shard{n}"));
+                std::fs::write(&path, vec![n + 1; 200 << 10]).unwrap();
+                crate::source::Source::open(&path).unwrap()
+            })
+            .collect();
+        let input = sources[1].mapped_input().unwrap().with_more(&sources);
+        let mut out = tempfile::tempfile().unwrap();
+        {
+            let mut sink = FileSink::new(&out, Some(input));
+            // Adjacent in address order across two maps must not merge into one copy.
+            for source in [&sources[2], &sources[0], &sources[1]] {
+                let bytes = source.bytes();
+                sink.write_all(&bytes[..100 << 10]).unwrap();
+                sink.write_all(&bytes[100 << 10..]).unwrap();
+            }
+            sink.flush().unwrap();
+        }
+        let back = read_back(&mut out);
+        let mut want = vec![3u8; 200 << 10];
+        want.extend_from_slice(&[1u8; 200 << 10]);
+        want.extend_from_slice(&[2u8; 200 << 10]);
+        assert!(back == want);
     }
 
     #[test]

@@ -139,9 +139,12 @@ impl Source {
         self.map.as_deref().unwrap_or_default()
     }
 
-    /// The file with its map, for writers that copy its bytes in the kernel (see
-    /// [`FileSink`](crate::FileSink)); `None` for a checkpoint stored in several files.
+    /// The file with its map (or all the files of a multi-file checkpoint), for writers
+    /// that copy their bytes in the kernel (see [`FileSink`](crate::FileSink)).
     pub fn mapped_input(&self) -> Option<MappedInput<'_>> {
+        if let Some(folder) = &self.folder {
+            return folder.mapped_input();
+        }
         match (&self.file, self.map.as_deref()) {
             (Some(file), Some(map)) => Some(MappedInput::new(file, map)),
             _ => None,

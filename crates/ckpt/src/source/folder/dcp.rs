@@ -515,11 +515,11 @@ impl Reader<'_, '_> {
 pub(super) fn checkpoint<'a>(
     metadata: &Metadata,
     metadata_path: &Path,
-    files: &'a [Member],
+    files: &[Member<'a>],
 ) -> Result<Checkpoint<'a>> {
-    // `files` holds `metadata.files` in order (each once): look each up by name.
-    let by_name: HashMap<&str, &'a Member> = files.iter().map(|m| (&*m.name, m)).collect();
-    let member = |place: &Place| -> Result<&'a Member> {
+    // `files` holds `metadata.files` (each once): look each up by name.
+    let by_name: HashMap<&str, Member<'a>> = files.iter().map(|m| (&**m.name, *m)).collect();
+    let member = |place: &Place| -> Result<Member<'a>> {
         metadata
             .files
             .get(place.file)
@@ -592,7 +592,7 @@ pub(super) fn checkpoint<'a>(
 }
 
 /// The bytes of an item, checked to lie inside its file.
-fn slice<'a>(file: &'a Member, place: &Place) -> Result<&'a [u8]> {
+fn slice<'a>(file: Member<'a>, place: &Place) -> Result<&'a [u8]> {
     let bytes = file.source.bytes();
     let end = place.offset.checked_add(place.length);
     let range = match end {
@@ -617,7 +617,7 @@ fn slice<'a>(file: &'a Member, place: &Place) -> Result<&'a [u8]> {
 
 /// The tensor of one chunk: the `torch.save` archive at its place, holding a tensor of the
 /// chunk's sizes and the tensor's dtype.
-fn chunk_view<'a>(file: &'a Member, chunk: &Chunk, dtype: Dtype) -> Result<TensorView<'a>> {
+fn chunk_view<'a>(file: Member<'a>, chunk: &Chunk, dtype: Dtype) -> Result<TensorView<'a>> {
     let bytes = slice(file, &chunk.place)?;
     let name: Arc<str> = file.name.clone();
     let at = |e: Error| e.with_member(format!("{} at byte {}", file.name, chunk.place.offset));

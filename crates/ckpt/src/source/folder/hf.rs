@@ -85,7 +85,7 @@ impl Index {
 pub(super) fn checkpoint<'a>(
     index: &Index,
     index_path: &Path,
-    files: &'a [Member],
+    files: &[Member<'a>],
 ) -> Result<Checkpoint<'a>> {
     let mut entries: Vec<(Value<'a>, Value<'a>)> = Vec::new();
     // Tensor name -> shard that holds it.
@@ -111,7 +111,7 @@ pub(super) fn checkpoint<'a>(
         };
         details.pickle_protocol = details.pickle_protocol.or(shard_details.pickle_protocol);
         for (name, view) in shard.tensors() {
-            if let Some(other) = holder.insert(name.clone(), &member.name) {
+            if let Some(other) = holder.insert(name.clone(), member.name) {
                 return Err(Error::malformed(format!(
                     "tensor `{name}` is in two shards, `{other}` and `{}`",
                     member.name

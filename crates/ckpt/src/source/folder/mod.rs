@@ -32,16 +32,18 @@ pub(super) struct Folder {
     main: PathBuf,
     /// Its size in bytes.
     main_len: u64,
-    /// The data files, each mapped once, by their name in the folder.
-    files: Vec<Member>,
+    /// The names of the data files in the folder.
+    names: Vec<Arc<str>>,
+    /// The data files, each mapped once (in the order of `names`).
+    sources: Vec<Source>,
     kind: Kind,
 }
 
 /// One data file of a folder.
-#[derive(Debug)]
-struct Member {
-    name: Arc<str>,
-    source: Source,
+#[derive(Debug, Clone, Copy)]
+struct Member<'f> {
+    name: &'f Arc<str>,
+    source: &'f Source,
 }
 
 #[derive(Debug)]
@@ -119,11 +121,12 @@ impl Folder {
     fn open_hf(index_path: &Path, dir: &Path) -> Result<Folder> {
         let bytes = read_small(index_path)?;
         let index = hf::Index::parse(&bytes).map_err(|e| e.with_path(index_path))?;
-        let files = open_members(dir, index.shards(), index_path)?;
+        let (names, sources) = open_members(dir, index.shards(), index_path)?;
         Ok(Folder {
             main: index_path.to_path_buf(),
             main_len: bytes.len() as u64,
-            files,
+            names,
+            sources,
             kind: Kind::Hf(index),
         })
     }
@@ -132,33 +135,34 @@ impl Folder {
         let source = Source::open_file(metadata_path)?;
         let metadata =
             dcp::Metadata::parse(source.bytes()).map_err(|e| e.with_path(metadata_path))?;
-        let files = open_members(dir, metadata.files(), metadata_path)?;
+        let (names, sources) = open_members(dir, metadata.files(), metadata_path)?;
         Ok(Folder {
             main: metadata_path.to_path_buf(),
             main_len: source.len(),
-            files,
+            names,
+            sources,
             kind: Kind::Dcp(metadata),
         })
     }
 
     pub(super) fn advise(&self, access: Access) {
-        for member in &self.files {
-            member.source.advise(access);
+        for source in &self.sources {
+            source.advise(access);
         }
     }
 
     /// The index or metadata file, then every data file.
     pub(super) fn files(&self) -> Vec<&Path> {
         let mut files = vec![self.main.as_path()];
-        files.extend(self.files.iter().map(|m| m.source.path()));
+        files.extend(self.sources.iter().map(Source::path));
         files
     }
 
     /// The total size of the files.
     pub(super) fn len(&self) -> u64 {
-        self.files
+        self.sources
             .iter()
-            .map(|m| m.source.len())
+            .map(Source::len)
             .fold(self.main_len, u64::saturating_add)
     }
 
@@ -166,18 +170,30 @@ impl Folder {
         match &self.kind {
             Kind::Dcp(_) => Format::DistributedCheckpoint,
             Kind::Hf(_) => self
-                .files
+                .sources
                 .first()
-                .and_then(|m| m.source.format().ok())
+                .and_then(|s| s.format().ok())
                 .unwrap_or(Format::Safetensors),
         }
     }
 
     pub(super) fn checkpoint(&self) -> Result<Checkpoint<'_>> {
+        let members: Vec<Member<'_>> = self
+            .names
+            .iter()
+            .zip(&self.sources)
+            .map(|(name, source)| Member { name, source })
+            .collect();
         match &self.kind {
-            Kind::Hf(index) => hf::checkpoint(index, &self.main, &self.files),
-            Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &self.files),
+            Kind::Hf(index) => hf::checkpoint(index, &self.main, &members),
+            Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &members),
         }
+    }
+
+    /// Every data file with its map, for kernel copies of their bytes.
+    pub(super) fn mapped_input(&self) -> Option<crate::output::MappedInput<'_>> {
+        let first = self.sources.iter().find_map(Source::mapped_input)?;
+        Some(first.with_more(&self.sources))
     }
 }
 
@@ -224,7 +240,11 @@ fn check_name(name: &str, main: &Path) -> Result<()> {
 }
 
 /// Opens every file in `names` (each once, in the given order) from the folder `dir`.
-fn open_members(dir: &Path, names: Vec<String>, main: &Path) -> Result<Vec<Member>> {
+fn open_members(
+    dir: &Path,
+    names: Vec<String>,
+    main: &Path,
+) -> Result<(Vec<Arc<str>>, Vec<Source>)> {
     if names.len() > MAX_FILES {
         return Err(Error::limit(format!(
             "it names {} files; ckpt reads checkpoints of at most {MAX_FILES} files",
@@ -233,10 +253,12 @@ fn open_members(dir: &Path, names: Vec<String>, main: &Path) -> Result<Vec<Membe
         .with_path(main));
     }
     let real_dir = std::fs::canonicalize(dir).map_err(|e| Error::io("cannot open", dir, e))?;
-    let mut members: Vec<Member> = Vec::with_capacity(names.len());
+    let mut opened: Vec<Arc<str>> = Vec::with_capacity(names.len());
+    let mut sources = Vec::with_capacity(names.len());
+    let mut seen = std::collections::HashSet::new();
     for name in names {
         check_name(&name, main)?;
-        if members.iter().any(|m| *m.name == *name) {
+        if !seen.insert(name.clone()) {
             continue;
         }
         let path = dir.join(&name);
@@ -255,11 +277,8 @@ fn open_members(dir: &Path, names: Vec<String>, main: &Path) -> Result<Vec<Membe
             .with_path(main)
             .with_member(name));
         }
-        let source = Source::open_file(&path)?;
-        members.push(Member {
-            name: Arc::from(name.as_str()),
-            source,
-        });
+        sources.push(Source::open_file(&path)?);
+        opened.push(Arc::from(name.as_str()));
     }
-    Ok(members)
+    Ok((opened, sources))
 }
