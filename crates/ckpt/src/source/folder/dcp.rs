@@ -647,6 +647,8 @@ enum Node<'a> {
     Map(Vec<(Key, Node<'a>)>, HashMap<Key, usize>),
     List(Vec<Option<Node<'a>>>),
     Leaf(Value<'a>),
+    /// A place made for a leaf, not filled yet.
+    Vacant,
 }
 
 impl<'a> Node<'a> {
@@ -694,7 +696,7 @@ impl<'a> Node<'a> {
                     .ok_or_else(|| Error::malformed("inconsistent state dict"))?;
                 Ok(slot.get_or_insert(fresh))
             }
-            Node::Leaf(_) => Err(Error::malformed(
+            Node::Leaf(_) | Node::Vacant => Err(Error::malformed(
                 "planner_data nests an entry inside another entry",
             )),
         }
@@ -709,8 +711,8 @@ impl<'a> Node<'a> {
             let next = path.get(i + 1).unwrap_or(last);
             node = node.child(key, Node::empty_for(next), max_index)?;
         }
-        let slot = node.child(last, Node::Leaf(Value::None), max_index)?;
-        if !matches!(slot, Node::Leaf(Value::None)) {
+        let slot = node.child(last, Node::Vacant, max_index)?;
+        if !matches!(slot, Node::Vacant) {
             return Err(Error::malformed("two entries have the same path"));
         }
         *slot = Node::Leaf(value);
@@ -720,6 +722,7 @@ impl<'a> Node<'a> {
     fn into_value(self) -> Value<'a> {
         match self {
             Node::Leaf(value) => value,
+            Node::Vacant => Value::None,
             Node::List(items) => Value::List(
                 items
                     .into_iter()
