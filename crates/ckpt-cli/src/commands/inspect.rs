@@ -110,12 +110,11 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
     } else {
         Access::Sparse
     });
-    if args.pickle && source.is_multi_file() {
-        return Err(anyhow::anyhow!(
-            "--pickle lists the pickles of one file; this is a checkpoint of several files \
-             (list its .metadata or one shard)"
-        ));
-    }
+    // A multi-file checkpoint: the pickle of its main file (a DCP `.metadata`).
+    let source = match source.files().first() {
+        Some(main) if args.pickle && source.is_multi_file() => Source::open_file(main)?,
+        _ => source,
+    };
     if args.pickle {
         let pickles =
             ckpt::torch::pickles(source.bytes()).map_err(|e| e.with_path(source.path()))?;

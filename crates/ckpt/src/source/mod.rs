@@ -66,8 +66,10 @@ impl Source {
         Source::open_file(path)
     }
 
-    /// Opens and maps one file.
-    fn open_file(path: &Path) -> Result<Source> {
+    /// Opens and maps exactly the file at `path`, never as part of a multi-file checkpoint
+    /// (an index JSON or a DCP `.metadata` file is then just that file).
+    pub fn open_file(path: impl AsRef<Path>) -> Result<Source> {
+        let path = path.as_ref();
         let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
         if metadata.is_dir() {
             return Err(Error::invalid("this is a folder, not a checkpoint file").with_path(path));

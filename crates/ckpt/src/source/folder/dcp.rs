@@ -744,3 +744,183 @@ impl<'a> Node<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny protocol-2 pickle assembler for hand-made metadata.
+    fn global(module: &str, name: &str) -> Vec<u8> {
+        format!("c{module}\n{name}\n").into_bytes()
+    }
+    fn text(s: &str) -> Vec<u8> {
+        let mut out = vec![b'X'];
+        out.extend_from_slice(&u32::try_from(s.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+    fn int(i: i32) -> Vec<u8> {
+        let mut out = vec![b'J'];
+        out.extend_from_slice(&i.to_le_bytes());
+        out
+    }
+    fn tuple(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = vec![b'('];
+        items.iter().for_each(|i| out.extend_from_slice(i));
+        out.push(b't');
+        out
+    }
+    fn list(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = b"](".to_vec();
+        items.iter().for_each(|i| out.extend_from_slice(i));
+        out.push(b'e');
+        out
+    }
+    fn dict(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let mut out = b"}(".to_vec();
+        for (k, v) in entries {
+            out.extend_from_slice(k);
+            out.extend_from_slice(v);
+        }
+        out.push(b'u');
+        out
+    }
+    /// `cls.__new__(cls)` with `state` given to BUILD.
+    fn object(module: &str, class: &str, state: Vec<u8>) -> Vec<u8> {
+        let mut out = global(module, class);
+        out.extend_from_slice(b")\x81");
+        out.extend_from_slice(&state);
+        out.push(b'b');
+        out
+    }
+    fn size(dims: &[i32]) -> Vec<u8> {
+        let mut out = global("torch", "Size");
+        out.extend_from_slice(&tuple(&[tuple(
+            &dims.iter().map(|&d| int(d)).collect::<Vec<_>>(),
+        )]));
+        out.push(b'R');
+        out
+    }
+    fn field(name: &str, value: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+        (text(name), value)
+    }
+    fn pickle(root: Vec<u8>) -> Vec<u8> {
+        let mut out = b"\x80\x02".to_vec();
+        out.extend_from_slice(&root);
+        out.push(b'.');
+        out
+    }
+    fn metadata(entries: Vec<(Vec<u8>, Vec<u8>)>, storage: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
+        pickle(object(
+            METADATA_MODULE,
+            "Metadata",
+            dict(&[
+                field("state_dict_metadata", dict(&entries)),
+                field("storage_data", dict(&storage)),
+                field("version", text("1.0.0")),
+            ]),
+        ))
+    }
+    fn tensor(offsets: &[i32], sizes: &[i32]) -> Vec<u8> {
+        let properties = object(
+            METADATA_MODULE,
+            "TensorProperties",
+            tuple(&[global("torch", "float32"), b"N".to_vec(), b"\x89".to_vec()]),
+        );
+        let chunk = object(
+            METADATA_MODULE,
+            "ChunkStorageMetadata",
+            dict(&[field("offsets", size(offsets)), field("sizes", size(sizes))]),
+        );
+        object(
+            METADATA_MODULE,
+            "TensorStorageMetadata",
+            dict(&[
+                field("properties", properties),
+                field("size", size(sizes)),
+                field("chunks", list(&[chunk])),
+            ]),
+        )
+    }
+    fn index(fqn: &str, offsets: &[i32]) -> Vec<u8> {
+        object(
+            METADATA_MODULE,
+            "MetadataIndex",
+            dict(&[field("fqn", text(fqn)), field("offset", size(offsets))]),
+        )
+    }
+    fn info(path: &str, offset: i32, length: i32) -> Vec<u8> {
+        object(
+            FILESYSTEM_MODULE,
+            "_StorageInfo",
+            dict(&[
+                field("relative_path", text(path)),
+                field("offset", int(offset)),
+                field("length", int(length)),
+            ]),
+        )
+    }
+
+    #[test]
+    fn hand_made_metadata_reads_as_data() {
+        let bytes = metadata(
+            vec![(text("w"), tensor(&[0, 0], &[2, 3]))],
+            vec![(index("w", &[0, 0]), info("__0_0.distcp", 0, 10))],
+        );
+        let metadata = Metadata::parse(&bytes).unwrap();
+        assert_eq!(metadata.files(), ["__0_0.distcp"]);
+        let [entry] = metadata.entries.as_slice() else {
+            panic!("{:?}", metadata.entries)
+        };
+        assert_eq!(entry.fqn, "w");
+        assert!(matches!(
+            &entry.item,
+            Item::Tensor { dtype: Dtype::Float32, size, chunks } if size == &[2, 3] && chunks.len() == 1
+        ));
+        assert_eq!(
+            metadata.records,
+            [("dcp_version".to_owned(), "1.0.0".to_owned())]
+        );
+    }
+
+    #[test]
+    fn globals_outside_the_allowlist_are_refused() {
+        let mut root = global("posix", "system");
+        root.extend_from_slice(&tuple(&[text("touch pwned")]));
+        root.push(b'R');
+        let error = Metadata::parse(&pickle(root)).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Refused);
+        assert!(error.to_string().contains("posix.system"), "{error}");
+        // A class of DCP's module that is not one of its metadata classes.
+        let root = object(METADATA_MODULE, "Evil", dict(&[]));
+        let error = Metadata::parse(&pickle(root)).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Refused);
+    }
+
+    #[test]
+    fn broken_metadata_is_malformed() {
+        let not_metadata = Metadata::parse(&pickle(int(3))).unwrap_err();
+        assert!(not_metadata.to_string().contains("expected a Metadata"));
+
+        let negative = metadata(
+            vec![(text("w"), tensor(&[0, -1], &[2, 3]))],
+            vec![(index("w", &[0, -1]), info("__0_0.distcp", 0, 10))],
+        );
+        let error = Metadata::parse(&negative).unwrap_err();
+        assert!(error.to_string().contains("non-negative"), "{error}");
+
+        let nowhere = metadata(
+            vec![(text("w"), tensor(&[0, 0], &[2, 3]))],
+            vec![(index("v", &[0, 0]), info("__0_0.distcp", 0, 10))],
+        );
+        let error = Metadata::parse(&nowhere).unwrap_err();
+        assert!(error.to_string().contains("does not say where"), "{error}");
+        assert_eq!(error.location().tensor.as_deref(), Some("w"));
+
+        let past = metadata(
+            vec![(text("w"), tensor(&[0, 0], &[2, 3]))],
+            vec![(index("w", &[0, 0]), info("__0_0.distcp", -5, 10))],
+        );
+        assert!(Metadata::parse(&past).is_err());
+    }
+}

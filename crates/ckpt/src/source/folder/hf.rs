@@ -162,3 +162,31 @@ pub(super) fn checkpoint<'a>(
             .with_details(details),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_lists_its_shards_once_and_refuses_a_tensor_twice() {
+        let index = Index::parse(
+            br#"{"metadata": {"total_size": 8, "extra": [1]},
+                 "weight_map": {"b": "m-2.safetensors", "a": "m-1.safetensors", "c": "m-2.safetensors"}}"#,
+        )
+        .unwrap();
+        assert_eq!(index.shards(), ["m-1.safetensors", "m-2.safetensors"]);
+        let twice = Index::parse(br#"{"weight_map": {"a": "x", "a": "y"}}"#).unwrap_err();
+        assert!(twice.to_string().contains("listed twice"), "{twice}");
+        let no_map = Index::parse(br#"{"metadata": {}}"#).unwrap_err();
+        assert!(no_map.to_string().contains("weight_map"), "{no_map}");
+    }
+
+    #[test]
+    fn shard_names_are_plain_file_names() {
+        let main = Path::new("model.safetensors.index.json");
+        for bad in ["", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", "x\0"] {
+            assert!(super::super::check_name(bad, main).is_err(), "{bad:?}");
+        }
+        super::super::check_name("model-00001-of-00002.safetensors", main).unwrap();
+    }
+}
