@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::shape::{self, SizeError};
 use super::tiles::{SharedTiling, Tile, Tiling};
-use super::{Dtype, DtypeClass};
+use super::{Dtype, DtypeClass, Value};
 use crate::error::{Error, Result};
 
 /// The size of the pieces in which tensor bytes are handed out ([`TensorView::for_each_chunk`]).
@@ -148,6 +148,10 @@ pub enum Quantization {
         zero_points: Vec<f64>,
         /// The dimension they run along.
         axis: usize,
+        /// Whether this is torch's `per_channel_affine_float_qparams` scheme: float32
+        /// scales and float zero points, rather than float64 scales and integer zero
+        /// points (`per_channel_affine`). torch tells them apart by the zero points' dtype.
+        float_qparams: bool,
     },
 }
 
@@ -177,6 +181,9 @@ pub struct TensorView<'data> {
     neg: bool,
     quantization: Option<Box<Quantization>>,
     tiling: Option<SharedTiling<'data>>,
+    requires_grad: bool,
+    parameter: bool,
+    attributes: Vec<(String, Value<'data>)>,
 }
 
 fn size_error(dtype: Dtype, shape: &[usize], error: SizeError) -> Error {
@@ -216,6 +223,9 @@ impl<'data> TensorView<'data> {
             neg: false,
             quantization: None,
             tiling: None,
+            requires_grad: false,
+            parameter: false,
+            attributes: Vec::new(),
         })
     }
 
@@ -279,6 +289,9 @@ impl<'data> TensorView<'data> {
             neg: false,
             quantization: None,
             tiling: None,
+            requires_grad: false,
+            parameter: false,
+            attributes: Vec::new(),
         })
     }
 
@@ -387,6 +400,45 @@ impl<'data> TensorView<'data> {
     /// The quantization parameters, for quantized dtypes.
     pub fn quantization(&self) -> Option<&Quantization> {
         self.quantization.as_deref()
+    }
+
+    /// Sets whether the tensor requires gradients (torch's `requires_grad` flag, saved
+    /// with the tensor; it does not change the elements).
+    #[must_use]
+    pub fn with_requires_grad(mut self, requires_grad: bool) -> Self {
+        self.requires_grad = requires_grad;
+        self
+    }
+
+    /// Whether the tensor requires gradients.
+    pub fn requires_grad(&self) -> bool {
+        self.requires_grad
+    }
+
+    /// Marks the tensor as a `torch.nn.Parameter` (what `torch.load` rebuilds it as).
+    #[must_use]
+    pub fn with_parameter(mut self, parameter: bool) -> Self {
+        self.parameter = parameter;
+        self
+    }
+
+    /// Whether the tensor is a `torch.nn.Parameter`.
+    pub fn is_parameter(&self) -> bool {
+        self.parameter
+    }
+
+    /// Sets the Python attributes of the tensor object (`p.tag = "lora"`), by name, which
+    /// torch saves next to the data (`_rebuild_parameter_with_state`,
+    /// `_rebuild_from_type_v2`).
+    #[must_use]
+    pub fn with_attributes(mut self, attributes: Vec<(String, Value<'data>)>) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// The Python attributes of the tensor object, in the file's order.
+    pub fn attributes(&self) -> &[(String, Value<'data>)] {
+        &self.attributes
     }
 
     /// Whether the conj bit is set.

@@ -474,20 +474,39 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             }
             ("torch._utils", function) => self.rebuild(id, function, &args, depth),
             ("torch._tensor" | "torch.tensor", "_rebuild_from_type_v2") => match args.as_slice() {
-                [func, new_type, inner_args, _state] => {
-                    let ok_type = self.global_of(*new_type).is_some_and(|(m, n)| {
-                        (m == "torch" && n == "Tensor")
-                            || (m == "torch.nn.parameter" && n == "Parameter")
-                    });
-                    if !ok_type {
-                        let (m, n) = self.global_of(*new_type).unwrap_or_default();
-                        return Err(self.refuse(id, "rebuilds a tensor as the subclass", &m, &n));
-                    }
+                [func, new_type, inner_args, state] => {
+                    let new_type_name = self.global_of(*new_type);
+                    let parameter = match new_type_name
+                        .as_ref()
+                        .map(|(m, n)| (m.as_str(), n.as_str()))
+                    {
+                        Some(("torch", "Tensor")) => false,
+                        Some(("torch.nn.parameter", "Parameter")) => true,
+                        _ => {
+                            let (m, n) = new_type_name.unwrap_or_default();
+                            return Err(self.refuse(
+                                id,
+                                "rebuilds a tensor as the subclass",
+                                &m,
+                                &n,
+                            ));
+                        }
+                    };
                     // The inner call is a value of its own: depth, cycles and budget apply.
                     self.enter(*inner_args, depth + 1)?;
                     let result = self.call(id, *func, *inner_args, depth + 1);
                     self.leave(*inner_args);
-                    result
+                    match result? {
+                        Value::Tensor(tensor) => {
+                            let mut attributes = tensor.attributes().to_vec();
+                            attributes.extend(self.object_state(*state, depth)?);
+                            let parameter = parameter || tensor.is_parameter();
+                            Ok(Value::Tensor(
+                                tensor.with_parameter(parameter).with_attributes(attributes),
+                            ))
+                        }
+                        other => Ok(other),
+                    }
                 }
                 _ => Err(self.error(id, "_rebuild_from_type_v2 takes 4 arguments")),
             },
@@ -733,6 +752,41 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         Ok((id, storage))
     }
 
+    /// A flag as Python's `bool()` sees it (`requires_grad` arguments): `True`, nonzero
+    /// integers; anything else reads as false.
+    fn truthy(&self, id: ObjectId) -> bool {
+        match self.pickle.get(id) {
+            Object::Bool(b) => *b,
+            Object::Int(i) => *i != 0,
+            _ => false,
+        }
+    }
+
+    /// The Python attributes a tensor's state sets (`_set_obj_state`): a dict, or a
+    /// `(dict, slots)` pair, or `None`. Entries whose key is not text are left out (Python
+    /// cannot set them as attributes).
+    fn object_state(
+        &mut self,
+        state: ObjectId,
+        depth: usize,
+    ) -> Result<Vec<(String, Value<'data>)>> {
+        let parts = match self.value(state, depth + 1)? {
+            Value::Tuple(parts) if parts.len() == 2 => parts,
+            other => vec![other],
+        };
+        let mut attributes = Vec::new();
+        for part in parts {
+            if let Value::Dict(dict) = part {
+                for (key, value) in dict.entries {
+                    if let Value::Str(name) = key {
+                        attributes.push((name, value));
+                    }
+                }
+            }
+        }
+        Ok(attributes)
+    }
+
     /// `{"conj": True, "neg": True}` of `_rebuild_tensor_v2/3`.
     fn tensor_flags(&mut self, metadata: Option<ObjectId>, depth: usize) -> Result<(bool, bool)> {
         let Some(metadata) = metadata else {
@@ -795,12 +849,13 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             }
             (
                 "_rebuild_tensor_v2",
-                [storage, offset, size, stride, _grad, _hooks, metadata @ ..],
+                [storage, offset, size, stride, grad, _hooks, metadata @ ..],
             ) if metadata.len() <= 1 => {
                 let flags = self.tensor_flags(metadata.first().copied(), depth)?;
                 self.view(id, *storage, *offset, *size, *stride, None)?
                     .with_conj(flags.0)
                     .with_neg(flags.1)
+                    .with_requires_grad(self.truthy(*grad))
             }
             (
                 "_rebuild_tensor_v3",
@@ -809,7 +864,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     offset,
                     size,
                     stride,
-                    _grad,
+                    grad,
                     _hooks,
                     dtype,
                     metadata @ ..,
@@ -823,18 +878,37 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 self.view(id, *storage, *offset, *size, *stride, Some(dtype))?
                     .with_conj(flags.0)
                     .with_neg(flags.1)
+                    .with_requires_grad(self.truthy(*grad))
             }
-            ("_rebuild_parameter", [data, _grad, _hooks])
-            | ("_rebuild_parameter_with_state", [data, _grad, _hooks, _]) => {
+            ("_rebuild_parameter", [data, grad, _hooks]) => {
                 return match self.value(*data, depth + 1)? {
-                    tensor @ Value::Tensor(_) => Ok(tensor),
+                    Value::Tensor(tensor) => Ok(Value::Tensor(
+                        tensor
+                            .with_parameter(true)
+                            .with_requires_grad(self.truthy(*grad)),
+                    )),
                     _ => Err(self.error(id, "a Parameter whose data is not a tensor")),
                 };
             }
-            ("_rebuild_qtensor", [storage, offset, size, stride, qparams, _grad, _hooks]) => {
+            ("_rebuild_parameter_with_state", [data, grad, _hooks, state]) => {
+                return match self.value(*data, depth + 1)? {
+                    Value::Tensor(tensor) => {
+                        let attributes = self.object_state(*state, depth)?;
+                        Ok(Value::Tensor(
+                            tensor
+                                .with_parameter(true)
+                                .with_requires_grad(self.truthy(*grad))
+                                .with_attributes(attributes),
+                        ))
+                    }
+                    _ => Err(self.error(id, "a Parameter whose data is not a tensor")),
+                };
+            }
+            ("_rebuild_qtensor", [storage, offset, size, stride, qparams, grad, _hooks]) => {
                 let quantization = self.quantization(*qparams, depth)?;
                 self.view(id, *storage, *offset, *size, *stride, None)?
                     .with_quantization(quantization)
+                    .with_requires_grad(self.truthy(*grad))
             }
             ("_rebuild_device_tensor_from_cpu_tensor", [data, ..]) => {
                 return self.value(*data, depth + 1);
@@ -917,9 +991,10 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     Value::Tensor(t) => tensor_numbers(&t)?,
                     _ => return Err(self.error(*scales, "per-channel scales are not a tensor")),
                 };
-                let zero_points = match self.value(*zero_points, depth + 1)? {
-                    // Float zero points (per_channel_affine_float_qparams) stay floats.
-                    Value::Tensor(t) => tensor_numbers(&t)?,
+                let (zero_points, float_qparams) = match self.value(*zero_points, depth + 1)? {
+                    // Float zero points (per_channel_affine_float_qparams) stay floats; torch
+                    // tells the two schemes apart by the zero points' dtype.
+                    Value::Tensor(t) => (tensor_numbers(&t)?, t.dtype().is_float()),
                     _ => {
                         return Err(
                             self.error(*zero_points, "per-channel zero points are not a tensor")
@@ -929,6 +1004,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 Ok(Quantization::PerChannel {
                     scales,
                     zero_points,
+                    float_qparams,
                     axis: self.unsigned(*axis, "a quantization axis")?,
                 })
             }
@@ -957,8 +1033,17 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         match (module.as_str(), name.as_str()) {
             ("torch.nn.parameter", "Parameter") => {
                 let args = self.args(args)?;
+                // `Parameter(data, requires_grad=True)`.
+                let requires_grad = args.get(1).is_none_or(|&grad| self.truthy(grad));
                 match args.first() {
-                    Some(&data) => self.value(data, depth + 1),
+                    Some(&data) => match self.value(data, depth + 1)? {
+                        Value::Tensor(tensor) => Ok(Value::Tensor(
+                            tensor
+                                .with_parameter(true)
+                                .with_requires_grad(requires_grad),
+                        )),
+                        _ => Err(self.error(id, "a Parameter whose data is not a tensor")),
+                    },
                     None => Err(self.error(id, "a Parameter without data")),
                 }
             }
