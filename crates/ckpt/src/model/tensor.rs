@@ -422,6 +422,17 @@ impl<'data> TensorView<'data> {
         self
     }
 
+    /// The tensor as `tensor.detach()` gives it: a plain tensor (not a `Parameter`) that
+    /// does not require gradients and has no Python attributes, on the same elements. What
+    /// `module.state_dict()` holds.
+    #[must_use]
+    pub fn detached(mut self) -> Self {
+        self.parameter = false;
+        self.requires_grad = false;
+        self.attributes = Vec::new();
+        self
+    }
+
     /// Whether the tensor is a `torch.nn.Parameter`.
     pub fn is_parameter(&self) -> bool {
         self.parameter

@@ -1207,14 +1207,17 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 if skip.contains(&name) || matches!(self.pickle.get(value), Object::None) {
                     continue;
                 }
-                let tensor = self.value(value, depth + 1)?;
-                if !matches!(tensor, Value::Tensor(_)) {
+                let Value::Tensor(tensor) = self.value(value, depth + 1)? else {
                     return Err(self.error(
                         value,
                         format!("module {key} entry `{name}` is not a tensor"),
                     ));
-                }
-                out.push((Value::Str(format!("{prefix}{name}")), tensor));
+                };
+                // `state_dict()` detaches: plain tensors, no gradients, no attributes.
+                out.push((
+                    Value::Str(format!("{prefix}{name}")),
+                    Value::Tensor(tensor.detached()),
+                ));
             }
         }
         if let Some(container) = field(self, "_modules") {
@@ -1271,14 +1274,16 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             if matches!(self.pickle.get(*value), Object::None) {
                 continue;
             }
-            let tensor = self.value(*value, depth + 1)?;
-            if !matches!(tensor, Value::Tensor(_)) {
+            let Value::Tensor(tensor) = self.value(*value, depth + 1)? else {
                 return Err(self.error(
                     *value,
                     format!("TorchScript attribute `{name}` is not a tensor"),
                 ));
-            }
-            out.push((Value::Str(format!("{prefix}{name}")), tensor));
+            };
+            out.push((
+                Value::Str(format!("{prefix}{name}")),
+                Value::Tensor(tensor.detached()),
+            ));
         }
         for (name, value) in &attributes {
             if self.module_class(*value).is_some() {
