@@ -486,7 +486,9 @@ mod tests {
 
     #[test]
     fn large_storages_stream_in_bounded_chunks() {
-        let bytes: Vec<u8> = (0..(3 * CHUNK_LEN + 6)).map(|i| (i % 251) as u8).collect();
+        let bytes: Vec<u8> = (0..(3 * CHUNK_LEN + 6))
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
         let v = view(&bytes, Dtype::Int16, ByteOrder::Big);
         let mut registry = Registry::default();
         registry.add_view(&v, Dtype::Int16);

@@ -349,6 +349,10 @@ mod tests {
         }
     }
 
+    fn ix(offset: u64) -> usize {
+        usize::try_from(offset).unwrap()
+    }
+
     fn u16_at(bytes: &[u8], at: usize) -> u16 {
         u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap())
     }
@@ -407,25 +411,22 @@ mod tests {
         assert_eq!(layout.file_len(), torch.len() as u64);
         let mut crcs = Vec::new();
         for e in &layout.entries {
-            let at = e.header_offset as usize;
+            let start = ix(e.header_offset);
             assert_eq!(
                 e.local_header(),
-                &torch[at..e.data_offset() as usize],
+                &torch[start..ix(e.data_offset())],
                 "{}",
                 e.name
             );
-            let data = &torch[e.data_offset() as usize..(e.data_offset() + e.len) as usize];
+            let data = &torch[ix(e.data_offset())..ix(e.data_offset() + e.len)];
             let mut crc = flate2::Crc::new();
             crc.update(data);
             crcs.push(crc.sum());
-            let tail = (e.data_offset() + e.len) as usize;
-            assert_eq!(e.descriptor(crc.sum()), &torch[tail..e.end() as usize]);
+            let tail = ix(e.data_offset() + e.len);
+            assert_eq!(e.descriptor(crc.sum()), &torch[tail..ix(e.end())]);
             assert_eq!(e.data_offset() % ALIGNMENT, 0);
         }
-        assert_eq!(
-            layout.trailer(&crcs),
-            &torch[layout.central_offset() as usize..]
-        );
+        assert_eq!(layout.trailer(&crcs), &torch[ix(layout.central_offset())..]);
     }
 
     #[test]
