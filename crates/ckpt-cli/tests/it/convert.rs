@@ -137,12 +137,14 @@ fn the_output_format_must_be_known() {
         std::fs::read(&input).unwrap()
     );
 
+    // `.pth` asks for PyTorch.
     let run = ckpt(
         dir.path(),
         &["convert", input.to_str().unwrap(), "model.pth"],
     );
-    assert_snapshot!(transcript(&run));
-    assert!(!dir.path().join("model.pth").exists());
+    assert!(run.status.success(), "{}", transcript(&run));
+    let written = std::fs::read(dir.path().join("model.pth")).unwrap();
+    assert_eq!(&written[..2], b"PK");
     assert!(leftovers(dir.path()).is_empty());
 }
 
@@ -351,4 +353,162 @@ fn shards_go_to_a_folder_with_an_index() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("not a shard size"));
     assert!(!dir.path().join("other").exists());
+}
+
+/// `inspect --json --hash` of a file.
+fn report(dir: &std::path::Path, file: &str) -> Value {
+    let run = ckpt(dir, &["inspect", "--json", "--hash", file]);
+    assert!(run.status.success(), "{}", transcript(&run));
+    serde_json::from_slice(&run.stdout).unwrap()
+}
+
+/// A torch source converted to `.pth` keeps its whole tree: plain values, tied storages.
+/// Key surgery writes a flat state dict of the surviving tensors and lists the values it
+/// left out.
+#[test]
+fn torch_output_keeps_the_tree_unless_reshaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("ok/torch/checkpoint-2.15-legacy.pt");
+    let source = source.to_str().unwrap();
+    let run = ckpt(dir.path(), &["convert", source, "modern.pth"]);
+    assert!(run.status.success(), "{}", transcript(&run));
+    assert!(run.stderr.is_empty(), "{}", transcript(&run));
+    let (before, after) = (report(dir.path(), source), report(dir.path(), "modern.pth"));
+    assert_eq!(after["format"], "torch-zip");
+    assert_eq!(after["weights_only"], true);
+    assert_eq!(after["records"]["archive_folder"], "modern");
+    for key in ["kind", "keys", "shared", "values"] {
+        assert_eq!(after[key], before[key], "{key}");
+    }
+    let without_offsets = |report: &Value| -> Vec<Value> {
+        let mut tensors = report["tensors"].as_array().unwrap().clone();
+        for t in &mut tensors {
+            t.as_object_mut().unwrap().remove("offsets");
+        }
+        tensors
+    };
+    assert_eq!(without_offsets(&after), without_offsets(&before));
+
+    let tied = fixtures().join("ok/torch/tied-2.15-zip.pt");
+    let run = ckpt(dir.path(), &["convert", tied.to_str().unwrap(), "tied.bin"]);
+    assert!(run.status.success(), "{}", transcript(&run));
+    assert_eq!(
+        report(dir.path(), "tied.bin")["shared"],
+        serde_json::json!([["embed.weight", "lm_head.weight"]])
+    );
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--json",
+            "--include",
+            "model.*",
+            "--strip-prefix",
+            "model.",
+            source,
+            "weights.pt",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["format"], "pth");
+    assert_eq!(summary["tensors"], 9);
+    assert_eq!(summary["skipped_values"][0], "epoch");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("epoch"));
+    let flat = report(dir.path(), "weights.pt");
+    assert_eq!(flat["kind"], "state-dict");
+    assert_eq!(flat["values"], serde_json::json!([]));
+    let names: Vec<&str> = flat["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[..2], ["0.weight", "0.bias"]);
+    assert_eq!(
+        flat["tensors"][0]["sha256"], before["tensors"][0]["sha256"],
+        "model.0.weight"
+    );
+}
+
+/// Values that `torch.load(weights_only=True)` cannot give back are refused by name, and
+/// nothing is written.
+#[test]
+fn torch_output_refuses_what_torch_cannot_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("ok/torch/values-2.15-zip.pt");
+    let run = ckpt(dir.path(), &["convert", source.to_str().unwrap(), "v.pth"]);
+    assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    for name in [
+        "`frozenset`",
+        "`slice`",
+        "`slice_none`",
+        "`huge`",
+        "--include '*'",
+    ] {
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+    assert!(!dir.path().join("v.pth").exists());
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+/// `--to pth --max-shard-size` writes `pytorch_model-*.bin` shards and their index; tied
+/// tensors share a shard and a storage, counted once in `total_size`.
+#[test]
+fn torch_shards_keep_tied_tensors_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("ok/torch/tied-2.15-zip.pt");
+    let source = source.to_str().unwrap();
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--to",
+            "pth",
+            "--max-shard-size",
+            "40B",
+            source,
+            "sharded",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("sharded"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "pytorch_model-00001-of-00002.bin",
+            "pytorch_model-00002-of-00002.bin",
+            "pytorch_model.bin.index.json"
+        ]
+    );
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("sharded/pytorch_model.bin.index.json")).unwrap(),
+    )
+    .unwrap();
+    // embed.weight (60 bytes, shared with lm_head.weight) once, the two norms (12 each).
+    assert_eq!(index["metadata"]["total_size"], 84);
+    let first = "pytorch_model-00001-of-00002.bin";
+    assert_eq!(index["weight_map"]["embed.weight"], first);
+    assert_eq!(index["weight_map"]["lm_head.weight"], first);
+    let shard = report(dir.path(), &format!("sharded/{first}"));
+    assert_eq!(
+        shard["shared"],
+        serde_json::json!([["embed.weight", "lm_head.weight"]])
+    );
+    assert_eq!(
+        shard["records"]["archive_folder"],
+        "pytorch_model-00001-of-00002"
+    );
+    let mut from_shards = hashes(dir.path(), &format!("sharded/{first}"));
+    from_shards.extend(hashes(
+        dir.path(),
+        "sharded/pytorch_model-00002-of-00002.bin",
+    ));
+    assert_eq!(from_shards, hashes(dir.path(), source));
 }

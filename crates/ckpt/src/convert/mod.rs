@@ -11,7 +11,7 @@ pub use keys::{KeyMap, Mapped, common_wrapper_prefix};
 pub use shard::{DEFAULT_MAX_SHARD_SIZE, Naming, parse_size};
 
 use crate::error::{Error, Result};
-use crate::model::TensorView;
+use crate::model::{Dict, TensorView, Value};
 use crate::output::{AtomicFolder, AtomicOutput, FileSink, MappedInput};
 use crate::progress::Progress;
 use crate::safetensors::Plan;
@@ -158,13 +158,6 @@ pub fn convert(
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<Converted> {
-    if options.target == Target::Torch {
-        return Err(
-            Error::unsupported("writing PyTorch files is not supported yet")
-                .with_path(output)
-                .with_hint("write a .safetensors file"),
-        );
-    }
     let source = Source::open(input)?;
     // Parsing touches a few scattered places (zip headers, pickle); sparse access keeps
     // the kernel from mapping whole neighbourhoods around each. The data is then read in
@@ -205,6 +198,21 @@ pub fn convert(
     } else {
         None
     };
+    if options.target == Target::Torch {
+        let (files, written, skipped_values) =
+            convert_to_torch(&source, root, &tensors, options, output, progress)?;
+        return Ok(Converted {
+            parameters: parameters_of(&written),
+            tensors: written.len(),
+            bytes: files.iter().map(|(_, len)| len).sum(),
+            files,
+            skipped_values,
+            deduplicated: Vec::new(),
+            renamed,
+            excluded,
+            wrapper_prefix,
+        });
+    }
     let skipped_values: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
     let mut metadata = checkpoint.metadata().clone();
     if checkpoint.format() != crate::Format::Safetensors {
@@ -225,10 +233,7 @@ pub fn convert(
     } else {
         Vec::new()
     };
-    let parameters = tensors
-        .iter()
-        .map(|(_, t)| t.numel() as u64 * t.dtype().values_per_element())
-        .sum();
+    let parameters = parameters_of(&tensors);
     let files = match options.max_shard_size {
         None => {
             let plan = Plan::new(&tensors, &metadata).map_err(|e| e.with_path(input))?;
@@ -251,6 +256,184 @@ pub fn convert(
         excluded,
         wrapper_prefix,
     })
+}
+
+/// The number of values of `tensors` (a packed `float4_e2m1fn_x2` element counts two).
+fn parameters_of(tensors: &[(String, &TensorView<'_>)]) -> u64 {
+    tensors
+        .iter()
+        .map(|(_, t)| t.numel() as u64 * t.dtype().values_per_element())
+        .sum()
+}
+
+/// Writes a PyTorch output: the whole tree of `root` when nothing reshapes it, else a flat
+/// state dict of `tensors` (the key map's survivors, under their output names), as one
+/// file or as shards. Returns the files, the tensors written and the plain values left out.
+///
+/// The whole tree is kept (dicts and their order, plain values, parameters, tied storages)
+/// when the key map is the identity, the output is one file, and the subtree `--key`
+/// chose (or the root) is a dict, or the root itself. A whole module or a TorchScript
+/// archive is already its `state_dict()` in the tree.
+#[allow(clippy::type_complexity)]
+fn convert_to_torch<'s, 'data>(
+    source: &Source,
+    root: &Value<'data>,
+    tensors: &'s [(String, &'s TensorView<'data>)],
+    options: &ConvertOptions,
+    output: &Path,
+    progress: &dyn Progress,
+) -> Result<(
+    Vec<(PathBuf, u64)>,
+    Vec<(String, &'s TensorView<'data>)>,
+    Vec<String>,
+)> {
+    let input = source.path();
+    let whole = options.keys.is_identity()
+        && options.max_shard_size.is_none()
+        && (options.key.is_none() || matches!(root, Value::Dict(_)));
+    if whole {
+        let plan = crate::torch::write::Plan::new(root, &crate::torch::write::archive_name(output))
+            .map_err(|e| e.with_path(input))?;
+        let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
+        write_torch_plan(&plan, out.file(), source.mapped_input(), progress)
+            .map_err(|e| e.with_path(output))?;
+        out.commit()?;
+        let written = tensors.iter().map(|(n, t)| (n.clone(), *t)).collect();
+        return Ok((
+            vec![(output.to_path_buf(), plan.file_len())],
+            written,
+            Vec::new(),
+        ));
+    }
+    let skipped: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
+    let written: Vec<(String, &TensorView<'data>)> =
+        tensors.iter().map(|(n, t)| (n.clone(), *t)).collect();
+    let files = match options.max_shard_size {
+        None => {
+            let tree = flat_state_dict(&written);
+            let plan =
+                crate::torch::write::Plan::new(&tree, &crate::torch::write::archive_name(output))
+                    .map_err(|e| e.with_path(input))?;
+            let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
+            write_torch_plan(&plan, out.file(), source.mapped_input(), progress)
+                .map_err(|e| e.with_path(output))?;
+            out.commit()?;
+            vec![(output.to_path_buf(), plan.file_len())]
+        }
+        Some(max) => write_torch_shards(source, output, options, &written, max, progress)?,
+    };
+    Ok((files, written, skipped))
+}
+
+/// `{name: tensor}` in order, as a plain dict (what `transformers` saves in its shards).
+fn flat_state_dict<'data>(tensors: &[(String, &TensorView<'data>)]) -> Value<'data> {
+    Value::Dict(Dict::new(
+        tensors
+            .iter()
+            .map(|(name, view)| (Value::Str(name.clone()), Value::Tensor((*view).clone())))
+            .collect(),
+    ))
+}
+
+/// Streams a planned PyTorch file into `file`; storages kept as they are in the input are
+/// copied by the kernel (see [`FileSink`]).
+fn write_torch_plan(
+    plan: &crate::torch::write::Plan<'_>,
+    file: &std::fs::File,
+    input: Option<MappedInput<'_>>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut sink = FileSink::new(file, input);
+    plan.write_to(&mut sink, progress)?;
+    sink.flush()
+        .map_err(|e| Error::from_io("failed to write", e))
+}
+
+/// The identity of a tensor's storage, as `huggingface_hub`'s `get_torch_storage_id` sees
+/// it: tensors with the same one share their bytes. Empty storages share nothing.
+fn storage_identity(view: &TensorView<'_>) -> Option<(usize, usize)> {
+    let bytes = view.storage().bytes();
+    (!bytes.is_empty()).then_some((bytes.as_ptr() as usize, bytes.len()))
+}
+
+/// Writes `tensors` as `pytorch_model-0000K-of-0000N.bin` shards of at most `max` bytes of
+/// storage each, with `pytorch_model.bin.index.json`, into the folder `output`, as
+/// `transformers`' `save_pretrained(safe_serialization=False)` does: tensors that share a
+/// storage go to one shard (where the storage is written once), each storage counts whole
+/// (`untyped_storage().nbytes()`) and once toward the shard sizes and `total_size`.
+fn write_torch_shards(
+    source: &Source,
+    output: &Path,
+    options: &ConvertOptions,
+    tensors: &[(String, &TensorView<'_>)],
+    max: u64,
+    progress: &dyn Progress,
+) -> Result<Vec<(PathBuf, u64)>> {
+    let input = source.path();
+    let input_map = source.mapped_input();
+    let naming = Naming::TORCH;
+    let sizes: Vec<(u64, Option<(usize, usize)>)> = tensors
+        .iter()
+        .map(|(_, t)| (t.storage().bytes().len() as u64, storage_identity(t)))
+        .collect();
+    let mut total_size = 0u64;
+    let mut counted = std::collections::HashSet::new();
+    for (size, identity) in &sizes {
+        if identity.is_none_or(|id| counted.insert(id)) {
+            total_size += size;
+        }
+    }
+    let mut groups = shard::split(&sizes, max);
+    if groups.is_empty() {
+        groups.push(Vec::new());
+    }
+    let count = groups.len();
+    let members: Vec<Vec<(String, &TensorView<'_>)>> = groups
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .filter_map(|&i| tensors.get(i))
+                .map(|(name, view)| (name.clone(), *view))
+                .collect()
+        })
+        .collect();
+    let trees: Vec<Value<'_>> = members.iter().map(|m| flat_state_dict(m)).collect();
+    let mut plans = Vec::with_capacity(count);
+    for (index, tree) in trees.iter().enumerate() {
+        let name = naming.shard(index, count);
+        let archive = crate::torch::write::archive_name(Path::new(&name));
+        plans.push(crate::torch::write::Plan::new(tree, &archive).map_err(|e| e.with_path(input))?);
+    }
+    let total: u64 = plans.iter().map(crate::torch::write::Plan::file_len).sum();
+    progress.start(total);
+    let shared_progress = Continuing(progress);
+    let mut folder = AtomicFolder::create(output, options.overwrite, &[input])?;
+    let mut files = Vec::with_capacity(count + 1);
+    let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
+    for (index, (plan, shard)) in plans.iter().zip(&members).enumerate() {
+        let name = naming.shard(index, count);
+        let path = output.join(&name);
+        let file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
+        write_torch_plan(plan, &file, input_map, &shared_progress)
+            .map_err(|e| e.with_path(&path))?;
+        for (tensor, _) in shard {
+            weight_map.push((tensor.as_str(), name.clone()));
+        }
+        files.push((path, plan.file_len()));
+    }
+    if count > 1 {
+        let map: Vec<(&str, &str)> = weight_map.iter().map(|(t, f)| (*t, f.as_str())).collect();
+        let json = shard::index_json(total_size, parameters_of(tensors), &BTreeMap::new(), &map)?;
+        let name = naming.index();
+        let path = output.join(&name);
+        let mut file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
+        file.write_all(&json)
+            .map_err(|e| Error::io("failed to write", &path, e))?;
+        files.push((path, json.len() as u64));
+    }
+    folder.commit(|name| naming.owns(name))?;
+    Ok(files)
 }
 
 /// Streams a planned safetensors file into `file`; tensor data stored as is in the input

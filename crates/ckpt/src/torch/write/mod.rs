@@ -290,8 +290,9 @@ fn refusal(problems: &[pickler::Problem]) -> Error {
         }
     ))
     .with_hint(
-        "convert only the part you need with --key (e.g. --key model), or turn these values \
-         into lists, tuples or tensors in Python",
+        "convert only the part you need with --key (e.g. --key model), write only the \
+         tensors as a flat state dict with --include '*', or turn these values into lists, \
+         tuples or tensors in Python",
     )
 }
 
