@@ -17,3 +17,4 @@ mod fuzz_regressions;
 mod hostile_pickles;
 mod safetensors_reference;
 mod safetensors_robustness;
+mod torch_write;
