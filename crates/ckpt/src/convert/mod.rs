@@ -61,11 +61,13 @@ pub struct ConvertOptions {
     /// Write tensors that are the same view of the same storage (tied weights) once, under
     /// the lexicographically smallest name, and record each dropped name in the metadata
     /// (`{dropped: kept}`, as HF's converter does). By default every name is written.
+    /// PyTorch outputs keep tied tensors on one shared storage and ignore this.
     pub dedupe: bool,
     /// Which tensors to write and under which names (applied after `key`).
     pub keys: KeyMap,
     /// Write a folder of Hugging Face shards of at most this many bytes of tensor data
-    /// each, with an index, instead of one file (see [`parse_size`]).
+    /// each, with an index, instead of one file (see [`parse_size`]). PyTorch shards are
+    /// flat state dicts; tensors that share a storage go to one shard.
     pub max_shard_size: Option<u64>,
 }
 
@@ -344,7 +346,7 @@ fn write_torch_plan(
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut sink = FileSink::new(file, input);
-    plan.write_to(&mut sink, progress)?;
+    plan.write_reading(&mut sink, input, progress)?;
     sink.flush()
         .map_err(|e| Error::from_io("failed to write", e))
 }

@@ -4,6 +4,7 @@ mod folder;
 mod sink;
 
 pub use folder::AtomicFolder;
+pub(crate) use sink::MIN_COPY_LEN;
 pub use sink::{FileSink, MappedInput};
 
 use std::fs::File;

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 /// The buffer for bytes that are written, not copied (headers, converted data).
 const BUFFER_LEN: usize = 1 << 20;
 /// Slices shorter than this are buffered even when they come from the input.
-const MIN_COPY_LEN: usize = 64 << 10;
+pub(crate) const MIN_COPY_LEN: usize = 64 << 10;
 /// The most bytes held back for one kernel copy.
 const MAX_PENDING: u64 = 64 << 20;
 /// How many bytes are written between two requests to start writing them to disk.
@@ -69,6 +69,34 @@ impl<'a> MappedInput<'a> {
             let input = source.mapped_input()?;
             within(input.map).map(|offset| (input.file, offset))
         })
+    }
+
+    /// The same bytes as `bytes`, a slice of the map, read from the file into `buffer`
+    /// instead of through the map, so that the map's pages are never faulted in (a
+    /// writer that must look at the data, to checksum it, then keeps its resident memory
+    /// flat). `None` when `bytes` are not in the map, or where the system cannot read at an
+    /// offset.
+    pub fn read_copy<'b>(
+        &self,
+        bytes: &[u8],
+        buffer: &'b mut Vec<u8>,
+    ) -> Option<io::Result<&'b [u8]>> {
+        let (file, offset) = self.locate(bytes)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            buffer.clear();
+            buffer.resize(bytes.len(), 0);
+            Some(
+                file.read_exact_at(buffer, offset)
+                    .map(|()| buffer.as_slice()),
+            )
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (file, offset, buffer);
+            None
+        }
     }
 }
 
@@ -290,6 +318,26 @@ mod tests {
         want.extend_from_slice(&[7u8; 2 << 20]);
         want.extend_from_slice(b"end");
         assert!(read_back(&mut out) == want);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn slices_of_the_map_are_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        // The "map" holds other bytes than the file: the copy must come from the file.
+        let map = b"abcdefghij".to_vec();
+        let input = MappedInput::new(&file, &map);
+        let mut buffer = Vec::new();
+        let read = input.read_copy(&map[3..7], &mut buffer).unwrap().unwrap();
+        assert_eq!(read, b"3456");
+        assert!(input.read_copy(b"elsewhere", &mut buffer).is_none());
+        // A map longer than the file (the file shrank): an error, not a short read.
+        let long = vec![0u8; 20];
+        let input = MappedInput::new(&file, &long);
+        assert!(input.read_copy(&long[8..16], &mut buffer).unwrap().is_err());
     }
 
     #[test]

@@ -42,6 +42,7 @@ use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Value;
+use crate::output::MappedInput;
 use crate::progress::Progress;
 
 /// The record `torch.save` writes as `.format_version` (storages in numeric key order).
@@ -163,6 +164,20 @@ impl<'data> Plan<'data> {
     /// [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted) error when it is
     /// cancelled.
     pub fn write_to(&self, out: &mut dyn Write, progress: &dyn Progress) -> Result<()> {
+        self.write_reading(out, None, progress)
+    }
+
+    /// [`Plan::write_to`] for storages that borrow from the memory map of `input`: their
+    /// bytes are checksummed from reads of the file rather than through the map, and
+    /// large pieces are handed to `out` as slices of the map, which a
+    /// [`FileSink`](crate::FileSink) copies in the kernel. The map's pages are never
+    /// faulted in, so resident memory stays flat however large the checkpoint.
+    pub fn write_reading(
+        &self,
+        out: &mut dyn Write,
+        input: Option<MappedInput<'_>>,
+        progress: &dyn Progress,
+    ) -> Result<()> {
         progress.start(self.file_len());
         let mut out = Counted {
             out,
@@ -177,13 +192,14 @@ impl<'data> Plan<'data> {
             out.expect_at(entry.header_offset)?;
             out.write(&entry.local_header())?;
             let mut crc = flate2::Crc::new();
-            let mut data = |out: &mut Counted<'_, '_>, bytes: &[u8]| -> Result<()> {
-                crc.update(bytes);
+            // Writes bytes and checksums `checksummed` (the same bytes, read another way).
+            let mut data = |out: &mut Counted<'_, '_>, bytes: &[u8], checksummed: &[u8]| {
+                crc.update(checksummed);
                 out.write(bytes)
             };
             match *content {
-                Content::Pickle => data(&mut out, &self.pickle)?,
-                Content::Text(bytes) => data(&mut out, bytes)?,
+                Content::Pickle => data(&mut out, &self.pickle, &self.pickle)?,
+                Content::Text(bytes) => data(&mut out, bytes, bytes)?,
                 Content::SerializationId => {
                     let written: Vec<(&str, u64, u32)> = self
                         .names
@@ -192,18 +208,34 @@ impl<'data> Plan<'data> {
                         .zip(&crcs)
                         .map(|((name, entry), &crc)| (name.as_str(), entry.len, crc))
                         .collect();
-                    data(&mut out, serialization_id(&written).as_bytes())?;
+                    let id = serialization_id(&written);
+                    data(&mut out, id.as_bytes(), id.as_bytes())?;
                 }
                 Content::Storage(key) => {
                     let record = self.storages.get(key).ok_or_else(|| {
                         Error::invalid(format!("storage {key} was not planned (a bug in ckpt)"))
                     })?;
+                    let mut copy = Vec::new();
                     record
                         .stream(|chunk| {
                             if progress.is_cancelled() {
                                 return Err(Error::interrupted());
                             }
-                            data(&mut out, chunk)
+                            match input.and_then(|input| input.read_copy(chunk, &mut copy)) {
+                                Some(read) => {
+                                    let read = read.map_err(|e| {
+                                        Error::from_io("failed to read the input", e)
+                                    })?;
+                                    // Large pieces as slices of the map (copied in the
+                                    // kernel), small ones as the copy just read.
+                                    if chunk.len() >= crate::output::MIN_COPY_LEN {
+                                        data(&mut out, chunk, read)
+                                    } else {
+                                        data(&mut out, read, read)
+                                    }
+                                }
+                                None => data(&mut out, chunk, chunk),
+                            }
                         })
                         .map_err(|e| match e.kind() {
                             ErrorKind::Io | ErrorKind::Interrupted => e,
