@@ -32,9 +32,11 @@ pub(crate) enum Command {
     /// Convert a checkpoint into a new file.
     ///
     /// The output's format comes from --to or from its extension (.safetensors; .pt,
-    /// .pth, .bin for PyTorch). Every tensor is written as an independent contiguous
-    /// tensor under its full name; plain values that the target cannot hold are listed.
-    /// The output is written to a temporary file in the same folder and renamed when
+    /// .pth, .bin for PyTorch). A safetensors file gets every tensor as an independent
+    /// contiguous tensor under its full name. A PyTorch file keeps the source's whole
+    /// structure (plain values, tied weights sharing one storage) and loads with
+    /// torch.load(weights_only=True); with key surgery or shards it is a flat state dict.
+    /// Plain values that the output cannot hold are listed. The output is written to a temporary file in the same folder and renamed when
     /// complete: a failed or interrupted run leaves nothing.
     #[command(
         after_help = "Filters look at the names `ckpt inspect` shows; prefixes are stripped, \
@@ -43,6 +45,8 @@ pub(crate) enum Command {
                       ckpt convert --key state_dict --strip-prefix module. ckpt.pth weights.safetensors\n  \
                       ckpt convert --exclude '*.attn.bias' --rename '^transformer\\.=' in.bin out.safetensors\n  \
                       ckpt convert --max-shard-size 2GB pytorch_model.bin sharded/\n  \
+                      ckpt convert old_legacy.pth modern.pth\n  \
+                      ckpt convert --to pth --max-shard-size 2GB model.safetensors sharded/\n  \
                       ckpt convert --force in.safetensors out.safetensors"
     )]
     Convert(ConvertArgs),
@@ -82,7 +86,8 @@ pub(crate) struct ConvertArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) key: Option<String>,
     /// Write tied tensors (the same view of one storage under several names) once, and
-    /// record the dropped names in the metadata, as HF's converter does.
+    /// record the dropped names in the metadata, as HF's converter does. (PyTorch outputs
+    /// keep tied tensors on one shared storage instead.)
     #[arg(long)]
     pub(crate) dedupe: bool,
     /// Write only the tensors whose name matches this glob (`encoder.*`, `*.weight`;
@@ -118,7 +123,8 @@ pub(crate) struct ConvertArgs {
     pub(crate) rename: Vec<String>,
     /// Write a folder of Hugging Face shards of at most SIZE of tensor data each (`5GB`,
     /// `500MB`, `4KB`: decimal units as HF reads them; `2GiB` binary), named
-    /// `model-00001-of-00003.safetensors` (or `pytorch_model-...bin`) with an index. The
+    /// `model-00001-of-00003.safetensors` (or `pytorch_model-...bin` with --to pth, tensors
+    /// that share a storage in one shard) with an index. The
     /// output is then a folder; an existing folder as output shards at 5GB.
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_shard_size: Option<String>,

@@ -114,16 +114,22 @@ pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
         })
         .collect();
     let mut err = io::stderr().lock();
+    // A PyTorch file holds plain values too: they are left out only when the output is a
+    // flat state dict (key surgery, shards).
+    let why = if report.format == "safetensors" {
+        format!("{} holds tensors only", report.format)
+    } else {
+        "the output is a flat state dict of tensors".to_owned()
+    };
     writeln!(
         err,
-        "warning: {} plain value{} not written ({} holds tensors only): {}",
+        "warning: {} plain value{} not written ({why}): {}",
         report.skipped_values.len(),
         if report.skipped_values.len() == 1 {
             " is"
         } else {
             "s are"
         },
-        report.format,
         names.join(", "),
     )?;
     writeln!(
