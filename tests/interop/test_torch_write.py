@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 from support import FIXTURES, OK_FILES, assert_clean_error, assert_success, run_ckpt
-from support_torch import OK_CASES, live_view
+from support_torch import OK_CASES, live_view, venv_cases
 import torch_view
 from torch_view import raw_bytes, sha256_of
 
@@ -143,6 +143,13 @@ def test_torch_fixture_to_pth_loads_equal(case, tmp_path):
     if expected["kind"] in ("module", "torchscript"):
         differs[MODULE] = True
     check_loads_equal(out, reference(case.path), differs)
+
+
+def test_real_files_from_the_venv_to_pth(tmp_path):
+    for case in venv_cases():
+        out = tmp_path / (case.path.name + ".pth")
+        convert(case.path, out)
+        check_loads_equal(out, reference(case.path), {MODULE: True})
 
 
 @pytest.mark.parametrize("path", OK_FILES, ids=lambda p: p.name)
