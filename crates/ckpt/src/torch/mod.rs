@@ -3,7 +3,7 @@
 //!
 //! Each reader finds the pickles and the storages of its container; the pickles are read
 //! by the safe VM of [`ckpt_pickle`] and given meaning by allowlist in `interpret`, which
-//! never runs anything. Tensors borrow their bytes from the file. [`write`] writes zip
+//! never runs anything. Tensors borrow their bytes from the file. [`write`](mod@write) writes zip
 //! checkpoints that `torch.load(weights_only=True)` loads.
 
 mod allowlist;

@@ -161,7 +161,7 @@ impl<'data> Plan<'data> {
     /// chunks of at most 1 MiB, byteswapped to little-endian when the source is
     /// big-endian; memory use does not grow with the checkpoint), then the central
     /// directory. Reports every chunk to `progress` and stops with an
-    /// [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted) error when it is
+    /// [`ErrorKind::Interrupted`] error when it is
     /// cancelled.
     pub fn write_to(&self, out: &mut dyn Write, progress: &dyn Progress) -> Result<()> {
         self.write_reading(out, None, progress)
