@@ -201,11 +201,11 @@ pub fn convert(
         None
     };
     if options.target == Target::Torch {
-        let (files, written, skipped_values) =
+        let (files, skipped_values) =
             convert_to_torch(&source, root, &tensors, options, output, progress)?;
         return Ok(Converted {
-            parameters: parameters_of(&written),
-            tensors: written.len(),
+            parameters: parameters_of(&tensors),
+            tensors: tensors.len(),
             bytes: files.iter().map(|(_, len)| len).sum(),
             files,
             skipped_values,
@@ -270,61 +270,49 @@ fn parameters_of(tensors: &[(String, &TensorView<'_>)]) -> u64 {
 
 /// Writes a PyTorch output: the whole tree of `root` when nothing reshapes it, else a flat
 /// state dict of `tensors` (the key map's survivors, under their output names), as one
-/// file or as shards. Returns the files, the tensors written and the plain values left out.
+/// file or as shards. Returns the files written and the plain values left out.
 ///
 /// The whole tree is kept (dicts and their order, plain values, parameters, tied storages)
 /// when the key map is the identity, the output is one file, and the subtree `--key`
-/// chose (or the root) is a dict, or the root itself. A whole module or a TorchScript
-/// archive is already its `state_dict()` in the tree.
-#[allow(clippy::type_complexity)]
-fn convert_to_torch<'s, 'data>(
+/// chose is a dict (or there is no `--key`). A whole module or a TorchScript archive is
+/// already its `state_dict()` in the tree.
+fn convert_to_torch(
     source: &Source,
-    root: &Value<'data>,
-    tensors: &'s [(String, &'s TensorView<'data>)],
+    root: &Value<'_>,
+    tensors: &[(String, &TensorView<'_>)],
     options: &ConvertOptions,
     output: &Path,
     progress: &dyn Progress,
-) -> Result<(
-    Vec<(PathBuf, u64)>,
-    Vec<(String, &'s TensorView<'data>)>,
-    Vec<String>,
-)> {
-    let input = source.path();
-    let whole = options.keys.is_identity()
-        && options.max_shard_size.is_none()
-        && (options.key.is_none() || matches!(root, Value::Dict(_)));
-    if whole {
-        let plan = crate::torch::write::Plan::new(root, &crate::torch::write::archive_name(output))
-            .map_err(|e| e.with_path(input))?;
-        let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
-        write_torch_plan(&plan, out.file(), source.mapped_input(), progress)
-            .map_err(|e| e.with_path(output))?;
-        out.commit()?;
-        let written = tensors.iter().map(|(n, t)| (n.clone(), *t)).collect();
-        return Ok((
-            vec![(output.to_path_buf(), plan.file_len())],
-            written,
-            Vec::new(),
-        ));
+) -> Result<(Files, Vec<String>)> {
+    if let Some(max) = options.max_shard_size {
+        let files = write_torch_shards(source, output, options, tensors, max, progress)?;
+        return Ok((files, skipped_names(root)));
     }
-    let skipped: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
-    let written: Vec<(String, &TensorView<'data>)> =
-        tensors.iter().map(|(n, t)| (n.clone(), *t)).collect();
-    let files = match options.max_shard_size {
-        None => {
-            let tree = flat_state_dict(&written);
-            let plan =
-                crate::torch::write::Plan::new(&tree, &crate::torch::write::archive_name(output))
-                    .map_err(|e| e.with_path(input))?;
-            let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
-            write_torch_plan(&plan, out.file(), source.mapped_input(), progress)
-                .map_err(|e| e.with_path(output))?;
-            out.commit()?;
-            vec![(output.to_path_buf(), plan.file_len())]
-        }
-        Some(max) => write_torch_shards(source, output, options, &written, max, progress)?,
+    let whole =
+        options.keys.is_identity() && (options.key.is_none() || matches!(root, Value::Dict(_)));
+    let flat;
+    let (tree, skipped) = if whole {
+        (root, Vec::new())
+    } else {
+        flat = flat_state_dict(tensors);
+        (&flat, skipped_names(root))
     };
-    Ok((files, written, skipped))
+    let input = source.path();
+    let plan = crate::torch::write::Plan::new(tree, &crate::torch::write::archive_name(output))
+        .map_err(|e| e.with_path(input))?;
+    let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
+    write_torch_plan(&plan, out.file(), source.mapped_input(), progress)
+        .map_err(|e| e.with_path(output))?;
+    out.commit()?;
+    Ok((vec![(output.to_path_buf(), plan.file_len())], skipped))
+}
+
+/// Files written, with their sizes.
+type Files = Vec<(PathBuf, u64)>;
+
+/// The dotted names of the plain values under `root`.
+fn skipped_names(root: &Value<'_>) -> Vec<String> {
+    root.values().into_iter().map(|(name, _)| name).collect()
 }
 
 /// `{name: tensor}` in order, as a plain dict (what `transformers` saves in its shards).
@@ -590,4 +578,115 @@ fn tied_duplicates(tensors: &[(String, &TensorView<'_>)]) -> Vec<(String, String
     }
     dropped.sort();
     dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/ok")
+            .join(name)
+    }
+
+    fn read_back(path: &Path, check: impl FnOnce(&crate::Checkpoint<'_>)) {
+        let source = Source::open(path).unwrap();
+        let checkpoint = source.checkpoint().unwrap();
+        assert_eq!(checkpoint.format(), crate::Format::TorchZip);
+        assert_eq!(checkpoint.details().weights_only, Some(true));
+        check(&checkpoint);
+    }
+
+    #[test]
+    fn torch_output_keeps_the_tree_or_flattens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = fixture("torch/checkpoint-2.15-zip.pt");
+        let source = Source::open(&input).unwrap();
+        let values = source.checkpoint().unwrap().values().len();
+        assert!(values > 30);
+        let whole = dir.path().join("whole.pth");
+        let done = convert(&input, &whole, &ConvertOptions::new(Target::Torch), &()).unwrap();
+        assert_eq!(done.tensors, 27);
+        assert!(done.skipped_values.is_empty());
+        read_back(&whole, |c| {
+            assert_eq!(c.kind(), crate::Kind::Checkpoint);
+            assert_eq!(c.values().len(), values);
+            assert_eq!(c.details().records["archive_folder"], "whole");
+        });
+
+        // `--key` of a dict keeps that dict whole.
+        let model = dir.path().join("model.pt");
+        let options = ConvertOptions::new(Target::Torch).key(Some("model".into()));
+        convert(&input, &model, &options, &()).unwrap();
+        read_back(&model, |c| {
+            assert_eq!(c.kind(), crate::Kind::StateDict);
+            assert_eq!(c.tensors().len(), 9);
+        });
+
+        // Key surgery: a flat state dict, the plain values reported.
+        let flat = dir.path().join("flat.bin");
+        let keys = KeyMap::new().include("optimizer.*").unwrap();
+        let options = ConvertOptions::new(Target::Torch).keys(keys);
+        let done = convert(&input, &flat, &options, &()).unwrap();
+        assert_eq!(done.tensors, 18);
+        assert_eq!(done.skipped_values.len(), values);
+        assert_eq!(done.excluded.len(), 9);
+        read_back(&flat, |c| {
+            assert_eq!(c.kind(), crate::Kind::StateDict);
+            assert!(c.values().is_empty());
+            assert_eq!(c.tensors()[0].0, "optimizer.state.0.step");
+        });
+
+        // `--key` of a list: a flat state dict of its tensors.
+        let list = dir.path().join("list.pth");
+        let options = ConvertOptions::new(Target::Torch).key(Some("optimizer.param_groups".into()));
+        let done = convert(&input, &list, &options, &()).unwrap();
+        assert_eq!(done.tensors, 0);
+        assert!(!done.skipped_values.is_empty());
+        read_back(&list, |c| assert!(c.tensors().is_empty()));
+    }
+
+    #[test]
+    fn torch_shards_group_shared_storages() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = fixture("torch/tied-2.15-zip.pt");
+        let out = dir.path().join("shards");
+        let options = ConvertOptions::new(Target::Torch).max_shard_size(Some(40));
+        let done = convert(&input, &out, &options, &()).unwrap();
+        let names: Vec<String> = done
+            .files
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "pytorch_model-00001-of-00002.bin",
+                "pytorch_model-00002-of-00002.bin",
+                "pytorch_model.bin.index.json"
+            ]
+        );
+        assert_eq!(done.tensors, 4);
+        read_back(&done.files[0].0, |c| {
+            assert_eq!(
+                c.shared_storages(),
+                [vec!["embed.weight".to_owned(), "lm_head.weight".to_owned()]]
+            );
+            assert_eq!(
+                c.details().records["archive_folder"],
+                "pytorch_model-00001-of-00002"
+            );
+        });
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&done.files[2].0).unwrap()).unwrap();
+        assert_eq!(index["metadata"]["total_size"], 84);
+
+        // Everything in one shard: a plain pytorch_model.bin, no index.
+        let one = dir.path().join("one");
+        let options = ConvertOptions::new(Target::Torch).max_shard_size(Some(1 << 20));
+        let done = convert(&input, &one, &options, &()).unwrap();
+        assert_eq!(done.files.len(), 1);
+        assert!(done.files[0].0.ends_with("pytorch_model.bin"));
+    }
 }
