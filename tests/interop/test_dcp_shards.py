@@ -139,3 +139,50 @@ def test_bad_folders_fail_cleanly(name, tmp_path):
     assert_clean_error(proc)
     assert REJECTED[name]["error"] in proc.stderr.decode("utf-8"), proc.stderr
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def torch_load_flat(path: Path, mmap: bool = False) -> dict:
+    return flat_tensors(torch.load(path, weights_only=True, mmap=mmap, map_location="cpu"))
+
+
+@pytest.mark.parametrize("mmap", [False, True], ids=["load", "mmap"])
+@pytest.mark.parametrize("folder", DCP_FIXTURES, ids=lambda p: p.name)
+def test_dcp_fixtures_convert_to_pth_exactly(folder, mmap, tmp_path):
+    out = tmp_path / "one.pth"
+    assert_success(run_ckpt("convert", folder, out))
+    assert_bitwise_equal(torch_load_flat(out, mmap), dcp_load(folder))
+
+
+def test_a_live_dcp_save_converts_to_pth_with_its_values(tmp_path):
+    folder = tmp_path / "ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save(live_state(), checkpoint_id=str(folder), no_dist=True)
+    out = tmp_path / "one.pth"
+    assert_success(run_ckpt("convert", folder, out))
+    loaded = torch.load(out, weights_only=True, map_location="cpu")
+    assert loaded["epoch"] == 3 and loaded["opt"]["lr"] == 0.1
+    assert_bitwise_equal(flat_tensors(loaded), dcp_load(folder))
+
+
+@pytest.mark.parametrize("folder", DCP_FIXTURES, ids=lambda p: p.name)
+def test_dcp_tensors_of_one_shape_are_never_taken_for_tied(folder, tmp_path):
+    out = tmp_path / "one.safetensors"
+    assert_success(run_ckpt("convert", "--dedupe", folder, out))
+    assert_bitwise_equal(load_file(str(out)), dcp_load(folder))
+
+
+@pytest.mark.parametrize("folder", DCP_FIXTURES, ids=lambda p: p.name)
+def test_dcp_fixtures_convert_to_torch_shards(folder, tmp_path):
+    shards = tmp_path / "shards"
+    assert_success(run_ckpt("convert", "--to", "pth", "--max-shard-size", "100B", folder, shards))
+    assert len(list(shards.glob("pytorch_model-*-of-*.bin"))) >= 2
+    assert_bitwise_equal(hf_load(shards), dcp_load(folder))
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "bin"])
+def test_hf_fixtures_convert_to_one_pth(kind, tmp_path):
+    folder = FIXTURES / "ok" / "shards" / kind
+    out = tmp_path / "one.pth"
+    assert_success(run_ckpt("convert", folder, out))
+    assert_bitwise_equal(torch_load_flat(out), hf_load(folder))

@@ -339,13 +339,6 @@ fn write_torch_plan(
         .map_err(|e| Error::from_io("failed to write", e))
 }
 
-/// The identity of a tensor's storage, as `huggingface_hub`'s `get_torch_storage_id` sees
-/// it: tensors with the same one share their bytes. Empty storages share nothing.
-fn storage_identity(view: &TensorView<'_>) -> Option<(usize, usize)> {
-    let bytes = view.storage().bytes();
-    (!bytes.is_empty()).then_some((bytes.as_ptr() as usize, bytes.len()))
-}
-
 /// Writes `tensors` as `pytorch_model-0000K-of-0000N.bin` shards of at most `max` bytes of
 /// storage each, with `pytorch_model.bin.index.json`, into the folder `output`, as
 /// `transformers`' `save_pretrained(safe_serialization=False)` does: tensors that share a
@@ -364,7 +357,7 @@ fn write_torch_shards(
     let naming = Naming::TORCH;
     let sizes: Vec<(u64, Option<(usize, usize)>)> = tensors
         .iter()
-        .map(|(_, t)| (t.storage().bytes().len() as u64, storage_identity(t)))
+        .map(|(_, t)| (t.storage_nbytes() as u64, t.storage_identity()))
         .collect();
     let mut total_size = 0u64;
     let mut counted = std::collections::HashSet::new();
@@ -537,8 +530,7 @@ impl Progress for Continuing<'_> {
 /// storage as another: `(dropped, kept)`, keeping the lexicographically smallest name.
 fn tied_duplicates(tensors: &[(String, &TensorView<'_>)]) -> Vec<(String, String)> {
     type ViewKey<'v> = (
-        usize,
-        usize,
+        (usize, usize),
         crate::Dtype,
         &'v [usize],
         &'v [usize],
@@ -552,10 +544,12 @@ fn tied_duplicates(tensors: &[(String, &TensorView<'_>)]) -> Vec<(String, String
         if view.numel() == 0 {
             continue;
         }
-        let bytes = view.storage().bytes();
+        // Views of nothing shared (chunk-assembled tensors) are never tied.
+        let Some(identity) = view.storage_identity() else {
+            continue;
+        };
         let key = (
-            bytes.as_ptr() as usize,
-            bytes.len(),
+            identity,
             view.dtype(),
             view.shape(),
             view.strides(),
@@ -583,6 +577,44 @@ fn tied_duplicates(tensors: &[(String, &TensorView<'_>)]) -> Vec<(String, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tensors_assembled_from_chunks_are_never_tied() {
+        use crate::model::{ByteOrder, Storage, Tile};
+        let a = [1u8, 2, 3, 4];
+        let b = [5u8, 6, 7, 8];
+        let tiled = |bytes: &'static [u8]| {
+            let halves = [&bytes[..2], &bytes[2..]].map(|half| {
+                TensorView::contiguous(
+                    crate::Dtype::UInt8,
+                    vec![2],
+                    Storage::new(half, ByteOrder::Little),
+                )
+                .unwrap()
+            });
+            let [first, second] = halves;
+            TensorView::tiled(
+                crate::Dtype::UInt8,
+                vec![4],
+                vec![Tile::new(vec![0], first), Tile::new(vec![2], second)],
+            )
+            .unwrap()
+        };
+        let (x, y) = (tiled(Box::leak(Box::new(a))), tiled(Box::leak(Box::new(b))));
+        assert!(x.storage_identity().is_none());
+        // The same dtype, shape and strides, and both with an empty storage.
+        let tensors = [("x".to_owned(), &x), ("y".to_owned(), &y)];
+        assert!(tied_duplicates(&tensors).is_empty());
+        // A real tie still is one.
+        let data = [0u8; 4];
+        let storage = Storage::new(&data, ByteOrder::Little);
+        let w = TensorView::contiguous(crate::Dtype::UInt8, vec![4], storage).unwrap();
+        let tied = [("w".to_owned(), &w), ("v".to_owned(), &w)];
+        assert_eq!(
+            tied_duplicates(&tied),
+            vec![("w".to_owned(), "v".to_owned())]
+        );
+    }
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -336,6 +336,9 @@ impl<'data> TensorView<'data> {
             neg: false,
             quantization: None,
             tiling: Some(Arc::new(tiling)),
+            requires_grad: false,
+            parameter: false,
+            attributes: Vec::new(),
         })
     }
 
@@ -482,9 +485,29 @@ impl<'data> TensorView<'data> {
         self.offset
     }
 
-    /// The storage the view reads from.
+    /// The storage the view reads from (empty for a tensor assembled from chunks: see
+    /// [`TensorView::tiles`]).
     pub fn storage(&self) -> &Storage<'data> {
         &self.storage
+    }
+
+    /// What identifies the bytes the view reads, to find views that share them (tied
+    /// weights): the address and length of its storage. `None` when it shares nothing: an
+    /// empty storage, or a tensor assembled from chunks.
+    pub fn storage_identity(&self) -> Option<(usize, usize)> {
+        let bytes = self.storage.bytes();
+        (self.tiling.is_none() && !bytes.is_empty())
+            .then_some((bytes.as_ptr() as usize, bytes.len()))
+    }
+
+    /// How many bytes a writer stores for the view's storage, as torch counts
+    /// `untyped_storage().nbytes()`: all of its storage, or for a tensor assembled from
+    /// chunks, its own bytes.
+    pub fn storage_nbytes(&self) -> usize {
+        match self.tiling {
+            Some(_) => self.nbytes,
+            None => self.storage.bytes().len(),
+        }
     }
 
     /// The number of elements (1 for a scalar, 0 if any dimension is 0).

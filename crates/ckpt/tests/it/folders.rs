@@ -217,3 +217,44 @@ fn tiles_assemble_row_major() {
     let error = TensorView::tiled(Dtype::UInt8, vec![4, 6], past).unwrap_err();
     assert!(error.to_string().contains("reaches past"), "{error}");
 }
+
+/// Every folder converts to one `.pth` and to one `.safetensors` (with `--dedupe`: tensors
+/// assembled from chunks share no storage, so none is taken for a tied duplicate) whose
+/// tensors hash as torch loaded them.
+#[test]
+fn ok_folders_convert_to_one_file_of_either_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, _) in ok_folders() {
+        let expected_path = PathBuf::from(format!("{}.expected.json", folder.display()));
+        let expected: Json =
+            serde_json::from_slice(&std::fs::read(&expected_path).unwrap()).unwrap();
+        let want: BTreeMap<String, String> = expected["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_owned(),
+                    t["sha256"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        for (name, target) in [
+            ("one.pth", ckpt::Target::Torch),
+            ("one.safetensors", ckpt::Target::Safetensors),
+        ] {
+            let out = dir.path().join(name);
+            let mut options = ckpt::ConvertOptions::new(target).overwrite(true);
+            options.dedupe = true;
+            ckpt::convert(&folder, &out, &options, &()).unwrap_or_else(|e| panic!("{e}"));
+            let source = Source::open(&out).unwrap();
+            let checkpoint = source.checkpoint().unwrap();
+            let got: BTreeMap<String, String> = checkpoint
+                .tensors()
+                .into_iter()
+                .map(|(n, t)| (n, hex(&t.sha256().unwrap())))
+                .collect();
+            assert_eq!(got, want, "{} -> {name}", folder.display());
+        }
+    }
+}

@@ -133,10 +133,19 @@ impl Transform {
     }
 }
 
+/// Where a record's bytes come from.
+#[derive(Debug, Clone)]
+enum Source<'data> {
+    /// A storage of the source, whole.
+    Storage(Storage<'data>),
+    /// A tensor assembled from chunks ([`TensorView::tiles`]): its little-endian elements.
+    Assembled(TensorView<'data>),
+}
+
 /// One `data/N` record: which bytes, under which storage class, transformed how.
 #[derive(Debug, Clone)]
 pub(super) struct Record<'data> {
-    storage: Storage<'data>,
+    source: Source<'data>,
     /// How many source bytes are written (a typed storage holds whole elements only).
     source_len: usize,
     pub(super) storage_type: StorageType,
@@ -158,8 +167,11 @@ impl Record<'_> {
     /// borrowed from the source when they need no change. Memory use does not depend on
     /// the storage's size.
     pub(super) fn stream(&self, mut emit: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let bytes = self
-            .storage
+        let storage = match &self.source {
+            Source::Storage(storage) => storage,
+            Source::Assembled(view) => return view.for_each_chunk(emit),
+        };
+        let bytes = storage
             .bytes()
             .get(..self.source_len)
             .ok_or_else(|| Error::malformed("a storage is shorter than planned"))?;
@@ -208,16 +220,10 @@ pub(super) struct Reference {
 }
 
 impl<'data> Registry<'data> {
-    /// Identity of a storage: views of one storage share it; empty storages never do
-    /// (they hold nothing to share, and unrelated ones may sit at one address).
-    fn identity(storage: &Storage<'_>) -> Option<(usize, usize)> {
-        let bytes = storage.bytes();
-        (!bytes.is_empty()).then_some((bytes.as_ptr() as usize, bytes.len()))
-    }
-
     /// Notes that `view` (of torch dtype `dtype`) will be written.
     pub(super) fn add_view(&mut self, view: &TensorView<'data>, dtype: Dtype) {
-        let Some(identity) = Self::identity(view.storage()) else {
+        // Empty storages and chunk-assembled tensors share nothing.
+        let Some(identity) = view.storage_identity() else {
             return;
         };
         match self.by_identity.get(&identity) {
@@ -282,7 +288,8 @@ impl<'data> Registry<'data> {
     }
 
     fn group_index(&self, view: &TensorView<'data>) -> Option<usize> {
-        Self::identity(view.storage()).and_then(|identity| self.by_identity.get(&identity).copied())
+        view.storage_identity()
+            .and_then(|identity| self.by_identity.get(&identity).copied())
     }
 
     /// The storage of `view` (seen as `dtype`) as the pickle refers to it, numbering it on
@@ -293,6 +300,16 @@ impl<'data> Registry<'data> {
         dtype: Dtype,
     ) -> Result<Reference, String> {
         let (storage_type, transform) = self.resolve(view, dtype)?;
+        if view.tiles().is_some() {
+            // Assembled from chunks: its own storage, produced in order.
+            self.records.push(Record {
+                source: Source::Assembled(view.clone()),
+                source_len: view.nbytes(),
+                storage_type,
+                transform: Transform::Identity,
+            });
+            return self.reference_to(self.records.len() - 1);
+        }
         let Some(index) = self.group_index(view) else {
             let key = self.push(view.storage().clone(), storage_type, transform);
             return self.reference_to(key);
@@ -331,7 +348,7 @@ impl<'data> Registry<'data> {
         let len = storage.bytes().len();
         let unit = usize::try_from(storage_type.unit()).unwrap_or(1).max(1);
         self.records.push(Record {
-            storage,
+            source: Source::Storage(storage),
             // A typed storage holds whole elements; no view reaches a shorter tail.
             source_len: len / unit * unit,
             storage_type,
