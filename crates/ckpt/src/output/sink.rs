@@ -28,7 +28,7 @@ const MAX_PENDING: u64 = 64 << 20;
 const WRITEBACK_EVERY: u64 = 64 << 20;
 
 /// The input file and its memory map, as the slices handed to a [`FileSink`] borrow it; or
-/// the files of a checkpoint stored in several ([`MappedInput::many`]).
+/// the files of a checkpoint stored in several (see `Source::mapped_input`).
 #[derive(Debug, Clone, Copy)]
 pub struct MappedInput<'a> {
     file: &'a File,
