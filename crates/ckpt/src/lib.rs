@@ -40,6 +40,7 @@
 //! # Ok::<(), ckpt::Error>(())
 //! ```
 
+pub mod cast;
 mod convert;
 mod digest;
 mod error;

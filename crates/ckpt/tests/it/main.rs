@@ -11,6 +11,7 @@
     clippy::cast_possible_wrap
 )]
 
+mod cast;
 mod fixtures;
 mod folders;
 mod fuzz_regressions;

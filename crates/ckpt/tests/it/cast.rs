@@ -1,0 +1,189 @@
+//! `ckpt::cast` against torch: the committed cases of `tests/fixtures/cast/` (see its
+//! README) and, from the interop suite, cases torch computed live on random data.
+
+use std::path::{Path, PathBuf};
+
+use ckpt::Dtype;
+use ckpt::cast::{self, Cast, CastStats};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cast")
+}
+
+fn case_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no cases in {}", folder.display());
+    files
+}
+
+/// Casts `input` in pieces (as `for_each_chunk` hands them out), merging the stats.
+fn cast_in_pieces(cast: &Cast, input: &[u8], pieces: usize) -> (Vec<u8>, CastStats) {
+    let size = cast.from().byte_size().unwrap();
+    let elements = input.len() / size;
+    let step = elements.div_ceil(pieces).max(1) * size;
+    let mut out = Vec::new();
+    let mut total = CastStats::default();
+    for piece in input.chunks(step) {
+        let mut stats = CastStats::default();
+        cast.apply(piece, &mut out, &mut stats).unwrap();
+        total.merge(&stats);
+    }
+    (out, total)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().rev().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the `to` element `bytes` is a NaN.
+fn is_nan(to: Dtype, bytes: &[u8]) -> bool {
+    let mut raw = [0u8; 8];
+    raw[..bytes.len()].copy_from_slice(bytes);
+    let v = u64::from_le_bytes(raw);
+    match to {
+        Dtype::BFloat16 => v & 0x7FFF > 0x7F80,
+        Dtype::Float16 => v & 0x7FFF > 0x7C00,
+        Dtype::Float32 => v & 0x7FFF_FFFF > 0x7F80_0000,
+        Dtype::Float64 => v & 0x7FFF_FFFF_FFFF_FFFF > 0x7FF0_0000_0000_0000,
+        Dtype::Float8E4M3Fn => v & 0x7F == 0x7F,
+        Dtype::Float8E5M2 => v & 0x7F > 0x7C,
+        _ => panic!("not a target: {to}"),
+    }
+}
+
+/// The elements where `got` differs from torch's `want` (NaNs of any bits being equal unless
+/// `exact_nans`), described for a failure message; `None` when there are none.
+fn differences(
+    (from, to): (Dtype, Dtype),
+    input: &[u8],
+    got: &[u8],
+    want: &[u8],
+    exact_nans: bool,
+) -> Option<String> {
+    let (i, o) = (from.byte_size().unwrap(), to.byte_size().unwrap());
+    let same = |a: &[u8], b: &[u8]| a == b || (!exact_nans && is_nan(to, a) && is_nan(to, b));
+    let wrong: Vec<usize> = (0..input.len() / i)
+        .filter(|k| !same(&got[k * o..(k + 1) * o], &want[k * o..(k + 1) * o]))
+        .collect();
+    if wrong.is_empty() {
+        return None;
+    }
+    let mut text = format!("{} of {} elements differ:", wrong.len(), input.len() / i);
+    for &k in wrong.iter().take(12) {
+        text += &format!(
+            "\n  #{k}: {from} 0x{} -> {to} ckpt 0x{}, torch 0x{}",
+            hex(&input[k * i..(k + 1) * i]),
+            hex(&got[k * o..(k + 1) * o]),
+            hex(&want[k * o..(k + 1) * o]),
+        );
+    }
+    Some(text)
+}
+
+/// Checks every target of one case file: the bytes and the counts torch's outputs imply.
+/// Returns how many (source, target) pairs were checked, and what was wrong.
+fn check_case(path: &Path) -> (usize, Vec<String>) {
+    let bytes = std::fs::read(path).unwrap();
+    let checkpoint = ckpt::read(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let meta: Value = serde_json::from_str(&checkpoint.metadata()["cast"]).unwrap();
+    let exact_nans = match meta["nan_bits"].as_str() {
+        Some("exact") => true,
+        Some("any") => false,
+        other => panic!("{}: nan_bits {other:?}", path.display()),
+    };
+    let tensors = checkpoint.tensors();
+    let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let input = find("input").expect("an `input` tensor");
+    let from = input.dtype();
+    let input = input.data().unwrap();
+    let (mut pairs, mut failures) = (0, Vec::new());
+    for &to in cast::TARGETS {
+        let context = format!("{}: {from} -> {to}", path.display());
+        let cast = Cast::new(from, to).unwrap();
+        let want = match find(to.name()) {
+            Some(view) => {
+                assert_eq!(view.dtype(), to, "{context}");
+                view.data().unwrap()
+            }
+            // torch returns the tensor itself: the file does not store it twice.
+            None if from == to => input,
+            None => panic!("{context}: no `{to}` tensor"),
+        };
+        let (got, stats) = cast_in_pieces(&cast, input, 3);
+        assert_eq!(got.len(), want.len(), "{context}");
+        if let Some(text) = differences((from, to), input, &got, want, exact_nans) {
+            failures.push(format!("{context}: {text}"));
+        }
+        let stats = serde_json::to_value(stats).unwrap();
+        if stats != meta["stats"][to.name()] {
+            let want = &meta["stats"][to.name()];
+            failures.push(format!("{context}: stats {stats}, torch {want}"));
+        }
+        pairs += 1;
+    }
+    if let Some(exhaustive) = meta.get("exhaustive") {
+        failures.extend(check_exhaustive(path, from, exhaustive));
+    }
+    (pairs, failures)
+}
+
+/// A 16-bit source over all its 65536 bit patterns, in order: the SHA-256 of torch's output
+/// and its counts (the patterns that fail are among the case's listed hard values, or shown
+/// by the live interop test).
+fn check_exhaustive(path: &Path, from: Dtype, exhaustive: &Value) -> Vec<String> {
+    let input: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+    let mut failures = Vec::new();
+    for &to in cast::TARGETS {
+        let context = format!("{}: every {from} -> {to}", path.display());
+        let (got, stats) = cast_in_pieces(&Cast::new(from, to).unwrap(), &input, 1);
+        let want = &exhaustive[to.name()];
+        let digest: String = Sha256::digest(&got)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if digest != want["sha256"].as_str().unwrap() {
+            failures.push(format!("{context}: the output differs from torch's"));
+        }
+        let stats = serde_json::to_value(stats).unwrap();
+        if stats != want["stats"] {
+            failures.push(format!("{context}: stats {stats}, torch {}", want["stats"]));
+        }
+    }
+    failures
+}
+
+/// Checks every case file of `folder`; returns the number of pairs checked.
+fn check_folder(folder: &Path) -> usize {
+    let (mut pairs, mut failures) = (0, Vec::new());
+    for path in case_files(folder) {
+        let (n, wrong) = check_case(&path);
+        pairs += n;
+        failures.extend(wrong);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    pairs
+}
+
+/// Every committed case: all 9 sources x 6 targets, bit for bit, with torch's counts.
+#[test]
+fn committed_cases_match_torch() {
+    assert_eq!(check_folder(&fixtures()), 9 * cast::TARGETS.len());
+}
+
+/// Cases that `tests/interop/test_cast_live.py` has torch compute on random data, in the
+/// folder `CKPT_CAST_CASES` names. Ignored by `cargo test`: the interop suite runs it with
+/// `--ignored`.
+#[test]
+#[ignore = "run by tests/interop/test_cast_live.py, which sets CKPT_CAST_CASES"]
+fn live_torch_cases() {
+    let folder = std::env::var_os("CKPT_CAST_CASES")
+        .expect("CKPT_CAST_CASES must name a folder of cases written by the interop suite");
+    assert!(check_folder(Path::new(&folder)) > 0);
+}
