@@ -54,10 +54,12 @@ mod bfloat16;
 mod float16;
 mod float8;
 mod kernel;
+mod view;
 mod wide;
 
 use std::fmt;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -68,6 +70,11 @@ use float8::{Float8E4M3Fn, Float8E4M3Fnuz, Float8E5M2, Float8E5M2Fnuz, Float8E8M
 use float16::Float16;
 use kernel::{identity, run};
 use wide::{Float32, Float64};
+
+pub use view::{CastView, cast_all};
+
+/// Inputs of more than this many elements are cast in pieces of this size on all cores.
+const PARALLEL_PIECE: usize = 1 << 16;
 
 /// The dtypes a [`Cast`] can produce, as `ckpt convert --dtype` offers them.
 pub const TARGETS: &[Dtype] = &[
@@ -203,7 +210,7 @@ impl Cast {
         })?;
         out.resize(end, 0);
         let tail = out.get_mut(start..).unwrap_or_default();
-        (self.kernel)(input, tail, stats);
+        self.run(input, tail, stats);
         Ok(())
     }
 
@@ -225,8 +232,30 @@ impl Cast {
                 out.len()
             )));
         }
-        (self.kernel)(input, out, stats);
+        self.run(input, out, stats);
         Ok(())
+    }
+
+    /// Runs the kernel, on all cores for large inputs. Lengths are checked by the caller.
+    fn run(&self, input: &[u8], out: &mut [u8], stats: &mut CastStats) {
+        let kernel = self.kernel;
+        if input.len() <= 2 * PARALLEL_PIECE * self.input_size || rayon::current_num_threads() < 2 {
+            kernel(input, out, stats);
+            return;
+        }
+        let total = input
+            .par_chunks(PARALLEL_PIECE * self.input_size)
+            .zip(out.par_chunks_mut(PARALLEL_PIECE * self.output_size))
+            .map(|(input, out)| {
+                let mut stats = CastStats::default();
+                kernel(input, out, &mut stats);
+                stats
+            })
+            .reduce(CastStats::default, |mut a, b| {
+                a.merge(&b);
+                a
+            });
+        stats.merge(&total);
     }
 }
 
@@ -307,6 +336,20 @@ impl CastStats {
         self.inf_saturated = self.inf_saturated.saturating_add(inf_saturated);
         self.flushed_to_zero = self.flushed_to_zero.saturating_add(flushed_to_zero);
     }
+}
+
+/// What a cast did to one tensor, as writers report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TensorCast {
+    /// The tensor's name in the output.
+    pub name: String,
+    /// Its dtype in the source.
+    pub from: Dtype,
+    /// Its dtype in the output.
+    pub to: Dtype,
+    /// What happened to its values.
+    pub stats: CastStats,
 }
 
 fn names(dtypes: &[Dtype]) -> String {

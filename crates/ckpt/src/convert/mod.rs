@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 pub use keys::{KeyMap, Mapped, common_wrapper_prefix};
 pub use shard::{DEFAULT_MAX_SHARD_SIZE, Naming, parse_size};
 
+use crate::cast::{self, CastView, TensorCast};
 use crate::error::{Error, Result};
-use crate::model::{Dict, TensorView, Value};
+use crate::model::{Dict, Dtype, TensorView, Value};
 use crate::output::{AtomicFolder, AtomicOutput, FileSink, MappedInput};
 use crate::progress::Progress;
 use crate::safetensors::Plan;
@@ -69,6 +70,11 @@ pub struct ConvertOptions {
     /// each, with an index, instead of one file (see [`parse_size`]). PyTorch shards are
     /// flat state dicts; tensors that share a storage go to one shard.
     pub max_shard_size: Option<u64>,
+    /// Cast floating point tensors to this dtype (one of [`cast::TARGETS`]), as torch's
+    /// `tensor.to(dtype)` does, bit for bit (see [`cast`]). Other tensors (integers, bool,
+    /// complex, the packed float4/float6 kinds) keep their dtype: [`Converted::kept`] lists
+    /// them.
+    pub dtype: Option<Dtype>,
 }
 
 impl ConvertOptions {
@@ -81,7 +87,15 @@ impl ConvertOptions {
             dedupe: false,
             keys: KeyMap::new(),
             max_shard_size: None,
+            dtype: None,
         }
+    }
+
+    /// Casts floating point tensors to `dtype` (see [`ConvertOptions::dtype`]).
+    #[must_use]
+    pub fn dtype(mut self, dtype: Option<Dtype>) -> Self {
+        self.dtype = dtype;
+        self
     }
 
     /// Writes a folder of shards of at most `max` bytes each (see
@@ -145,6 +159,12 @@ pub struct Converted {
     /// A prefix every written name has that looks added by a training wrapper (`module.`
     /// from `DataParallel`): `--strip-prefix` would remove it. Only when nothing was renamed.
     pub wrapper_prefix: Option<&'static str>,
+    /// What casting to [`ConvertOptions::dtype`] did to each tensor it changed, by output
+    /// name (tensors already of that dtype are not listed: they are written as they are).
+    pub casts: Vec<TensorCast>,
+    /// Tensors that kept their dtype because they are not floating point (output name,
+    /// dtype), when casting.
+    pub kept: Vec<(String, Dtype)>,
 }
 
 /// Converts the checkpoint at `input` into a new file at `output`, or into a folder of
@@ -236,17 +256,20 @@ pub fn convert(
         Vec::new()
     };
     let parameters = parameters_of(&tensors);
-    let files = match options.max_shard_size {
+    let views = cast::cast_all(&tensors, options.dtype).map_err(|e| e.with_path(input))?;
+    let kept = kept_dtypes(&views, options.dtype);
+    let (files, mut casts) = match options.max_shard_size {
         None => {
-            let plan = Plan::new(&tensors, &metadata).map_err(|e| e.with_path(input))?;
+            let plan = Plan::with_casts(&views, &metadata).map_err(|e| e.with_path(input))?;
             let mut out = AtomicOutput::create(output, options.overwrite, &source.files())?;
-            write_plan(&plan, out.file(), source.mapped_input(), progress)
+            let casts = write_plan(&plan, out.file(), source.mapped_input(), progress)
                 .map_err(|e| e.with_path(output))?;
             out.commit()?;
-            vec![(output.to_path_buf(), plan.file_len())]
+            (vec![(output.to_path_buf(), plan.file_len())], casts)
         }
-        Some(max) => write_shards(&source, output, options, &tensors, &metadata, max, progress)?,
+        Some(max) => write_shards(&source, output, options, &views, &metadata, max, progress)?,
     };
+    casts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Converted {
         tensors: tensors.len(),
         parameters,
@@ -257,6 +280,8 @@ pub fn convert(
         renamed,
         excluded,
         wrapper_prefix,
+        casts,
+        kept,
     })
 }
 
@@ -419,19 +444,37 @@ fn write_torch_shards(
     Ok(files)
 }
 
+/// The tensors that a cast to `dtype` leaves with another dtype (not floating point).
+fn kept_dtypes(views: &[(String, CastView<'_, '_>)], dtype: Option<Dtype>) -> Vec<(String, Dtype)> {
+    let Some(dtype) = dtype else {
+        return Vec::new();
+    };
+    let mut kept: Vec<(String, Dtype)> = views
+        .iter()
+        .filter(|(_, view)| view.dtype() != dtype)
+        .map(|(name, view)| (name.clone(), view.dtype()))
+        .collect();
+    kept.sort();
+    kept
+}
+
 /// Streams a planned safetensors file into `file`; tensor data stored as is in the input
-/// is copied by the kernel (see [`FileSink`]).
+/// is copied by the kernel (see [`FileSink`]). Returns what the casts did.
 fn write_plan(
     plan: &Plan<'_, '_>,
     file: &std::fs::File,
     input: Option<MappedInput<'_>>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Vec<TensorCast>> {
     let mut sink = FileSink::new(file, input);
-    plan.write_to(&mut sink, progress)?;
+    let casts = plan.write_to(&mut sink, progress)?;
     sink.flush()
-        .map_err(|e| Error::from_io("failed to write", e))
+        .map_err(|e| Error::from_io("failed to write", e))?;
+    Ok(casts)
 }
+
+/// The files written, with their sizes, and what the casts did.
+type Written = (Vec<(PathBuf, u64)>, Vec<TensorCast>);
 
 /// Writes `tensors` as Hugging Face shards of at most `max` bytes, with an index, into the
 /// folder `output`.
@@ -439,11 +482,11 @@ fn write_shards(
     source: &Source,
     output: &Path,
     options: &ConvertOptions,
-    tensors: &[(String, &TensorView<'_>)],
+    tensors: &[(String, CastView<'_, '_>)],
     metadata: &BTreeMap<String, String>,
     max: u64,
     progress: &dyn Progress,
-) -> Result<Vec<(PathBuf, u64)>> {
+) -> Result<Written> {
     let input = source.path();
     let input_map = source.mapped_input();
     let naming = Naming::SAFETENSORS;
@@ -462,7 +505,7 @@ fn write_shards(
         BTreeMap::from([("format".to_owned(), "pt".to_owned())])
     };
     let mut plans = Vec::with_capacity(count);
-    let mut members: Vec<Vec<(String, &TensorView<'_>)>> = Vec::with_capacity(count);
+    let mut members: Vec<Vec<(String, CastView<'_, '_>)>> = Vec::with_capacity(count);
     for group in &groups {
         members.push(
             group
@@ -476,7 +519,7 @@ fn write_shards(
         members.push(Vec::new());
     }
     for shard in &members {
-        plans.push(Plan::new(shard, &shard_metadata).map_err(|e| e.with_path(input))?);
+        plans.push(Plan::with_casts(shard, &shard_metadata).map_err(|e| e.with_path(input))?);
     }
     let total: u64 = plans.iter().map(Plan::file_len).sum();
     progress.start(total);
@@ -484,11 +527,14 @@ fn write_shards(
     let mut folder = AtomicFolder::create(output, options.overwrite, &source.files())?;
     let mut files = Vec::with_capacity(count + 1);
     let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
+    let mut casts = Vec::new();
     for (index, (plan, shard)) in plans.iter().zip(&members).enumerate() {
         let name = naming.shard(index, count);
         let path = output.join(&name);
         let file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
-        write_plan(plan, &file, input_map, &shared_progress).map_err(|e| e.with_path(&path))?;
+        casts.extend(
+            write_plan(plan, &file, input_map, &shared_progress).map_err(|e| e.with_path(&path))?,
+        );
         for (tensor, _) in shard {
             weight_map.push((tensor.as_str(), name.clone()));
         }
@@ -498,7 +544,7 @@ fn write_shards(
         let total_size = tensors.iter().map(|(_, t)| t.nbytes() as u64).sum();
         let total_parameters = tensors
             .iter()
-            .map(|(_, t)| t.numel() as u64 * t.dtype().values_per_element())
+            .map(|(_, t)| t.view().numel() as u64 * t.dtype().values_per_element())
             .sum();
         let map: Vec<(&str, &str)> = weight_map.iter().map(|(t, f)| (*t, f.as_str())).collect();
         let json = shard::index_json(total_size, total_parameters, metadata, &map)?;
@@ -510,7 +556,7 @@ fn write_shards(
         files.push((path, json.len() as u64));
     }
     folder.commit(|name| naming.owns(name))?;
-    Ok(files)
+    Ok((files, casts))
 }
 
 /// Passes progress through, but not the `start` of each file: the bar spans all shards.
@@ -531,7 +577,7 @@ impl Progress for Continuing<'_> {
 fn tied_duplicates(tensors: &[(String, &TensorView<'_>)]) -> Vec<(String, String)> {
     type ViewKey<'v> = (
         (usize, usize),
-        crate::Dtype,
+        Dtype,
         &'v [usize],
         &'v [usize],
         usize,

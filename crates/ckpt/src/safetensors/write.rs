@@ -8,6 +8,7 @@ use serde::ser::SerializeMap;
 
 use super::header::METADATA_KEY;
 use super::{LENGTH_LEN, MAX_HEADER_LEN, dtype_name, storable_dtypes};
+use crate::cast::{CastView, TensorCast};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Dtype, TensorView};
 use crate::progress::Progress;
@@ -25,10 +26,13 @@ use crate::progress::Progress;
 /// Empty metadata is written as no `__metadata__` key at all (the reference writes
 /// `"__metadata__":{}` when given an empty dict): transformers refuses a file whose
 /// `__metadata__` exists without a `format` key, and accepts one without metadata.
+///
+/// [`Plan::with_casts`] plans tensors cast to another dtype ([`CastView`]): the header gives
+/// their new dtype and size, and [`Plan::write_to`] casts the data chunk by chunk.
 #[derive(Debug)]
 pub struct Plan<'a, 'data> {
     header: Vec<u8>,
-    tensors: Vec<(&'a str, &'a TensorView<'data>)>,
+    tensors: Vec<(&'a str, CastView<'a, 'data>)>,
     data_len: u64,
 }
 
@@ -70,10 +74,10 @@ impl Serialize for HeaderJson<'_, '_> {
 
 /// The safetensors dtype and shape for a tensor: torch's `float4_e2m1fn_x2` (two values a
 /// byte) is stored as `F4` with its last dimension doubled, as `safetensors.torch` does.
-fn layout(name: &str, view: &TensorView<'_>) -> Result<(&'static str, usize, Vec<usize>)> {
+fn layout(name: &str, view: &CastView<'_, '_>) -> Result<(&'static str, usize, Vec<usize>)> {
     let (dtype, shape) = match view.dtype() {
         Dtype::Float4E2M1FnX2 => {
-            let mut shape = view.shape().to_vec();
+            let mut shape = view.view().shape().to_vec();
             match shape.last_mut() {
                 Some(last) => {
                     *last = last.checked_mul(2).ok_or_else(|| {
@@ -91,7 +95,7 @@ fn layout(name: &str, view: &TensorView<'_>) -> Result<(&'static str, usize, Vec
             }
             (Dtype::Float4E2M1Fn, shape)
         }
-        other => (other, view.shape().to_vec()),
+        other => (other, view.view().shape().to_vec()),
     };
     let (st_name, rank) = dtype_name(dtype).ok_or_else(|| {
         Error::invalid(format!("{dtype} tensors cannot be stored in safetensors"))
@@ -112,6 +116,30 @@ impl<'a, 'data> Plan<'a, 'data> {
     /// [`MAX_HEADER_LEN`](super::MAX_HEADER_LEN).
     pub fn new(
         tensors: &'a [(String, &'a TensorView<'data>)],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Self> {
+        let entries = tensors
+            .iter()
+            .map(|(name, view)| (name.as_str(), CastView::unchanged(view)))
+            .collect();
+        Plan::build(entries, metadata)
+    }
+
+    /// Lays out tensors that may be cast to another dtype (see [`CastView`]): the header
+    /// has each tensor's output dtype and size. Fails as [`Plan::new`] does.
+    pub fn with_casts(
+        tensors: &'a [(String, CastView<'a, 'data>)],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Self> {
+        let entries = tensors
+            .iter()
+            .map(|(name, view)| (name.as_str(), *view))
+            .collect();
+        Plan::build(entries, metadata)
+    }
+
+    fn build(
+        tensors: Vec<(&'a str, CastView<'a, 'data>)>,
         metadata: &BTreeMap<String, String>,
     ) -> Result<Self> {
         let mut seen = HashSet::with_capacity(tensors.len());
@@ -139,15 +167,16 @@ impl<'a, 'data> Plan<'a, 'data> {
             )));
         }
         for (index, (name, view)) in tensors.iter().enumerate() {
-            if !seen.insert(name.as_str()) {
+            if !seen.insert(*name) {
                 return Err(Error::invalid(
                     "two tensors have this name; a safetensors file holds each name once",
                 )
-                .with_tensor(name.clone()));
+                .with_tensor(*name));
             }
             let (dtype, rank, shape) = layout(name, view)?;
-            view.check_producible()
-                .map_err(|e| e.with_tensor(name.clone()))?;
+            view.view()
+                .check_producible()
+                .map_err(|e| e.with_tensor(*name))?;
             placed.push((
                 index,
                 Placed {
@@ -176,8 +205,8 @@ impl<'a, 'data> Plan<'a, 'data> {
                     data_offsets: (offset, end),
                 },
             ));
-            if let Some((name, view)) = tensors.get(*index) {
-                order.push((name.as_str(), *view));
+            if let Some(entry) = tensors.get(*index) {
+                order.push(*entry);
             }
             offset = end;
         }
@@ -214,30 +243,47 @@ impl<'a, 'data> Plan<'a, 'data> {
     }
 
     /// Writes the file to `out`: the header, then each tensor's bytes in bounded chunks
-    /// (memory use does not grow with the checkpoint). Reports every chunk to `progress`
-    /// and stops with an [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted) error
-    /// when it is cancelled.
-    pub fn write_to(&self, out: &mut dyn Write, progress: &dyn Progress) -> Result<()> {
+    /// (memory use does not grow with the checkpoint), cast where planned. Reports every
+    /// chunk to `progress` and stops with an
+    /// [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted) error when it is cancelled.
+    ///
+    /// Returns what the casts did, one entry per cast tensor, in the file's order (empty
+    /// when nothing was cast).
+    pub fn write_to(
+        &self,
+        out: &mut dyn Write,
+        progress: &dyn Progress,
+    ) -> Result<Vec<TensorCast>> {
         let write_error = |e: std::io::Error| Error::from_io("failed to write", e);
         progress.start(self.file_len());
         out.write_all(&(self.header.len() as u64).to_le_bytes())
             .map_err(write_error)?;
         out.write_all(&self.header).map_err(write_error)?;
         progress.advance(LENGTH_LEN as u64 + self.header.len() as u64);
+        let mut casts = Vec::new();
         for (name, view) in &self.tensors {
-            view.for_each_chunk(|chunk| {
-                if progress.is_cancelled() {
-                    return Err(Error::interrupted());
-                }
-                out.write_all(chunk).map_err(write_error)?;
-                progress.advance(chunk.len() as u64);
-                Ok(())
-            })
-            .map_err(|e| match e.kind() {
-                ErrorKind::Io | ErrorKind::Interrupted => e,
-                _ => e.with_tensor(*name),
-            })?;
+            let stats = view
+                .for_each_chunk(|chunk| {
+                    if progress.is_cancelled() {
+                        return Err(Error::interrupted());
+                    }
+                    out.write_all(chunk).map_err(write_error)?;
+                    progress.advance(chunk.len() as u64);
+                    Ok(())
+                })
+                .map_err(|e| match e.kind() {
+                    ErrorKind::Io | ErrorKind::Interrupted => e,
+                    _ => e.with_tensor(*name),
+                })?;
+            if let Some(stats) = stats {
+                casts.push(TensorCast {
+                    name: (*name).to_owned(),
+                    from: view.view().dtype(),
+                    to: view.dtype(),
+                    stats,
+                });
+            }
         }
-        Ok(())
+        Ok(casts)
     }
 }
