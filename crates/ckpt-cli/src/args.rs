@@ -128,9 +128,39 @@ pub(crate) struct ConvertArgs {
     /// output is then a folder; an existing folder as output shards at 5GB.
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_shard_size: Option<String>,
+    /// Cast floating point tensors (float64, float32, float16, bfloat16, float8) to this
+    /// dtype, exactly as torch's `tensor.to(dtype)` does: round to nearest even, overflow
+    /// to inf (float8_e4m3fn, which has none, saturates to ±448). Other tensors (integers,
+    /// bool, complex) keep their dtype. The summary counts the values that overflowed,
+    /// were NaN or were flushed to zero, per tensor.
+    #[arg(long, value_enum, value_name = "DTYPE")]
+    pub(crate) dtype: Option<DtypeArg>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// A dtype `--dtype` casts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DtypeArg {
+    /// 8 exponent bits, 7 mantissa bits.
+    #[value(name = "bfloat16", alias = "bf16")]
+    BFloat16,
+    /// IEEE half precision.
+    #[value(name = "float16", alias = "fp16", alias = "half")]
+    Float16,
+    /// IEEE single precision.
+    #[value(name = "float32", alias = "fp32", alias = "float")]
+    Float32,
+    /// IEEE double precision.
+    #[value(name = "float64", alias = "fp64", alias = "double")]
+    Float64,
+    /// float8 with 4 exponent bits, 3 mantissa bits, no infinity (max ±448).
+    #[value(name = "float8_e4m3fn")]
+    Float8E4M3Fn,
+    /// float8 with 5 exponent bits, 2 mantissa bits (max ±57344, then inf).
+    #[value(name = "float8_e5m2")]
+    Float8E5M2,
 }
 
 /// An output format on the command line.

@@ -2,10 +2,11 @@
 
 use std::time::Instant;
 
-use ckpt::{ConvertOptions, KeyMap, Target};
+use ckpt::cast::CastStats;
+use ckpt::{ConvertOptions, Dtype, KeyMap, Target};
 use serde::Serialize;
 
-use crate::args::{ConvertArgs, TargetArg};
+use crate::args::{ConvertArgs, DtypeArg, TargetArg};
 use crate::exit::{Hinted, Outcome};
 use crate::output;
 use crate::term::Progress;
@@ -33,6 +34,34 @@ pub(crate) struct ConvertReport {
     /// A wrapper prefix every written name has (`module.`), when --strip-prefix was not given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) wrapper_prefix: Option<&'static str>,
+    /// What --dtype did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cast: Option<CastReport>,
+}
+
+/// What `--dtype` did.
+#[derive(Debug, Serialize)]
+pub(crate) struct CastReport {
+    /// The dtype asked for.
+    pub(crate) dtype: &'static str,
+    /// The counts over all cast tensors.
+    pub(crate) totals: CastStats,
+    /// Every tensor cast, by output name.
+    pub(crate) tensors: Vec<CastEntry>,
+    /// How many floating tensors were already of the dtype (written as they are).
+    pub(crate) already: usize,
+    /// Tensors that kept their dtype (not floating point): `[name, dtype]`.
+    pub(crate) kept: Vec<(String, &'static str)>,
+}
+
+/// What `--dtype` did to one tensor.
+#[derive(Debug, Serialize)]
+pub(crate) struct CastEntry {
+    pub(crate) name: String,
+    pub(crate) from: &'static str,
+    pub(crate) to: &'static str,
+    #[serde(flatten)]
+    pub(crate) stats: CastStats,
 }
 
 /// A file `convert` wrote.
@@ -75,11 +104,40 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         .key(args.key.clone())
         .dedupe(args.dedupe)
         .keys(key_map(args)?)
-        .max_shard_size(max_shard_size);
+        .max_shard_size(max_shard_size)
+        .dtype(args.dtype.map(dtype));
     let started = Instant::now();
     let progress = Progress::new("writing");
     let converted = ckpt::convert(&args.input, &args.output, &options, &progress)?;
     drop(progress);
+    let cast = args.dtype.map(|asked| {
+        let mut totals = CastStats::default();
+        for tensor in &converted.casts {
+            totals.merge(&tensor.stats);
+        }
+        CastReport {
+            dtype: dtype(asked).name(),
+            totals,
+            already: converted
+                .tensors
+                .saturating_sub(converted.casts.len() + converted.kept.len()),
+            tensors: converted
+                .casts
+                .iter()
+                .map(|t| CastEntry {
+                    name: t.name.clone(),
+                    from: t.from.name(),
+                    to: t.to.name(),
+                    stats: t.stats,
+                })
+                .collect(),
+            kept: converted
+                .kept
+                .iter()
+                .map(|(name, dtype)| (name.clone(), dtype.name()))
+                .collect(),
+        }
+    });
     let report = ConvertReport {
         input: args.input.display().to_string(),
         output: args.output.display().to_string(),
@@ -103,6 +161,7 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         wrapper_prefix: converted
             .wrapper_prefix
             .filter(|_| args.strip_prefix.is_empty()),
+        cast,
     };
     output::convert::warn(&report)?;
     if args.json {
@@ -111,6 +170,17 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         output::convert::render(&report)?;
     }
     Ok(Outcome::Success)
+}
+
+fn dtype(arg: DtypeArg) -> Dtype {
+    match arg {
+        DtypeArg::BFloat16 => Dtype::BFloat16,
+        DtypeArg::Float16 => Dtype::Float16,
+        DtypeArg::Float32 => Dtype::Float32,
+        DtypeArg::Float64 => Dtype::Float64,
+        DtypeArg::Float8E4M3Fn => Dtype::Float8E4M3Fn,
+        DtypeArg::Float8E5M2 => Dtype::Float8E5M2,
+    }
 }
 
 fn key_map(args: &ConvertArgs) -> ckpt::Result<KeyMap> {

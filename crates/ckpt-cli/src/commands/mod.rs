@@ -14,5 +14,5 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-pub(crate) use convert::ConvertReport;
+pub(crate) use convert::{CastReport, ConvertReport};
 pub(crate) use inspect::InspectReport;

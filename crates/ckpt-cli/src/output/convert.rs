@@ -2,12 +2,14 @@
 
 use std::io::{self, Write};
 
-use crate::commands::ConvertReport;
-use crate::output::{bytes, count};
+use crate::commands::{CastReport, ConvertReport};
+use crate::output::{bytes, count, grouped};
 use crate::term::sanitize;
 
 /// How many renamed or excluded names the text summary shows (JSON has them all).
 const MAX_LISTED: usize = 5;
+/// How many tensors with values out of range the text summary shows.
+const MAX_CAST_LISTED: usize = 20;
 
 /// What was written, how much, how fast; then what key surgery renamed and left out.
 pub(crate) fn render(report: &ConvertReport) -> io::Result<()> {
@@ -37,6 +39,9 @@ pub(crate) fn render(report: &ConvertReport) -> io::Result<()> {
             more(report.renamed.len())
         )?;
     }
+    if let Some(cast) = &report.cast {
+        render_cast(&mut out, cast)?;
+    }
     if !report.excluded.is_empty() {
         let shown: Vec<String> = report
             .excluded
@@ -54,6 +59,112 @@ pub(crate) fn render(report: &ConvertReport) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// One summary line, then one line per tensor whose values overflowed, saturated, were NaN
+/// or were flushed to zero.
+fn render_cast(out: &mut impl Write, cast: &CastReport) -> io::Result<()> {
+    let mut sources: Vec<&str> = cast.tensors.iter().map(|t| t.from).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let mut line = format!(
+        "  cast {} tensor{} to {}",
+        cast.tensors.len(),
+        plural(cast.tensors.len()),
+        cast.dtype
+    );
+    if !sources.is_empty() {
+        line += &format!(" (from {})", sources.join(", "));
+    }
+    if cast.already > 0 {
+        line += &format!("; {} already {}", cast.already, cast.dtype);
+    }
+    if !cast.kept.is_empty() {
+        let shown: Vec<String> = cast
+            .kept
+            .iter()
+            .take(MAX_LISTED)
+            .map(|(name, dtype)| format!("{} ({dtype})", sanitize(name)))
+            .collect();
+        line += &format!(
+            "; {} not floating point, kept as {}: {}{}",
+            cast.kept.len(),
+            if cast.kept.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+            shown.join(", "),
+            more(cast.kept.len())
+        );
+    }
+    let events: Vec<_> = cast
+        .tensors
+        .iter()
+        .filter(|t| t.stats.out_of_range() > 0 || t.stats.nan > 0 || t.stats.inf_saturated > 0)
+        .collect();
+    if events.is_empty() {
+        if !cast.tensors.is_empty() {
+            line += ": no value overflowed, was NaN or was flushed to zero";
+        }
+        return writeln!(out, "{line}");
+    }
+    writeln!(out, "{line}")?;
+    writeln!(
+        out,
+        "  {}:",
+        describe(
+            &cast.totals,
+            &format!("in {} tensor{}", events.len(), plural(events.len()))
+        )
+    )?;
+    for tensor in events.iter().take(MAX_CAST_LISTED) {
+        writeln!(
+            out,
+            "    {} ({} -> {}): {}",
+            sanitize(&tensor.name),
+            tensor.from,
+            tensor.to,
+            describe(
+                &tensor.stats,
+                &format!("of {}", grouped(tensor.stats.elements))
+            )
+        )?;
+    }
+    if let Some(rest) = events.len().checked_sub(MAX_CAST_LISTED).filter(|&n| n > 0) {
+        writeln!(out, "    and {rest} more tensors (--json lists all)")?;
+    }
+    Ok(())
+}
+
+/// `2 overflowed to inf, 1 NaN in 3 tensors`.
+fn describe(stats: &ckpt::cast::CastStats, suffix: &str) -> String {
+    let mut parts = Vec::new();
+    if stats.overflowed_to_inf > 0 {
+        parts.push(format!(
+            "{} overflowed to inf",
+            grouped(stats.overflowed_to_inf)
+        ));
+    }
+    if stats.saturated > 0 {
+        parts.push(format!("{} saturated to ±448", grouped(stats.saturated)));
+    }
+    if stats.inf_saturated > 0 {
+        parts.push(format!(
+            "{} inf saturated to ±448",
+            grouped(stats.inf_saturated)
+        ));
+    }
+    if stats.flushed_to_zero > 0 {
+        parts.push(format!(
+            "{} flushed to zero",
+            grouped(stats.flushed_to_zero)
+        ));
+    }
+    if stats.nan > 0 {
+        parts.push(format!("{} NaN", grouped(stats.nan)));
+    }
+    format!("{} {suffix}", parts.join(", "))
 }
 
 fn plural(n: usize) -> &'static str {
