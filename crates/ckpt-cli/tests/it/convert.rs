@@ -512,3 +512,89 @@ fn torch_shards_keep_tied_tensors_together() {
     ));
     assert_eq!(from_shards, hashes(dir.path(), source));
 }
+
+/// `--dtype`: floating tensors are cast, the others kept and named; the values out of range
+/// are counted per tensor (text: only the tensors that have some; JSON: every cast tensor).
+#[test]
+fn dtype_casts_floating_tensors_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/dtypes.safetensors");
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--dtype",
+            "float8_e4m3fn",
+            input.to_str().unwrap(),
+            "e4m3.safetensors",
+        ],
+    );
+    assert_snapshot!("convert_dtype", regex_lite_seconds(&transcript(&run)));
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--json",
+            "--dtype",
+            "bf16",
+            input.to_str().unwrap(),
+            "bf16.safetensors",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let cast = &report["cast"];
+    assert_eq!(cast["dtype"], "bfloat16");
+    assert_eq!(cast["already"], 1);
+    let tensors = cast["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), 8, "{cast}");
+    let float32 = tensors.iter().find(|t| t["name"] == "float32").unwrap();
+    assert_eq!(float32["from"], "float32");
+    assert_eq!(float32["to"], "bfloat16");
+    assert_eq!(float32["overflowed_to_inf"], 1, "{float32}"); // max float32
+    assert_eq!(float32["nan"], 3);
+    let kept: Vec<&str> = cast["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k[0].as_str().unwrap())
+        .collect();
+    assert!(
+        kept.contains(&"complex64") && kept.contains(&"int64"),
+        "{kept:?}"
+    );
+    assert_eq!(
+        cast["totals"]["elements"],
+        tensors
+            .iter()
+            .map(|t| t["elements"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+
+    // Without overflow: one line.
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--dtype",
+            "float16",
+            fixtures().join("ok/tiny-mlp.safetensors").to_str().unwrap(),
+            "half.safetensors",
+        ],
+    );
+    assert_snapshot!("convert_dtype_clean", regex_lite_seconds(&transcript(&run)));
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--dtype",
+            "int8",
+            input.to_str().unwrap(),
+            "x.safetensors",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+    assert!(!dir.path().join("x.safetensors").exists());
+}

@@ -74,7 +74,7 @@ use wide::{Float32, Float64};
 pub use view::{CastView, cast_all};
 
 /// Inputs of more than this many elements are cast in pieces of this size on all cores.
-const PARALLEL_PIECE: usize = 1 << 16;
+const PARALLEL_PIECE: usize = 1 << 15;
 
 /// The dtypes a [`Cast`] can produce, as `ckpt convert --dtype` offers them.
 pub const TARGETS: &[Dtype] = &[

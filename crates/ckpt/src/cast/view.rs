@@ -110,8 +110,9 @@ impl<'v, 'data> CastView<'v, 'data> {
         let mut stats = CastStats::default();
         let mut buffer = Vec::new();
         self.view.for_each_chunk(|chunk| {
-            buffer.clear();
-            cast.apply(chunk, &mut buffer, &mut stats)?;
+            // Chunks are mostly of one size: the buffer is zeroed once, then overwritten.
+            buffer.resize(cast.output_len(chunk.len())?, 0);
+            cast.apply_to_slice(chunk, &mut buffer, &mut stats)?;
             emit(&buffer)
         })?;
         if stats.elements != self.view.numel() as u64 {
@@ -148,4 +149,80 @@ pub fn cast_all<'v, 'data>(
             Ok((name.clone(), cast))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ByteOrder, Storage};
+
+    fn collect(view: &CastView<'_, '_>) -> (Vec<u8>, Option<CastStats>) {
+        let mut out = Vec::new();
+        let stats = view
+            .for_each_chunk(|chunk| {
+                out.extend_from_slice(chunk);
+                Ok(())
+            })
+            .unwrap();
+        (out, stats)
+    }
+
+    /// A transposed big-endian view is cast as its packed little-endian elements are.
+    #[test]
+    fn strided_big_endian_views_cast_their_elements() {
+        let (rows, cols) = (300usize, 700usize);
+        let values: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 1.37 - 9e4).collect();
+        let big_endian: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+        // The transpose: element [c, r] is values[r * cols + c].
+        let view = TensorView::strided(
+            Dtype::Float32,
+            vec![cols, rows],
+            vec![1, cols],
+            0,
+            Storage::new(&big_endian, ByteOrder::Big),
+        )
+        .unwrap();
+        let packed: Vec<u8> = (0..cols)
+            .flat_map(|c| (0..rows).map(move |r| (r, c)))
+            .flat_map(|(r, c)| values[r * cols + c].to_le_bytes())
+            .collect();
+        for to in TARGETS.iter().copied().filter(|&t| t != Dtype::Float32) {
+            let cast = Cast::new(Dtype::Float32, to).unwrap();
+            let mut want = Vec::new();
+            let mut want_stats = CastStats::default();
+            cast.apply(&packed, &mut want, &mut want_stats).unwrap();
+            let cast_view = CastView::new(&view, Some(to)).unwrap();
+            assert_eq!(cast_view.nbytes(), want.len());
+            let (got, stats) = collect(&cast_view);
+            assert!(got == want, "{to}");
+            assert_eq!(stats, Some(want_stats), "{to}");
+        }
+        // float32 to float32 is no cast: the bytes are the view's own.
+        let same = CastView::new(&view, Some(Dtype::Float32)).unwrap();
+        assert!(same.cast().is_none());
+        assert_eq!(collect(&same), (packed, None));
+    }
+
+    #[test]
+    fn other_tensors_are_kept() {
+        let bytes = [1u8, 0, 0, 0, 2, 0, 0, 0];
+        for dtype in [Dtype::Int32, Dtype::Complex32, Dtype::UInt8] {
+            let view = TensorView::contiguous(
+                dtype,
+                vec![8 / dtype.byte_size().unwrap()],
+                Storage::new(&bytes, ByteOrder::Little),
+            )
+            .unwrap();
+            let kept = CastView::new(&view, Some(Dtype::BFloat16)).unwrap();
+            assert_eq!((kept.dtype(), kept.nbytes()), (dtype, 8));
+            assert_eq!(collect(&kept), (bytes.to_vec(), None));
+        }
+        let view = TensorView::contiguous(
+            Dtype::Int8,
+            vec![8],
+            Storage::new(&bytes, ByteOrder::Little),
+        )
+        .unwrap();
+        assert!(CastView::new(&view, Some(Dtype::Int16)).is_err());
+    }
 }

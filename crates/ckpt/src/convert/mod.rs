@@ -233,6 +233,8 @@ pub fn convert(
             renamed,
             excluded,
             wrapper_prefix,
+            casts: Vec::new(),
+            kept: Vec::new(),
         });
     }
     let skipped_values: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
@@ -632,7 +634,7 @@ mod tests {
         let tiled = |bytes: &'static [u8]| {
             let halves = [&bytes[..2], &bytes[2..]].map(|half| {
                 TensorView::contiguous(
-                    crate::Dtype::UInt8,
+                    Dtype::UInt8,
                     vec![2],
                     Storage::new(half, ByteOrder::Little),
                 )
@@ -640,7 +642,7 @@ mod tests {
             });
             let [first, second] = halves;
             TensorView::tiled(
-                crate::Dtype::UInt8,
+                Dtype::UInt8,
                 vec![4],
                 vec![Tile::new(vec![0], first), Tile::new(vec![2], second)],
             )
@@ -654,7 +656,7 @@ mod tests {
         // A real tie still is one.
         let data = [0u8; 4];
         let storage = Storage::new(&data, ByteOrder::Little);
-        let w = TensorView::contiguous(crate::Dtype::UInt8, vec![4], storage).unwrap();
+        let w = TensorView::contiguous(Dtype::UInt8, vec![4], storage).unwrap();
         let tied = [("w".to_owned(), &w), ("v".to_owned(), &w)];
         assert_eq!(
             tied_duplicates(&tied),

@@ -1,10 +1,15 @@
 //! `ckpt::cast` against torch: the committed cases of `tests/fixtures/cast/` (see its
-//! README) and, from the interop suite, cases torch computed live on random data.
+//! README), cast directly and through `ckpt::convert` with a dtype. (The interop suite,
+//! `tests/interop/test_casts.py`, checks `ckpt convert --dtype` against torch live.)
 
 use std::path::{Path, PathBuf};
 
-use ckpt::Dtype;
+use std::collections::BTreeMap;
+
 use ckpt::cast::{self, Cast, CastStats};
+use ckpt::model::{ByteOrder, Storage};
+use ckpt::safetensors::Plan;
+use ckpt::{ConvertOptions, Dtype, Target, TensorView};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -67,6 +72,9 @@ fn differences(
     want: &[u8],
     exact_nans: bool,
 ) -> Option<String> {
+    if got == want {
+        return None;
+    }
     let (i, o) = (from.byte_size().unwrap(), to.byte_size().unwrap());
     let same = |a: &[u8], b: &[u8]| a == b || (!exact_nans && is_nan(to, a) && is_nan(to, b));
     let wrong: Vec<usize> = (0..input.len() / i)
@@ -177,13 +185,204 @@ fn committed_cases_match_torch() {
     assert_eq!(check_folder(&fixtures()), 9 * cast::TARGETS.len());
 }
 
-/// Cases that `tests/interop/test_cast_live.py` has torch compute on random data, in the
-/// folder `CKPT_CAST_CASES` names. Ignored by `cargo test`: the interop suite runs it with
-/// `--ignored`.
+/// The size `big` repeats a case's input to: several 1 MiB chunks, each cast in parallel
+/// pieces.
+const BIG_LEN: usize = 3 << 19;
+
+/// `ckpt::convert` with a dtype, for every case and target: the written bytes are torch's,
+/// for a small tensor and for a large one streamed in many chunks; the report has torch's
+/// counts; non-floating tensors keep their dtype and bytes.
 #[test]
-#[ignore = "run by tests/interop/test_cast_live.py, which sets CKPT_CAST_CASES"]
-fn live_torch_cases() {
-    let folder = std::env::var_os("CKPT_CAST_CASES")
-        .expect("CKPT_CAST_CASES must name a folder of cases written by the interop suite");
-    assert!(check_folder(Path::new(&folder)) > 0);
+fn convert_with_a_dtype_matches_torch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for path in case_files(&fixtures()) {
+        let bytes = std::fs::read(&path).unwrap();
+        let checkpoint = ckpt::read(&bytes).unwrap();
+        let meta: Value = serde_json::from_str(&checkpoint.metadata()["cast"]).unwrap();
+        let exact_nans = meta["nan_bits"] == "exact";
+        let tensors = checkpoint.tensors();
+        let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        let input = find("input").unwrap();
+        let from = input.dtype();
+        let data = input.data().unwrap();
+        // The input, the input repeated, and an integer tensor.
+        let repeat = BIG_LEN.div_ceil(data.len());
+        let big: Vec<u8> = data.repeat(repeat);
+        let steps: Vec<u8> = (0..10i64).flat_map(i64::to_le_bytes).collect();
+        let views = [
+            (
+                "big",
+                TensorView::contiguous(
+                    from,
+                    vec![repeat, input.numel()],
+                    Storage::owned(big.clone(), ByteOrder::Little),
+                )
+                .unwrap(),
+            ),
+            (
+                "input",
+                TensorView::contiguous(
+                    from,
+                    vec![input.numel()],
+                    Storage::new(data, ByteOrder::Little),
+                )
+                .unwrap(),
+            ),
+            (
+                "step",
+                TensorView::contiguous(
+                    Dtype::Int64,
+                    vec![10],
+                    Storage::new(&steps, ByteOrder::Little),
+                )
+                .unwrap(),
+            ),
+        ];
+        let named: Vec<(String, &TensorView<'_>)> =
+            views.iter().map(|(n, v)| ((*n).to_owned(), v)).collect();
+        let source = dir.path().join(format!("{from}.safetensors"));
+        let mut file = std::fs::File::create(&source).unwrap();
+        Plan::new(&named, &BTreeMap::new())
+            .unwrap()
+            .write_to(&mut file, &())
+            .unwrap();
+        drop(file);
+        for &to in cast::TARGETS {
+            let context = format!("{}: convert {from} -> {to}", path.display());
+            let output = dir.path().join(format!("{from}-{to}.safetensors"));
+            let options = ConvertOptions::new(Target::Safetensors).dtype(Some(to));
+            let converted = ckpt::convert(&source, &output, &options, &()).unwrap();
+            assert_eq!(
+                converted.kept,
+                [("step".to_owned(), Dtype::Int64)],
+                "{context}"
+            );
+            let written = std::fs::read(&output).unwrap();
+            let result = ckpt::read(&written).unwrap();
+            let out = result.tensors();
+            let get = |name: &str| out.iter().find(|(n, _)| n == name).map(|(_, v)| v).unwrap();
+            assert_eq!(get("step").data().unwrap(), steps, "{context}");
+            let want = match find(to.name()) {
+                Some(view) => view.data().unwrap(),
+                None => data,
+            };
+            for (name, want, times) in [
+                ("input", want.to_vec(), 1u64),
+                ("big", want.repeat(repeat), repeat as u64),
+            ] {
+                let got = get(name);
+                assert_eq!(
+                    (got.dtype(), got.shape()),
+                    (
+                        to,
+                        views.iter().find(|(n, _)| *n == name).unwrap().1.shape()
+                    ),
+                    "{context}"
+                );
+                let source = if name == "big" { &big[..] } else { data };
+                if let Some(text) =
+                    differences((from, to), source, got.data().unwrap(), &want, exact_nans)
+                {
+                    failures.push(format!("{context}, `{name}`: {text}"));
+                }
+                let reported = converted.casts.iter().find(|c| c.name == name);
+                if from == to {
+                    assert!(reported.is_none(), "{context}: an identity cast is no cast");
+                    continue;
+                }
+                let reported = reported.unwrap();
+                assert_eq!((reported.from, reported.to), (from, to), "{context}");
+                let counts = &meta["stats"][to.name()];
+                let scaled = scale(counts, times);
+                let stats = serde_json::to_value(reported.stats).unwrap();
+                if stats != scaled {
+                    failures.push(format!(
+                        "{context}, `{name}`: stats {stats}, torch {scaled}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// torch's counts for one case, for `times` copies of its input.
+fn scale(counts: &Value, times: u64) -> Value {
+    let object = counts.as_object().unwrap();
+    Value::Object(
+        object
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_u64().unwrap() * times)))
+            .collect(),
+    )
+}
+
+/// Shards are planned with the cast sizes: the index's total is the cast data's size.
+#[test]
+fn shards_hold_the_cast_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..4096u32)
+        .flat_map(|i| (i as f32).to_le_bytes())
+        .collect();
+    let views: Vec<TensorView<'_>> = (0..4)
+        .map(|_| {
+            TensorView::contiguous(
+                Dtype::Float32,
+                vec![64, 64],
+                Storage::new(&data, ByteOrder::Little),
+            )
+            .unwrap()
+        })
+        .collect();
+    let named: Vec<(String, &TensorView<'_>)> = views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("w{i}"), v))
+        .collect();
+    let source = dir.path().join("in.safetensors");
+    let mut file = std::fs::File::create(&source).unwrap();
+    Plan::new(&named, &BTreeMap::new())
+        .unwrap()
+        .write_to(&mut file, &())
+        .unwrap();
+    drop(file);
+    let output = dir.path().join("sharded");
+    // 2 float32 tensors (32 KiB) per 40 KB shard, or 4 bfloat16 ones (8 KiB each).
+    let options = ConvertOptions::new(Target::Safetensors)
+        .max_shard_size(Some(40_000))
+        .dtype(Some(Dtype::BFloat16));
+    let converted = ckpt::convert(&source, &output, &options, &()).unwrap();
+    assert_eq!(converted.files.len(), 1, "{:?}", converted.files);
+    assert_eq!(converted.casts.len(), 4);
+    let written = std::fs::read(output.join("model.safetensors")).unwrap();
+    let result = ckpt::read(&written).unwrap();
+    for (_, view) in result.tensors() {
+        assert_eq!((view.dtype(), view.nbytes()), (Dtype::BFloat16, 8192));
+    }
+    let options = ConvertOptions::new(Target::Safetensors)
+        .max_shard_size(Some(10_000))
+        .dtype(Some(Dtype::BFloat16))
+        .overwrite(true);
+    let converted = ckpt::convert(&source, &output, &options, &()).unwrap();
+    assert_eq!(converted.files.len(), 5, "4 shards and an index");
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(output.join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(index["metadata"]["total_size"], 4 * 8192);
+}
+
+/// Targets other than the six are refused, whatever the tensors.
+#[test]
+fn only_the_six_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("../ok/tiny-mlp.safetensors");
+    let output = dir.path().join("out.safetensors");
+    for to in [Dtype::Int8, Dtype::Float8E4M3Fnuz, Dtype::Complex64] {
+        let options = ConvertOptions::new(Target::Safetensors).dtype(Some(to));
+        let error = ckpt::convert(&source, &output, &options, &()).unwrap_err();
+        assert_eq!(error.kind(), ckpt::ErrorKind::Unsupported, "{to}: {error}");
+    }
+    assert!(!output.exists());
 }
