@@ -47,6 +47,7 @@ pub(crate) enum Command {
                       ckpt convert --max-shard-size 2GB pytorch_model.bin sharded/\n  \
                       ckpt convert old_legacy.pth modern.pth\n  \
                       ckpt convert --to pth --max-shard-size 2GB model.safetensors sharded/\n  \
+                      ckpt convert --dtype bfloat16 pytorch_model.bin model.safetensors\n  \
                       ckpt convert --force in.safetensors out.safetensors"
     )]
     Convert(ConvertArgs),

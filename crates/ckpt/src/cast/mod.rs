@@ -1,15 +1,21 @@
 //! Casts of floating-point tensors that give, bit for bit, what torch's CPU
-//! `tensor.to(dtype)` gives.
+//! `tensor.to(dtype)` gives (`ckpt convert --dtype`).
 //!
 //! A [`Cast`] converts packed little-endian elements of one dtype into another, a chunk at
 //! a time (the pieces [`TensorView::for_each_chunk`](crate::TensorView::for_each_chunk)
-//! hands out), and counts in [`CastStats`] the values that did not fit the target.
+//! hands out), and counts in [`CastStats`] the values that did not fit the target. Writers
+//! use [`CastView`]s ([`cast_all`]): a tensor's output dtype, size and bytes, chunk by chunk.
 //!
 //! - Sources: every real floating dtype torch can convert: float64, float32, float16,
 //!   bfloat16 and the float8 kinds (e4m3fn, e5m2, e4m3fnuz, e5m2fnuz, e8m0fnu); see
-//!   [`applies`]. Other tensors (integers, bool, complex, quantized, and the packed float4 /
-//!   float6 kinds, which torch cannot convert either) are not cast: callers keep them.
+//!   [`applies`].
 //! - Targets ([`TARGETS`]): bfloat16, float16, float32, float64, float8_e4m3fn, float8_e5m2.
+//! - Everything else is **kept as it is**: integers, bool, quantized tensors, the packed
+//!   float4 / float6 kinds (torch cannot convert them either: "copy_kernel not implemented
+//!   for 'Float4_e2m1fn_x2'"), and **complex** tensors. torch's `module.to(float16)` would
+//!   cast a complex tensor to a real dtype and drop its imaginary part (with a warning);
+//!   ckpt never discards data silently, so complex tensors keep their dtype and writers list
+//!   them among the kept tensors.
 //!
 //! # What torch does (torch 2.15, x86-64; checked against `tests/fixtures/cast/`)
 //!
@@ -22,15 +28,17 @@
 //!   denormals unless `torch.set_flush_denormal(True)` is set, which ckpt does not model).
 //! - **Overflow**: float16, bfloat16, float32 and float8_e5m2 overflow to ±inf (from the tie
 //!   above their largest finite value: 65520, 2^128 - 2^119, 2^128 - 2^103, 61440).
-//!   float8_e4m3fn has no infinity: torch saturates, so values from just above 464 and ±inf
-//!   become ±448 (`fp8e4m3fn_from_fp32_value`). No finite value ever becomes NaN.
-//! - **NaNs** stay NaN, but their bits change ([`float16`], [`bfloat16`], [`float8`], [`wide`]
-//!   modules): float16 and float64 keep the sign and the top of the payload and set the quiet
-//!   bit (the F16C / SSE conversions); bfloat16 becomes `0xFFFF` whatever the input (torch's
-//!   AVX2/AVX512 kernels; its scalar path, used for 0-d and non-contiguous tensors or under
-//!   `ATEN_CPU_CAPABILITY=default`, writes `0x7FC0` instead); float8_e4m3fn and float8_e5m2
-//!   become `0x7F` with the input's sign. The fnuz and e8m0 NaNs read as the float32
-//!   `0x7F800001`.
+//!   float8_e4m3fn has no infinity: torch 2.15 saturates, so values from 464 (the tie above
+//!   448) and ±inf become ±448 (`fp8e4m3fn_from_fp32_value`; older torch releases wrote NaN
+//!   there). No finite value ever becomes NaN.
+//! - **NaNs** stay NaN, but their bits change: float16 and float64 keep the sign and the top
+//!   of the payload and set the quiet bit (the F16C / SSE conversions); bfloat16 becomes
+//!   `0xFFFF` from float32 and float64 (torch's AVX2/AVX512 kernels; its scalar path, used for
+//!   0-d tensors, some strided views or under `ATEN_CPU_CAPABILITY=default`, writes `0x7FC0`
+//!   instead: ckpt writes what torch gives for the contiguous tensor that the output holds)
+//!   and `0x7FC0` from the others;
+//!   float8_e4m3fn and float8_e5m2 become `0x7F` with the input's sign. The fnuz and e8m0
+//!   NaNs read as the float32 `0x7F800001`.
 //! - **Same dtype**: `tensor.to(tensor.dtype)` is the tensor itself; the bits are copied.
 //!
 //! # Example
