@@ -17,7 +17,8 @@ fn main() -> ckpt::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000_000);
-    // Values of every magnitude and sign, a few NaNs and infinities (a cheap LCG).
+    // Weight-like values (a cheap LCG): random sign and mantissa, magnitudes 2^-8..2^8, and
+    // one random bit pattern (NaN, inf, subnormal, anything) in 2^20.
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let f32_input: Vec<u8> = (0..n)
         .flat_map(|_| {
@@ -25,8 +26,7 @@ fn main() -> ckpt::Result<()> {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             let bits = (state >> 32) as u32;
-            // Mostly normal values around 1, like weights; 1 in 256 anything.
-            let bits = if bits & 0xFF == 0 {
+            let bits = if state & 0xF_FFFF == 0 {
                 bits
             } else {
                 (bits & 0x807F_FFFF) | (((bits >> 23) % 16 + 119) << 23)

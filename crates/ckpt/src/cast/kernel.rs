@@ -78,8 +78,14 @@ struct Counts {
     flushed_to_zero: u64,
 }
 
+/// Elements cast between two checks for values out of range.
+const BLOCK: usize = 4096;
+
 /// Casts every element of `input` (whole `I`-byte elements) into `output` (as many `O`-byte
 /// elements). The caller has checked both lengths.
+///
+/// Blocks are converted by a loop that only notes whether anything is to be counted (which
+/// the compiler vectorises); the few blocks where something is are counted again exactly.
 pub(super) fn run<const I: usize, const O: usize, S: Source<I>, T: Target<O>>(
     input: &[u8],
     output: &mut [u8],
@@ -88,16 +94,19 @@ pub(super) fn run<const I: usize, const O: usize, S: Source<I>, T: Target<O>>(
     let (src, _) = input.as_chunks::<I>();
     let (dst, _) = output.as_chunks_mut::<O>();
     let mut counts = Counts::default();
-    for (element, out) in src.iter().zip(dst.iter_mut()) {
-        let (w, kind) = S::decode(*element);
-        let bytes = T::encode(w);
-        *out = bytes;
-        counts.nan += u64::from(kind.nan);
-        counts.overflowed_to_inf += u64::from(kind.finite & T::is_inf(bytes));
-        counts.flushed_to_zero += u64::from(kind.finite & !kind.zero & T::is_zero(bytes));
-        if T::SATURATES {
-            counts.saturated += u64::from(kind.finite & ((w & 0x7FFF_FFFF) > E4M3_OVERFLOW_TIE));
-            counts.inf_saturated += u64::from(!kind.finite & !kind.nan);
+    for (src, dst) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)) {
+        let mut eventful = false;
+        for (element, out) in src.iter().zip(dst.iter_mut()) {
+            let (w, kind) = S::decode(*element);
+            let bytes = T::encode(w);
+            *out = bytes;
+            eventful |= event::<O, T>(w, kind, bytes);
+        }
+        if eventful {
+            for (element, out) in src.iter().zip(dst.iter()) {
+                let (w, kind) = S::decode(*element);
+                counts.add::<O, T>(w, kind, *out);
+            }
         }
     }
     stats.add_run(
@@ -108,6 +117,31 @@ pub(super) fn run<const I: usize, const O: usize, S: Source<I>, T: Target<O>>(
         counts.inf_saturated,
         counts.flushed_to_zero,
     );
+}
+
+/// Whether casting the value (float32 bits `w`, of kind `kind`) to `out` is counted.
+#[inline(always)]
+fn event<const O: usize, T: Target<O>>(w: u32, kind: Kind, out: [u8; O]) -> bool {
+    let beyond = if T::SATURATES {
+        !kind.finite | ((w & 0x7FFF_FFFF) > E4M3_OVERFLOW_TIE)
+    } else {
+        false
+    };
+    kind.nan | beyond | (kind.finite & (T::is_inf(out) | (!kind.zero & T::is_zero(out))))
+}
+
+impl Counts {
+    /// Counts what happened to one value.
+    #[inline(always)]
+    fn add<const O: usize, T: Target<O>>(&mut self, w: u32, kind: Kind, out: [u8; O]) {
+        self.nan += u64::from(kind.nan);
+        self.overflowed_to_inf += u64::from(kind.finite & T::is_inf(out));
+        self.flushed_to_zero += u64::from(kind.finite & !kind.zero & T::is_zero(out));
+        if T::SATURATES {
+            self.saturated += u64::from(kind.finite & ((w & 0x7FFF_FFFF) > E4M3_OVERFLOW_TIE));
+            self.inf_saturated += u64::from(!kind.finite & !kind.nan);
+        }
+    }
 }
 
 /// A cast to the same dtype: torch returns the tensor itself, so the bits are copied as
@@ -130,6 +164,43 @@ pub(super) fn identity<const N: usize, S: Source<N>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cast::Cast;
+    use crate::model::Dtype;
+
+    /// Events alone in otherwise clean blocks, and at block edges, are all counted.
+    #[test]
+    fn lone_events_are_counted() {
+        let mut values = vec![1.0f32; 3 * BLOCK + 5];
+        values[0] = 1e30; // overflow
+        values[BLOCK - 1] = f32::NAN;
+        values[BLOCK + 700] = 1e-30; // flushed
+        values[3 * BLOCK + 4] = -1e30;
+        let input: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        let mut stats = CastStats::default();
+        Cast::new(Dtype::Float32, Dtype::Float16)
+            .unwrap()
+            .apply(&input, &mut out, &mut stats)
+            .unwrap();
+        assert_eq!(
+            (
+                stats.elements,
+                stats.nan,
+                stats.overflowed_to_inf,
+                stats.flushed_to_zero
+            ),
+            (values.len() as u64, 1, 2, 1)
+        );
+        let mut stats = CastStats::default();
+        Cast::new(Dtype::Float32, Dtype::Float8E4M3Fn)
+            .unwrap()
+            .apply(&input, &mut out, &mut stats)
+            .unwrap();
+        assert_eq!(
+            (stats.saturated, stats.nan, stats.flushed_to_zero),
+            (2, 1, 1)
+        );
+    }
 
     #[test]
     fn kinds() {
