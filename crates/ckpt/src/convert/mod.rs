@@ -633,12 +633,8 @@ mod tests {
         let b = [5u8, 6, 7, 8];
         let tiled = |bytes: &'static [u8]| {
             let halves = [&bytes[..2], &bytes[2..]].map(|half| {
-                TensorView::contiguous(
-                    Dtype::UInt8,
-                    vec![2],
-                    Storage::new(half, ByteOrder::Little),
-                )
-                .unwrap()
+                TensorView::contiguous(Dtype::UInt8, vec![2], Storage::new(half, ByteOrder::Little))
+                    .unwrap()
             });
             let [first, second] = halves;
             TensorView::tiled(
