@@ -166,3 +166,57 @@ def test_unknown_dtype_is_a_usage_error(tmp_path):
     assert proc.returncode == 2, describe(proc)
     assert b"invalid value 'int8' for '--dtype" in proc.stderr, describe(proc)
     assert not (tmp_path / "o.safetensors").exists()
+
+
+@pytest.mark.parametrize("mmap", [False, True], ids=["load", "mmap"])
+def test_torch_output_is_cast_and_keeps_its_tree(mmap, tmp_path):
+    """`.pth` output with --dtype: torch.load(weights_only=True) gives the same tree with the
+    floating tensors cast (views as their elements), tied weights still one storage,
+    parameters still parameters, plain values and integers as they were."""
+    torch.manual_seed(0)
+    base = torch.randn(300, 500) * 1e3
+    embed = torch.randn(100, 16)
+    state = {
+        "model": {
+            "w": base,
+            "wt": base.t(),
+            "slice": base[10:20, ::3],
+            "embed.weight": embed,
+            "lm_head.weight": embed,
+            "p": torch.nn.Parameter(torch.randn(8, 8).double(), requires_grad=False),
+            "half": torch.randn(64, 33).half(),
+            "step": torch.tensor(12345, dtype=torch.int64),
+        },
+        "epoch": 7,
+    }
+    src = tmp_path / "src.pt"
+    torch.save(state, src)
+    for name, dtype in TARGETS.items():
+        out = tmp_path / f"{name}.pth"
+        report = convert(src, out, name)
+        loaded = torch.load(out, weights_only=True, mmap=mmap)
+        assert loaded["epoch"] == 7
+        for key, value in state["model"].items():
+            got = loaded["model"][key]
+            want = value.detach().contiguous().to(dtype) if value.is_floating_point() else value
+            assert_same(got, want, value.detach().contiguous(), exact_nans=True, what=f"{key} -> {name}")
+        assert isinstance(loaded["model"]["p"], torch.nn.Parameter)
+        m = loaded["model"]
+        assert m["embed.weight"].untyped_storage().data_ptr() == m["lm_head.weight"].untyped_storage().data_ptr()
+        assert report["cast"]["kept"] == [["model.step", "int64"]]
+
+
+def test_torch_shards_are_cast(tmp_path):
+    x = random_bits(torch.float32, 1 << 16, seed=9).reshape(256, 256)
+    src = tmp_path / "src.safetensors"
+    save_file({f"layer{i}": x.clone() for i in range(4)}, str(src))
+    out = tmp_path / "sharded"
+    convert(src, out, "float16", "--to", "pth", "--max-shard-size", "300KB")
+    index = json.loads((out / "pytorch_model.bin.index.json").read_text())
+    assert index["metadata"]["total_size"] == 4 * x.numel() * 2
+    want = x.reshape(-1).to(torch.float16)
+    shards = {f: torch.load(out / f, weights_only=True) for f in set(index["weight_map"].values())}
+    assert len(shards) == 2
+    for name, shard in index["weight_map"].items():
+        got = shards[shard][name]
+        assert_same(got.reshape(-1), want, x.reshape(-1), exact_nans=True, what=name)

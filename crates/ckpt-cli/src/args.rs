@@ -133,7 +133,8 @@ pub(crate) struct ConvertArgs {
     /// dtype, exactly as torch's `tensor.to(dtype)` does: round to nearest even, overflow
     /// to inf (float8_e4m3fn, which has none, saturates to ±448). Other tensors (integers,
     /// bool, complex) keep their dtype. The summary counts the values that overflowed,
-    /// were NaN or were flushed to zero, per tensor.
+    /// were NaN or were flushed to zero, per tensor. In a PyTorch output each cast tensor
+    /// gets a storage of its own; tied weights stay tied.
     #[arg(long, value_enum, value_name = "DTYPE")]
     pub(crate) dtype: Option<DtypeArg>,
     /// Print the summary as JSON.

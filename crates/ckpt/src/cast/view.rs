@@ -63,6 +63,23 @@ impl<'v, 'data> CastView<'v, 'data> {
         Ok(CastView { view, cast, nbytes })
     }
 
+    /// `view` cast by `cast`, which must be a cast from its dtype.
+    pub fn with_cast(view: &'v TensorView<'data>, cast: Cast) -> Result<Self> {
+        if cast.from() != view.dtype() {
+            return Err(Error::invalid(format!(
+                "a cast from {} applied to a {} tensor (a bug in ckpt)",
+                cast.from(),
+                view.dtype()
+            )));
+        }
+        let nbytes = cast.output_len(view.nbytes())?;
+        Ok(CastView {
+            view,
+            cast: (!cast.is_identity()).then_some(cast),
+            nbytes,
+        })
+    }
+
     /// A view written as it is.
     pub fn unchanged(view: &'v TensorView<'data>) -> Self {
         CastView {

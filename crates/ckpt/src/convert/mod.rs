@@ -221,8 +221,12 @@ pub fn convert(
         None
     };
     if options.target == Target::Torch {
-        let (files, skipped_values) =
+        // Checks the target and finds the tensors a cast leaves as they are.
+        let views = cast::cast_all(&tensors, options.dtype).map_err(|e| e.with_path(input))?;
+        let kept = kept_dtypes(&views, options.dtype);
+        let (files, skipped_values, mut casts) =
             convert_to_torch(&source, root, &tensors, options, output, progress)?;
+        casts.sort_by(|a, b| a.name.cmp(&b.name));
         return Ok(Converted {
             parameters: parameters_of(&tensors),
             tensors: tensors.len(),
@@ -233,8 +237,8 @@ pub fn convert(
             renamed,
             excluded,
             wrapper_prefix,
-            casts: Vec::new(),
-            kept: Vec::new(),
+            casts,
+            kept,
         });
     }
     let skipped_values: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
@@ -310,10 +314,10 @@ fn convert_to_torch(
     options: &ConvertOptions,
     output: &Path,
     progress: &dyn Progress,
-) -> Result<(Files, Vec<String>)> {
+) -> Result<(Files, Vec<String>, Vec<TensorCast>)> {
     if let Some(max) = options.max_shard_size {
-        let files = write_torch_shards(source, output, options, tensors, max, progress)?;
-        return Ok((files, skipped_names(root)));
+        let (files, casts) = write_torch_shards(source, output, options, tensors, max, progress)?;
+        return Ok((files, skipped_names(root), casts));
     }
     let whole =
         options.keys.is_identity() && (options.key.is_none() || matches!(root, Value::Dict(_)));
@@ -325,13 +329,18 @@ fn convert_to_torch(
         (&flat, skipped_names(root))
     };
     let input = source.path();
-    let plan = crate::torch::write::Plan::new(tree, &crate::torch::write::archive_name(output))
+    let archive = crate::torch::write::archive_name(output);
+    let plan = crate::torch::write::Plan::with_cast(tree, &archive, options.dtype)
         .map_err(|e| e.with_path(input))?;
-    let mut out = AtomicOutput::create(output, options.overwrite, &[input])?;
-    write_torch_plan(&plan, out.file(), source.mapped_input(), progress)
+    let mut out = AtomicOutput::create(output, options.overwrite, &source.files())?;
+    let casts = write_torch_plan(&plan, out.file(), source.mapped_input(), progress)
         .map_err(|e| e.with_path(output))?;
     out.commit()?;
-    Ok((vec![(output.to_path_buf(), plan.file_len())], skipped))
+    Ok((
+        vec![(output.to_path_buf(), plan.file_len())],
+        skipped,
+        casts,
+    ))
 }
 
 /// Files written, with their sizes.
@@ -359,11 +368,12 @@ fn write_torch_plan(
     file: &std::fs::File,
     input: Option<MappedInput<'_>>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Vec<TensorCast>> {
     let mut sink = FileSink::new(file, input);
-    plan.write_reading(&mut sink, input, progress)?;
+    let casts = plan.write_reading(&mut sink, input, progress)?;
     sink.flush()
-        .map_err(|e| Error::from_io("failed to write", e))
+        .map_err(|e| Error::from_io("failed to write", e))?;
+    Ok(casts)
 }
 
 /// Writes `tensors` as `pytorch_model-0000K-of-0000N.bin` shards of at most `max` bytes of
@@ -378,14 +388,31 @@ fn write_torch_shards(
     tensors: &[(String, &TensorView<'_>)],
     max: u64,
     progress: &dyn Progress,
-) -> Result<Vec<(PathBuf, u64)>> {
+) -> Result<(Files, Vec<TensorCast>)> {
     let input = source.path();
     let input_map = source.mapped_input();
     let naming = Naming::TORCH;
     let sizes: Vec<(u64, Option<(usize, usize)>)> = tensors
         .iter()
-        .map(|(_, t)| (t.storage_nbytes() as u64, t.storage_identity()))
-        .collect();
+        .map(|(_, t)| {
+            let cast = CastView::new(t, options.dtype)?;
+            Ok(match cast.cast() {
+                None => (t.storage_nbytes() as u64, t.storage_identity()),
+                // A cast tensor is written on a storage of its own, shared only by the same
+                // view (tied weights): identified by where the view starts and its size.
+                Some(_) => (
+                    cast.nbytes() as u64,
+                    t.storage_identity().map(|(address, _)| {
+                        let start = t
+                            .storage_offset()
+                            .saturating_mul(t.dtype().byte_size().unwrap_or(1));
+                        (address.saturating_add(start), t.nbytes())
+                    }),
+                ),
+            })
+        })
+        .collect::<Result<_>>()
+        .map_err(|e| e.with_path(input))?;
     let mut total_size = 0u64;
     let mut counted = std::collections::HashSet::new();
     for (size, identity) in &sizes {
@@ -413,20 +440,26 @@ fn write_torch_shards(
     for (index, tree) in trees.iter().enumerate() {
         let name = naming.shard(index, count);
         let archive = crate::torch::write::archive_name(Path::new(&name));
-        plans.push(crate::torch::write::Plan::new(tree, &archive).map_err(|e| e.with_path(input))?);
+        plans.push(
+            crate::torch::write::Plan::with_cast(tree, &archive, options.dtype)
+                .map_err(|e| e.with_path(input))?,
+        );
     }
     let total: u64 = plans.iter().map(crate::torch::write::Plan::file_len).sum();
     progress.start(total);
     let shared_progress = Continuing(progress);
-    let mut folder = AtomicFolder::create(output, options.overwrite, &[input])?;
+    let mut folder = AtomicFolder::create(output, options.overwrite, &source.files())?;
     let mut files = Vec::with_capacity(count + 1);
+    let mut casts = Vec::new();
     let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
     for (index, (plan, shard)) in plans.iter().zip(&members).enumerate() {
         let name = naming.shard(index, count);
         let path = output.join(&name);
         let file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
-        write_torch_plan(plan, &file, input_map, &shared_progress)
-            .map_err(|e| e.with_path(&path))?;
+        casts.extend(
+            write_torch_plan(plan, &file, input_map, &shared_progress)
+                .map_err(|e| e.with_path(&path))?,
+        );
         for (tensor, _) in shard {
             weight_map.push((tensor.as_str(), name.clone()));
         }
@@ -443,7 +476,7 @@ fn write_torch_shards(
         files.push((path, json.len() as u64));
     }
     folder.commit(|name| naming.owns(name))?;
-    Ok(files)
+    Ok((files, casts))
 }
 
 /// The tensors that a cast to `dtype` leaves with another dtype (not floating point).

@@ -40,8 +40,9 @@ mod zip;
 use std::io::Write;
 use std::path::Path;
 
+use crate::cast::TensorCast;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::Value;
+use crate::model::{Dtype, Value};
 use crate::output::MappedInput;
 use crate::progress::Progress;
 
@@ -100,10 +101,18 @@ impl<'data> Plan<'data> {
     /// longer than 255 bytes, dtypes torch does not have...), and when `archive_name` is
     /// not a folder name (empty, or holding `/`, `\` or control characters).
     pub fn new(root: &Value<'data>, archive_name: &str) -> Result<Self> {
+        Self::with_cast(root, archive_name, None)
+    }
+
+    /// [`Plan::new`], with the floating point tensors of another dtype than `cast` written
+    /// cast to it (as torch's `tensor.to(dtype)`, bit for bit; see [`crate::cast`]), each on
+    /// a storage of its own (tied tensors, the same view of one storage, stay tied).
+    /// Other tensors are written as they are.
+    pub fn with_cast(root: &Value<'data>, archive_name: &str, cast: Option<Dtype>) -> Result<Self> {
         check_archive_name(archive_name)?;
         let mut registry = storage::Registry::default();
         pickler::scan(root, &mut registry, 0);
-        let pickled = pickler::pickle(root, &mut registry);
+        let pickled = pickler::pickle(root, &mut registry, cast);
         if !pickled.problems.is_empty() {
             return Err(refusal(&pickled.problems));
         }
@@ -163,7 +172,12 @@ impl<'data> Plan<'data> {
     /// directory. Reports every chunk to `progress` and stops with an
     /// [`ErrorKind::Interrupted`] error when it is
     /// cancelled.
-    pub fn write_to(&self, out: &mut dyn Write, progress: &dyn Progress) -> Result<()> {
+    /// Returns what the casts of [`Plan::with_cast`] did to each tensor's values.
+    pub fn write_to(
+        &self,
+        out: &mut dyn Write,
+        progress: &dyn Progress,
+    ) -> Result<Vec<TensorCast>> {
         self.write_reading(out, None, progress)
     }
 
@@ -177,8 +191,9 @@ impl<'data> Plan<'data> {
         out: &mut dyn Write,
         input: Option<MappedInput<'_>>,
         progress: &dyn Progress,
-    ) -> Result<()> {
+    ) -> Result<Vec<TensorCast>> {
         progress.start(self.file_len());
+        let mut casts = Vec::new();
         let mut out = Counted {
             out,
             written: 0,
@@ -191,7 +206,7 @@ impl<'data> Plan<'data> {
             }
             out.expect_at(entry.header_offset)?;
             out.write(&entry.local_header())?;
-            let mut crc = flate2::Crc::new();
+            let mut crc = crc32fast::Hasher::new();
             // Writes bytes and checksums `checksummed` (the same bytes, read another way).
             let mut data = |out: &mut Counted<'_, '_>, bytes: &[u8], checksummed: &[u8]| {
                 crc.update(checksummed);
@@ -216,7 +231,7 @@ impl<'data> Plan<'data> {
                         Error::invalid(format!("storage {key} was not planned (a bug in ckpt)"))
                     })?;
                     let mut copy = Vec::new();
-                    record
+                    let cast = record
                         .stream(|chunk| {
                             if progress.is_cancelled() {
                                 return Err(Error::interrupted());
@@ -241,16 +256,18 @@ impl<'data> Plan<'data> {
                             ErrorKind::Io | ErrorKind::Interrupted => e,
                             _ => e.with_member(entry.name.clone()),
                         })?;
+                    casts.extend(cast);
                 }
             }
             out.expect_at(entry.data_offset() + entry.len)?;
-            let crc = crc.sum();
+            let crc = crc.clone().finalize();
             out.write(&entry.descriptor(crc))?;
             crcs.push(crc);
         }
         out.expect_at(self.layout.central_offset())?;
         out.write(&self.layout.trailer(&crcs))?;
-        out.expect_at(self.file_len())
+        out.expect_at(self.file_len())?;
+        Ok(casts)
     }
 }
 

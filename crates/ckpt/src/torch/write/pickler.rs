@@ -82,13 +82,21 @@ pub(super) struct Pickled {
 }
 
 /// Pickles `root`, numbering its storages in `registry` as they first appear.
-pub(super) fn pickle<'data>(root: &Value<'data>, registry: &mut Registry<'data>) -> Pickled {
+///
+/// With `cast`, floating point tensors of another dtype are written cast to it, each on a
+/// storage of its own (see [`Registry::cast`]).
+pub(super) fn pickle<'data>(
+    root: &Value<'data>,
+    registry: &mut Registry<'data>,
+    cast: Option<Dtype>,
+) -> Pickled {
     let mut pickler = Pickler {
         out: Vec::new(),
         memo: HashMap::new(),
         registry,
         problems: Vec::new(),
         path: String::new(),
+        cast,
     };
     pickler.out.extend_from_slice(&[PROTO, 2]);
     pickler.value(root, 0);
@@ -145,6 +153,8 @@ struct Pickler<'r, 'data> {
     problems: Vec<Problem>,
     /// The dotted name of the value being written.
     path: String,
+    /// The dtype floating point tensors are cast to.
+    cast: Option<Dtype>,
 }
 
 /// How a tensor is laid out for torch: its dtype, shape, strides and offset (a safetensors
@@ -558,10 +568,25 @@ impl<'data> Pickler<'_, 'data> {
     }
 
     fn tensor(&mut self, view: &TensorView<'data>, depth: usize) {
-        let Some(layout) = self.layout(view) else {
+        let Some(mut layout) = self.layout(view) else {
             return;
         };
-        let reference = match self.registry.reference(view, layout.dtype) {
+        let cast = self
+            .cast
+            .and_then(|to| crate::cast::Cast::new(view.dtype(), to).ok())
+            .filter(|cast| !cast.is_identity());
+        let reference = match cast {
+            Some(cast) => {
+                // A storage of its own: the cast elements, dense and row-major.
+                layout.dtype = cast.to();
+                layout.strides = shape::contiguous_strides(&layout.shape).unwrap_or_default();
+                layout.offset = 0;
+                let path = self.path.clone();
+                self.registry.cast(view, cast, &path)
+            }
+            None => self.registry.reference(view, layout.dtype),
+        };
+        let reference = match reference {
             Ok(reference) => reference,
             Err(why) => {
                 self.problem(format!("a {} tensor: {why}", layout.dtype));
@@ -887,7 +912,7 @@ mod tests {
     fn pickled(value: &Value<'_>) -> Vec<u8> {
         let mut registry = Registry::default();
         scan(value, &mut registry, 0);
-        let pickled = pickle(value, &mut registry);
+        let pickled = pickle(value, &mut registry, None);
         assert_eq!(pickled.problems, []);
         pickled.bytes
     }
@@ -895,7 +920,7 @@ mod tests {
     fn problems(value: &Value<'_>) -> Vec<Problem> {
         let mut registry = Registry::default();
         scan(value, &mut registry, 0);
-        pickle(value, &mut registry).problems
+        pickle(value, &mut registry, None).problems
     }
 
     /// The pickle of `value`, between `PROTO 2` and `STOP`.
@@ -1136,7 +1161,7 @@ mod tests {
         let mut registry = Registry::default();
         let value = Value::Tensor(per_channel);
         scan(&value, &mut registry, 0);
-        let pickled = pickle(&value, &mut registry);
+        let pickled = pickle(&value, &mut registry, None);
         assert_eq!(pickled.problems, []);
         let text = String::from_utf8_lossy(&pickled.bytes);
         assert!(text.contains("DoubleStorage"), "{text}");
@@ -1154,7 +1179,7 @@ mod tests {
         let mut registry = Registry::default();
         let value = Value::Tensor(float);
         scan(&value, &mut registry, 0);
-        assert_eq!(pickle(&value, &mut registry).problems, []);
+        assert_eq!(pickle(&value, &mut registry, None).problems, []);
         let types: Vec<StorageType> = registry
             .into_records()
             .iter()
@@ -1245,6 +1270,7 @@ mod tests {
             registry: &mut registry,
             problems: Vec::new(),
             path: String::new(),
+            cast: None,
         };
         for dtype in Dtype::ALL {
             pickler.dtype(*dtype);

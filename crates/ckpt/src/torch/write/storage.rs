@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 
+use crate::cast::{Cast, TensorCast};
 use crate::error::{Error, Result};
 use crate::model::{ByteOrder, Dtype, DtypeClass, Storage, TensorView};
 
@@ -140,6 +141,14 @@ enum Source<'data> {
     Storage(Storage<'data>),
     /// A tensor assembled from chunks ([`TensorView::tiles`]): its little-endian elements.
     Assembled(TensorView<'data>),
+    /// A tensor cast to another dtype (`--dtype`): its elements, cast, row-major; `names`
+    /// are the dotted names of the tensors written from it (tied ones share it), for the
+    /// report.
+    Cast {
+        view: TensorView<'data>,
+        cast: Cast,
+        names: Vec<String>,
+    },
 }
 
 /// One `data/N` record: which bytes, under which storage class, transformed how.
@@ -166,10 +175,27 @@ impl Record<'_> {
     /// Hands the record's bytes to `emit` in pieces of at most [`CHUNK_LEN`] bytes,
     /// borrowed from the source when they need no change. Memory use does not depend on
     /// the storage's size.
-    pub(super) fn stream(&self, mut emit: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    /// Returns what a cast did to the values, for each tensor of a cast record.
+    pub(super) fn stream(
+        &self,
+        mut emit: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<Vec<TensorCast>> {
         let storage = match &self.source {
             Source::Storage(storage) => storage,
-            Source::Assembled(view) => return view.for_each_chunk(emit),
+            Source::Assembled(view) => return view.for_each_chunk(emit).map(|()| Vec::new()),
+            Source::Cast { view, cast, names } => {
+                let view = crate::cast::CastView::with_cast(view, *cast)?;
+                let stats = view.for_each_chunk(emit)?.unwrap_or_default();
+                return Ok(names
+                    .iter()
+                    .map(|name| TensorCast {
+                        name: name.clone(),
+                        from: cast.from(),
+                        to: cast.to(),
+                        stats,
+                    })
+                    .collect());
+            }
         };
         let bytes = storage
             .bytes()
@@ -182,7 +208,7 @@ impl Record<'_> {
         for chunk in bytes.chunks(chunk_len.max(unit)) {
             emit(self.transform.apply(chunk, &mut scratch))?;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 }
 
@@ -196,6 +222,18 @@ pub(super) struct Registry<'data> {
     groups: Vec<Group<'data>>,
     /// The records, in key order (`data/0`, `data/1`...).
     records: Vec<Record<'data>>,
+    /// Records of cast tensors, by the view they cast.
+    casts: HashMap<CastKey, usize>,
+}
+
+/// A view of a storage, cast: the same key is the same cast tensor.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CastKey {
+    storage: (usize, usize),
+    shape: Vec<usize>,
+    strides: Vec<usize>,
+    offset: usize,
+    to: Dtype,
 }
 
 /// A storage and the views of it found in the tree.
@@ -290,6 +328,50 @@ impl<'data> Registry<'data> {
     fn group_index(&self, view: &TensorView<'data>) -> Option<usize> {
         view.storage_identity()
             .and_then(|identity| self.by_identity.get(&identity).copied())
+    }
+
+    /// A storage of its own for `view` cast by `cast` (dense, row-major, little-endian),
+    /// shared by the same view of the same storage (tied weights stay tied); `name` is
+    /// the tensor's dotted name, for the report.
+    pub(super) fn cast(
+        &mut self,
+        view: &TensorView<'data>,
+        cast: Cast,
+        name: &str,
+    ) -> Result<Reference, String> {
+        let identity = view.storage_identity().map(|storage| CastKey {
+            storage,
+            shape: view.shape().to_vec(),
+            strides: view.strides().to_vec(),
+            offset: view.storage_offset(),
+            to: cast.to(),
+        });
+        if let Some(&key) = identity.as_ref().and_then(|id| self.casts.get(id)) {
+            if let Some(Record {
+                source: Source::Cast { names, .. },
+                ..
+            }) = self.records.get_mut(key)
+            {
+                names.push(name.to_owned());
+            }
+            return self.reference_to(key);
+        }
+        let len = cast.output_len(view.nbytes()).map_err(|e| e.to_string())?;
+        self.records.push(Record {
+            source: Source::Cast {
+                view: view.clone(),
+                cast,
+                names: vec![name.to_owned()],
+            },
+            source_len: len,
+            storage_type: simple_type(cast.to()),
+            transform: Transform::Identity,
+        });
+        let key = self.records.len() - 1;
+        if let Some(identity) = identity {
+            self.casts.insert(identity, key);
+        }
+        self.reference_to(key)
     }
 
     /// The storage of `view` (seen as `dtype`) as the pickle refers to it, numbering it on
