@@ -82,6 +82,12 @@ pub(crate) struct ConvertArgs {
     /// Replace the output if it exists (never the input itself).
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// Do not wait for the output to reach the disk (no fsync) before renaming it into
+    /// place. The output still appears whole or not at all, and the run takes about the
+    /// time of `cp`; but a power loss or crash soon after may leave it empty or partial.
+    /// For scratch outputs.
+    #[arg(long)]
+    pub(crate) no_sync: bool,
     /// Convert only this subtree of a training checkpoint (a dotted path of keys:
     /// `model`, `state_dict`, `module.encoder`).
     #[arg(long, value_name = "PATH")]

@@ -101,6 +101,7 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
     };
     let options = ConvertOptions::new(target)
         .overwrite(args.force)
+        .sync(!args.no_sync)
         .key(args.key.clone())
         .dedupe(args.dedupe)
         .keys(key_map(args)?)

@@ -598,3 +598,50 @@ fn dtype_casts_floating_tensors_and_reports() {
     assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
     assert!(!dir.path().join("x.safetensors").exists());
 }
+
+/// `--no-sync` writes the same bytes (only the wait for the disk is skipped), to a file and
+/// to a folder of shards, and leaves no temporary file behind.
+#[test]
+fn no_sync_writes_the_same_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/tiny-mlp.safetensors");
+    let input = input.to_str().unwrap();
+    for (extra, out) in [
+        (&[][..], "a.safetensors"),
+        (&["--to", "pth", "--max-shard-size", "100B"][..], "shards"),
+    ] {
+        let mut synced = vec!["convert"];
+        synced.extend_from_slice(extra);
+        let mut unsynced = synced.clone();
+        unsynced.push("--no-sync");
+        let unsynced_out = format!("unsynced-{out}");
+        synced.extend([input, out]);
+        unsynced.extend([input, unsynced_out.as_str()]);
+        for args in [&synced, &unsynced] {
+            let run = ckpt(dir.path(), args);
+            assert!(run.status.success(), "{}", transcript(&run));
+        }
+        let (a, b) = (dir.path().join(out), dir.path().join(&unsynced_out));
+        if a.is_dir() {
+            let names = |p: &std::path::Path| {
+                let mut n: Vec<_> = std::fs::read_dir(p)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                n.sort();
+                n
+            };
+            assert_eq!(names(&a), names(&b));
+            assert!(names(&a).len() > 2);
+            for name in names(&a) {
+                assert_eq!(
+                    std::fs::read(a.join(&name)).unwrap(),
+                    std::fs::read(b.join(&name)).unwrap()
+                );
+            }
+        } else {
+            assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        }
+    }
+    assert!(leftovers(dir.path()).is_empty());
+}

@@ -75,6 +75,11 @@ pub struct ConvertOptions {
     /// complex, the packed float4/float6 kinds) keep their dtype: [`Converted::kept`] lists
     /// them.
     pub dtype: Option<Dtype>,
+    /// Wait for the output to reach the disk (`fsync`) before renaming it into place (the
+    /// default). Without, the output still appears whole or not at all to every process,
+    /// and the run is as fast as `cp`; but a power loss soon after may leave it empty or
+    /// partial.
+    pub sync: bool,
 }
 
 impl ConvertOptions {
@@ -87,6 +92,7 @@ impl ConvertOptions {
             dedupe: false,
             keys: KeyMap::new(),
             max_shard_size: None,
+            sync: true,
             dtype: None,
         }
     }
@@ -95,6 +101,14 @@ impl ConvertOptions {
     #[must_use]
     pub fn dtype(mut self, dtype: Option<Dtype>) -> Self {
         self.dtype = dtype;
+        self
+    }
+
+    /// Sets whether the output is synced to disk before it is renamed into place (see
+    /// [`ConvertOptions::sync`]).
+    #[must_use]
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
         self
     }
 
@@ -267,9 +281,16 @@ pub fn convert(
     let (files, mut casts) = match options.max_shard_size {
         None => {
             let plan = Plan::with_casts(&views, &metadata).map_err(|e| e.with_path(input))?;
-            let mut out = AtomicOutput::create(output, options.overwrite, &source.files())?;
-            let casts = write_plan(&plan, out.file(), source.mapped_input(), progress)
-                .map_err(|e| e.with_path(output))?;
+            let mut out = AtomicOutput::create(output, options.overwrite, &source.files())?
+                .durable(options.sync);
+            let casts = write_plan(
+                &plan,
+                out.file(),
+                source.mapped_input(),
+                options.sync,
+                progress,
+            )
+            .map_err(|e| e.with_path(output))?;
             out.commit()?;
             (vec![(output.to_path_buf(), plan.file_len())], casts)
         }
@@ -332,9 +353,16 @@ fn convert_to_torch(
     let archive = crate::torch::write::archive_name(output);
     let plan = crate::torch::write::Plan::with_cast(tree, &archive, options.dtype)
         .map_err(|e| e.with_path(input))?;
-    let mut out = AtomicOutput::create(output, options.overwrite, &source.files())?;
-    let casts = write_torch_plan(&plan, out.file(), source.mapped_input(), progress)
-        .map_err(|e| e.with_path(output))?;
+    let mut out =
+        AtomicOutput::create(output, options.overwrite, &source.files())?.durable(options.sync);
+    let casts = write_torch_plan(
+        &plan,
+        out.file(),
+        source.mapped_input(),
+        options.sync,
+        progress,
+    )
+    .map_err(|e| e.with_path(output))?;
     out.commit()?;
     Ok((
         vec![(output.to_path_buf(), plan.file_len())],
@@ -367,9 +395,13 @@ fn write_torch_plan(
     plan: &crate::torch::write::Plan<'_>,
     file: &std::fs::File,
     input: Option<MappedInput<'_>>,
+    sync: bool,
     progress: &dyn Progress,
 ) -> Result<Vec<TensorCast>> {
     let mut sink = FileSink::new(file, input);
+    if !sync {
+        sink = sink.without_writeback();
+    }
     let casts = plan.write_reading(&mut sink, input, progress)?;
     sink.flush()
         .map_err(|e| Error::from_io("failed to write", e))?;
@@ -448,7 +480,8 @@ fn write_torch_shards(
     let total: u64 = plans.iter().map(crate::torch::write::Plan::file_len).sum();
     progress.start(total);
     let shared_progress = Continuing(progress);
-    let mut folder = AtomicFolder::create(output, options.overwrite, &source.files())?;
+    let mut folder =
+        AtomicFolder::create(output, options.overwrite, &source.files())?.durable(options.sync);
     let mut files = Vec::with_capacity(count + 1);
     let mut casts = Vec::new();
     let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
@@ -457,7 +490,7 @@ fn write_torch_shards(
         let path = output.join(&name);
         let file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
         casts.extend(
-            write_torch_plan(plan, &file, input_map, &shared_progress)
+            write_torch_plan(plan, &file, input_map, options.sync, &shared_progress)
                 .map_err(|e| e.with_path(&path))?,
         );
         for (tensor, _) in shard {
@@ -499,9 +532,13 @@ fn write_plan(
     plan: &Plan<'_, '_>,
     file: &std::fs::File,
     input: Option<MappedInput<'_>>,
+    sync: bool,
     progress: &dyn Progress,
 ) -> Result<Vec<TensorCast>> {
     let mut sink = FileSink::new(file, input);
+    if !sync {
+        sink = sink.without_writeback();
+    }
     let casts = plan.write_to(&mut sink, progress)?;
     sink.flush()
         .map_err(|e| Error::from_io("failed to write", e))?;
@@ -559,7 +596,8 @@ fn write_shards(
     let total: u64 = plans.iter().map(Plan::file_len).sum();
     progress.start(total);
     let shared_progress = Continuing(progress);
-    let mut folder = AtomicFolder::create(output, options.overwrite, &source.files())?;
+    let mut folder =
+        AtomicFolder::create(output, options.overwrite, &source.files())?.durable(options.sync);
     let mut files = Vec::with_capacity(count + 1);
     let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
     let mut casts = Vec::new();
@@ -568,7 +606,8 @@ fn write_shards(
         let path = output.join(&name);
         let file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
         casts.extend(
-            write_plan(plan, &file, input_map, &shared_progress).map_err(|e| e.with_path(&path))?,
+            write_plan(plan, &file, input_map, options.sync, &shared_progress)
+                .map_err(|e| e.with_path(&path))?,
         );
         for (tensor, _) in shard {
             weight_map.push((tensor.as_str(), name.clone()));

@@ -23,6 +23,7 @@ pub struct AtomicFolder {
     inputs: Vec<PathBuf>,
     temp: TempDir,
     files: Vec<String>,
+    durable: bool,
 }
 
 impl AtomicFolder {
@@ -60,7 +61,17 @@ impl AtomicFolder {
             inputs: inputs.iter().map(|p| p.to_path_buf()).collect(),
             temp,
             files: Vec::new(),
+            durable: true,
         })
+    }
+
+    /// Whether [`AtomicFolder::commit`] waits for every file to reach the disk (`fsync`)
+    /// before moving them into place (the default); see
+    /// [`AtomicOutput::durable`](super::AtomicOutput::durable).
+    #[must_use]
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 
     /// Creates the file `name` (a plain file name) in the folder, to be written now.
@@ -89,13 +100,15 @@ impl AtomicFolder {
     /// Syncs every file and moves them into place. `stale` says which files already in a
     /// replaced folder belong to an earlier conversion and are removed (unless just written).
     pub fn commit(self, stale: impl Fn(&str) -> bool) -> Result<()> {
-        for name in &self.files {
-            let path = self.temp.path().join(name);
-            File::open(&path)
-                .and_then(|file| file.sync_all())
-                .map_err(|e| Error::io("failed to write", &self.target.join(name), e))?;
+        if self.durable {
+            for name in &self.files {
+                let path = self.temp.path().join(name);
+                File::open(&path)
+                    .and_then(|file| file.sync_all())
+                    .map_err(|e| Error::io("failed to write", &self.target.join(name), e))?;
+            }
+            sync_folder_itself(self.temp.path());
         }
-        sync_folder_itself(self.temp.path());
         let target = self.target.clone();
         if !target.exists() || is_empty_folder(&target)? {
             // One rename: the folder appears complete (an empty target folder is replaced).

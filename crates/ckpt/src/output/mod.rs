@@ -26,6 +26,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct AtomicOutput {
     target: PathBuf,
     overwrite: bool,
+    durable: bool,
     temp: NamedTempFile,
 }
 
@@ -71,8 +72,18 @@ impl AtomicOutput {
         Ok(AtomicOutput {
             target: target.to_path_buf(),
             overwrite,
+            durable: true,
             temp,
         })
+    }
+
+    /// Whether [`AtomicOutput::commit`] waits for the bytes to reach the disk (`fsync`)
+    /// before the rename (the default). Without, the output still appears whole to every
+    /// process, but a power loss or system crash soon after may leave it empty or partial.
+    #[must_use]
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 
     /// The temporary file to write to.
@@ -81,12 +92,13 @@ impl AtomicOutput {
     }
 
     /// Flushes the file to disk, renames it to the target and syncs the folder, so that
-    /// the output is complete and durable once this returns.
+    /// the output is complete and durable once this returns (see [`AtomicOutput::durable`]).
     pub fn commit(mut self) -> Result<()> {
         let target = self.target.clone();
+        let durable = self.durable;
         let file = self.temp.as_file_mut();
         file.flush()
-            .and_then(|()| file.sync_all())
+            .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
             .map_err(|e| Error::io("failed to write", &target, e))?;
         let persisted = if self.overwrite {
             self.temp.persist(&target)
@@ -108,7 +120,9 @@ impl AtomicOutput {
                 )
             }
         })?;
-        sync_folder(&target);
+        if durable {
+            sync_folder(&target);
+        }
         Ok(())
     }
 }

@@ -171,10 +171,18 @@ impl<'a> FileSink<'a> {
         }
     }
 
+    /// Leaves writing to disk to the kernel's own time (for outputs that will not be
+    /// synced): no early writeback.
+    #[must_use]
+    pub fn without_writeback(mut self) -> Self {
+        self.writeback_every = u64::MAX;
+        self
+    }
+
     /// Counts `len` bytes handed to the kernel, and asks for a writeback every
     /// [`WRITEBACK_EVERY`] bytes.
     fn wrote(&mut self, len: u64) -> io::Result<()> {
-        self.unsynced += len;
+        self.unsynced = self.unsynced.saturating_add(len);
         if self.unsynced < self.writeback_every {
             return Ok(());
         }
