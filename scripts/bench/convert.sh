@@ -9,6 +9,7 @@
 #   - `ckpt convert --dedupe` (tied tensors written once, as the Python route must: it is
 #     the same file HF's converter writes),
 #   - `ckpt convert` (every name written, lm_head as its own copy: 1.3x the bytes),
+#   - `ckpt convert --dedupe --no-sync` (no fsync: what cp and save_file give),
 #   - the Python route: torch.load + safetensors' duplicate removal + save_file, as
 #     people run it and followed by `sync` (the durability ckpt gives),
 # against `cp` and `cp && sync` of the same file (ckpt fsyncs its output before renaming
@@ -64,6 +65,7 @@ hyperfine -N --warmup 1 --runs 10 \
     "$ckpt convert --dedupe $bin $out" \
     "$ckpt convert $bin $out" \
     "$ckpt convert --dedupe $legacy $out" \
+    "$ckpt convert --dedupe --no-sync $bin $out" \
     "$python $work/py_bin_to_safetensors.py $bin $out" \
     "sh -c '$python $work/py_bin_to_safetensors.py $bin $out && sync $out'"
 
