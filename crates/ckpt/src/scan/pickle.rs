@@ -242,7 +242,8 @@ fn judge_globals(c: &mut Collector<'_>, pickle: &Pickle<'_>, member: &str) {
         let usage = uses.get(&id).copied().unwrap_or(Usage::Referenced);
         let offset = pickle.offset(id);
         judge(c, module, name, usage, member, offset, "");
-        if !pickle.extras(id).states.is_empty() {
+        let extras = pickle.extras(id);
+        if !extras.states.is_empty() || !extras.items.is_empty() || !extras.entries.is_empty() {
             let (m, n) = ckpt_pickle::python3_name(module, name);
             c.add(Finding {
                 verdict: Verdict::Dangerous,
@@ -252,8 +253,9 @@ fn judge_globals(c: &mut Collector<'_>, pickle: &Pickle<'_>, member: &str) {
                 member: Some(member.to_owned()),
                 offset: Some(offset),
                 count: 1,
-                why: "BUILD writes state into the global itself (a module, class or function), \
-                      not into a new object: it rewires what every later user of it runs"
+                why: "BUILD, SETITEM or APPEND writes into the global itself (a module, class, \
+                      function or registry), not into a new object: it rewires what every later \
+                      user of it runs"
                     .to_owned(),
             });
         }
@@ -363,6 +365,15 @@ mod tests {
     #[test]
     fn build_on_a_global_is_mutation() {
         let bytes = b"\x80\x02cnumpy\nprod\n}X\x01\x00\x00\x00aX\x02\x00\x00\x00ossb.";
+        let (c, _) = scan(bytes);
+        assert!(c.findings.iter().any(|f| f.category == Category::Mutation));
+        assert_eq!(worst(&c), Verdict::Dangerous);
+    }
+
+    #[test]
+    fn setitem_into_a_global_registry_is_mutation() {
+        // pydantic._dynamic_imports['x'] = ('os', 'system')
+        let bytes = b"\x80\x02cpydantic\n_dynamic_imports\nX\x01\x00\x00\x00xX\x02\x00\x00\x00oss.";
         let (c, _) = scan(bytes);
         assert!(c.findings.iter().any(|f| f.category == Category::Mutation));
         assert_eq!(worst(&c), Verdict::Dangerous);
