@@ -223,7 +223,6 @@ const DANGEROUS_BUILTINS: &[(&str, &str)] = &[
     ("quit", "exits the interpreter"),
     ("memoryview", "exposes raw memory"),
     ("type", "creates classes"),
-    ("object", "reaches every class (object.__subclasses__)"),
     ("super", "reaches parent methods"),
     ("classmethod", "wraps callables"),
     ("staticmethod", "wraps callables"),
@@ -523,6 +522,9 @@ mod tests {
             ("ctypes", "CDLL", Verdict::Dangerous),
             ("marshal", "loads", Verdict::Dangerous),
             ("types", "CodeType", Verdict::Dangerous),
+            ("copy_reg", "_reconstructor", Verdict::Unsafe),
+            ("__builtin__", "object", Verdict::Unsafe),
+            ("builtins", "object.__subclasses__", Verdict::Dangerous),
         ];
         for &(module, name, expected) in table {
             assert_eq!(verdict(module, name), expected, "{module}.{name}");

@@ -464,6 +464,7 @@ fn scan_zip(c: &mut Collector<'_>, bytes: &[u8], base: u64) {
         });
     }
     drop(zip);
+    scan_hidden_members(c, bytes, base, &members);
     let mut code_seen = false;
     for member in &members {
         check_local_header(c, bytes, base, member);
@@ -510,6 +511,63 @@ fn scan_zip(c: &mut Collector<'_>, bytes: &[u8], base: u64) {
         if looks_like_pickle(rest) {
             scan_trailing(c, rest, base + end as u64, "after the archive");
         }
+    }
+}
+
+/// Walks the local headers from the start of the archive, as a streaming reader does: a
+/// member that the central directory does not list is seen by streaming readers only.
+/// The walk stops at the first header whose size is deferred to a data descriptor.
+fn scan_hidden_members(c: &mut Collector<'_>, bytes: &[u8], base: u64, members: &[Member]) {
+    let listed: HashSet<u64> = members.iter().map(|m| m.header_start).collect();
+    let mut at = 0usize;
+    let mut walked = 0usize;
+    while bytes.get(at..at + 4) == Some(b"PK\x03\x04") && walked < MAX_FILES {
+        walked += 1;
+        let (Some(flags), Some(method), Some(csize), Some(nlen), Some(elen)) = (
+            le16(bytes, at + 6),
+            le16(bytes, at + 8),
+            le32(bytes, at + 18),
+            le16(bytes, at + 26),
+            le16(bytes, at + 28),
+        ) else {
+            return;
+        };
+        let name_end = at + 30 + usize::from(nlen);
+        let data_start = name_end + usize::from(elen);
+        let Ok(csize) = usize::try_from(csize) else {
+            return;
+        };
+        if !listed.contains(&(at as u64)) {
+            let name = bytes
+                .get(at + 30..name_end)
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+                .into_owned();
+            c.container(
+                Verdict::Dangerous,
+                Some(&name),
+                Some(base + at as u64),
+                "a member that the central directory does not list: streaming readers see \
+                 it, directory readers (and most scanners) do not",
+            );
+            if method == 0
+                && let Some(data) = bytes.get(data_start..data_start.saturating_add(csize))
+                && looks_like_pickle(data)
+            {
+                scan_stream(
+                    c,
+                    data,
+                    base + data_start as u64,
+                    &name,
+                    Trailing::Report,
+                    false,
+                );
+            }
+        }
+        if flags & 0x8 != 0 || csize == u32::MAX as usize {
+            return;
+        }
+        at = data_start.saturating_add(csize);
     }
 }
 

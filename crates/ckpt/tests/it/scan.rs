@@ -285,6 +285,40 @@ fn duplicate_names_and_header_mismatches_are_dangerous() {
 }
 
 #[test]
+fn a_member_missing_from_the_central_directory_is_dangerous() {
+    // Two members written, the directory lists only the first.
+    let hidden = zip(&[
+        entry("archive/data.pkl", EMPTY_DICT),
+        entry("archive/evil.pkl", &os_system("id")),
+    ]);
+    let listed = zip(&[entry("archive/data.pkl", EMPTY_DICT)]);
+    // Keep the local records of `hidden`, then the directory of `listed`.
+    let locals_end = u32::from_le_bytes(
+        hidden[hidden.len() - 6..hidden.len() - 2]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let listed_cd = u32::from_le_bytes(
+        listed[listed.len() - 6..listed.len() - 2]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let mut bytes = hidden[..locals_end].to_vec();
+    let mut directory = listed[listed_cd..].to_vec();
+    let n = directory.len();
+    directory[n - 6..n - 2].copy_from_slice(&(locals_end as u32).to_le_bytes());
+    bytes.extend(directory);
+    let report = scan(&bytes, "model.pt");
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.global.as_deref() == Some("os.system"))
+    );
+}
+
+#[test]
 fn an_encrypted_flag_is_dangerous_and_the_member_still_scanned() {
     let mut member = entry("archive/data.pkl", EMPTY_DICT);
     member.flags = 1;
