@@ -64,8 +64,8 @@ fn plausible_global_line(bytes: &[u8]) -> bool {
 
 /// Scans one pickle at the start of `data` (byte `base` of the file). Returns its length
 /// when it reached `STOP`, `None` when it broke (the error is recorded, what was read
-/// before it is judged). With `must` false (bytes that only look like a pickle), a stream
-/// that breaks before building anything is not a pickle and is ignored.
+/// before it is judged). With `must` false (bytes that only look like a pickle), a broken
+/// stream that names no global is not a pickle worth reporting and is ignored.
 pub(crate) fn scan_one(
     c: &mut Collector<'_>,
     data: &[u8],
@@ -75,8 +75,16 @@ pub(crate) fn scan_one(
 ) -> Option<usize> {
     let limits = Limits::default();
     let (pickle, error) = ckpt_pickle::parse_partial(data, base, &limits);
-    if !must && error.is_some() && pickle.len_objects() == 0 {
-        return None;
+    if !must && error.is_some() {
+        // Bytes that only looked like a pickle: unless they name a global, they are data
+        // that no loader can turn into code (a text record that starts with `]`...).
+        let names_a_global = pickle
+            .objects()
+            .any(|(_, o)| matches!(o, Object::Global { .. }))
+            || !static_globals(data, base, &limits).is_empty();
+        if !names_a_global {
+            return None;
+        }
     }
     c.pickles += 1;
     judge_globals(c, &pickle, member);

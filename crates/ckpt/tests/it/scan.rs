@@ -461,3 +461,27 @@ fn unreadable_paths_are_errors() {
     let files = collect_files(&[PathBuf::from("/nonexistent/ckpt-scan")]);
     assert!(files[0].is_err());
 }
+
+#[test]
+fn text_members_that_look_like_pickles_are_not_errors() {
+    let report = scan(
+        &torch_zip(
+            EMPTY_DICT,
+            vec![entry("archive/notes.txt", b"]\nnot a pickle at all")],
+        ),
+        "model.pt",
+    );
+    assert_eq!(report.status(), "safe", "{}", describe(&report));
+}
+
+#[cfg(unix)]
+#[test]
+fn folder_walks_skip_symlink_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("a/loop")).unwrap();
+    std::fs::write(dir.path().join("a/x.pkl"), EMPTY_DICT).unwrap();
+    std::fs::write(dir.path().join("README.md"), b"(c) text.").unwrap();
+    let files = collect_files(&[dir.path().to_path_buf()]);
+    assert_eq!(files.len(), 1, "{files:?}");
+}
