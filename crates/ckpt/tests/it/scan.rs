@@ -485,3 +485,23 @@ fn folder_walks_skip_symlink_loops() {
     let files = collect_files(&[dir.path().to_path_buf()]);
     assert_eq!(files.len(), 1, "{files:?}");
 }
+
+/// The attack corpus (`tests/fixtures/attack/scan/`, made by its generator with a manifest
+/// of expected verdicts), when present: every file gets its expected verdict.
+#[test]
+fn the_attack_corpus_gets_its_expected_verdicts() {
+    let dir = fixtures().join("attack/scan");
+    let Ok(manifest) = std::fs::read(dir.join("expected.json")) else {
+        return; // the corpus lands separately
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mut wrong = Vec::new();
+    for (name, entry) in manifest.as_object().unwrap() {
+        let expected = entry["verdict"].as_str().unwrap();
+        let report = scan_file(&dir.join(name), &ScanOptions::default());
+        if report.status() != expected {
+            wrong.push(format!("expected {expected}: {}", describe(&report)));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
