@@ -51,6 +51,55 @@ pub(crate) enum Command {
                       ckpt convert --force in.safetensors out.safetensors"
     )]
     Convert(ConvertArgs),
+    /// Tell whether loading files with Python would run code, without running anything.
+    ///
+    /// Every pickle a file holds is read (zip members whatever their name, compressed
+    /// ones, pickles stacked after another, data after an archive, numpy object arrays,
+    /// DCP metadata...) and each global it names is judged: `safe` (only data: torch's
+    /// weights-only allowlist, numpy arrays, DCP metadata, and --allow), `unsafe` (needs
+    /// code ckpt cannot vouch for, such as custom classes or TorchScript; `ckpt convert`
+    /// still extracts the tensors safely) or `dangerous` (reaches code execution,
+    /// processes, files, the network or more deserialization). Folders are scanned
+    /// recursively. Nothing is executed, imported or written.
+    #[command(
+        after_help = "Exit codes: 0 every file is safe; 1 a file is unsafe or dangerous \
+                            (see --fail-on); 2 a file could not be scanned and nothing worse was \
+                            found.\n\nExamples:\n  \
+                            ckpt scan pytorch_model.bin\n  \
+                            ckpt scan --fail-on dangerous ~/.cache/huggingface/hub\n  \
+                            ckpt scan --allow mypkg.config.TrainConfig checkpoints/\n  \
+                            ckpt scan --sarif models/ > scan.sarif"
+    )]
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// Files and folders to scan (folders recursively).
+    #[arg(required = true, value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Print one JSON object (files, findings, summary) instead of text.
+    #[arg(long, conflicts_with = "sarif")]
+    pub(crate) json: bool,
+    /// Print a SARIF 2.1.0 log for code-scanning tools (one result per finding).
+    #[arg(long)]
+    pub(crate) sarif: bool,
+    /// Accept this global as data (`module.name`, or a whole `module`). Repeatable. It
+    /// turns unsafe into safe; it never hides a dangerous global.
+    #[arg(long, value_name = "MODULE.NAME")]
+    pub(crate) allow: Vec<String>,
+    /// The verdict that makes the exit code 1.
+    #[arg(long, value_enum, default_value = "unsafe", value_name = "VERDICT")]
+    pub(crate) fail_on: FailOn,
+}
+
+/// Which verdict fails `ckpt scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FailOn {
+    /// Unsafe or dangerous files fail.
+    Unsafe,
+    /// Only dangerous files fail.
+    Dangerous,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,10 @@ use crate::term;
 pub(crate) enum Outcome {
     /// All good: exit 0.
     Success,
+    /// Something was found (`ckpt scan`): exit 1.
+    Found,
+    /// Some input could not be read, already reported, and nothing was found: exit 2.
+    Failed,
 }
 
 /// An error of the command line itself, with advice.
@@ -35,6 +39,7 @@ impl std::fmt::Display for Hinted {
 
 impl std::error::Error for Hinted {}
 
+const EXIT_FOUND: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -42,6 +47,8 @@ const EXIT_INTERRUPTED: u8 = 130;
 pub(crate) fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     let error = match result {
         Ok(Outcome::Success) => return ExitCode::SUCCESS,
+        Ok(Outcome::Found) => return ExitCode::from(EXIT_FOUND),
+        Ok(Outcome::Failed) => return ExitCode::from(EXIT_ERROR),
         Err(error) => error,
     };
     // A closed pipe (`ckpt inspect big.safetensors | head`) is not a failure.

@@ -194,7 +194,9 @@ impl<'a> Machine<'a> {
     fn append(&mut self, target: ObjectId, items: Vec<ObjectId>, at: &At) -> Result<(), Error> {
         match self.object_mut(target) {
             Some(Object::List(list)) => list.extend(items),
-            Some(Object::Instance { .. } | Object::Call { .. }) => {
+            // A global may be a list or dict at load time (a registry): appending to it
+            // mutates it for every later user, which scanners must see.
+            Some(Object::Instance { .. } | Object::Call { .. } | Object::Global { .. }) => {
                 self.extras.entry(target).or_default().items.extend(items);
             }
             _ => {
@@ -253,7 +255,7 @@ impl<'a> Machine<'a> {
         }
         match self.object_mut(target) {
             Some(Object::Dict(entries)) => entries.extend(pairs),
-            Some(Object::Instance { .. } | Object::Call { .. }) => {
+            Some(Object::Instance { .. } | Object::Call { .. } | Object::Global { .. }) => {
                 self.extras.entry(target).or_default().entries.extend(pairs);
             }
             _ => {

@@ -49,6 +49,7 @@ pub mod model;
 mod output;
 mod progress;
 pub mod safetensors;
+pub mod scan;
 mod source;
 pub mod torch;
 

@@ -2,6 +2,7 @@
 
 mod convert;
 mod inspect;
+mod scan;
 
 use crate::args::{Cli, Command};
 use crate::exit::Outcome;
@@ -11,8 +12,12 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Scan(args) => scan::run(args),
     }
 }
 
 pub(crate) use convert::{CastReport, ConvertReport};
 pub(crate) use inspect::InspectReport;
+#[cfg(test)]
+pub(crate) use scan::tests as scan_tests;
+pub(crate) use scan::{FileRow, ScanReport, level as scan_level};

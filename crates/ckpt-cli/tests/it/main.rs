@@ -10,6 +10,7 @@ mod convert;
 mod errors;
 mod folders;
 mod inspect;
+mod scan;
 mod torch;
 
 use std::path::{Path, PathBuf};

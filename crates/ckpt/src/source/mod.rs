@@ -21,6 +21,7 @@ use crate::format::{self, Format};
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
+pub(crate) use folder::{DCP_ALLOWED, index_shards};
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -332,6 +332,20 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             }
             Object::Global { module, name } => {
                 let (module, name) = python3(module, name);
+                let extras = pickle.extras(id);
+                if !extras.states.is_empty()
+                    || !extras.items.is_empty()
+                    || !extras.entries.is_empty()
+                {
+                    return Err(Error::new(
+                        ErrorKind::Refused,
+                        format!(
+                            "the pickle writes into the global `{module}.{name}` itself \
+                             (BUILD, SETITEM or APPEND on it), which rewires it for its later users"
+                        ),
+                    )
+                    .at_offset(pickle.offset(id)));
+                }
                 self.global_value(id, module, name)?
             }
             Object::Call { callable, args } => self.call(id, *callable, *args, depth)?,

@@ -6,12 +6,12 @@
 //! never runs anything. Tensors borrow their bytes from the file. [`write`](mod@write) writes zip
 //! checkpoints that `torch.load(weights_only=True)` loads.
 
-mod allowlist;
+pub(crate) mod allowlist;
 mod archive;
-mod interpret;
+pub(crate) mod interpret;
 mod legacy;
 mod pickles;
-mod tar;
+pub(crate) mod tar;
 pub mod write;
 
 use std::collections::BTreeMap;

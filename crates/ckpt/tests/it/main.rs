@@ -18,4 +18,5 @@ mod fuzz_regressions;
 mod hostile_pickles;
 mod safetensors_reference;
 mod safetensors_robustness;
+mod scan;
 mod torch_write;

@@ -31,7 +31,7 @@ const FILESYSTEM_MODULE: &str = "torch.distributed.checkpoint.filesystem";
 /// The globals a DCP `.metadata` pickle may name, besides `torch.<dtype>`: its dataclasses
 /// and the few torch and pathlib values they hold. None of them is ever called; their
 /// instances are read as records of fields.
-const ALLOWED: &[(&str, &str)] = &[
+pub(crate) const ALLOWED: &[(&str, &str)] = &[
     (METADATA_MODULE, "Metadata"),
     (METADATA_MODULE, "TensorStorageMetadata"),
     (METADATA_MODULE, "ChunkStorageMetadata"),

@@ -10,6 +10,13 @@
 mod dcp;
 mod hf;
 
+pub(crate) use dcp::ALLOWED as DCP_ALLOWED;
+
+/// The shard files a Hugging Face index names (checked as an index).
+pub(crate) fn index_shards(bytes: &[u8]) -> Result<Vec<String>> {
+    Ok(hf::Index::parse(bytes)?.shards())
+}
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -1,0 +1,577 @@
+//! Classifying a global (`module.name`) as data, code we cannot vouch for, or dangerous.
+//!
+//! The allowlist decides what is data; the denylist only decides how loudly the rest is
+//! reported. A global that is neither is `unsafe`, never `safe`: being missing from the
+//! denylist proves nothing.
+
+use super::Verdict;
+use crate::torch::allowlist;
+
+/// Modules (and every submodule) that reach code execution, processes, files, the
+/// network or more deserialization. Matched against the full dotted path of a global, so
+/// `os` also catches `os.path.join` and `torch.serialization` catches
+/// `torch.serialization.load`.
+const DANGEROUS_MODULES: &[(&str, &str)] = &[
+    // processes and the operating system
+    ("os", "runs commands and touches files"),
+    ("posix", "is the os module under another name"),
+    ("nt", "is the os module under another name"),
+    ("subprocess", "runs processes"),
+    ("_posixsubprocess", "runs processes"),
+    ("pty", "spawns processes"),
+    (
+        "sys",
+        "reaches the interpreter's internals (modules, hooks)",
+    ),
+    ("signal", "changes process signal handling"),
+    ("shutil", "copies, moves and deletes files"),
+    ("tempfile", "creates files"),
+    ("glob", "lists files"),
+    ("pathlib.Path", "reads and writes files"),
+    ("io", "opens files"),
+    ("_io", "opens files"),
+    ("fileinput", "reads files"),
+    ("linecache", "reads files"),
+    // resolvers: turn a string into any callable
+    ("importlib", "imports any module by name"),
+    ("_frozen_importlib", "imports any module by name"),
+    ("_frozen_importlib_external", "imports any module by name"),
+    ("_imp", "imports any module by name"),
+    ("imp", "imports any module by name"),
+    (
+        "pkgutil",
+        "resolves any name to any object (pkgutil.resolve_name)",
+    ),
+    ("zipimport", "imports code from archives"),
+    ("_operator", "reaches any attribute or calls any method"),
+    (
+        "operator.attrgetter",
+        "reaches any attribute (a universal resolver)",
+    ),
+    (
+        "operator.methodcaller",
+        "calls any method (a universal resolver)",
+    ),
+    ("operator.call", "calls anything"),
+    // code execution sinks of the standard library
+    ("runpy", "runs Python code"),
+    ("code", "runs Python code"),
+    ("codeop", "compiles Python code"),
+    ("cProfile", "runs Python code (cProfile.run)"),
+    ("profile", "runs Python code (profile.run)"),
+    ("timeit", "runs Python code (timeit.timeit)"),
+    ("trace", "runs Python code (trace.Trace.run)"),
+    ("pdb", "runs Python code (the debugger)"),
+    ("bdb", "runs Python code (the debugger)"),
+    ("doctest", "runs Python code (doctest.debug_script)"),
+    ("idlelib", "runs Python code (IDLE's interpreter)"),
+    (
+        "pydoc",
+        "locates any object by name and runs pagers (pydoc.locate, pipepager)",
+    ),
+    ("ctypes", "calls native code"),
+    ("_ctypes", "calls native code"),
+    ("marshal", "loads Python bytecode"),
+    (
+        "types",
+        "builds functions from bytecode (types.CodeType, FunctionType)",
+    ),
+    ("venv", "creates environments and runs pip"),
+    ("ensurepip", "runs pip"),
+    ("pip", "installs and runs packages"),
+    ("imaplib", "runs commands (IMAP4_stream)"),
+    ("uuid._get_command_stdout", "runs commands"),
+    ("_osx_support", "runs commands"),
+    ("_aix_support", "runs commands"),
+    ("_pyrepl", "runs Python code and pagers"),
+    ("mailcap", "runs commands (mailcap.findmatch)"),
+    ("pipes", "runs shell commands (pipes.Template)"),
+    ("typing._eval_type", "evaluates Python expressions"),
+    ("typing.ForwardRef", "evaluates Python expressions"),
+    ("typing.get_type_hints", "evaluates Python expressions"),
+    ("dataclasses._create_fn", "compiles Python code"),
+    ("lib2to3", "compiles and runs grammar code"),
+    ("multiprocessing", "spawns processes"),
+    ("_multiprocessing", "spawns processes"),
+    ("concurrent.futures", "runs callables in workers"),
+    ("threading", "runs callables in threads"),
+    ("_thread", "runs callables in threads"),
+    ("asyncio.subprocess", "runs processes"),
+    ("asyncio.unix_events", "runs processes"),
+    ("asyncio.windows_events", "runs processes"),
+    ("asyncio.base_subprocess", "runs processes"),
+    (
+        "setuptools",
+        "runs commands and writes files (spawn, file_util)",
+    ),
+    (
+        "distutils",
+        "runs commands and writes files (spawn, file_util)",
+    ),
+    ("_distutils_hack", "patches the import system"),
+    ("logging.FileHandler", "writes files"),
+    (
+        "logging.handlers",
+        "writes files and opens network connections",
+    ),
+    ("logging.config", "imports and runs code from configuration"),
+    ("builtins.open", "opens files"),
+    ("sqlite3", "opens database files"),
+    ("dbm", "opens database files"),
+    ("shelve", "opens files and unpickles them"),
+    ("zipfile", "reads and writes archives"),
+    ("tarfile", "reads and writes archives"),
+    ("gc", "reaches every live object"),
+    ("inspect", "reaches frames and source"),
+    ("site", "runs startup code"),
+    ("sysconfig", "reads the environment"),
+    ("atexit", "registers code to run at exit"),
+    ("weakref.finalize", "registers callbacks"),
+    // network and browsers
+    ("socket", "opens network connections"),
+    ("_socket", "opens network connections"),
+    ("socketserver", "opens network servers"),
+    ("ssl", "opens network connections"),
+    ("http", "opens network connections and servers"),
+    ("urllib", "opens network connections"),
+    ("urllib3", "opens network connections"),
+    ("requests", "opens network connections"),
+    ("httpx", "opens network connections"),
+    ("aiohttp", "opens network connections"),
+    ("webbrowser", "runs a browser"),
+    ("smtplib", "sends mail"),
+    ("ftplib", "opens network connections"),
+    ("poplib", "opens network connections"),
+    ("telnetlib", "opens network connections"),
+    ("xmlrpc", "opens network connections"),
+    ("nntplib", "opens network connections"),
+    // more deserialization
+    ("pickle", "unpickles more data (a nested loader)"),
+    ("_pickle", "unpickles more data (a nested loader)"),
+    ("pickletools", "works on pickles"),
+    ("dill", "unpickles code (a nested loader)"),
+    ("cloudpickle", "unpickles code (a nested loader)"),
+    ("joblib", "unpickles more data (a nested loader)"),
+    ("torch.load", "unpickles another file (a nested loader)"),
+    (
+        "torch.serialization",
+        "unpickles another file (a nested loader)",
+    ),
+    ("torch.jit", "loads TorchScript programs (a nested loader)"),
+    (
+        "torch._C",
+        "calls native torch internals (_import_ir_module, ...)",
+    ),
+    ("torch.hub", "downloads and runs code"),
+    ("torch.package", "imports code from packages"),
+    ("torch.ops", "calls any registered operator"),
+    ("torch.utils.collect_env", "runs commands"),
+    (
+        "torch.utils.bottleneck",
+        "runs Python code under a profiler",
+    ),
+    (
+        "torch.utils.cpp_extension",
+        "compiles and loads native code",
+    ),
+    ("torch.utils.data.datapipes", "decodes and opens files"),
+    ("torch._dynamo", "evaluates guard code"),
+    (
+        "torch.fx.experimental.symbolic_shapes",
+        "evaluates guard expressions",
+    ),
+    ("torch.fx.graph_module", "compiles Python code"),
+    ("torch._inductor", "compiles and runs code"),
+    ("numpy.load", "unpickles another file (a nested loader)"),
+    ("numpy.lib.npyio", "loads files, with pickles"),
+    ("numpy.lib.format", "loads files, with pickles"),
+    ("numpy.f2py", "compiles and runs code"),
+    ("numpy.testing", "runs Python code (runstring)"),
+    ("numpy.distutils", "runs commands"),
+    ("numpy.ctypeslib", "loads native libraries"),
+    ("numpy.fromfile", "reads files"),
+    ("numpy.memmap", "maps files"),
+    ("pandas.read_pickle", "unpickles another file"),
+    ("pandas.read_csv", "reads files and URLs"),
+    ("pandas.io", "reads files and URLs"),
+    ("mlflow", "runs projects and entry points"),
+    ("keras", "loads models with code"),
+    ("tensorflow", "runs graph code and file I/O"),
+    ("yaml", "can construct any object (unsafe loaders)"),
+    ("jinja2", "runs template code"),
+    ("IPython", "runs Python code"),
+];
+
+/// `builtins` names that reach code, attributes or files. The rest of `builtins` is
+/// unsafe (unknown), except the allowlisted data types.
+const DANGEROUS_BUILTINS: &[(&str, &str)] = &[
+    ("eval", "evaluates Python code"),
+    ("exec", "runs Python code"),
+    ("compile", "compiles Python code"),
+    ("open", "opens files"),
+    ("getattr", "reaches any attribute (a universal resolver)"),
+    ("setattr", "changes any attribute"),
+    ("delattr", "deletes any attribute"),
+    ("__import__", "imports any module by name"),
+    ("globals", "reaches the module's globals"),
+    ("locals", "reaches local variables"),
+    ("vars", "reaches any object's attributes"),
+    ("input", "reads the terminal"),
+    ("breakpoint", "starts a debugger"),
+    ("help", "runs pydoc"),
+    ("exit", "exits the interpreter"),
+    ("quit", "exits the interpreter"),
+    ("memoryview", "exposes raw memory"),
+    ("type", "creates classes"),
+    ("super", "reaches parent methods"),
+    ("classmethod", "wraps callables"),
+    ("staticmethod", "wraps callables"),
+    ("property", "wraps callables"),
+    ("map", "calls a function on every item"),
+    ("filter", "calls a function on every item"),
+    ("sorted", "calls a key function"),
+    ("max", "calls a key function"),
+    ("min", "calls a key function"),
+    ("iter", "calls a function until a sentinel"),
+    ("next", "runs iterators and generators"),
+    ("apply", "calls anything (Python 2)"),
+    ("execfile", "runs a file (Python 2)"),
+    ("file", "opens files (Python 2)"),
+    ("reload", "re-imports a module (Python 2)"),
+];
+
+/// Attribute names that, reached through a dotted name, lead to a module that is
+/// dangerous (`random._os.system` is `os.system`) or to the interpreter's internals.
+const DANGEROUS_ATTRIBUTES: &[&str] = &[
+    "os",
+    "_os",
+    "sys",
+    "_sys",
+    "subprocess",
+    "_subprocess",
+    "builtins",
+    "_builtins",
+    "__builtins__",
+    "__builtin__",
+    "posix",
+    "nt",
+    "importlib",
+    "_imp",
+    "pickle",
+    "_pickle",
+    "shutil",
+    "socket",
+    "ctypes",
+    "marshal",
+    "runpy",
+    "pty",
+    "eval",
+    "exec",
+    "system",
+    "popen",
+];
+
+/// Known globals that are code but not known to be harmful, with what they need.
+const UNSAFE_KNOWN: &[(&str, &str, &str)] = &[
+    (
+        "argparse",
+        "Namespace",
+        "an argparse.Namespace (training arguments): a plain attribute bag, but a class \
+         torch's weights-only loader refuses",
+    ),
+    (
+        "collections",
+        "defaultdict",
+        "a defaultdict, whose factory is called when a missing key is read",
+    ),
+    (
+        "copyreg",
+        "_reconstructor",
+        "copyreg._reconstructor, which instantiates any class",
+    ),
+];
+
+/// Numpy globals that rebuild arrays, dtypes and scalars from bytes.
+const NUMPY_DATA: &[(&str, &str)] = &[
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.dtypes", "Float64DType"),
+    ("numpy.dtypes", "Float32DType"),
+    ("numpy.dtypes", "Float16DType"),
+    ("numpy.dtypes", "Int64DType"),
+    ("numpy.dtypes", "Int32DType"),
+    ("numpy.dtypes", "Int16DType"),
+    ("numpy.dtypes", "Int8DType"),
+    ("numpy.dtypes", "UInt64DType"),
+    ("numpy.dtypes", "UInt32DType"),
+    ("numpy.dtypes", "UInt16DType"),
+    ("numpy.dtypes", "UInt8DType"),
+    ("numpy.dtypes", "BoolDType"),
+    ("numpy.dtypes", "Complex64DType"),
+    ("numpy.dtypes", "Complex128DType"),
+];
+
+/// How a global is judged, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Judgement {
+    pub(crate) verdict: Verdict,
+    pub(crate) why: String,
+}
+
+impl Judgement {
+    fn new(verdict: Verdict, why: impl Into<String>) -> Self {
+        Judgement {
+            verdict,
+            why: why.into(),
+        }
+    }
+}
+
+/// Whether `path` is `prefix` or a dotted child of it (`os.path` is under `os`).
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// Whether `module.name` (Python 3 spelling) is data: torch's weights-only allowlist and
+/// what ckpt reads as data, numpy's array reconstruction, and the DCP metadata classes.
+pub(crate) fn is_data(module: &str, name: &str) -> bool {
+    allowlist::is_data_global(module, name)
+        || NUMPY_DATA.contains(&(module, name))
+        || crate::source::DCP_ALLOWED.contains(&(module, name))
+}
+
+/// Judges the global `module.name` as written in a pickle (Python 2 names are mapped
+/// first). `allow` holds the user's extra `module.name` (or whole `module`) entries,
+/// which turn `unsafe` into `safe` but never hide a dangerous global.
+pub(crate) fn classify(module: &str, name: &str, allow: &[String]) -> Judgement {
+    let (module, name) = ckpt_pickle::python3_name(module, name);
+    let full = format!("{module}.{name}");
+    if module.is_empty() || name.is_empty() {
+        return Judgement::new(
+            Verdict::Dangerous,
+            "a global with an empty module or name, which loaders resolve in surprising ways",
+        );
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    if module == "builtins" {
+        let head = parts.first().copied().unwrap_or(name);
+        if let Some((_, why)) = DANGEROUS_BUILTINS.iter().find(|(n, _)| *n == head) {
+            return Judgement::new(Verdict::Dangerous, format!("`builtins.{head}` {why}"));
+        }
+    }
+    // 1. Attribute paths inside the name: `random._os.system`, `numpy.__builtins__`.
+    for (i, part) in parts.iter().enumerate() {
+        let dunder = part.len() > 4 && part.starts_with("__") && part.ends_with("__");
+        let harmless_dunder = i == 0 && matches!(*part, "__newobj__" | "__newobj_ex__");
+        if dunder && !harmless_dunder {
+            return Judgement::new(
+                Verdict::Dangerous,
+                format!(
+                    "reaches `{part}` of `{module}`: interpreter internals that lead to any \
+                     module, builtin or code object"
+                ),
+            );
+        }
+        if parts.len() > 1 && DANGEROUS_ATTRIBUTES.contains(part) {
+            return Judgement::new(
+                Verdict::Dangerous,
+                format!(
+                    "reaches `{part}` through an attribute of `{module}`: the dotted name \
+                     resolves to a dangerous module or function (as `random._os.system` is \
+                     `os.system`)"
+                ),
+            );
+        }
+    }
+    // 2. Data, by exact name.
+    if is_data(module, name) {
+        return Judgement::new(
+            Verdict::Safe,
+            "data (torch's weights-only allowlist, numpy arrays or DCP metadata)",
+        );
+    }
+    if module == "pathlib" && parts.len() > 1 {
+        return Judgement::new(
+            Verdict::Dangerous,
+            format!("`pathlib.{name}` is a method of a path: it reads, writes or deletes files"),
+        );
+    }
+    // 3. Dangerous modules and functions, by dotted prefix of the full path.
+    if let Some((prefix, why)) = DANGEROUS_MODULES.iter().find(|(p, _)| under(&full, p)) {
+        return Judgement::new(Verdict::Dangerous, format!("`{prefix}` {why}"));
+    }
+    if allow
+        .iter()
+        .any(|entry| !entry.is_empty() && (full == *entry || under(module, entry)))
+    {
+        return Judgement::new(Verdict::Safe, "allowed with --allow");
+    }
+    // 4. The rest is code we cannot vouch for.
+    if let Some((_, _, why)) = UNSAFE_KNOWN
+        .iter()
+        .find(|(m, n, _)| *m == module && *n == name)
+    {
+        return Judgement::new(Verdict::Unsafe, format!("{why}; loading it runs that code"));
+    }
+    if parts.len() > 1 {
+        return Judgement::new(
+            Verdict::Unsafe,
+            format!(
+                "an attribute path (`{name}`) inside `{module}`, which loaders follow \
+                 attribute by attribute; not known to be data"
+            ),
+        );
+    }
+    Judgement::new(
+        Verdict::Unsafe,
+        format!(
+            "not known to be data: loading it imports `{module}` and runs its code for \
+             `{name}` (a custom class or function)"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(module: &str, name: &str) -> Verdict {
+        classify(module, name, &[]).verdict
+    }
+
+    #[test]
+    fn the_classification_table() {
+        let table: &[(&str, &str, Verdict)] = &[
+            ("torch._utils", "_rebuild_tensor_v2", Verdict::Safe),
+            ("torch.serialization", "_get_layout", Verdict::Safe),
+            ("torch.jit._pickle", "build_intlist", Verdict::Safe),
+            ("torch.jit._pickle", "load", Verdict::Dangerous),
+            ("collections", "OrderedDict", Verdict::Safe),
+            ("torch", "FloatStorage", Verdict::Safe),
+            ("torch", "bfloat16", Verdict::Safe),
+            ("__builtin__", "set", Verdict::Safe),
+            ("_codecs", "encode", Verdict::Safe),
+            ("numpy.core.multiarray", "_reconstruct", Verdict::Safe),
+            ("numpy", "dtype", Verdict::Safe),
+            (
+                "torch.distributed.checkpoint.metadata",
+                "Metadata",
+                Verdict::Safe,
+            ),
+            ("argparse", "Namespace", Verdict::Unsafe),
+            ("collections", "defaultdict", Verdict::Unsafe),
+            ("torch.nn.modules.linear", "Linear", Verdict::Unsafe),
+            ("__main__", "MyModel", Verdict::Unsafe),
+            ("__torch__", "Model", Verdict::Unsafe),
+            ("os", "system", Verdict::Dangerous),
+            ("posix", "system", Verdict::Dangerous),
+            ("nt", "system", Verdict::Dangerous),
+            ("os.path", "join", Verdict::Dangerous),
+            ("subprocess", "Popen", Verdict::Dangerous),
+            ("builtins", "eval", Verdict::Dangerous),
+            ("__builtin__", "eval", Verdict::Dangerous),
+            ("builtins", "getattr", Verdict::Dangerous),
+            ("builtins", "__import__", Verdict::Dangerous),
+            ("pkgutil", "resolve_name", Verdict::Dangerous),
+            ("importlib", "import_module", Verdict::Dangerous),
+            ("_frozen_importlib", "BuiltinImporter", Verdict::Dangerous),
+            ("operator", "attrgetter", Verdict::Dangerous),
+            ("operator", "methodcaller", Verdict::Dangerous),
+            ("_operator", "attrgetter", Verdict::Dangerous),
+            ("runpy", "_run_code", Verdict::Dangerous),
+            ("code", "InteractiveInterpreter", Verdict::Dangerous),
+            ("cProfile", "run", Verdict::Dangerous),
+            ("timeit", "timeit", Verdict::Dangerous),
+            ("idlelib.pyshell", "ModifiedInterpreter", Verdict::Dangerous),
+            ("uuid", "_get_command_stdout", Verdict::Dangerous),
+            ("typing", "_eval_type", Verdict::Dangerous),
+            ("setuptools._distutils.spawn", "spawn", Verdict::Dangerous),
+            (
+                "asyncio.unix_events",
+                "_UnixSubprocessTransport",
+                Verdict::Dangerous,
+            ),
+            ("logging", "FileHandler", Verdict::Dangerous),
+            ("io", "FileIO", Verdict::Dangerous),
+            ("urllib.request", "urlopen", Verdict::Dangerous),
+            ("ssl", "get_server_certificate", Verdict::Dangerous),
+            ("http.server", "HTTPServer", Verdict::Dangerous),
+            ("webbrowser", "open", Verdict::Dangerous),
+            ("pickle", "loads", Verdict::Dangerous),
+            ("_pickle", "loads", Verdict::Dangerous),
+            ("dill", "loads", Verdict::Dangerous),
+            ("torch", "load", Verdict::Dangerous),
+            ("torch.jit", "load", Verdict::Dangerous),
+            ("torch.serialization", "load", Verdict::Dangerous),
+            ("numpy", "load", Verdict::Dangerous),
+            ("torch.utils.collect_env", "run", Verdict::Dangerous),
+            (
+                "numpy.testing._private.utils",
+                "runstring",
+                Verdict::Dangerous,
+            ),
+            ("pandas", "read_csv", Verdict::Dangerous),
+            ("functools", "partial", Verdict::Unsafe),
+            ("ctypes", "CDLL", Verdict::Dangerous),
+            ("marshal", "loads", Verdict::Dangerous),
+            ("types", "CodeType", Verdict::Dangerous),
+            ("copy_reg", "_reconstructor", Verdict::Unsafe),
+            ("__builtin__", "object", Verdict::Unsafe),
+            ("builtins", "object.__subclasses__", Verdict::Dangerous),
+        ];
+        for &(module, name, expected) in table {
+            assert_eq!(verdict(module, name), expected, "{module}.{name}");
+        }
+    }
+
+    #[test]
+    fn dotted_names_resolve_through_aliases() {
+        assert_eq!(verdict("random", "_os.system"), Verdict::Dangerous);
+        assert_eq!(verdict("pydantic", "_os.system"), Verdict::Dangerous);
+        assert_eq!(verdict("pipes", "Template.copy"), Verdict::Dangerous);
+        assert_eq!(verdict("torch", "serialization.load"), Verdict::Dangerous);
+        assert_eq!(verdict("torch", "load"), Verdict::Dangerous);
+        assert_eq!(verdict("numpy", "__builtins__"), Verdict::Dangerous);
+        assert_eq!(verdict("mymod", "Foo.__globals__"), Verdict::Dangerous);
+        assert_eq!(verdict("mymod", "X.sys.modules"), Verdict::Dangerous);
+        assert_eq!(verdict("pathlib", "Path.touch"), Verdict::Dangerous);
+        // Unknown dotted names are at least unsafe.
+        assert_eq!(verdict("mymod", "Outer.Inner"), Verdict::Unsafe);
+        assert_eq!(
+            verdict("collections", "OrderedDict.fromkeys"),
+            Verdict::Unsafe
+        );
+        assert_eq!(verdict("copyreg", "__newobj__"), Verdict::Unsafe);
+        assert_eq!(
+            verdict("pathlib", "PosixPath.write_text"),
+            Verdict::Dangerous
+        );
+    }
+
+    #[test]
+    fn allow_turns_unsafe_into_safe_but_never_hides_danger() {
+        let allow = vec![
+            "mymod.Config".to_owned(),
+            "mypkg".to_owned(),
+            "os".to_owned(),
+        ];
+        assert_eq!(classify("mymod", "Config", &allow).verdict, Verdict::Safe);
+        assert_eq!(classify("mymod", "Other", &allow).verdict, Verdict::Unsafe);
+        assert_eq!(
+            classify("mypkg.sub", "Thing", &allow).verdict,
+            Verdict::Safe
+        );
+        assert_eq!(classify("os", "system", &allow).verdict, Verdict::Dangerous);
+        assert_eq!(
+            classify("mypkg", "_os.system", &allow).verdict,
+            Verdict::Dangerous
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! `ckpt scan`: judges whether loading a file with Python would run code, without ever
+//! running, importing or writing anything.
+//!
+//! Every pickle a file holds (see [`walk`](self) for where they hide) is read by the same
+//! safe VM the loaders use ([`ckpt_pickle`]), so the file judged is the file loaded. Each
+//! global a pickle names is classified (`globals`): data by allowlist, known-harmful by
+//! denylist, and everything else as code we cannot vouch for. A file gets the worst
+//! verdict of its findings:
+//!
+//! - [`Verdict::Safe`]: only data.
+//! - [`Verdict::Unsafe`]: loading it runs code we cannot vouch for (custom classes,
+//!   TorchScript code...), with nothing known to be harmful. `ckpt convert` still reads
+//!   its tensors without running anything.
+//! - [`Verdict::Dangerous`]: it reaches code execution, processes, files, the network or
+//!   more deserialization, or hides something from other readers.
+//!
+//! ```
+//! use ckpt::scan::{ScanOptions, Verdict, scan_bytes};
+//!
+//! // pickle.dumps(os.system) under protocol 2: never imported, never called.
+//! let report = scan_bytes(b"\x80\x02cposix\nsystem\nq\x00.", "payload.pkl", &ScanOptions::default());
+//! assert_eq!(report.verdict, Verdict::Dangerous);
+//! assert_eq!(report.findings[0].global.as_deref(), Some("posix.system"));
+//! ```
+
+mod globals;
+mod pickle;
+mod walk;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+pub use walk::{collect_files, scan_bytes, scan_file};
+
+/// How bad a file (or a finding) is. Ordered: `Safe < Unsafe < Dangerous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Only data: every global is in the data allowlist.
+    Safe,
+    /// Loading it needs code we cannot vouch for, with nothing known to be harmful.
+    Unsafe,
+    /// It reaches code execution, processes, files, the network or more deserialization.
+    Dangerous,
+}
+
+impl Verdict {
+    /// `safe`, `unsafe` or `dangerous`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Safe => "safe",
+            Verdict::Unsafe => "unsafe",
+            Verdict::Dangerous => "dangerous",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a pickle uses a global.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Usage {
+    /// Only named (pushed, stored, passed as a value).
+    Referenced,
+    /// Its state set by `BUILD` (the global itself mutated).
+    Mutated,
+    /// Instantiated (`NEWOBJ`, `NEWOBJ_EX`, `OBJ`, `INST`).
+    Instantiated,
+    /// Called (`REDUCE`).
+    Called,
+}
+
+impl Usage {
+    /// `referenced`, `mutated`, `instantiated` or `called`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Usage::Referenced => "referenced",
+            Usage::Mutated => "mutated",
+            Usage::Instantiated => "instantiated",
+            Usage::Called => "called",
+        }
+    }
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Category {
+    /// A global outside the data allowlist.
+    Global,
+    /// A global whose name is computed at load time (`STACK_GLOBAL` of a call result).
+    ComputedGlobal,
+    /// State written into a global itself (`BUILD` on a module, class or function).
+    Mutation,
+    /// Code shipped in the file (TorchScript `code/`).
+    Code,
+    /// A container trick: stacked or trailing data, zip anomalies, polyglots.
+    Container,
+}
+
+impl Category {
+    /// A stable identifier (`global`, `computed-global`, `mutation`, `code`, `container`),
+    /// also the SARIF rule id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Global => "global",
+            Category::ComputedGlobal => "computed-global",
+            Category::Mutation => "mutation",
+            Category::Code => "code",
+            Category::Container => "container",
+        }
+    }
+}
+
+/// One reason for a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Finding {
+    /// How bad it is (`Unsafe` or `Dangerous`).
+    pub verdict: Verdict,
+    /// What it is about.
+    pub category: Category,
+    /// The global, `module.name` in Python 3 spelling, for global findings.
+    pub global: Option<String>,
+    /// How the pickle uses the global.
+    pub usage: Option<Usage>,
+    /// Where: the pickle (`data.pkl`, `object pickle`...) or archive member.
+    pub member: Option<String>,
+    /// Where: the byte offset in the file (in the inflated member for compressed ones).
+    pub offset: Option<u64>,
+    /// How many times the same finding occurs in the member (the offset is the first).
+    pub count: usize,
+    /// Why it matters.
+    pub why: String,
+}
+
+/// The scan of one file.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Report {
+    /// The file.
+    pub path: PathBuf,
+    /// What the file is (`torch-zip`, `pickle`, `safetensors`, `npy`...), when known.
+    pub format: Option<String>,
+    /// The worst verdict of the findings (`Safe` when there are none).
+    pub verdict: Verdict,
+    /// Every reason, worst first, then in file order.
+    pub findings: Vec<Finding>,
+    /// What could not be read. A file with errors and no worse finding is not known
+    /// to be safe ([`Report::is_error`]).
+    pub errors: Vec<Error>,
+    /// How many pickles were read.
+    pub pickles: usize,
+    /// The data globals seen (allowlisted), `module.name`, sorted.
+    pub data_globals: Vec<String>,
+}
+
+impl Report {
+    fn new(path: &Path) -> Report {
+        Report {
+            path: path.to_path_buf(),
+            format: None,
+            verdict: Verdict::Safe,
+            findings: Vec::new(),
+            errors: Vec::new(),
+            pickles: 0,
+            data_globals: Vec::new(),
+        }
+    }
+
+    /// Whether the scan failed with nothing worse than safe found: the file is then not
+    /// known to be safe.
+    pub fn is_error(&self) -> bool {
+        self.verdict == Verdict::Safe && !self.errors.is_empty()
+    }
+
+    /// `safe`, `unsafe`, `dangerous`, or `error` when [`Report::is_error`].
+    pub fn status(&self) -> &'static str {
+        if self.is_error() {
+            "error"
+        } else {
+            self.verdict.as_str()
+        }
+    }
+}
+
+/// What a scan accepts as data besides the built-in allowlist.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ScanOptions {
+    /// Globals the user vouches for: `module.name`, or a whole `module` (and its
+    /// submodules). They turn `unsafe` into `safe`, never hide a dangerous global.
+    pub allow: Vec<String>,
+}
+
+impl ScanOptions {
+    /// Options that also accept these globals as data.
+    #[must_use]
+    pub fn with_allow(mut self, allow: impl IntoIterator<Item = String>) -> Self {
+        self.allow.extend(allow);
+        self
+    }
+}
+
+/// What the scan of a file accumulates.
+#[derive(Debug)]
+pub(crate) struct Collector<'o> {
+    pub(crate) options: &'o ScanOptions,
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) errors: Vec<Error>,
+    pub(crate) pickles: usize,
+    pub(crate) data_globals: BTreeSet<String>,
+}
+
+impl<'o> Collector<'o> {
+    pub(crate) fn new(options: &'o ScanOptions) -> Self {
+        Collector {
+            options,
+            findings: Vec::new(),
+            errors: Vec::new(),
+            pickles: 0,
+            data_globals: BTreeSet::new(),
+        }
+    }
+
+    /// Adds a finding, merging it into an identical one of the same member.
+    pub(crate) fn add(&mut self, finding: Finding) {
+        if let Some(same) = self.findings.iter_mut().find(|f| {
+            f.verdict == finding.verdict
+                && f.category == finding.category
+                && f.global == finding.global
+                && f.usage == finding.usage
+                && f.member == finding.member
+                && f.why == finding.why
+        }) {
+            same.count += finding.count;
+            return;
+        }
+        self.findings.push(finding);
+    }
+
+    /// A container finding.
+    pub(crate) fn container(
+        &mut self,
+        verdict: Verdict,
+        member: Option<&str>,
+        offset: Option<u64>,
+        why: impl Into<String>,
+    ) {
+        self.add(Finding {
+            verdict,
+            category: Category::Container,
+            global: None,
+            usage: None,
+            member: member.map(str::to_owned),
+            offset,
+            count: 1,
+            why: why.into(),
+        });
+    }
+
+    fn into_report(self, report: &mut Report) {
+        let mut findings = self.findings;
+        // Worst first; stable, so file order within a verdict.
+        findings.sort_by_key(|f| std::cmp::Reverse(f.verdict));
+        report.verdict = findings
+            .iter()
+            .map(|f| f.verdict)
+            .max()
+            .unwrap_or(Verdict::Safe);
+        report.findings = findings;
+        report.errors.extend(self.errors);
+        report.pickles = self.pickles;
+        report.data_globals = self.data_globals.into_iter().collect();
+    }
+}

@@ -1,0 +1,507 @@
+//! `ckpt::scan`: every fixture gets the verdict it deserves, and every place a pickle can
+//! hide is looked at. Hostile files are assembled by hand, byte by byte.
+
+use std::path::{Path, PathBuf};
+
+use ckpt::scan::{Category, Report, ScanOptions, Verdict, collect_files, scan_bytes, scan_file};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn scan(bytes: &[u8], name: &str) -> Report {
+    scan_bytes(bytes, name, &ScanOptions::default())
+}
+
+fn describe(report: &Report) -> String {
+    let mut out = format!("{} {}\n", report.status(), report.path.display());
+    for f in &report.findings {
+        out.push_str(&format!(
+            "  {} {:?} {:?} {:?} {:?}@{:?}: {}\n",
+            f.verdict, f.category, f.global, f.usage, f.member, f.offset, f.why
+        ));
+    }
+    for e in &report.errors {
+        out.push_str(&format!("  error: {e}\n"));
+    }
+    out
+}
+
+// --- fixtures ---
+
+#[test]
+fn every_ok_fixture_is_safe_or_documented_unsafe() {
+    let files = collect_files(&[fixtures().join("ok")]);
+    assert!(files.len() > 80, "{}", files.len());
+    for file in files {
+        let file = file.unwrap();
+        let report = scan_file(&file, &ScanOptions::default());
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        // Whole-module pickles and TorchScript need code; everything else is data.
+        let expected = if name.starts_with("module") || name.starts_with("torchscript") {
+            Verdict::Unsafe
+        } else {
+            Verdict::Safe
+        };
+        assert!(report.errors.is_empty(), "{}", describe(&report));
+        assert_eq!(report.verdict, expected, "{}", describe(&report));
+        if name.starts_with("torchscript") {
+            assert!(report.findings.iter().any(|f| f.category == Category::Code));
+        }
+    }
+}
+
+#[test]
+fn every_torch_attack_fixture_is_dangerous() {
+    let files = collect_files(&[fixtures().join("attack/torch")]);
+    assert!(files.len() >= 6);
+    for file in files {
+        let report = scan_file(&file.unwrap(), &ScanOptions::default());
+        assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    }
+}
+
+#[test]
+fn the_polyglot_safetensors_is_reported() {
+    let report = scan_file(
+        &fixtures().join("attack/polyglot.safetensors"),
+        &ScanOptions::default(),
+    );
+    assert_eq!(report.verdict, Verdict::Unsafe, "{}", describe(&report));
+    assert_eq!(report.pickles, 1);
+}
+
+#[test]
+fn the_dcp_metadata_with_a_foreign_global_is_dangerous() {
+    let report = scan_file(
+        &fixtures().join("bad/dcp/unknown_global/.metadata"),
+        &ScanOptions::default(),
+    );
+    assert_eq!(report.verdict, Verdict::Dangerous);
+}
+
+#[test]
+fn an_index_brings_its_shards() {
+    let index = fixtures().join("ok/shards/bin/pytorch_model.bin.index.json");
+    let files: Vec<PathBuf> = collect_files(&[index])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(files.len(), 5);
+    for file in files {
+        let report = scan_file(&file, &ScanOptions::default());
+        assert_eq!(report.status(), "safe", "{}", describe(&report));
+    }
+}
+
+// --- a tiny assembler ---
+
+fn global(module: &str, name: &str) -> Vec<u8> {
+    format!("c{module}\n{name}\n").into_bytes()
+}
+
+fn unicode(s: &str) -> Vec<u8> {
+    let mut out = vec![b'X'];
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+fn proto2(body: &[u8]) -> Vec<u8> {
+    [&[0x80, 2][..], body, b"."].concat()
+}
+
+/// `os.system(cmd)` under protocol 2.
+fn os_system(cmd: &str) -> Vec<u8> {
+    proto2(&[global("os", "system"), unicode(cmd), b"\x85R".to_vec()].concat())
+}
+
+const EMPTY_DICT: &[u8] = b"\x80\x02}q\x00.";
+
+/// A zip archive of `(name, bytes)` members, stored, with local headers as given by
+/// `local_name` (to forge mismatches) and optional flags.
+struct Entry<'a> {
+    name: &'a str,
+    local_name: &'a str,
+    data: Vec<u8>,
+    flags: u16,
+    deflate: bool,
+}
+
+fn entry<'a>(name: &'a str, data: &[u8]) -> Entry<'a> {
+    Entry {
+        name,
+        local_name: name,
+        data: data.to_vec(),
+        flags: 0,
+        deflate: false,
+    }
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn zip(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for e in entries {
+        let offset = out.len() as u32;
+        let stored = if e.deflate {
+            deflate(&e.data)
+        } else {
+            e.data.clone()
+        };
+        let method: u16 = if e.deflate { 8 } else { 0 };
+        let crc = crc32(&e.data);
+        let header = |sig: &[u8], name: &str| {
+            let mut h = sig.to_vec();
+            h.extend_from_slice(&20u16.to_le_bytes());
+            h.extend_from_slice(&e.flags.to_le_bytes());
+            h.extend_from_slice(&method.to_le_bytes());
+            h.extend_from_slice(&[0, 0, 0x21, 0]); // time, date
+            h.extend_from_slice(&crc.to_le_bytes());
+            h.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes());
+            h
+        };
+        out.extend(header(b"PK\x03\x04", e.local_name));
+        out.extend_from_slice(e.local_name.as_bytes());
+        out.extend_from_slice(&stored);
+        let mut c = b"PK\x01\x02\x14\x00".to_vec();
+        c.extend(header(b"", e.name));
+        c.extend_from_slice(&[0u8; 6]); // comment len, disk, internal attrs
+        c.extend_from_slice(&[0u8; 4]); // external attrs
+        c.extend_from_slice(&offset.to_le_bytes());
+        c.extend_from_slice(e.name.as_bytes());
+        central.push(c);
+    }
+    let cd_start = out.len() as u32;
+    let cd: Vec<u8> = central.concat();
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_start.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+fn torch_zip(data_pkl: &[u8], extra: Vec<Entry<'_>>) -> Vec<u8> {
+    let mut entries = vec![
+        entry("archive/data.pkl", data_pkl),
+        entry("archive/version", b"3\n"),
+    ];
+    entries.extend(extra);
+    zip(&entries)
+}
+
+// --- where pickles hide ---
+
+#[test]
+fn a_clean_hand_made_archive_is_safe() {
+    let report = scan(&torch_zip(EMPTY_DICT, vec![]), "model.pt");
+    assert_eq!(report.status(), "safe", "{}", describe(&report));
+}
+
+#[test]
+fn a_pickle_member_named_data_txt_is_scanned() {
+    let report = scan(
+        &torch_zip(
+            EMPTY_DICT,
+            vec![entry("archive/data.txt", &os_system("id"))],
+        ),
+        "model.pt",
+    );
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    let finding = &report.findings[0];
+    assert_eq!(finding.member.as_deref(), Some("archive/data.txt"));
+    assert_eq!(finding.global.as_deref(), Some("os.system"));
+}
+
+#[test]
+fn a_compressed_pickle_is_inflated_and_scanned() {
+    let mut member = entry("archive/data.pkl", &os_system("id"));
+    member.deflate = true;
+    let report = scan(
+        &zip(&[member, entry("archive/version", b"3\n")]),
+        "model.pt",
+    );
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+}
+
+#[test]
+fn duplicate_names_and_header_mismatches_are_dangerous() {
+    let report = scan(
+        &zip(&[
+            entry("archive/data.pkl", EMPTY_DICT),
+            entry("archive/data.pkl", &os_system("id")),
+        ]),
+        "model.pt",
+    );
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.why.contains("share a name"))
+    );
+
+    let mut forged = entry("archive/data.pkl", EMPTY_DICT);
+    forged.local_name = "archive/data.pkx";
+    let report = scan(
+        &zip(&[forged, entry("archive/version", b"3\n")]),
+        "model.pt",
+    );
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.why.contains("local header names"))
+    );
+}
+
+#[test]
+fn a_member_missing_from_the_central_directory_is_dangerous() {
+    // Two members written, the directory lists only the first.
+    let hidden = zip(&[
+        entry("archive/data.pkl", EMPTY_DICT),
+        entry("archive/evil.pkl", &os_system("id")),
+    ]);
+    let listed = zip(&[entry("archive/data.pkl", EMPTY_DICT)]);
+    // Keep the local records of `hidden`, then the directory of `listed`.
+    let locals_end = u32::from_le_bytes(
+        hidden[hidden.len() - 6..hidden.len() - 2]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let listed_cd = u32::from_le_bytes(
+        listed[listed.len() - 6..listed.len() - 2]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let mut bytes = hidden[..locals_end].to_vec();
+    let mut directory = listed[listed_cd..].to_vec();
+    let n = directory.len();
+    directory[n - 6..n - 2].copy_from_slice(&(locals_end as u32).to_le_bytes());
+    bytes.extend(directory);
+    let report = scan(&bytes, "model.pt");
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.global.as_deref() == Some("os.system"))
+    );
+}
+
+#[test]
+fn an_encrypted_flag_is_dangerous_and_the_member_still_scanned() {
+    let mut member = entry("archive/data.pkl", EMPTY_DICT);
+    member.flags = 1;
+    let report = scan(
+        &zip(&[member, entry("archive/version", b"3\n")]),
+        "model.pt",
+    );
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    assert_eq!(report.pickles, 1);
+}
+
+#[test]
+fn data_after_the_archive_is_reported_and_scanned() {
+    let mut bytes = torch_zip(EMPTY_DICT, vec![]);
+    bytes.extend(os_system("id"));
+    let report = scan(&bytes, "model.pt");
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+}
+
+#[test]
+fn torchscript_code_is_unsafe() {
+    let report = scan(
+        &zip(&[
+            entry("m/data.pkl", EMPTY_DICT),
+            entry("m/constants.pkl", b"\x80\x02)."),
+            entry("m/code/__torch__/m.py", b"class M(Module):\n  pass\n"),
+        ]),
+        "model.pt",
+    );
+    assert_eq!(report.verdict, Verdict::Unsafe, "{}", describe(&report));
+    assert!(report.findings.iter().any(|f| f.category == Category::Code));
+}
+
+#[test]
+fn stacked_and_truncated_raw_pickles() {
+    let mut stacked = EMPTY_DICT.to_vec();
+    stacked.extend(os_system("id"));
+    assert_eq!(scan(&stacked, "x.pkl").verdict, Verdict::Dangerous);
+
+    let full = os_system("id");
+    let truncated = &full[..full.len() - 3];
+    let report = scan(truncated, "x.pkl");
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    assert_eq!(report.errors.len(), 1);
+}
+
+#[test]
+fn a_legacy_stream_is_scanned_to_its_end() {
+    let magic = 0x1950_a86a_20f9_469c_fc6c_u128.to_le_bytes();
+    let mut bytes = proto2(&[&[0x8a, 10][..], &magic[..10]].concat());
+    bytes.extend(proto2(b"M\xe9\x03"));
+    bytes.extend(proto2(b"}q\x00"));
+    bytes.extend(proto2(b"}q\x00"));
+    bytes.extend(proto2(b"]q\x00"));
+    let report = scan(&bytes, "old.pt");
+    assert_eq!(report.status(), "safe", "{}", describe(&report));
+    // A pickle after the (zero) storages.
+    bytes.extend(os_system("id"));
+    let report = scan(&bytes, "old.pt");
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+}
+
+fn npy(descr: &str, body: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1,), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn numpy_object_arrays_are_scanned() {
+    assert_eq!(scan(&npy("<f4", &[0; 4]), "a.npy").status(), "safe");
+    let report = scan(&npy("|O", &os_system("id")), "a.npy");
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+    // The same inside an .npz.
+    let npz = zip(&[
+        entry("a.npy", &npy("|O", &os_system("id"))),
+        entry("b.npy", &npy("<f4", &[0; 4])),
+    ]);
+    let report = scan(&npz, "a.npz");
+    assert_eq!(report.verdict, Verdict::Dangerous, "{}", describe(&report));
+}
+
+#[test]
+fn dotted_stack_global_reaches_os() {
+    // protocol 4: STACK_GLOBAL('random', '_os.system')
+    let bytes = b"\x80\x04\x8c\x06random\x8c\x0a_os.system\x93\x8c\x02id\x85R.";
+    let report = scan(bytes, "x.pkl");
+    assert_eq!(report.verdict, Verdict::Dangerous);
+    assert_eq!(
+        report.findings[0].global.as_deref(),
+        Some("random._os.system")
+    );
+}
+
+#[test]
+fn allow_makes_custom_classes_safe() {
+    let bytes = proto2(&[global("mymod", "Config"), b")\x81".to_vec()].concat());
+    assert_eq!(scan(&bytes, "x.pkl").verdict, Verdict::Unsafe);
+    let options = ScanOptions::default().with_allow(["mymod.Config".to_owned()]);
+    assert_eq!(scan_bytes(&bytes, "x.pkl", &options).verdict, Verdict::Safe);
+}
+
+#[test]
+fn scanning_never_runs_the_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ckpt-scan-marker");
+    let cmd = format!("touch {}", marker.display());
+    // open(marker, 'w') and os.system('touch marker'), in a raw pickle and a torch zip.
+    let open = proto2(
+        &[
+            global("builtins", "open"),
+            unicode(&marker.display().to_string()),
+            unicode("w"),
+            b"\x86R".to_vec(),
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.path().join("open.pkl"), &open).unwrap();
+    std::fs::write(
+        dir.path().join("system.pt"),
+        torch_zip(&os_system(&cmd), vec![]),
+    )
+    .unwrap();
+    for file in collect_files(&[dir.path().to_path_buf()]) {
+        let report = scan_file(&file.unwrap(), &ScanOptions::default());
+        assert_eq!(report.verdict, Verdict::Dangerous);
+    }
+    assert!(!marker.exists());
+}
+
+#[test]
+fn unreadable_paths_are_errors() {
+    let files = collect_files(&[PathBuf::from("/nonexistent/ckpt-scan")]);
+    assert!(files[0].is_err());
+}
+
+#[test]
+fn text_members_that_look_like_pickles_are_not_errors() {
+    let report = scan(
+        &torch_zip(
+            EMPTY_DICT,
+            vec![entry("archive/notes.txt", b"]\nnot a pickle at all")],
+        ),
+        "model.pt",
+    );
+    assert_eq!(report.status(), "safe", "{}", describe(&report));
+}
+
+#[cfg(unix)]
+#[test]
+fn folder_walks_skip_symlink_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("a/loop")).unwrap();
+    std::fs::write(dir.path().join("a/x.pkl"), EMPTY_DICT).unwrap();
+    std::fs::write(dir.path().join("README.md"), b"(c) text.").unwrap();
+    let files = collect_files(&[dir.path().to_path_buf()]);
+    assert_eq!(files.len(), 1, "{files:?}");
+}
+
+/// The attack corpus (`tests/fixtures/attack/scan/`, made by its generator with a manifest
+/// of expected verdicts), when present: every file gets its expected verdict.
+#[test]
+fn the_attack_corpus_gets_its_expected_verdicts() {
+    let dir = fixtures().join("attack/scan");
+    let Ok(manifest) = std::fs::read(dir.join("expected.json")) else {
+        return; // the corpus lands separately
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mut wrong = Vec::new();
+    for (name, entry) in manifest.as_object().unwrap() {
+        let expected = entry["verdict"].as_str().unwrap();
+        let report = scan_file(&dir.join(name), &ScanOptions::default());
+        if report.status() != expected {
+            wrong.push(format!("expected {expected}: {}", describe(&report)));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
