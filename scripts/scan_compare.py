@@ -229,6 +229,12 @@ def main():
         f", missed {sum(score(manifest[n]['verdict'], results[(t, n)][0]) == 'missed' for n in manifest)}"
         f", false alarms {sum(score(manifest[n]['verdict'], results[(t, n)][0]) == 'false_alarm' for n in manifest)}"
         for t in tools) + ".")
+    if "ckpt" in tools:
+        same = sum(results[("ckpt", n)][1] == manifest[n]["verdict"]
+                   or (manifest[n]["verdict"] == "error" and results[("ckpt", n)][0] == "error")
+                   for n in manifest)
+        lines += ["", f"ckpt verdicts equal to expected.json (dangerous/unsafe/safe/error): "
+                      f"{same}/{len(manifest)}."]
     for note in notes:
         lines += ["", note]
     summary = "\n".join(lines) + "\n"
