@@ -283,13 +283,9 @@ pub fn convert(
             let plan = Plan::with_casts(&views, &metadata).map_err(|e| e.with_path(input))?;
             let mut out = AtomicOutput::create(output, options.overwrite, &source.files())?
                 .durable(options.sync);
-            let casts = write_plan(
-                &plan,
-                out.file(),
-                source.mapped_input(),
-                options.sync,
-                progress,
-            )
+            let casts = write_file(out.file(), source.mapped_input(), options.sync, |sink| {
+                plan.write_to(sink, progress)
+            })
             .map_err(|e| e.with_path(output))?;
             out.commit()?;
             (vec![(output.to_path_buf(), plan.file_len())], casts)
@@ -355,13 +351,10 @@ fn convert_to_torch(
         .map_err(|e| e.with_path(input))?;
     let mut out =
         AtomicOutput::create(output, options.overwrite, &source.files())?.durable(options.sync);
-    let casts = write_torch_plan(
-        &plan,
-        out.file(),
-        source.mapped_input(),
-        options.sync,
-        progress,
-    )
+    let input_map = source.mapped_input();
+    let casts = write_file(out.file(), input_map, options.sync, |sink| {
+        plan.write_reading(sink, input_map, progress)
+    })
     .map_err(|e| e.with_path(output))?;
     out.commit()?;
     Ok((
@@ -387,25 +380,6 @@ fn flat_state_dict<'data>(tensors: &[(String, &TensorView<'data>)]) -> Value<'da
             .map(|(name, view)| (Value::Str(name.clone()), Value::Tensor((*view).clone())))
             .collect(),
     ))
-}
-
-/// Streams a planned PyTorch file into `file`; storages kept as they are in the input are
-/// copied by the kernel (see [`FileSink`]).
-fn write_torch_plan(
-    plan: &crate::torch::write::Plan<'_>,
-    file: &std::fs::File,
-    input: Option<MappedInput<'_>>,
-    sync: bool,
-    progress: &dyn Progress,
-) -> Result<Vec<TensorCast>> {
-    let mut sink = FileSink::new(file, input);
-    if !sync {
-        sink = sink.without_writeback();
-    }
-    let casts = plan.write_reading(&mut sink, input, progress)?;
-    sink.flush()
-        .map_err(|e| Error::from_io("failed to write", e))?;
-    Ok(casts)
 }
 
 /// Writes `tensors` as `pytorch_model-0000K-of-0000N.bin` shards of at most `max` bytes of
@@ -477,39 +451,35 @@ fn write_torch_shards(
                 .map_err(|e| e.with_path(input))?,
         );
     }
-    let total: u64 = plans.iter().map(crate::torch::write::Plan::file_len).sum();
-    progress.start(total);
-    let shared_progress = Continuing(progress);
-    let mut folder =
-        AtomicFolder::create(output, options.overwrite, &source.files())?.durable(options.sync);
-    let mut files = Vec::with_capacity(count + 1);
-    let mut casts = Vec::new();
-    let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
-    for (index, (plan, shard)) in plans.iter().zip(&members).enumerate() {
-        let name = naming.shard(index, count);
-        let path = output.join(&name);
-        let file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
-        casts.extend(
-            write_torch_plan(plan, &file, input_map, options.sync, &shared_progress)
-                .map_err(|e| e.with_path(&path))?,
-        );
-        for (tensor, _) in shard {
-            weight_map.push((tensor.as_str(), name.clone()));
-        }
-        files.push((path, plan.file_len()));
-    }
-    if count > 1 {
-        let map: Vec<(&str, &str)> = weight_map.iter().map(|(t, f)| (*t, f.as_str())).collect();
-        let json = shard::index_json(total_size, parameters_of(tensors), &BTreeMap::new(), &map)?;
-        let name = naming.index();
-        let path = output.join(&name);
-        let mut file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
-        file.write_all(&json)
-            .map_err(|e| Error::io("failed to write", &path, e))?;
-        files.push((path, json.len() as u64));
-    }
-    folder.commit(|name| naming.owns(name))?;
-    Ok((files, casts))
+    let layout = ShardLayout {
+        naming,
+        shards: plans
+            .iter()
+            .zip(&members)
+            .map(|(plan, shard)| {
+                (
+                    plan.file_len(),
+                    shard.iter().map(|(n, _)| n.as_str()).collect(),
+                )
+            })
+            .collect(),
+    };
+    write_shard_folder(
+        source,
+        output,
+        options,
+        &layout,
+        |map| shard::index_json(total_size, parameters_of(tensors), &BTreeMap::new(), map),
+        |index, file, progress| {
+            let plan = plans
+                .get(index)
+                .ok_or_else(|| Error::invalid("a shard was not planned (a bug in ckpt)"))?;
+            write_file(file, input_map, options.sync, |sink| {
+                plan.write_reading(sink, input_map, progress)
+            })
+        },
+        progress,
+    )
 }
 
 /// The tensors that a cast to `dtype` leaves with another dtype (not floating point).
@@ -526,20 +496,21 @@ fn kept_dtypes(views: &[(String, CastView<'_, '_>)], dtype: Option<Dtype>) -> Ve
     kept
 }
 
-/// Streams a planned safetensors file into `file`; tensor data stored as is in the input
-/// is copied by the kernel (see [`FileSink`]). Returns what the casts did.
-fn write_plan(
-    plan: &Plan<'_, '_>,
+/// Streams a planned file into `file` with `write` (a safetensors or PyTorch plan's
+/// writer): tensor data stored as is in the input is copied by the kernel (see
+/// [`FileSink`]), and the disk writing starts early unless the output will not be synced.
+/// Returns what the casts did.
+fn write_file(
     file: &std::fs::File,
     input: Option<MappedInput<'_>>,
     sync: bool,
-    progress: &dyn Progress,
+    write: impl FnOnce(&mut FileSink<'_>) -> Result<Vec<TensorCast>>,
 ) -> Result<Vec<TensorCast>> {
     let mut sink = FileSink::new(file, input);
     if !sync {
         sink = sink.without_writeback();
     }
-    let casts = plan.write_to(&mut sink, progress)?;
+    let casts = write(&mut sink)?;
     sink.flush()
         .map_err(|e| Error::from_io("failed to write", e))?;
     Ok(casts)
@@ -593,35 +564,83 @@ fn write_shards(
     for shard in &members {
         plans.push(Plan::with_casts(shard, &shard_metadata).map_err(|e| e.with_path(input))?);
     }
-    let total: u64 = plans.iter().map(Plan::file_len).sum();
-    progress.start(total);
+    let layout = ShardLayout {
+        naming,
+        shards: plans
+            .iter()
+            .zip(&members)
+            .map(|(plan, shard)| {
+                (
+                    plan.file_len(),
+                    shard.iter().map(|(n, _)| n.as_str()).collect(),
+                )
+            })
+            .collect(),
+    };
+    write_shard_folder(
+        source,
+        output,
+        options,
+        &layout,
+        |map| {
+            let total_size = tensors.iter().map(|(_, t)| t.nbytes() as u64).sum();
+            let total_parameters = tensors
+                .iter()
+                .map(|(_, t)| t.view().numel() as u64 * t.dtype().values_per_element())
+                .sum();
+            shard::index_json(total_size, total_parameters, metadata, map)
+        },
+        |index, file, progress| {
+            let plan = plans
+                .get(index)
+                .ok_or_else(|| Error::invalid("a shard was not planned (a bug in ckpt)"))?;
+            write_file(file, input_map, options.sync, |sink| {
+                plan.write_to(sink, progress)
+            })
+        },
+        progress,
+    )
+}
+
+/// The files of a sharded output: how its shards are named, and for each shard its size
+/// and the names of its tensors.
+struct ShardLayout<'n> {
+    naming: Naming,
+    shards: Vec<(u64, Vec<&'n str>)>,
+}
+
+/// Writes the shards of `layout` into the folder `output`, atomically: shard `i` is
+/// written by `write(i, file, progress)`, and with more than one shard the index file holds
+/// `index(weight_map)`. The progress bar spans all shards.
+fn write_shard_folder(
+    source: &Source,
+    output: &Path,
+    options: &ConvertOptions,
+    layout: &ShardLayout<'_>,
+    index: impl FnOnce(&[(&str, &str)]) -> Result<Vec<u8>>,
+    mut write: impl FnMut(usize, &std::fs::File, &dyn Progress) -> Result<Vec<TensorCast>>,
+    progress: &dyn Progress,
+) -> Result<Written> {
+    let naming = layout.naming;
+    let count = layout.shards.len();
+    progress.start(layout.shards.iter().map(|(len, _)| len).sum());
     let shared_progress = Continuing(progress);
     let mut folder =
         AtomicFolder::create(output, options.overwrite, &source.files())?.durable(options.sync);
     let mut files = Vec::with_capacity(count + 1);
-    let mut weight_map: Vec<(&str, String)> = Vec::with_capacity(tensors.len());
     let mut casts = Vec::new();
-    for (index, (plan, shard)) in plans.iter().zip(&members).enumerate() {
+    let mut weight_map: Vec<(&str, String)> = Vec::new();
+    for (index, (len, names)) in layout.shards.iter().enumerate() {
         let name = naming.shard(index, count);
         let path = output.join(&name);
         let file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
-        casts.extend(
-            write_plan(plan, &file, input_map, options.sync, &shared_progress)
-                .map_err(|e| e.with_path(&path))?,
-        );
-        for (tensor, _) in shard {
-            weight_map.push((tensor.as_str(), name.clone()));
-        }
-        files.push((path, plan.file_len()));
+        casts.extend(write(index, &file, &shared_progress).map_err(|e| e.with_path(&path))?);
+        weight_map.extend(names.iter().map(|tensor| (*tensor, name.clone())));
+        files.push((path, *len));
     }
     if count > 1 {
-        let total_size = tensors.iter().map(|(_, t)| t.nbytes() as u64).sum();
-        let total_parameters = tensors
-            .iter()
-            .map(|(_, t)| t.view().numel() as u64 * t.dtype().values_per_element())
-            .sum();
         let map: Vec<(&str, &str)> = weight_map.iter().map(|(t, f)| (*t, f.as_str())).collect();
-        let json = shard::index_json(total_size, total_parameters, metadata, &map)?;
+        let json = index(&map)?;
         let name = naming.index();
         let path = output.join(&name);
         let mut file = folder.create_file(&name).map_err(|e| e.with_path(&path))?;
