@@ -59,6 +59,7 @@
 //! ```
 
 mod bfloat16;
+mod decode;
 mod float16;
 mod float8;
 mod kernel;
@@ -79,6 +80,7 @@ use float16::Float16;
 use kernel::{identity, run};
 use wide::{Float32, Float64};
 
+pub use decode::{Decoder, decodes};
 pub use view::{CastView, cast_all};
 
 /// Inputs of more than this many elements are cast in pieces of this size on all cores.
