@@ -22,6 +22,8 @@ pub struct AtomicFolder {
     target: PathBuf,
     inputs: Vec<PathBuf>,
     temp: TempDir,
+    /// The temporary folder, open and locked while it is written (see `leftovers`).
+    _lock: File,
     files: Vec<String>,
     durable: bool,
 }
@@ -52,14 +54,26 @@ impl AtomicFolder {
             }
             _ => {}
         }
+        #[cfg(unix)]
+        super::leftovers::clear(target);
         // The usual 0777 minus the umask, not tempfile's private 0700.
-        let temp = super::beside(target, 0o777, "folder", |builder, folder| {
-            builder.tempdir_in(folder)
-        })?;
+        let (temp, lock) = super::claimed(
+            || {
+                let temp = super::beside(target, 0o777, "folder", |builder, folder| {
+                    builder.tempdir_in(folder)
+                })?;
+                let lock = File::open(temp.path())
+                    .map_err(|e| Error::io("cannot open the temporary folder", temp.path(), e))?;
+                Ok((temp, lock))
+            },
+            |(_, lock)| lock,
+            target,
+        )?;
         Ok(AtomicFolder {
             target: target.to_path_buf(),
             inputs: inputs.iter().map(|p| p.to_path_buf()).collect(),
             temp,
+            _lock: lock,
             files: Vec::new(),
             durable: true,
         })
@@ -214,6 +228,21 @@ mod tests {
             .unwrap();
         folder.commit(|name| name.starts_with("model")).unwrap();
         assert_eq!(listing(&target), ["config.json", "model.safetensors"]);
+        assert_eq!(listing(dir.path()), ["out"]);
+    }
+
+    /// A temporary folder is locked while it is written, so another run's clearing of
+    /// leftovers keeps it; once dropped, nothing is left.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_being_written_is_not_a_leftover() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let mut first = AtomicFolder::create(&target, false, &[]).unwrap();
+        first.create_file("a").unwrap().write_all(b"1").unwrap();
+        super::super::leftovers::clear(&target);
+        assert_eq!(listing(dir.path()).len(), 1);
+        first.commit(|_| false).unwrap();
         assert_eq!(listing(dir.path()), ["out"]);
     }
 

@@ -1,7 +1,11 @@
 //! Writing outputs atomically: all of the new file (or folder), or nothing.
 
 mod folder;
+#[cfg(unix)]
+mod leftovers;
 mod sink;
+#[cfg(target_os = "linux")]
+mod unnamed;
 
 pub use folder::AtomicFolder;
 pub(crate) use sink::MIN_COPY_LEN;
@@ -17,17 +21,29 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// An output file being written.
 ///
-/// The bytes go to a hidden temporary file in the target's folder (so that the final
-/// rename stays on one file system). [`AtomicOutput::commit`] flushes it to disk and renames
-/// it over the target; dropping it without committing (an error, Ctrl-C) deletes the
-/// temporary file, so a failed run never leaves a partial output. An existing target is
-/// only replaced when asked, and never when it is one of the inputs.
+/// The bytes go to a temporary file in the target's folder (so that the final rename
+/// stays on one file system): on Linux an unnamed one (`O_TMPFILE`), which the kernel
+/// frees if the process dies, even by `SIGKILL`; elsewhere, or where the file system
+/// cannot, a hidden `.NAME.XXXXXX.ckpt-partial`. [`AtomicOutput::commit`] flushes it to
+/// disk and moves it into place as the target; dropping it without committing (an error,
+/// Ctrl-C) deletes the temporary file, so a failed run never leaves a partial output. An
+/// existing target is only replaced when asked, and never when it is one of the inputs.
 #[derive(Debug)]
 pub struct AtomicOutput {
     target: PathBuf,
     overwrite: bool,
     durable: bool,
-    temp: NamedTempFile,
+    temp: Temp,
+}
+
+/// Where the bytes of an [`AtomicOutput`] go until it is committed.
+#[derive(Debug)]
+enum Temp {
+    /// A file without a name (Linux `O_TMPFILE`), named by `linkat` on commit.
+    #[cfg(target_os = "linux")]
+    Unnamed(File),
+    /// A hidden temporary file, renamed on commit and deleted on drop.
+    Named(NamedTempFile),
 }
 
 impl AtomicOutput {
@@ -61,11 +77,9 @@ impl AtomicOutput {
             Ok(meta) => Some(meta.permissions()),
             Err(_) => None,
         };
-        let temp = beside(target, 0o666, "file", |builder, folder| {
-            builder.tempfile_in(folder)
-        })?;
+        let temp = temporary_file(target)?;
         if let Some(permissions) = permissions {
-            temp.as_file()
+            temp.file()
                 .set_permissions(permissions)
                 .map_err(|e| Error::io("cannot set the permissions of the output", target, e))?;
         }
@@ -88,7 +102,21 @@ impl AtomicOutput {
 
     /// The temporary file to write to.
     pub fn file(&mut self) -> &mut File {
-        self.temp.as_file_mut()
+        match &mut self.temp {
+            #[cfg(target_os = "linux")]
+            Temp::Unnamed(file) => file,
+            Temp::Named(temp) => temp.as_file_mut(),
+        }
+    }
+
+    /// Whether the temporary file has no name, so that even a killed process leaves
+    /// nothing behind (Linux, on file systems with `O_TMPFILE`).
+    pub fn is_unnamed(&self) -> bool {
+        match self.temp {
+            #[cfg(target_os = "linux")]
+            Temp::Unnamed(_) => true,
+            Temp::Named(_) => false,
+        }
     }
 
     /// Flushes the file to disk, renames it to the target and syncs the folder, so that
@@ -96,28 +124,30 @@ impl AtomicOutput {
     pub fn commit(mut self) -> Result<()> {
         let target = self.target.clone();
         let durable = self.durable;
-        let file = self.temp.as_file_mut();
+        let file = self.file();
         file.flush()
             .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
             .map_err(|e| Error::io("failed to write", &target, e))?;
-        let persisted = if self.overwrite {
-            self.temp.persist(&target)
-        } else {
-            self.temp.persist_noclobber(&target)
+        let persisted = match self.temp {
+            #[cfg(target_os = "linux")]
+            Temp::Unnamed(file) => unnamed::link(&file, &target, self.overwrite),
+            Temp::Named(temp) if self.overwrite => {
+                temp.persist(&target).map(drop).map_err(|e| e.error)
+            }
+            Temp::Named(temp) => temp
+                .persist_noclobber(&target)
+                .map(drop)
+                .map_err(|e| e.error),
         };
-        persisted.map_err(|e| {
-            if e.error.kind() == io::ErrorKind::AlreadyExists {
+        persisted.map_err(|error| {
+            if error.kind() == io::ErrorKind::AlreadyExists {
                 Error::new(
                     ErrorKind::OutputExists,
                     "the output appeared while it was being written",
                 )
                 .with_path(&target)
             } else {
-                Error::io(
-                    "cannot move the finished output into place",
-                    &target,
-                    e.error,
-                )
+                Error::io("cannot move the finished output into place", &target, error)
             }
         })?;
         if durable {
@@ -127,7 +157,73 @@ impl AtomicOutput {
     }
 }
 
-/// Makes the rename durable. Best effort: some systems cannot open or sync folders.
+impl Temp {
+    fn file(&self) -> &File {
+        match self {
+            #[cfg(target_os = "linux")]
+            Temp::Unnamed(file) => file,
+            Temp::Named(temp) => temp.as_file(),
+        }
+    }
+}
+
+/// A temporary file for `target` in its folder: unnamed where the system allows, else a
+/// hidden sibling (see [`AtomicOutput`]), with the usual 0666 minus the umask. Either is
+/// locked as being written, and what killed runs left for `target` is cleared first.
+fn temporary_file(target: &Path) -> Result<Temp> {
+    #[cfg(unix)]
+    leftovers::clear(target);
+    #[cfg(target_os = "linux")]
+    {
+        let folder = match target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if let Some(file) = unnamed::create(folder, 0o666) {
+            // Locked too: its name between link and rename (when replacing) is then safe
+            // from another run's clearing.
+            #[cfg(unix)]
+            if leftovers::claim(&file).is_ok() {
+                return Ok(Temp::Unnamed(file));
+            }
+        }
+    }
+    claimed(
+        || {
+            beside(target, 0o666, "file", |builder, folder| {
+                builder.tempfile_in(folder)
+            })
+        },
+        |temp| temp.as_file(),
+        target,
+    )
+    .map(Temp::Named)
+}
+
+/// Makes a temporary with `make` and locks it (`file` gives the handle to lock), making
+/// another in the unlikely case that a concurrent run took the fresh one for a leftover.
+fn claimed<T>(
+    make: impl Fn() -> Result<T>,
+    file: impl Fn(&T) -> &File,
+    target: &Path,
+) -> Result<T> {
+    for _ in 0..8 {
+        let temp = make()?;
+        #[cfg(unix)]
+        if leftovers::claim(file(&temp)).is_err() {
+            continue;
+        }
+        #[cfg(not(unix))]
+        let _ = &file;
+        return Ok(temp);
+    }
+    Err(Error::io(
+        "cannot lock a temporary output in the output's folder",
+        target,
+        io::Error::from(io::ErrorKind::WouldBlock),
+    ))
+}
+
 /// Makes a temporary sibling of `target` with `make` (a file or a folder): in the same
 /// folder, so that renaming it into place is atomic, named `.NAME.XXXXXX.ckpt-partial`, with
 /// the permissions `mode` minus the umask (not tempfile's private ones).
@@ -163,6 +259,7 @@ fn beside<T>(
     })
 }
 
+/// Makes the rename durable. Best effort: some systems cannot open or sync folders.
 fn sync_folder(target: &Path) {
     if let Some(folder) = target.parent().filter(|p| !p.as_os_str().is_empty())
         && let Ok(dir) = File::open(folder)
@@ -213,7 +310,8 @@ mod tests {
         let mut output = AtomicOutput::create(&target, false, &[]).unwrap();
         output.file().write_all(b"hello").unwrap();
         assert!(!target.exists());
-        assert_eq!(leftovers(dir.path()).len(), 1);
+        let named = usize::from(!output.is_unnamed());
+        assert_eq!(leftovers(dir.path()).len(), named);
         output.commit().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"hello");
         assert!(leftovers(dir.path()).is_empty());
@@ -280,6 +378,73 @@ mod tests {
             std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
             0o640
         );
+    }
+
+    /// On Linux the temporary file has no name (where the file system allows it, as the
+    /// ext4, xfs, btrfs and tmpfs that tests run on do): nothing ever appears but the
+    /// finished target, which keeps noclobber and overwrite semantics.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_outputs_are_unnamed_until_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        let mut output = AtomicOutput::create(&target, false, &[]).unwrap();
+        assert!(output.is_unnamed());
+        output.file().write_all(b"one").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // The target appears meanwhile: without overwrite, it is kept.
+        std::fs::write(&target, b"theirs").unwrap();
+        let error = output.commit().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::OutputExists);
+        assert_eq!(std::fs::read(&target).unwrap(), b"theirs");
+
+        let mut output = AtomicOutput::create(&target, true, &[]).unwrap();
+        output.file().write_all(b"two").unwrap();
+        output.commit().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out.bin"]);
+    }
+
+    /// What a killed run left (unlocked) is cleared by the next run for the same target;
+    /// a temporary some live run holds (locked), another target's, or a link are kept.
+    #[cfg(unix)]
+    #[test]
+    fn leftovers_of_killed_runs_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path(".out.bin.dead1.ckpt-partial"), b"x").unwrap();
+        std::fs::create_dir(path(".out.bin.dead2.ckpt-partial")).unwrap();
+        std::fs::write(path(".out.bin.dead2.ckpt-partial/shard"), b"x").unwrap();
+        std::fs::write(path(".out.bin.live.ckpt-partial"), b"x").unwrap();
+        let live = File::open(path(".out.bin.live.ckpt-partial")).unwrap();
+        leftovers::claim(&live).unwrap();
+        std::fs::write(path(".other.bin.dead.ckpt-partial"), b"x").unwrap();
+        std::fs::write(path("elsewhere"), b"x").unwrap();
+        std::os::unix::fs::symlink(path("elsewhere"), path(".out.bin.link.ckpt-partial")).unwrap();
+
+        let mut output = AtomicOutput::create(&path("out.bin"), false, &[]).unwrap();
+        output.file().write_all(b"new").unwrap();
+        output.commit().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".other.bin.dead.ckpt-partial",
+                ".out.bin.link.ckpt-partial",
+                ".out.bin.live.ckpt-partial",
+                "elsewhere",
+                "out.bin"
+            ]
+        );
+        drop(live);
     }
 
     #[test]
