@@ -12,6 +12,7 @@
 )]
 
 mod cast;
+mod damage;
 mod fixtures;
 mod folders;
 mod fuzz_regressions;
