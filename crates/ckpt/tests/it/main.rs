@@ -18,6 +18,7 @@ mod folders;
 mod fuzz_regressions;
 mod hostile_pickles;
 mod safetensors_reference;
+mod round_trips;
 mod safetensors_robustness;
 mod scan;
 mod torch_write;
