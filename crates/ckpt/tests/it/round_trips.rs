@@ -139,7 +139,14 @@ fn view<'a>(spec: &Spec, data: &'a [u8]) -> TensorView<'a> {
         strides[d] = step;
         step *= spec.shape[d].max(1);
     }
-    TensorView::strided(spec.dtype, spec.shape.clone(), strides, spec.offset, storage).unwrap()
+    TensorView::strided(
+        spec.dtype,
+        spec.shape.clone(),
+        strides,
+        spec.offset,
+        storage,
+    )
+    .unwrap()
 }
 
 fn write_torch(root: &Value<'_>) -> Vec<u8> {
