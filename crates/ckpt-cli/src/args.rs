@@ -18,6 +18,11 @@ Exit codes:
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// Raise (or lower) one of the limits that protect ckpt from hostile files, such as
+    /// `--limit depth=1000` or `--limit inflated-len=2GiB` (repeatable; `ckpt limits`
+    /// lists them with their defaults). Only for files you trust.
+    #[arg(long = "limit", value_name = "NAME=VALUE", global = true)]
+    pub(crate) limits: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +76,20 @@ pub(crate) enum Command {
                             ckpt scan --sarif models/ > scan.sarif"
     )]
     Scan(ScanArgs),
+    /// List the limits that protect ckpt from hostile files, with their values.
+    ///
+    /// A file over a limit is refused with an error that names the limit. Raise one for a
+    /// file you trust with `--limit NAME=VALUE` on any command.
+    #[command(after_help = "Examples:\n  ckpt limits\n  ckpt limits --json\n  \
+                            ckpt --limit depth=1000 inspect deep.pt")]
+    Limits(LimitsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LimitsArgs {
+    /// Print the limits as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

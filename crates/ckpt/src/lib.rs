@@ -45,6 +45,7 @@ mod convert;
 mod digest;
 mod error;
 pub mod format;
+pub mod limits;
 pub mod model;
 mod output;
 mod progress;
@@ -60,6 +61,7 @@ pub use convert::{
 pub use digest::sha256_all;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use format::{Format, detect};
+pub use limits::Limits;
 pub use model::{Checkpoint, Details, Dtype, Kind, TensorView, Value};
 pub use output::{AtomicFolder, AtomicOutput, FileSink, MappedInput};
 pub use progress::Progress;
@@ -73,12 +75,17 @@ pub use ckpt_pickle as pickle;
 /// The format is detected from the content ([`detect`]). Formats that ckpt recognises but
 /// does not read yet give an [`ErrorKind::Unsupported`] error.
 pub fn read(bytes: &[u8]) -> Result<Checkpoint<'_>> {
+    read_with(bytes, &Limits::default())
+}
+
+/// [`read`] within `limits` (see [`limits`]).
+pub fn read_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
     match detect(bytes)? {
-        Format::Safetensors => safetensors::read(bytes),
-        Format::TorchZip | Format::TorchScript => torch::read_zip(bytes),
-        Format::TorchLegacy => torch::read_legacy(bytes),
-        Format::TorchTar => torch::read_tar(bytes),
-        Format::Pickle => torch::read_pickle(bytes),
+        Format::Safetensors => safetensors::read_with(bytes, limits),
+        Format::TorchZip | Format::TorchScript => torch::read_zip_with(bytes, limits),
+        Format::TorchLegacy => torch::read_legacy_with(bytes, limits),
+        Format::TorchTar => torch::read_tar_with(bytes, limits),
+        Format::Pickle => torch::read_pickle_with(bytes, limits),
         // `detect` never says so of bytes: DCP is a folder, read through `Source::open`.
         Format::DistributedCheckpoint => Err(Error::unsupported(
             "a torch.distributed.checkpoint is a folder; open it with Source::open",

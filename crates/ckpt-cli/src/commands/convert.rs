@@ -71,7 +71,7 @@ pub(crate) struct WrittenFile {
     pub(crate) bytes: u64,
 }
 
-pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: &ConvertArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
     // A folder output is sharded: asked for, an existing folder, or a name ending in `/`.
     let folder = args.max_shard_size.is_some()
         || args.output.is_dir()
@@ -106,7 +106,8 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         .dedupe(args.dedupe)
         .keys(key_map(args)?)
         .max_shard_size(max_shard_size)
-        .dtype(args.dtype.map(dtype));
+        .dtype(args.dtype.map(dtype))
+        .limits(limits.clone());
     let started = Instant::now();
     let progress = Progress::new("writing");
     let converted = ckpt::convert(&args.input, &args.output, &options, &progress)?;

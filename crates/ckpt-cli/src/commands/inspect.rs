@@ -103,8 +103,8 @@ pub(crate) struct DtypeTotals {
     pub(crate) bytes: u64,
 }
 
-pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
-    let source = Source::open(&args.file)?;
+pub(crate) fn run(args: &InspectArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
+    let source = Source::open_with(&args.file, limits)?;
     source.advise(if args.hash {
         Access::Sequential
     } else {

@@ -2,6 +2,7 @@
 
 mod convert;
 mod inspect;
+mod limits;
 mod scan;
 
 use crate::args::{Cli, Command};
@@ -9,15 +10,18 @@ use crate::exit::Outcome;
 
 /// Runs the command the user asked for.
 pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    let limits = limits::from_args(&cli.limits)?;
     match &cli.command {
-        Command::Inspect(args) => inspect::run(args),
-        Command::Convert(args) => convert::run(args),
-        Command::Scan(args) => scan::run(args),
+        Command::Inspect(args) => inspect::run(args, &limits),
+        Command::Convert(args) => convert::run(args, &limits),
+        Command::Scan(args) => scan::run(args, &limits),
+        Command::Limits(args) => limits::run(args, &limits),
     }
 }
 
 pub(crate) use convert::{CastReport, ConvertReport};
 pub(crate) use inspect::InspectReport;
+pub(crate) use limits::LimitRow;
 #[cfg(test)]
 pub(crate) use scan::tests as scan_tests;
 pub(crate) use scan::{FileRow, ScanReport, level as scan_level};

@@ -63,8 +63,10 @@ pub(crate) struct Summary {
     pub(crate) errors: usize,
 }
 
-pub(crate) fn run(args: &ScanArgs) -> anyhow::Result<Outcome> {
-    let options = ScanOptions::default().with_allow(args.allow.iter().cloned());
+pub(crate) fn run(args: &ScanArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
+    let options = ScanOptions::default()
+        .with_allow(args.allow.iter().cloned())
+        .with_limits(limits.clone());
     let files = collect_files(&args.paths);
     // In parallel, reported in the order the files were collected.
     let rows: Vec<FileRow> = files

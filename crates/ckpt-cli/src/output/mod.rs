@@ -2,6 +2,7 @@
 
 pub(crate) mod convert;
 pub(crate) mod inspect;
+pub(crate) mod limits;
 pub(crate) mod scan;
 
 use std::io::{self, Write};

@@ -10,6 +10,7 @@ mod convert;
 mod errors;
 mod folders;
 mod inspect;
+mod limits;
 mod nothing_lost;
 mod scan;
 mod torch;

@@ -80,6 +80,8 @@ pub struct ConvertOptions {
     /// and the run is as fast as `cp`; but a power loss soon after may leave it empty or
     /// partial.
     pub sync: bool,
+    /// The limits the input is read within (see [`crate::limits`]).
+    pub limits: crate::Limits,
 }
 
 impl ConvertOptions {
@@ -94,7 +96,15 @@ impl ConvertOptions {
             max_shard_size: None,
             sync: true,
             dtype: None,
+            limits: crate::Limits::default(),
         }
+    }
+
+    /// Reads the input within `limits` (see [`ConvertOptions::limits`]).
+    #[must_use]
+    pub fn limits(mut self, limits: crate::Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Casts floating point tensors to `dtype` (see [`ConvertOptions::dtype`]).
@@ -194,7 +204,7 @@ pub fn convert(
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<Converted> {
-    let source = Source::open(input)?;
+    let source = Source::open_with(input, &options.limits)?;
     // Parsing touches a few scattered places (zip headers, pickle); sparse access keeps
     // the kernel from mapping whole neighbourhoods around each. The data is then read in
     // order (or copied in the kernel without being mapped at all).

@@ -15,5 +15,5 @@ mod value;
 pub use checkpoint::{Checkpoint, Details, Kind};
 pub use dtype::{Dtype, DtypeClass, UnknownDtype};
 pub use tensor::{ByteOrder, Quantization, Storage, TensorView};
-pub use tiles::{MAX_TILES, Tile};
+pub use tiles::Tile;
 pub use value::{Dict, Value};

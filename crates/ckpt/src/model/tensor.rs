@@ -8,15 +8,10 @@ use super::shape::{self, SizeError};
 use super::tiles::{SharedTiling, Tile, Tiling};
 use super::{Dtype, DtypeClass, Value};
 use crate::error::{Error, Result};
+use crate::limits::{Limits, MAX_EXPANDED_LEN, MAX_EXPANSION};
 
 /// The size of the pieces in which tensor bytes are handed out ([`TensorView::for_each_chunk`]).
 const CHUNK_LEN: usize = 1 << 20;
-/// Views with zero strides may repeat their storage: up to this many bytes always...
-const MAX_EXPANDED_LEN: usize = 1 << 30;
-/// ...and beyond it, up to this many times the storage's size. Past both, producing the
-/// elements (hashing, converting) is refused: a few bytes of file could otherwise ask for
-/// petabytes.
-const MAX_EXPANSION: usize = 64;
 
 /// The byte order of multi-byte elements in a storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -307,6 +302,16 @@ impl<'data> TensorView<'data> {
     /// Fails when the tiles leave a gap, overlap, reach past `shape`, or differ in dtype or
     /// rank from the whole; the message names the elements or the tiles concerned.
     pub fn tiled(dtype: Dtype, shape: Vec<usize>, tiles: Vec<Tile<'data>>) -> Result<Self> {
+        Self::tiled_with(dtype, shape, tiles, &Limits::default())
+    }
+
+    /// [`TensorView::tiled`] within `limits` (`tiles`, `rank`).
+    pub fn tiled_with(
+        dtype: Dtype,
+        shape: Vec<usize>,
+        tiles: Vec<Tile<'data>>,
+        limits: &Limits,
+    ) -> Result<Self> {
         let numel = shape::numel(&shape).map_err(|e| size_error(dtype, &shape, e))?;
         let nbytes = shape::packed_len(dtype, numel).map_err(|e| size_error(dtype, &shape, e))?;
         let whole = |tile: &Tile<'_>| {
@@ -323,7 +328,7 @@ impl<'data> TensorView<'data> {
         }
         let strides =
             shape::contiguous_strides(&shape).map_err(|e| size_error(dtype, &shape, e))?;
-        let tiling = Tiling::new(dtype, &shape, tiles)?;
+        let tiling = Tiling::new(dtype, &shape, tiles, limits)?;
         Ok(TensorView {
             dtype,
             shape,

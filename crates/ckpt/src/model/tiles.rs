@@ -14,13 +14,8 @@ use std::sync::Arc;
 
 use super::{Dtype, TensorView};
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 
-/// Tiled tensors with more tiles than this are refused (real sharded saves have one per rank
-/// holding a distinct piece: a few thousand at most). Checking a tiling costs up to the
-/// square of its tile count.
-pub const MAX_TILES: usize = 1 << 14;
-/// Tiled tensors with more dimensions than this are refused.
-const MAX_TILED_DIMS: usize = 64;
 /// The size of the pieces in which a tiled tensor's bytes are handed out.
 const CHUNK_LEN: usize = 1 << 20;
 
@@ -100,18 +95,30 @@ enum Within {
 impl<'data> Tiling<'data> {
     /// Checks that `tiles` (of `dtype`) cover a tensor of `shape` exactly, and plans reading
     /// them.
-    pub(crate) fn new(dtype: Dtype, shape: &[usize], tiles: Vec<Tile<'data>>) -> Result<Self> {
-        if tiles.len() > MAX_TILES {
-            return Err(Error::limit(format!(
-                "the tensor is stored in {} chunks; ckpt reads at most {MAX_TILES}",
-                tiles.len()
-            )));
+    /// Checking costs up to the square of the number of tiles, which `limits.tiles`
+    /// bounds (real sharded saves have one tile per rank: a few thousand at most).
+    pub(crate) fn new(
+        dtype: Dtype,
+        shape: &[usize],
+        tiles: Vec<Tile<'data>>,
+        limits: &Limits,
+    ) -> Result<Self> {
+        if tiles.len() > limits.tiles {
+            return Err(crate::limits::exceeded(
+                "tiles",
+                limits.tiles as u64,
+                format_args!("the tensor is stored in {} chunks", tiles.len()),
+            ));
         }
-        if shape.len() > MAX_TILED_DIMS {
-            return Err(Error::limit(format!(
-                "a tensor assembled from chunks has {} dimensions; ckpt reads at most {MAX_TILED_DIMS}",
-                shape.len()
-            )));
+        if shape.len() > limits.rank {
+            return Err(crate::limits::exceeded(
+                "rank",
+                limits.rank as u64,
+                format_args!(
+                    "a tensor assembled from chunks has {} dimensions",
+                    shape.len()
+                ),
+            ));
         }
         if dtype.byte_size().is_none() {
             return Err(Error::unsupported(format!(

@@ -13,7 +13,7 @@ mod header;
 mod read;
 mod write;
 
-pub use read::{Entry, Header, read, read_header};
+pub use read::{Entry, Header, read, read_header, read_header_with, read_with};
 pub use write::Plan;
 
 use crate::model::Dtype;

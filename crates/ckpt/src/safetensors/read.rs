@@ -12,6 +12,7 @@ use super::header::{self, RawEntry};
 use super::{LENGTH_LEN, MAX_HEADER_LEN, dtype_from_str};
 use crate::error::{Error, Result};
 use crate::format::Format;
+use crate::limits::{self, Limits};
 use crate::model::shape::{self, SizeError};
 use crate::model::{ByteOrder, Checkpoint, Dict, Dtype, Storage, TensorView, Value};
 
@@ -64,6 +65,11 @@ impl Header {
 /// of `bytes`; tensor data is never touched, so with a memory map it costs O(header)
 /// whatever the file's size.
 pub fn read_header(bytes: &[u8]) -> Result<Header> {
+    read_header_with(bytes, &Limits::default())
+}
+
+/// [`read_header`] within `limits` (`header-len`, `tensors`).
+pub fn read_header_with(bytes: &[u8], limits: &Limits) -> Result<Header> {
     let file_len = bytes.len() as u64;
     let Some((length, rest)) = bytes.split_first_chunk::<LENGTH_LEN>() else {
         return Err(Error::malformed(format!(
@@ -73,13 +79,22 @@ pub fn read_header(bytes: &[u8]) -> Result<Header> {
         .with_hint("the file is truncated; fetch it again"));
     };
     let header_len = u64::from_le_bytes(*length);
-    if header_len > MAX_HEADER_LEN {
-        return Err(Error::limit(format!(
-            "the header claims {header_len} bytes, over the limit of {MAX_HEADER_LEN} bytes \
-             that safetensors readers accept"
-        ))
-        .at_offset(0)
-        .with_hint("the file is corrupted or not a safetensors file"));
+    if header_len > limits.header_len {
+        let error = limits::exceeded(
+            "header-len",
+            limits.header_len,
+            format_args!("the header claims {header_len} bytes"),
+        )
+        .at_offset(0);
+        // Past the format's own limit, the file is more likely damaged than real.
+        return Err(if header_len > MAX_HEADER_LEN {
+            error.with_hint(format!(
+                "the file is corrupted or not a safetensors file: readers refuse headers \
+                 over {MAX_HEADER_LEN} bytes (`--limit header-len=N` raises ckpt's limit)"
+            ))
+        } else {
+            error
+        });
     }
     let available = rest.len() as u64;
     let header_bytes = usize::try_from(header_len)
@@ -98,6 +113,13 @@ pub fn read_header(bytes: &[u8]) -> Result<Header> {
             .at_offset(LENGTH_LEN as u64 + e.valid_up_to() as u64)
     })?;
     let raw = header::parse(text, LENGTH_LEN as u64)?;
+    if raw.entries.len() > limits.tensors {
+        return Err(limits::exceeded(
+            "tensors",
+            limits.tensors as u64,
+            format_args!("the header lists {} tensors", raw.entries.len()),
+        ));
+    }
     let data_start = LENGTH_LEN as u64 + header_len;
     let entries = validate(&raw.entries, data_start, file_len)?;
     Ok(Header {
@@ -229,7 +251,12 @@ fn validate(raw: &[RawEntry], data_start: u64, file_len: u64) -> Result<Vec<Entr
 /// Reads the safetensors file `bytes` into a [`Checkpoint`] whose tensors borrow from
 /// `bytes` (zero copy). The root is a dict of tensor names to tensors, in header order.
 pub fn read(bytes: &[u8]) -> Result<Checkpoint<'_>> {
-    let header = read_header(bytes)?;
+    read_with(bytes, &Limits::default())
+}
+
+/// [`read`] within `limits` (`header-len`, `tensors`).
+pub fn read_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
+    let header = read_header_with(bytes, limits)?;
     let mut root = Vec::with_capacity(header.entries.len());
     for entry in header.entries {
         let (start, end) = entry.file_range;

@@ -199,9 +199,19 @@ pub struct ScanOptions {
     /// Globals the user vouches for: `module.name`, or a whole `module` (and its
     /// submodules). They turn `unsafe` into `safe`, never hide a dangerous global.
     pub allow: Vec<String>,
+    /// The limits pickles are read within (the pickle VM's) and compressed members are
+    /// inflated within (`inflated-len`); see [`crate::limits`].
+    pub limits: crate::Limits,
 }
 
 impl ScanOptions {
+    /// Options that read files within `limits`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: crate::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Options that also accept these globals as data.
     #[must_use]
     pub fn with_allow(mut self, allow: impl IntoIterator<Item = String>) -> Self {

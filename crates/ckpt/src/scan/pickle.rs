@@ -73,7 +73,7 @@ pub(crate) fn scan_one(
     member: &str,
     must: bool,
 ) -> Option<usize> {
-    let limits = Limits::default();
+    let limits = c.options.limits.pickle.clone();
     let (pickle, error) = ckpt_pickle::parse_partial(data, base, &limits);
     if !must && error.is_some() {
         // Bytes that only looked like a pickle: unless they name a global, they are data

@@ -18,8 +18,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, Format};
 use crate::source::Source;
 
-/// The largest member inflated to be scanned.
-const MAX_INFLATED: u64 = 256 << 20;
 /// The most files a folder walk collects.
 const MAX_FILES: usize = 1 << 20;
 /// The deepest folder nesting walked.
@@ -267,7 +265,7 @@ fn scan_legacy(c: &mut Collector<'_>, bytes: &[u8]) {
     let (Some(&main), Some(&keys)) = (starts.get(3), starts.get(4)) else {
         return;
     };
-    match legacy_storages_end(bytes, main, keys, pos) {
+    match legacy_storages_end(bytes, main, keys, pos, &c.options.limits.pickle) {
         Some(end) => {
             scan_trailing(
                 c,
@@ -288,10 +286,15 @@ fn scan_legacy(c: &mut Collector<'_>, bytes: &[u8]) {
 
 /// Where the storage records of a legacy stream end, from the storage keys and how the
 /// object pickle declares each storage (count headers are read, storage bytes are not).
-fn legacy_storages_end(bytes: &[u8], main: usize, keys: usize, mut pos: usize) -> Option<usize> {
-    let limits = Limits::default();
-    let main = ckpt_pickle::parse(bytes.get(main..)?, main as u64, &limits).ok()?;
-    let keys_pickle = ckpt_pickle::parse(bytes.get(keys..)?, keys as u64, &limits).ok()?;
+fn legacy_storages_end(
+    bytes: &[u8],
+    main: usize,
+    keys: usize,
+    mut pos: usize,
+    limits: &Limits,
+) -> Option<usize> {
+    let main = ckpt_pickle::parse(bytes.get(main..)?, main as u64, limits).ok()?;
+    let keys_pickle = ckpt_pickle::parse(bytes.get(keys..)?, keys as u64, limits).ok()?;
     let mut units: HashMap<String, u64> = HashMap::new();
     for (_, object) in main.objects() {
         if let Object::PersistentId(pid) = object
@@ -676,18 +679,19 @@ fn scan_member(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &Member, 
             if !(looks_like_pickle(&head) || head.starts_with(NPY_MAGIC)) {
                 return;
             }
+            let max = c.options.limits.inflated_len;
             let mut out = Vec::new();
             let inflated = flate2::read::DeflateDecoder::new(stored)
-                .take(MAX_INFLATED + 1)
+                .take(max.saturating_add(1))
                 .read_to_end(&mut out);
-            if inflated.is_err() || out.len() as u64 > MAX_INFLATED {
+            if inflated.is_err() || out.len() as u64 > max {
                 c.container(
                     Verdict::Unsafe,
                     Some(&member.name),
                     Some(base + member.data_start),
                     format!(
                         "a compressed member that starts like a pickle cannot be inflated \
-                         within {MAX_INFLATED} bytes, so it was not scanned"
+                         within {max} bytes (the `inflated-len` limit), so it was not scanned"
                     ),
                 );
                 return;
@@ -719,8 +723,7 @@ fn scan_blob(
     }
     if storage {
         // Tensor bytes that happen to start like a pickle: judged only if they are one.
-        let limits = Limits::default();
-        if ckpt_pickle::parse(data, base, &limits).is_ok() {
+        if ckpt_pickle::parse(data, base, &c.options.limits.pickle).is_ok() {
             scan_stream(c, data, base, member, Trailing::Ignore, true);
         }
         return;

@@ -18,6 +18,7 @@ use memmap2::{Advice, Mmap};
 
 use crate::error::{Error, Result};
 use crate::format::{self, Format};
+use crate::limits::Limits;
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
@@ -46,6 +47,7 @@ pub struct Source {
     file: Option<File>,
     map: Option<Mmap>,
     folder: Option<Box<Folder>>,
+    limits: Limits,
 }
 
 impl Source {
@@ -55,16 +57,25 @@ impl Source {
     /// `pytorch_model.bin.index.json`) or a folder holding one, whose shards are then read
     /// as one checkpoint; or a `torch.distributed.checkpoint` folder (or its `.metadata`).
     pub fn open(path: impl AsRef<Path>) -> Result<Source> {
+        Source::open_with(path, &Limits::default())
+    }
+
+    /// [`Source::open`] within `limits` (see [`crate::limits`]), which also hold for
+    /// reading the checkpoint later ([`Source::checkpoint`]).
+    pub fn open_with(path: impl AsRef<Path>, limits: &Limits) -> Result<Source> {
         let path = path.as_ref();
-        if let Some(folder) = Folder::open(path)? {
+        if let Some(folder) = Folder::open(path, limits)? {
             return Ok(Source {
                 path: path.to_path_buf(),
                 file: None,
                 map: None,
                 folder: Some(Box::new(folder)),
+                limits: limits.clone(),
             });
         }
-        Source::open_file(path)
+        let mut source = Source::open_file(path)?;
+        source.limits = limits.clone();
+        Ok(source)
     }
 
     /// Opens and maps exactly the file at `path`, never as part of a multi-file checkpoint
@@ -87,6 +98,7 @@ impl Source {
             file: Some(file),
             map,
             folder: None,
+            limits: Limits::default(),
         })
     }
 
@@ -162,11 +174,19 @@ impl Source {
         }
     }
 
-    /// Reads the checkpoint; its tensors borrow from this source.
+    /// The limits the source was opened with ([`Source::open_with`]).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Reads the checkpoint (within the limits it was opened with); its tensors borrow from
+    /// this source.
     pub fn checkpoint(&self) -> Result<Checkpoint<'_>> {
         match &self.folder {
             Some(folder) => folder.checkpoint(),
-            None => crate::read(self.bytes()).map_err(|e| e.with_path(&self.path)),
+            None => {
+                crate::read_with(self.bytes(), &self.limits).map_err(|e| e.with_path(&self.path))
+            }
         }
     }
 }

@@ -15,9 +15,6 @@ use zip::CompressionMethod;
 
 use crate::error::{Error, Result};
 
-/// The largest compressed record ckpt inflates (a pickle or a small text record).
-const MAX_INFLATED: u64 = 256 << 20;
-
 /// Opens the zip directory of `bytes`, whose offsets count from the start of the file.
 ///
 /// The zip crate's default also guesses an offset for archives with data prepended, and
@@ -49,13 +46,16 @@ pub(crate) struct Record {
 #[derive(Debug)]
 pub(crate) struct Archive<'data> {
     bytes: &'data [u8],
+    /// The largest compressed record inflated (the `inflated-len` limit).
+    max_inflated: u64,
     prefix: String,
     records: BTreeMap<String, Record>,
 }
 
 impl<'data> Archive<'data> {
-    /// Reads the central directory of the zip in `bytes`.
-    pub(crate) fn open(bytes: &'data [u8]) -> Result<Self> {
+    /// Reads the central directory of the zip in `bytes`; compressed records are inflated
+    /// up to `max_inflated` bytes.
+    pub(crate) fn open(bytes: &'data [u8], max_inflated: u64) -> Result<Self> {
         let mut zip = open_zip(bytes).map_err(|e| {
             Error::malformed(format!("the zip archive cannot be read: {e}"))
                 .with_hint("the file is probably truncated or damaged; fetch it again")
@@ -166,6 +166,7 @@ impl<'data> Archive<'data> {
         }
         Ok(Archive {
             bytes,
+            max_inflated,
             prefix: prefix.unwrap_or_default(),
             records,
         })
@@ -222,11 +223,15 @@ impl<'data> Archive<'data> {
         if !record.compressed {
             return Ok(Cow::Borrowed(data));
         }
-        if record.len > MAX_INFLATED {
-            return Err(Error::limit(format!(
-                "compressed record `{}` would inflate to {} bytes",
-                record.name, record.len
-            ))
+        if record.len > self.max_inflated {
+            return Err(crate::limits::exceeded(
+                "inflated-len",
+                self.max_inflated,
+                format_args!(
+                    "compressed record `{}` would inflate to {} bytes",
+                    record.name, record.len
+                ),
+            )
             .at_offset(record.start));
         }
         let mut out = Vec::new();

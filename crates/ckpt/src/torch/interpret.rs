@@ -16,20 +16,15 @@ use std::rc::Rc;
 use ckpt_pickle::{InstanceKind, Object, ObjectId, Pickle};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{self, Limits};
 use crate::model::{ByteOrder, Dict, Dtype, Quantization, Storage, TensorView, Value};
 
-/// Nesting deeper than this is refused (real checkpoints nest a handful of levels).
-const MAX_DEPTH: usize = 256;
 /// The most values a walk may produce, beyond the pickle's own object count: following
 /// shared references could otherwise expand a small pickle exponentially.
 const MIN_BUDGET: usize = 1 << 20;
-/// Integers longer than this (in bytes) are refused rather than printed.
-const MAX_BIGINT_BYTES: usize = 4096;
 /// The fewest bytes of strings the walk may copy, whatever the pickle's size (beyond it,
 /// 16 bytes per byte of pickle).
 const MIN_BYTES_BUDGET: usize = 64 << 20;
-/// Dotted tensor and value names longer than this are refused (real ones are short).
-const MAX_NAME_LEN: usize = 64 << 10;
 
 /// The element type of a storage, from its persistent id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +104,9 @@ pub(crate) fn interpret<'data>(
     pickle: &Pickle<'_>,
     storages: &mut dyn Storages<'data>,
     container: Container,
+    limits: &Limits,
 ) -> Result<Interpreted<'data>> {
-    interpret_with(pickle, storages, container, &ScriptDecls::new())
+    interpret_with(pickle, storages, container, &ScriptDecls::new(), limits)
 }
 
 /// Walks `pickle` from its root, knowing TorchScript's class declarations.
@@ -119,6 +115,7 @@ pub(crate) fn interpret_with<'data>(
     storages: &mut dyn Storages<'data>,
     container: Container,
     script: &ScriptDecls,
+    limits: &Limits,
 ) -> Result<Interpreted<'data>> {
     let root = pickle
         .root()
@@ -126,6 +123,7 @@ pub(crate) fn interpret_with<'data>(
     let mut walker = Walker {
         pickle,
         storages,
+        limits,
         budget: MIN_BUDGET.max(pickle.len_objects().saturating_mul(4)),
         on_path: vec![false; pickle.len_objects()],
         from_modules: false,
@@ -140,6 +138,14 @@ pub(crate) fn interpret_with<'data>(
     check_every_object(pickle, container)?;
     let root_is_module = walker.module_class(root).is_some();
     let value = walker.value(root, 0)?;
+    let tensors = count_tensors(&value);
+    if tensors > limits.tensors {
+        return Err(limits::exceeded(
+            "tensors",
+            limits.tensors as u64,
+            format_args!("the checkpoint holds {tensors} tensors"),
+        ));
+    }
     Ok(Interpreted {
         root: value,
         from_modules: walker.from_modules,
@@ -147,8 +153,31 @@ pub(crate) fn interpret_with<'data>(
     })
 }
 
+/// The tensors in a tree (each use of a shared one counts).
+fn count_tensors(value: &Value<'_>) -> usize {
+    match value {
+        Value::Tensor(_) => 1,
+        Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
+            items.iter().map(count_tensors).sum()
+        }
+        Value::Dict(dict) => {
+            dict.entries
+                .iter()
+                .map(|(k, v)| count_tensors(k) + count_tensors(v))
+                .sum::<usize>()
+                + dict
+                    .attributes
+                    .iter()
+                    .map(|(_, v)| count_tensors(v))
+                    .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
 struct Walker<'p, 'a, 's, 'data> {
     script: &'p ScriptDecls,
+    limits: &'p Limits,
     container: Container,
     pickle: &'p Pickle<'a>,
     storages: &'s mut dyn Storages<'data>,
@@ -198,10 +227,12 @@ impl<'data> Walker<'_, '_, '_, 'data> {
 
     /// Enters `id`: checks depth, cycles and the budget.
     fn enter(&mut self, id: ObjectId, depth: usize) -> Result<()> {
-        if depth > MAX_DEPTH {
-            return Err(Error::limit(format!(
-                "the pickle nests values deeper than {MAX_DEPTH} levels"
-            ))
+        if depth > self.limits.depth {
+            return Err(limits::exceeded(
+                "depth",
+                self.limits.depth as u64,
+                format_args!("the pickle nests values {depth} levels deep"),
+            )
             .at_offset(self.pickle.offset(id)));
         }
         if self.budget == 0 {
@@ -252,10 +283,15 @@ impl<'data> Walker<'_, '_, '_, 'data> {
     ) -> Result<Value<'data>> {
         let saved = self.path_len;
         self.path_len = self.path_len.saturating_add(segment_len + 1);
-        if self.path_len > MAX_NAME_LEN {
-            return Err(Error::limit(format!(
-                "a value's dotted name would be longer than {MAX_NAME_LEN} bytes"
-            ))
+        if self.path_len > self.limits.name_len {
+            return Err(limits::exceeded(
+                "name-len",
+                self.limits.name_len as u64,
+                format_args!(
+                    "a value's dotted name would be {} bytes long",
+                    self.path_len
+                ),
+            )
             .at_offset(self.pickle.offset(child)));
         }
         let value = self.value(child, depth + 1);
@@ -294,12 +330,13 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 let decimal = match self.bigints.get(&id) {
                     Some(decimal) => decimal.clone(),
                     None => {
-                        let decimal = ckpt_pickle::bigint_to_decimal(bytes, MAX_BIGINT_BYTES)
+                        let decimal = ckpt_pickle::bigint_to_decimal(bytes, self.limits.int_len)
                             .ok_or_else(|| {
-                                Error::limit(format!(
-                                    "an integer of {} bytes is too large",
-                                    bytes.len()
-                                ))
+                                limits::exceeded(
+                                    "int-len",
+                                    self.limits.int_len as u64,
+                                    format_args!("an integer takes {} bytes", bytes.len()),
+                                )
                                 .at_offset(pickle.offset(id))
                             })?;
                         self.bigints.insert(id, decimal.clone());
@@ -1179,10 +1216,12 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             Error::limit("the pickle refers to its modules so many times that reading it would take millions of steps")
                 .at_offset(self.pickle.offset(id))
         })?;
-        if prefix.len() > MAX_NAME_LEN {
-            return Err(Error::limit(format!(
-                "a tensor name would be longer than {MAX_NAME_LEN} bytes"
-            ))
+        if prefix.len() > self.limits.name_len {
+            return Err(limits::exceeded(
+                "name-len",
+                self.limits.name_len as u64,
+                format_args!("a tensor name would be {} bytes long", prefix.len()),
+            )
             .at_offset(self.pickle.offset(id)));
         }
         let field = |w: &Self, key: &str| {

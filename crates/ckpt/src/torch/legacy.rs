@@ -13,6 +13,7 @@ use super::interpret::{self, Container, StorageId, StorageKind, Storages};
 use super::{details, parse_pickle, pickle_int, plain_only};
 use crate::error::{Error, Result};
 use crate::format::Format;
+use crate::limits::Limits;
 use crate::model::{ByteOrder, Checkpoint, Storage};
 
 const MAGIC_NUMBER: &str = "119547037146038801333356";
@@ -65,8 +66,13 @@ impl<'data> Storages<'data> for LegacyStorages<'data> {
 
 /// Reads a legacy `torch.save` stream.
 pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
+    read_legacy_with(bytes, &Limits::default())
+}
+
+/// [`read_legacy`] within `limits`.
+pub fn read_legacy_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
     let mut pos = 0usize;
-    let magic = parse_pickle(bytes, pos, "magic number")?;
+    let magic = parse_pickle(bytes, pos, "magic number", limits)?;
     plain_only(&magic, "magic number")?;
     if pickle_int(&magic).as_deref() != Some(MAGIC_NUMBER) {
         return Err(
@@ -74,7 +80,7 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         );
     }
     pos += magic.byte_len();
-    let protocol = parse_pickle(bytes, pos, "protocol version")?;
+    let protocol = parse_pickle(bytes, pos, "protocol version", limits)?;
     plain_only(&protocol, "protocol version")?;
     let version = protocol.root().and_then(|r| protocol.as_int(r));
     if version != Some(PROTOCOL_VERSION) {
@@ -85,7 +91,7 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         .at_offset(pos as u64));
     }
     pos += protocol.byte_len();
-    let sys_info = parse_pickle(bytes, pos, "sys_info")?;
+    let sys_info = parse_pickle(bytes, pos, "sys_info", limits)?;
     plain_only(&sys_info, "sys_info")?;
     let mut records = BTreeMap::new();
     records.insert("protocol_version".to_owned(), PROTOCOL_VERSION.to_string());
@@ -104,10 +110,10 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     }
     pos += sys_info.byte_len();
     let main_start = pos;
-    let main = parse_pickle(bytes, pos, "object pickle")?;
+    let main = parse_pickle(bytes, pos, "object pickle", limits)?;
     pos += main.byte_len();
     let main_bytes = bytes.get(main_start..pos).unwrap_or_default();
-    let keys_pickle = parse_pickle(bytes, pos, "storage keys")?;
+    let keys_pickle = parse_pickle(bytes, pos, "storage keys", limits)?;
     plain_only(&keys_pickle, "storage keys")?;
     pos += keys_pickle.byte_len();
     let keys: Vec<String> = keys_pickle
@@ -182,7 +188,7 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         .at_offset(pos as u64));
     }
     let mut storages = LegacyStorages { bytes, ranges };
-    let interpreted = interpret::interpret(&main, &mut storages, Container::Legacy)
+    let interpreted = interpret::interpret(&main, &mut storages, Container::Legacy, limits)
         .map_err(|e| e.with_member("object pickle"))?;
     let mut details = details(&main, main_bytes, true);
     details.records = records;

@@ -16,24 +16,34 @@ pub mod write;
 
 use std::collections::BTreeMap;
 
-use ckpt_pickle::{Limits, Pickle};
+use ckpt_pickle::Pickle;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
+use crate::limits::{self, Limits};
 use crate::model::{ByteOrder, Checkpoint, Details, Storage};
 use archive::Archive;
 pub(crate) use archive::open_zip;
 use interpret::{StorageId, Storages};
 
-pub use legacy::read_legacy;
+pub use legacy::{read_legacy, read_legacy_with};
 pub use pickles::{PickleSource, pickles};
-pub use tar::read_tar;
+pub use tar::{read_tar, read_tar_with};
 
 /// The versions of the zip `version` record torch 2.x reads (`caffe2/serialize/versions.h`).
 const SUPPORTED_ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
 
 /// A pickle error as a ckpt error, located in `member`.
 pub(crate) fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
+    if let ckpt_pickle::ErrorKind::LimitExceeded { limit, max } = error.kind() {
+        return limits::exceeded(
+            &limits::pickle_limit_name(limit),
+            *max,
+            format_args!("the pickle goes past a limit ({})", error.message()),
+        )
+        .with_member(member.to_owned())
+        .at_offset(error.offset());
+    }
     let kind = match error.kind() {
         ckpt_pickle::ErrorKind::LimitExceeded { .. } => ErrorKind::LimitExceeded,
         ckpt_pickle::ErrorKind::UnsupportedProtocol(_) | ckpt_pickle::ErrorKind::Unsupported(_) => {
@@ -57,9 +67,14 @@ pub(crate) fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
 }
 
 /// Reads one pickle of `bytes` starting at `start` (a byte offset of the file).
-fn parse_pickle<'a>(bytes: &'a [u8], start: usize, member: &str) -> Result<Pickle<'a>> {
+fn parse_pickle<'a>(
+    bytes: &'a [u8],
+    start: usize,
+    member: &str,
+    limits: &Limits,
+) -> Result<Pickle<'a>> {
     let data = bytes.get(start..).unwrap_or_default();
-    ckpt_pickle::parse(data, start as u64, &Limits::default()).map_err(|e| pickle_error(&e, member))
+    ckpt_pickle::parse(data, start as u64, &limits.pickle).map_err(|e| pickle_error(&e, member))
 }
 
 /// What every torch reader reports besides the tree.
@@ -124,7 +139,12 @@ impl<'data> Storages<'data> for ZipStorages<'_, 'data> {
 
 /// Reads a `torch.save` zip archive (torch >= 1.6) or a TorchScript archive.
 pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
-    let archive = Archive::open(bytes)?;
+    read_zip_with(bytes, &Limits::default())
+}
+
+/// [`read_zip`] within `limits`.
+pub fn read_zip_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
+    let archive = Archive::open(bytes, limits.inflated_len)?;
     let prefix = archive.prefix().to_owned();
     let torchscript = archive.get("constants.pkl").is_some();
     let mut records = BTreeMap::new();
@@ -173,8 +193,8 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     })?;
     let data = archive.read(record)?;
     let base = if record.compressed { 0 } else { record.start };
-    let pickle = ckpt_pickle::parse(&data, base, &Limits::default())
-        .map_err(|e| pickle_error(&e, &member))?;
+    let pickle =
+        ckpt_pickle::parse(&data, base, &limits.pickle).map_err(|e| pickle_error(&e, &member))?;
     reject_trailing(&pickle, &data, base, &member)?;
     let mut storages = ZipStorages {
         archive: &archive,
@@ -183,7 +203,7 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         loaded: std::collections::HashMap::new(),
     };
     let script = if torchscript {
-        script_declarations(&archive)?
+        script_declarations(&archive, limits.code_len)?
     } else {
         interpret::ScriptDecls::new()
     };
@@ -192,7 +212,7 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     } else {
         interpret::Container::Zip
     };
-    let interpreted = interpret::interpret_with(&pickle, &mut storages, container, &script)
+    let interpreted = interpret::interpret_with(&pickle, &mut storages, container, &script, limits)
         .map_err(|e| e.with_member(member.clone()))?;
     let mut details = details(&pickle, &data, !torchscript);
     if torchscript {
@@ -227,9 +247,9 @@ fn reject_trailing(pickle: &Pickle<'_>, data: &[u8], base: u64, member: &str) ->
 
 /// What the TorchScript code of an archive declares: for each class, its
 /// `__parameters__` and `__buffers__`. The code is read as text and never run.
-fn script_declarations(archive: &Archive<'_>) -> Result<interpret::ScriptDecls> {
+fn script_declarations(archive: &Archive<'_>, code_len: u64) -> Result<interpret::ScriptDecls> {
     let mut decls = interpret::ScriptDecls::new();
-    let mut budget = MAX_CODE_BYTES;
+    let mut budget = code_len;
     for name in archive.record_names() {
         let Some(path) = name
             .strip_prefix("code/")
@@ -241,9 +261,11 @@ fn script_declarations(archive: &Archive<'_>) -> Result<interpret::ScriptDecls> 
             continue;
         };
         budget = budget.checked_sub(record.len).ok_or_else(|| {
-            Error::limit(format!(
-                "the archive's TorchScript code takes more than {MAX_CODE_BYTES} bytes"
-            ))
+            limits::exceeded(
+                "code-len",
+                code_len,
+                "the archive's TorchScript code is longer",
+            )
             .with_member(record.name.clone())
         })?;
         let text = archive.read(record)?;
@@ -280,9 +302,6 @@ fn script_declarations(archive: &Archive<'_>) -> Result<interpret::ScriptDecls> 
     }
     Ok(decls)
 }
-
-/// The most TorchScript source ckpt reads (as text) to find class declarations.
-const MAX_CODE_BYTES: u64 = 64 << 20;
 
 /// Refuses a pickle that holds anything but plain values (the small pickles of a legacy
 /// stream or a tar archive: numbers, strings, tuples, lists, dicts, and storage or tensor
@@ -328,7 +347,12 @@ impl<'data> Storages<'data> for NoStorages {
 /// Reads a plain pickle file (numpy arrays and plain values; torch storages need a torch
 /// container).
 pub fn read_pickle(bytes: &[u8]) -> Result<Checkpoint<'_>> {
-    let pickle = parse_pickle(bytes, 0, "pickle")?;
+    read_pickle_with(bytes, &Limits::default())
+}
+
+/// [`read_pickle`] within `limits`.
+pub fn read_pickle_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
+    let pickle = parse_pickle(bytes, 0, "pickle", limits)?;
     reject_trailing(&pickle, bytes, 0, "pickle").map_err(|e| {
         if bytes.starts_with(b"\x80\x02\x8a") {
             e.with_hint("this looks like a legacy torch.save stream whose magic number is wrong: the file is corrupted")
@@ -336,7 +360,12 @@ pub fn read_pickle(bytes: &[u8]) -> Result<Checkpoint<'_>> {
             e
         }
     })?;
-    let interpreted = interpret::interpret(&pickle, &mut NoStorages, interpret::Container::Pickle)?;
+    let interpreted = interpret::interpret(
+        &pickle,
+        &mut NoStorages,
+        interpret::Container::Pickle,
+        limits,
+    )?;
     let mut details = details(
         &pickle,
         bytes.get(..pickle.byte_len()).unwrap_or(bytes),

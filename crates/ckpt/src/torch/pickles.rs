@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use ckpt_pickle::Limits;
+use crate::limits::Limits;
 
 use super::archive::Archive;
 use super::tar::tar_members;
@@ -25,10 +25,11 @@ pub struct PickleSource<'data> {
 /// pickles of a legacy stream, the `sys_info` and `pickle` members of a tar, or the file
 /// itself for a plain pickle. Other formats have none.
 pub fn pickles(bytes: &[u8]) -> Result<Vec<PickleSource<'_>>> {
+    let limits = Limits::default();
     let mut out = Vec::new();
     match format::detect(bytes)? {
         Format::TorchZip | Format::TorchScript => {
-            let archive = Archive::open(bytes)?;
+            let archive = Archive::open(bytes, limits.inflated_len)?;
             for name in ["data.pkl", "constants.pkl"] {
                 if let Some(record) = archive.get(name) {
                     out.push(PickleSource {
@@ -49,7 +50,7 @@ pub fn pickles(bytes: &[u8]) -> Result<Vec<PickleSource<'_>>> {
                 "storage keys",
             ] {
                 let rest = bytes.get(pos..).unwrap_or_default();
-                let len = ckpt_pickle::parse(rest, pos as u64, &Limits::default())
+                let len = ckpt_pickle::parse(rest, pos as u64, &limits.pickle)
                     .map(|p| p.byte_len())
                     .unwrap_or(rest.len());
                 out.push(PickleSource {

@@ -14,11 +14,10 @@ use super::interpret::{self, Container, StorageId, StorageKind, Storages};
 use super::{details, parse_pickle, plain_only};
 use crate::error::{Error, Result};
 use crate::format::Format;
+use crate::limits::{self, Limits};
 use crate::model::{ByteOrder, Checkpoint, Dtype, Storage, TensorView, Value};
 
 const BLOCK: usize = 512;
-/// Tensors of a tar checkpoint have at most this many dimensions.
-const MAX_RANK: usize = 64;
 
 /// The members of a tar archive: name -> (data start, length).
 pub(crate) fn tar_members(bytes: &[u8]) -> Result<HashMap<String, (usize, usize)>> {
@@ -83,13 +82,14 @@ pub(crate) fn tar_members(bytes: &[u8]) -> Result<HashMap<String, (usize, usize)
 }
 
 /// A little cursor over the binary parts of the `storages` and `tensors` members.
-struct Cursor<'data> {
+struct Cursor<'data, 'l> {
     bytes: &'data [u8],
     pos: usize,
     end: usize,
+    limits: &'l Limits,
 }
 
-impl<'data> Cursor<'data> {
+impl<'data> Cursor<'data, '_> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'data [u8]> {
         let end = self
             .pos
@@ -111,7 +111,7 @@ impl<'data> Cursor<'data> {
 
     fn pickle(&mut self, what: &str) -> Result<ckpt_pickle::Pickle<'data>> {
         let data = self.bytes.get(..self.end).unwrap_or_default();
-        let pickle = parse_pickle(data, self.pos, what)?;
+        let pickle = parse_pickle(data, self.pos, what, self.limits)?;
         plain_only(&pickle, what)?;
         self.pos += pickle.byte_len();
         Ok(pickle)
@@ -167,6 +167,11 @@ impl<'data> Storages<'data> for TarObjects<'data> {
 
 /// Reads a tar checkpoint of torch <= 0.3.
 pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
+    read_tar_with(bytes, &Limits::default())
+}
+
+/// [`read_tar`] within `limits`.
+pub fn read_tar_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
     let members = tar_members(bytes)?;
     let member = |name: &str| {
         members
@@ -184,6 +189,7 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         bytes,
         pos: start,
         end: start + len,
+        limits,
     };
     let storage_count = count(&cursor.pickle("the storage count")?, "storage")?;
     for _ in 0..storage_count {
@@ -263,6 +269,7 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         bytes,
         pos: start,
         end: start + len,
+        limits,
     };
     let tensor_count = count(&cursor.pickle("the tensor count")?, "tensor")?;
     for _ in 0..tensor_count {
@@ -283,8 +290,14 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
         let ndim = cursor.take(4, "a tensor rank")?;
         let ndim = usize::try_from(i32::from_le_bytes(ndim.try_into().unwrap_or_default()))
             .ok()
-            .filter(|&n| n <= MAX_RANK)
-            .ok_or_else(|| Error::malformed(format!("tensor `{key}` has a bad rank")))?;
+            .ok_or_else(|| Error::malformed(format!("tensor `{key}` has a negative rank")))?;
+        if ndim > limits.rank {
+            return Err(limits::exceeded(
+                "rank",
+                limits.rank as u64,
+                format_args!("tensor `{key}` has {ndim} dimensions"),
+            ));
+        }
         cursor.take(4, "padding")?;
         let mut dims = |what: &str| -> Result<Vec<usize>> {
             (0..ndim)
@@ -312,7 +325,7 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
 
     let (start, len) = member("pickle")?;
     let data = bytes.get(..start + len).unwrap_or_default();
-    let main = parse_pickle(data, start, "pickle")?;
+    let main = parse_pickle(data, start, "pickle", limits)?;
     if main.byte_len() != len {
         return Err(Error::malformed(format!(
             "{} bytes follow the main pickle's STOP in the tar member; torch never writes them",
@@ -329,6 +342,7 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
             bytes.get(..start + len).unwrap_or_default(),
             start,
             "sys_info",
+            limits,
         )?;
         plain_only(&sys_info, "sys_info")?;
         if let Some(Object::Dict(entries)) = sys_info.root().map(|r| sys_info.get(r)) {
@@ -339,7 +353,7 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
             }
         }
     }
-    let interpreted = interpret::interpret(&main, &mut objects, Container::Tar)
+    let interpreted = interpret::interpret(&main, &mut objects, Container::Tar, limits)
         .map_err(|e| e.with_member("pickle"))?;
     let mut details = details(&main, main_bytes, false);
     details.records = records;

@@ -186,12 +186,12 @@ const REJECTED: &[(&str, ErrorKind, &str)] = &[
     (
         "attack/header_too_large",
         ErrorKind::LimitExceeded,
-        "over the limit of 100000000 bytes",
+        "over the `header-len` limit of 100000000",
     ),
     (
         "attack/header_length_u64_max",
         ErrorKind::LimitExceeded,
-        "over the limit",
+        "limit of 100000000",
     ),
     (
         "attack/polyglot",

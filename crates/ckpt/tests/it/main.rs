@@ -17,6 +17,7 @@ mod fixtures;
 mod folders;
 mod fuzz_regressions;
 mod hostile_pickles;
+mod limits;
 mod round_trips;
 mod safetensors_reference;
 mod safetensors_robustness;

@@ -18,11 +18,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use ckpt_pickle::{Limits, Object, ObjectId, Pickle};
+use ckpt_pickle::{Object, ObjectId, Pickle};
 
 use super::Member;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
+use crate::limits::{self, Limits};
 use crate::model::{Checkpoint, Details, Dict, Dtype, TensorView, Tile, Value};
 
 const METADATA_MODULE: &str = "torch.distributed.checkpoint.metadata";
@@ -48,9 +49,6 @@ pub(crate) const ALLOWED: &[(&str, &str)] = &[
     ("pathlib", "PurePosixPath"),
     ("pathlib", "PureWindowsPath"),
 ];
-
-/// The most path components of one entry (nesting depth of the state dict).
-const MAX_PATH_LEN: usize = 256;
 
 /// What `.metadata` says, as plain data.
 #[derive(Debug)]
@@ -107,11 +105,14 @@ type IndexKey = (String, Option<Vec<usize>>);
 
 impl Metadata {
     /// Reads a `.metadata` pickle.
-    pub(super) fn parse(bytes: &[u8]) -> Result<Metadata> {
-        let pickle = ckpt_pickle::parse(bytes, 0, &Limits::default())
+    pub(super) fn parse(bytes: &[u8], limits: &Limits) -> Result<Metadata> {
+        let pickle = ckpt_pickle::parse(bytes, 0, &limits.pickle)
             .map_err(|e| crate::torch::pickle_error(&e, ".metadata"))?;
         let globals = check_globals(&pickle)?;
-        let reader = Reader { pickle: &pickle };
+        let reader = Reader {
+            pickle: &pickle,
+            max_path: limits.depth,
+        };
         let root = pickle
             .root()
             .ok_or_else(|| Error::malformed("the metadata pickle returns nothing"))?;
@@ -198,6 +199,8 @@ fn check_globals(pickle: &Pickle<'_>) -> Result<Vec<String>> {
 /// Reads the symbolic objects of the metadata pickle as DCP's dataclasses.
 struct Reader<'p, 'a> {
     pickle: &'p Pickle<'a>,
+    /// The most parts of an entry's path (the `depth` limit).
+    max_path: usize,
 }
 
 impl Reader<'_, '_> {
@@ -389,14 +392,16 @@ impl Reader<'_, '_> {
             let parts = self.pickle.as_seq(value).ok_or_else(|| {
                 self.malformed(value, format!("the path of `{fqn}` is not a tuple"))
             })?;
-            if parts.is_empty() || parts.len() > MAX_PATH_LEN {
-                return Err(self.malformed(
-                    value,
-                    format!(
-                        "the path of `{fqn}` has {} parts (1 to {MAX_PATH_LEN} expected)",
-                        parts.len()
-                    ),
-                ));
+            if parts.is_empty() {
+                return Err(self.malformed(value, format!("the path of `{fqn}` is empty")));
+            }
+            if parts.len() > self.max_path {
+                return Err(limits::exceeded(
+                    "depth",
+                    self.max_path as u64,
+                    format_args!("the path of `{fqn}` has {} parts", parts.len()),
+                )
+                .at_offset(self.pickle.offset(value)));
             }
             let mut path = Vec::with_capacity(parts.len());
             for &part in parts {
@@ -516,6 +521,7 @@ pub(super) fn checkpoint<'a>(
     metadata: &Metadata,
     metadata_path: &Path,
     files: &[Member<'a>],
+    limits: &Limits,
 ) -> Result<Checkpoint<'a>> {
     // `files` holds `metadata.files` (each once): look each up by name.
     let by_name: HashMap<&str, Member<'a>> = files.iter().map(|m| (&**m.name, *m)).collect();
@@ -543,17 +549,18 @@ pub(super) fn checkpoint<'a>(
                         .map_err(|e| e.with_path(metadata_path).with_tensor(entry.fqn.clone()))?;
                     tiles.push(Tile::new(chunk.offsets.clone(), view));
                 }
-                let view = TensorView::tiled(*dtype, size.clone(), tiles).map_err(|e| {
-                    e.with_path(metadata_path)
-                        .with_member(".metadata")
-                        .with_tensor(entry.fqn.clone())
-                })?;
+                let view =
+                    TensorView::tiled_with(*dtype, size.clone(), tiles, limits).map_err(|e| {
+                        e.with_path(metadata_path)
+                            .with_member(".metadata")
+                            .with_tensor(entry.fqn.clone())
+                    })?;
                 Value::Tensor(view)
             }
             Item::Bytes(place) => {
                 let file = member(place)?;
                 let bytes = slice(file, place).map_err(|e| e.with_tensor(entry.fqn.clone()))?;
-                match crate::read(bytes) {
+                match crate::read_with(bytes, limits) {
                     Ok(value) => {
                         needs.extend(value.details().needs.iter().cloned());
                         value.root().clone()
@@ -867,7 +874,7 @@ mod tests {
             vec![(text("w"), tensor(&[0, 0], &[2, 3]))],
             vec![(index("w", &[0, 0]), info("__0_0.distcp", 0, 10))],
         );
-        let metadata = Metadata::parse(&bytes).unwrap();
+        let metadata = Metadata::parse(&bytes, &Limits::default()).unwrap();
         assert_eq!(metadata.files(), ["__0_0.distcp"]);
         let [entry] = metadata.entries.as_slice() else {
             panic!("{:?}", metadata.entries)
@@ -888,32 +895,32 @@ mod tests {
         let mut root = global("posix", "system");
         root.extend_from_slice(&tuple(&[text("touch pwned")]));
         root.push(b'R');
-        let error = Metadata::parse(&pickle(root)).unwrap_err();
+        let error = Metadata::parse(&pickle(root), &Limits::default()).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Refused);
         assert!(error.to_string().contains("posix.system"), "{error}");
         // A class of DCP's module that is not one of its metadata classes.
         let root = object(METADATA_MODULE, "Evil", dict(&[]));
-        let error = Metadata::parse(&pickle(root)).unwrap_err();
+        let error = Metadata::parse(&pickle(root), &Limits::default()).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Refused);
     }
 
     #[test]
     fn broken_metadata_is_malformed() {
-        let not_metadata = Metadata::parse(&pickle(int(3))).unwrap_err();
+        let not_metadata = Metadata::parse(&pickle(int(3)), &Limits::default()).unwrap_err();
         assert!(not_metadata.to_string().contains("expected a Metadata"));
 
         let negative = metadata(
             vec![(text("w"), tensor(&[0, -1], &[2, 3]))],
             vec![(index("w", &[0, -1]), info("__0_0.distcp", 0, 10))],
         );
-        let error = Metadata::parse(&negative).unwrap_err();
+        let error = Metadata::parse(&negative, &Limits::default()).unwrap_err();
         assert!(error.to_string().contains("non-negative"), "{error}");
 
         let nowhere = metadata(
             vec![(text("w"), tensor(&[0, 0], &[2, 3]))],
             vec![(index("v", &[0, 0]), info("__0_0.distcp", 0, 10))],
         );
-        let error = Metadata::parse(&nowhere).unwrap_err();
+        let error = Metadata::parse(&nowhere, &Limits::default()).unwrap_err();
         assert!(error.to_string().contains("does not say where"), "{error}");
         assert_eq!(error.location().tensor.as_deref(), Some("w"));
 
@@ -921,6 +928,6 @@ mod tests {
             vec![(text("w"), tensor(&[0, 0], &[2, 3]))],
             vec![(index("w", &[0, 0]), info("__0_0.distcp", -5, 10))],
         );
-        assert!(Metadata::parse(&past).is_err());
+        assert!(Metadata::parse(&past, &Limits::default()).is_err());
     }
 }

@@ -10,6 +10,7 @@ use serde::de::{MapAccess, Visitor};
 
 use super::Member;
 use crate::error::{Error, Result};
+use crate::limits::{self, Limits};
 use crate::model::{Checkpoint, Details, Dict, Value};
 
 /// A parsed index: the tensors and their shards, in the order of the file.
@@ -54,8 +55,8 @@ impl<'de> Deserialize<'de> for WeightMap {
 }
 
 /// Whether the JSON file at `path` looks like a shard index (it mentions `weight_map`).
-pub(super) fn looks_like_index(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.len() <= super::MAX_INDEX_LEN)
+pub(super) fn looks_like_index(path: &Path, max_len: u64) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() <= max_len)
         && std::fs::read(path).is_ok_and(|bytes| bytes.windows(12).any(|w| w == b"\"weight_map\""))
 }
 
@@ -86,6 +87,7 @@ pub(super) fn checkpoint<'a>(
     index: &Index,
     index_path: &Path,
     files: &[Member<'a>],
+    limits: &Limits,
 ) -> Result<Checkpoint<'a>> {
     let mut entries: Vec<(Value<'a>, Value<'a>)> = Vec::new();
     // Tensor name -> shard that holds it.
@@ -123,6 +125,14 @@ pub(super) fn checkpoint<'a>(
             }
             let view = view.clone().in_file(member.name.clone(), 0);
             entries.push((Value::Str(name), Value::Tensor(view)));
+        }
+        if entries.len() > limits.tensors {
+            return Err(limits::exceeded(
+                "tensors",
+                limits.tensors as u64,
+                format_args!("the shards hold more than {} tensors", limits.tensors),
+            )
+            .with_path(index_path));
         }
     }
     for (tensor, shard) in &index.weight_map {

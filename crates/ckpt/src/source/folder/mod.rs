@@ -23,14 +23,11 @@ use std::sync::Arc;
 use super::{Access, Source};
 use crate::error::{Error, Result};
 use crate::format::Format;
+use crate::limits::{self, Limits};
 use crate::model::Checkpoint;
 
 /// The name of a `torch.distributed.checkpoint` metadata file.
 const DCP_METADATA: &str = ".metadata";
-/// Index files are read whole; larger ones are refused (real ones are a few hundred KB).
-const MAX_INDEX_LEN: u64 = 256 << 20;
-/// Checkpoints stored in more files than this are refused.
-const MAX_FILES: usize = 1 << 16;
 
 /// A multi-file checkpoint, opened.
 #[derive(Debug)]
@@ -44,6 +41,7 @@ pub(super) struct Folder {
     /// The data files, each mapped once (in the order of `names`).
     sources: Vec<Source>,
     kind: Kind,
+    limits: Limits,
 }
 
 /// One data file of a folder.
@@ -62,25 +60,25 @@ enum Kind {
 impl Folder {
     /// Opens `path` as a multi-file checkpoint when it is one (a folder, an index JSON, a
     /// DCP `.metadata` file); `Ok(None)` for anything else (an ordinary checkpoint file).
-    pub(super) fn open(path: &Path) -> Result<Option<Folder>> {
+    pub(super) fn open(path: &Path, limits: &Limits) -> Result<Option<Folder>> {
         let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
         if metadata.is_dir() {
-            return Folder::open_dir(path).map(Some);
+            return Folder::open_dir(path, limits).map(Some);
         }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         match name.as_deref() {
-            Some(DCP_METADATA) => Folder::open_dcp(path, parent(path)).map(Some),
-            Some(n) if n.ends_with(".json") && hf::looks_like_index(path) => {
-                Folder::open_hf(path, parent(path)).map(Some)
+            Some(DCP_METADATA) => Folder::open_dcp(path, parent(path), limits).map(Some),
+            Some(n) if n.ends_with(".json") && hf::looks_like_index(path, limits.index_len) => {
+                Folder::open_hf(path, parent(path), limits).map(Some)
             }
             _ => Ok(None),
         }
     }
 
-    fn open_dir(dir: &Path) -> Result<Folder> {
+    fn open_dir(dir: &Path, limits: &Limits) -> Result<Folder> {
         let metadata = dir.join(DCP_METADATA);
         if metadata.is_file() {
-            return Folder::open_dcp(&metadata, dir);
+            return Folder::open_dcp(&metadata, dir, limits);
         }
         let mut indexes = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
@@ -122,33 +120,43 @@ impl Folder {
                 .with_hint("pass the index file itself"));
             }
         };
-        Folder::open_hf(&dir.join(chosen), dir)
+        Folder::open_hf(&dir.join(chosen), dir, limits)
     }
 
-    fn open_hf(index_path: &Path, dir: &Path) -> Result<Folder> {
-        let bytes = read_small(index_path)?;
+    fn open_hf(index_path: &Path, dir: &Path, limits: &Limits) -> Result<Folder> {
+        let bytes = read_small(index_path, limits.index_len)?;
         let index = hf::Index::parse(&bytes).map_err(|e| e.with_path(index_path))?;
-        let (names, sources) = open_members(dir, index.shards(), index_path)?;
+        let (names, sources) = open_members(dir, index.shards(), index_path, limits)?;
         Ok(Folder {
             main: index_path.to_path_buf(),
             main_len: bytes.len() as u64,
             names,
             sources,
             kind: Kind::Hf(index),
+            limits: limits.clone(),
         })
     }
 
-    fn open_dcp(metadata_path: &Path, dir: &Path) -> Result<Folder> {
+    fn open_dcp(metadata_path: &Path, dir: &Path, limits: &Limits) -> Result<Folder> {
         let source = Source::open_file(metadata_path)?;
+        if source.len() > limits.index_len {
+            return Err(limits::exceeded(
+                "index-len",
+                limits.index_len,
+                format_args!("the metadata file is {} bytes long", source.len()),
+            )
+            .with_path(metadata_path));
+        }
         let metadata =
-            dcp::Metadata::parse(source.bytes()).map_err(|e| e.with_path(metadata_path))?;
-        let (names, sources) = open_members(dir, metadata.files(), metadata_path)?;
+            dcp::Metadata::parse(source.bytes(), limits).map_err(|e| e.with_path(metadata_path))?;
+        let (names, sources) = open_members(dir, metadata.files(), metadata_path, limits)?;
         Ok(Folder {
             main: metadata_path.to_path_buf(),
             main_len: source.len(),
             names,
             sources,
             kind: Kind::Dcp(metadata),
+            limits: limits.clone(),
         })
     }
 
@@ -192,8 +200,8 @@ impl Folder {
             .map(|(name, source)| Member { name, source })
             .collect();
         match &self.kind {
-            Kind::Hf(index) => hf::checkpoint(index, &self.main, &members),
-            Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &members),
+            Kind::Hf(index) => hf::checkpoint(index, &self.main, &members, &self.limits),
+            Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &members, &self.limits),
         }
     }
 
@@ -213,14 +221,16 @@ fn parent(path: &Path) -> &Path {
 }
 
 /// Reads a small file whole, refusing large ones before reading.
-fn read_small(path: &Path) -> Result<Vec<u8>> {
+fn read_small(path: &Path, max_len: u64) -> Result<Vec<u8>> {
     let len = std::fs::metadata(path)
         .map_err(|e| Error::io("cannot open", path, e))?
         .len();
-    if len > MAX_INDEX_LEN {
-        return Err(Error::limit(format!(
-            "the index is {len} bytes long; ckpt reads indexes of at most {MAX_INDEX_LEN}"
-        ))
+    if len > max_len {
+        return Err(limits::exceeded(
+            "index-len",
+            max_len,
+            format_args!("the index is {len} bytes long"),
+        )
         .with_path(path));
     }
     std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))
@@ -251,12 +261,14 @@ fn open_members(
     dir: &Path,
     names: Vec<String>,
     main: &Path,
+    limits: &Limits,
 ) -> Result<(Vec<Arc<str>>, Vec<Source>)> {
-    if names.len() > MAX_FILES {
-        return Err(Error::limit(format!(
-            "it names {} files; ckpt reads checkpoints of at most {MAX_FILES} files",
-            names.len()
-        ))
+    if names.len() > limits.files {
+        return Err(limits::exceeded(
+            "files",
+            limits.files as u64,
+            format_args!("it names {} files", names.len()),
+        )
         .with_path(main));
     }
     let real_dir = std::fs::canonicalize(dir).map_err(|e| Error::io("cannot open", dir, e))?;
@@ -284,7 +296,9 @@ fn open_members(
             .with_path(main)
             .with_member(name));
         }
-        sources.push(Source::open_file(&path)?);
+        let mut source = Source::open_file(&path)?;
+        source.limits = limits.clone();
+        sources.push(source);
         opened.push(Arc::from(name.as_str()));
     }
     Ok((opened, sources))
