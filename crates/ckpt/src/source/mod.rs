@@ -21,7 +21,9 @@ use crate::format::{self, Format};
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
-pub(crate) use folder::{DCP_ALLOWED, index_shards};
+pub(crate) use folder::{
+    DCP_ALLOWED, FolderKind, check_name, folder_kind, index_shards, read_small,
+};
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,9 @@
 //! checkpoints that `torch.load(weights_only=True)` loads.
 
 pub(crate) mod allowlist;
-mod archive;
+pub(crate) mod archive;
 pub(crate) mod interpret;
-mod legacy;
+pub(crate) mod legacy;
 mod pickles;
 pub(crate) mod tar;
 pub mod write;
@@ -30,7 +30,7 @@ pub use pickles::{PickleSource, pickles};
 pub use tar::read_tar;
 
 /// The versions of the zip `version` record torch 2.x reads (`caffe2/serialize/versions.h`).
-const SUPPORTED_ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
+pub(crate) const SUPPORTED_ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
 
 /// A pickle error as a ckpt error, located in `member`.
 pub(crate) fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
@@ -57,7 +57,7 @@ pub(crate) fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
 }
 
 /// Reads one pickle of `bytes` starting at `start` (a byte offset of the file).
-fn parse_pickle<'a>(bytes: &'a [u8], start: usize, member: &str) -> Result<Pickle<'a>> {
+pub(crate) fn parse_pickle<'a>(bytes: &'a [u8], start: usize, member: &str) -> Result<Pickle<'a>> {
     let data = bytes.get(start..).unwrap_or_default();
     ckpt_pickle::parse(data, start as u64, &Limits::default()).map_err(|e| pickle_error(&e, member))
 }
@@ -348,7 +348,7 @@ pub fn read_pickle(bytes: &[u8]) -> Result<Checkpoint<'_>> {
 }
 
 /// The value of a parsed int-like pickle (`Int` or `BigInt`), in decimal.
-fn pickle_int(pickle: &Pickle<'_>) -> Option<String> {
+pub(crate) fn pickle_int(pickle: &Pickle<'_>) -> Option<String> {
     match pickle.get(pickle.root()?) {
         ckpt_pickle::Object::Int(i) => Some(i.to_string()),
         ckpt_pickle::Object::BigInt(bytes) => ckpt_pickle::bigint_to_decimal(bytes, 64),

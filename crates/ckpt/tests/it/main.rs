@@ -22,3 +22,4 @@ mod safetensors_reference;
 mod safetensors_robustness;
 mod scan;
 mod torch_write;
+mod verify;
