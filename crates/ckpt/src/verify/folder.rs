@@ -231,6 +231,16 @@ fn check_hf(path: &Path, index: &Path) -> Result<Report> {
             );
         }
     }
+    let mismatched = out.iter().any(|p| {
+        [
+            &HF_INDEX,
+            &HF_TENSOR_MISSING,
+            &HF_TENSOR_DUPLICATE,
+            &HF_TENSOR_UNLISTED,
+        ]
+        .iter()
+        .any(|r| p.rule().id == r.id)
+    });
     let total = raw
         .metadata
         .as_ref()
@@ -245,7 +255,8 @@ fn check_hf(path: &Path, index: &Path) -> Result<Report> {
                 )
                 .member(index_name.clone()),
             ),
-            Some(declared) if !unread => {
+            // The total means something only once the map and the shards agree.
+            Some(declared) if !unread && !mismatched => {
                 let actual = tensor_bytes(&shards);
                 if declared != actual {
                     out.push(

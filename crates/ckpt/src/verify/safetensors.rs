@@ -108,6 +108,8 @@ pub(super) fn check(bytes: &[u8], out: &mut Vec<Problem>) {
     let data_start = base + header_len;
     let mut seen = HashSet::with_capacity(top.len());
     let mut spans = Vec::with_capacity(top.len());
+    // An entry whose offsets cannot be read leaves a gap that is not a hole of the file.
+    let mut complete = true;
     for (name, value) in top {
         let start = position_in(text, value.get());
         let position = base + start as u64;
@@ -139,6 +141,7 @@ pub(super) fn check(bytes: &[u8], out: &mut Vec<Problem>) {
                     &e,
                 );
                 out.push(Problem::from_error(&ST_HEADER_JSON, &error).tensor(name));
+                complete = false;
                 continue;
             }
         };
@@ -196,17 +199,21 @@ pub(super) fn check(bytes: &[u8], out: &mut Vec<Problem>) {
                 &ST_OFFSETS,
                 format!("data_offsets [{begin}, {end}] end before they begin"),
             ));
+            complete = false;
             continue;
         }
         match (data_start.checked_add(begin), data_start.checked_add(end)) {
             (Some(start), Some(end)) => spans.push(Span { name, start, end }),
-            _ => out.push(problem(
-                &ST_OFFSETS,
-                format!("data_offsets [{begin}, {end}] overflow"),
-            )),
+            _ => {
+                out.push(problem(
+                    &ST_OFFSETS,
+                    format!("data_offsets [{begin}, {end}] overflow"),
+                ));
+                complete = false;
+            }
         }
     }
-    check_layout(&mut spans, data_start, file_len, out);
+    check_layout(&mut spans, data_start, file_len, complete, out);
 }
 
 /// `__metadata__`: strings to strings, each key once; `format` one transformers reads.
@@ -255,13 +262,20 @@ fn check_metadata(text: &str, base: u64, start: usize, value: &RawValue, out: &m
 
 /// The data buffer must be covered exactly: sorted by offsets, each tensor starts where
 /// the previous one ends, the first at the start of the buffer, the last at the end of the
-/// file.
-fn check_layout(spans: &mut [Span], data_start: u64, file_len: u64, out: &mut Vec<Problem>) {
+/// file. When some entry's offsets could not be read (`complete` is false), holes and
+/// trailing bytes are not reported: that entry may be what fills them.
+fn check_layout(
+    spans: &mut [Span],
+    data_start: u64,
+    file_len: u64,
+    complete: bool,
+    out: &mut Vec<Problem>,
+) {
     spans.sort_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)));
     let mut cursor = data_start;
     let mut previous: Option<&str> = None;
     for span in spans.iter() {
-        if span.start > cursor {
+        if span.start > cursor && complete {
             let after = match previous {
                 Some(p) => format!("after tensor `{p}`, which ends at byte {cursor}"),
                 None => format!("at the start of the data, which begins at byte {data_start}"),
@@ -312,7 +326,7 @@ fn check_layout(spans: &mut [Span], data_start: u64, file_len: u64, out: &mut Ve
             .offset(file_len)
             .hint("the file is truncated; fetch it again"),
         );
-    } else if cursor < file_len {
+    } else if cursor < file_len && complete {
         out.push(
             Problem::new(
                 &ST_TRAILING,

@@ -510,7 +510,7 @@ fn check_records(archive: &Archive<'_>, out: &mut Vec<Problem>) {
             .offset(base + pickle.byte_len() as u64),
         );
     }
-    let declared = storage_refs(&pickle, &pickle_member, &TORCH_STORAGE_REF, out);
+    let declared = storage_refs(&pickle, &pickle_member, &TORCH_STORAGE_REF, true, out);
     let mut sizes = HashMap::new();
     for (key, (id, at)) in &declared {
         let name = format!("data/{key}");
@@ -571,11 +571,13 @@ fn check_records(archive: &Archive<'_>, out: &mut Vec<Problem>) {
 }
 
 /// Every storage reference of `pickle`, by key (the first reference of a key decides, as
-/// in torch), with where it is; malformed references are reported under `rule`.
+/// in torch), with where it is; malformed references are reported under `rule`, and so are
+/// persistent ids of other kinds when `storages_only` (a zip has no others).
 fn storage_refs(
     pickle: &Pickle<'_>,
     member: &str,
     rule: &'static Rule,
+    storages_only: bool,
     out: &mut Vec<Problem>,
 ) -> BTreeMap<String, (StorageId, u64)> {
     let mut refs = BTreeMap::new();
@@ -588,6 +590,14 @@ fn storage_refs(
                 refs.entry(storage.key.clone())
                     .or_insert((storage, pickle.offset(id)));
             }
+            Ok(None) if storages_only => out.push(
+                Problem::new(
+                    rule,
+                    "the persistent id is not a storage reference (torch.load fails on it)",
+                )
+                .member(member.to_owned())
+                .offset(pickle.offset(id)),
+            ),
             Ok(None) => {}
             Err(e) => out.push(Problem::from_error(rule, &e).member(member.to_owned())),
         }
@@ -832,7 +842,7 @@ pub(super) fn check_legacy(bytes: &[u8], out: &mut Vec<Problem>) {
         }
         return;
     };
-    let declared = storage_refs(&main, main_member, &LEGACY_PICKLE, out);
+    let declared = storage_refs(&main, main_member, &LEGACY_PICKLE, false, out);
     let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
     for (key, (_, at)) in &declared {
         if !listed.contains(key.as_str()) {
@@ -887,11 +897,15 @@ pub(super) fn check_legacy(bytes: &[u8], out: &mut Vec<Problem>) {
             );
         }
         sizes.insert(key.clone(), id.numel.checked_mul(unit));
-        let end = count
-            .checked_mul(unit)
-            .and_then(|len| usize::try_from(len).ok())
-            .and_then(|len| pos.checked_add(8)?.checked_add(len))
-            .filter(|&end| end <= bytes.len());
+        let end_of = |count: u64| {
+            count
+                .checked_mul(unit)
+                .and_then(|len| usize::try_from(len).ok())
+                .and_then(|len| pos.checked_add(8)?.checked_add(len))
+                .filter(|&end| end <= bytes.len())
+        };
+        // A damaged count whose declared size still fits: the count is what is wrong.
+        let end = end_of(count).or_else(|| (count != id.numel).then(|| end_of(id.numel)).flatten());
         let Some(end) = end else {
             out.push(
                 Problem::new(
