@@ -3,6 +3,7 @@
 mod convert;
 mod inspect;
 mod scan;
+mod verify;
 
 use crate::args::{Cli, Command};
 use crate::exit::Outcome;
@@ -13,6 +14,7 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 
@@ -21,3 +23,6 @@ pub(crate) use inspect::InspectReport;
 #[cfg(test)]
 pub(crate) use scan::tests as scan_tests;
 pub(crate) use scan::{FileRow, ScanReport, level as scan_level};
+#[cfg(test)]
+pub(crate) use verify::tests as verify_tests;
+pub(crate) use verify::{VerifyReport, VerifyRow};
