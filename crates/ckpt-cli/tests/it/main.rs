@@ -13,6 +13,7 @@ mod inspect;
 mod nothing_lost;
 mod scan;
 mod torch;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
