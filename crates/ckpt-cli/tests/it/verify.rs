@@ -103,7 +103,7 @@ fn a_manifest_survives_conversion_and_catches_one_changed_element() {
         .iter()
         .find(|t| t["name"] == "0.weight")
         .unwrap();
-    let start = row["offsets"][0].as_u64().unwrap() as usize;
+    let start = usize::try_from(row["offsets"][0].as_u64().unwrap()).unwrap();
     let path = dir.path().join("out.safetensors");
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[start + 5] ^= 0x40;

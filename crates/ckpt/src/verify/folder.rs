@@ -58,9 +58,11 @@ impl<'de> Deserialize<'de> for Pairs {
 
 /// What a shard that could be read holds.
 struct Shard {
-    /// Tensor names, each with its byte count and storage (to count shared ones once).
-    tensors: Vec<(String, u64, Option<(usize, usize)>)>,
+    tensors: Vec<ShardTensor>,
 }
+
+/// A tensor of a shard: its name, byte count and storage (to count shared ones once).
+type ShardTensor = (String, u64, Option<(usize, usize)>);
 
 fn check_hf(path: &Path, index: &Path) -> Result<Report> {
     let bytes = read_small(index)?;

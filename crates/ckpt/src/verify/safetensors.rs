@@ -271,7 +271,7 @@ fn check_layout(
     complete: bool,
     out: &mut Vec<Problem>,
 ) {
-    spans.sort_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)));
+    spans.sort_by_key(|span| (span.start, span.end));
     let mut cursor = data_start;
     let mut previous: Option<&str> = None;
     for span in spans.iter() {
