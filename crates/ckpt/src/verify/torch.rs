@@ -180,13 +180,13 @@ fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
             );
             continue;
         }
-        if member.compressed_size > 0 {
-            ranges.push((
-                data_start,
-                data_start + member.compressed_size,
-                &member.name,
-            ));
-        }
+        // From the local header to the end of the data: a member whose data covers
+        // another's local header overlaps it too.
+        ranges.push((
+            member.header_start.min(data_start),
+            data_start + member.compressed_size,
+            &member.name,
+        ));
         let inner = member.name.split_once('/').map_or("", |(_, r)| r);
         match member.method {
             CompressionMethod::Stored => {
@@ -235,7 +235,10 @@ fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
             out.push(
                 Problem::new(
                     &ZIP_OVERLAP,
-                    format!("members `{first}` and `{second}` share bytes; torch never writes such archives"),
+                    format!(
+                        "members `{first}` and `{second}` share bytes (one's data covers the \
+                         other's header or data); torch never writes such archives"
+                    ),
                 )
                 .member((*second).clone())
                 .offset(*start),

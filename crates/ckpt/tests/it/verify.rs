@@ -505,3 +505,105 @@ fn damaged_files_never_panic_and_sound_means_readable() {
         .join()
         .unwrap();
 }
+
+/// A stored zip written by hand (no data descriptors), with where each member's local
+/// header and central directory entry start, so that tests can damage them.
+fn raw_zip(members: &[(&str, &[u8])]) -> (Vec<u8>, Vec<usize>, Vec<usize>) {
+    let mut out = Vec::new();
+    let mut locals = Vec::new();
+    for (name, data) in members {
+        locals.push(out.len());
+        let crc = crc32fast::hash(data);
+        out.extend_from_slice(b"PK\x03\x04");
+        out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+    }
+    let directory = out.len();
+    let mut centrals = Vec::new();
+    for ((name, data), local) in members.iter().zip(&locals) {
+        centrals.push(out.len());
+        out.extend_from_slice(b"PK\x01\x02");
+        out.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0; 12]);
+        out.extend_from_slice(&(*local as u32).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
+    let size = out.len() - directory;
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(size as u32).to_le_bytes());
+    out.extend_from_slice(&(directory as u32).to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    (out, locals, centrals)
+}
+
+/// Sets a member's sizes, in its local header and its central directory entry alike.
+fn set_sizes(bytes: &mut [u8], local: usize, central: usize, size: u32) {
+    for at in [local + 18, local + 22, central + 20, central + 24] {
+        bytes[at..at + 4].copy_from_slice(&size.to_le_bytes());
+    }
+}
+
+#[test]
+fn planted_zip_container_defects_fire_their_rule() {
+    // A whole archive as another zip writer would write it, taken apart and put back.
+    let good = ok(ZIP);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&good[..])).unwrap();
+    let mut members = Vec::new();
+    for i in 0..zip.len() {
+        let mut file = zip.by_index(i).unwrap();
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).unwrap();
+        members.push((file.name().unwrap().into_owned(), data));
+    }
+    let members: Vec<(&str, &[u8])> = members
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    let (rebuilt, locals, centrals) = raw_zip(&members);
+    assert_eq!(rules_of_bytes(&rebuilt), Vec::<&str>::new());
+
+    let mut twice = members.clone();
+    twice.push(members[0]);
+    assert_eq!(rules_of_bytes(&raw_zip(&twice).0), ["zip.duplicate"]);
+
+    // The last member claims a megabyte the file does not have.
+    let last = members.len() - 1;
+    let mut past = rebuilt.clone();
+    set_sizes(&mut past, locals[last], centrals[last], 1 << 20);
+    assert_eq!(rules_of_bytes(&past), ["zip.bounds"]);
+
+    // The first member reaches into the second's data: they share bytes, and its CRC is
+    // wrong. Reaching only into the next local header is an overlap too.
+    let mut overlap = rebuilt.clone();
+    let to_next = locals[1] - locals[0] - 30 - members[0].0.len();
+    let into_data = to_next + 30 + members[1].0.len() + 1;
+    set_sizes(&mut overlap, locals[0], centrals[0], into_data as u32);
+    assert_eq!(rules_of_bytes(&overlap), ["zip.crc", "zip.overlap"]);
+    let mut into_header = rebuilt.clone();
+    set_sizes(
+        &mut into_header,
+        locals[0],
+        centrals[0],
+        (to_next + 8) as u32,
+    );
+    let found = rules_of_bytes(&into_header);
+    assert_eq!(&found[..2], ["zip.crc", "zip.overlap"], "{found:?}");
+
+    // A member compressed with a method torch cannot read (12, bzip2).
+    let mut bzip = rebuilt.clone();
+    bzip[locals[last] + 8] = 12;
+    bzip[centrals[last] + 10] = 12;
+    assert_eq!(rules_of_bytes(&bzip), ["zip.compression"]);
+}
