@@ -22,7 +22,7 @@ use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
 pub(crate) use folder::{
-    DCP_ALLOWED, FolderKind, check_name, folder_kind, index_shards, read_small,
+    DCP_ALLOWED, DcpAudit, FolderKind, check_name, folder_kind, index_shards, read_small,
 };
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
@@ -162,6 +162,12 @@ impl Source {
             Some(folder) => Ok(folder.format()),
             None => format::detect(self.bytes()).map_err(|e| e.with_path(&self.path)),
         }
+    }
+
+    /// For a `torch.distributed.checkpoint` folder, every problem of its items, and the
+    /// archive of each item to verify on its own; `None` for anything else.
+    pub(crate) fn dcp_audit(&self) -> Option<DcpAudit<'_>> {
+        self.folder.as_ref().and_then(|folder| folder.dcp_audit())
     }
 
     /// Reads the checkpoint; its tensors borrow from this source.

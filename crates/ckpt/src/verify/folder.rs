@@ -294,9 +294,10 @@ fn tensor_bytes(shards: &HashMap<&str, Shard>) -> u64 {
     total
 }
 
-/// A DCP folder is checked by reading it: its reader already checks everything the
-/// folder can get wrong (the metadata by allowlist, every chunk's file and slice, each
-/// chunk's size, and that the chunks tile their tensor exactly) and stops at the first.
+/// A DCP folder is checked item by item, as its reader reads it (the metadata by
+/// allowlist, every chunk's file and slice, each chunk's dtype and size, and that the
+/// chunks tile their tensor exactly), going on after each error; every chunk's
+/// `torch.save` archive is also verified as a file of its own.
 fn check_dcp(path: &Path) -> Result<Report> {
     let mut report = Report {
         path: path.to_path_buf(),
@@ -314,9 +315,33 @@ fn check_dcp(path: &Path) -> Result<Report> {
         }
     };
     report.files = source.files().len();
-    if let Err(e) = source.checkpoint() {
-        let problem = Problem::from_error(&DCP_READ, &e);
-        report.problems.push(match e.kind() {
+    let Some(audit) = source.dcp_audit() else {
+        return Ok(report);
+    };
+    for (label, bytes) in &audit.archives {
+        match verify_bytes(bytes) {
+            Ok(inner) => report
+                .problems
+                .extend(inner.problems.into_iter().map(|p| p.inside(label))),
+            Err(e) => report
+                .problems
+                .push(Problem::from_error(&DCP_READ, &e).inside(label)),
+        }
+    }
+    // An item whose archive has problems of its own fails to read for the same reason.
+    let archive_problems = !report.problems.is_empty();
+    for error in &audit.errors {
+        let problem = Problem::from_error(&DCP_READ, error);
+        let repeated = archive_problems
+            && error
+                .location()
+                .member
+                .as_deref()
+                .is_some_and(|m| m.contains(" at byte "));
+        if repeated {
+            continue;
+        }
+        report.problems.push(match error.kind() {
             ErrorKind::Refused | ErrorKind::Unsupported => problem.warning(),
             _ => problem,
         });

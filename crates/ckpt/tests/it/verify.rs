@@ -153,7 +153,11 @@ const BAD_FIXTURES: &[(&str, &[&str])] = &[
     ("bad/dcp/huge_list_index", &["dcp.read"]),
     ("bad/dcp/missing_file", &["dcp.read"]),
     ("bad/dcp/path_escape", &["dcp.read"]),
-    ("bad/dcp/truncated_file", &["dcp.read"]),
+    // Every item past the cut, each with its tensor.
+    (
+        "bad/dcp/truncated_file",
+        &["dcp.read", "dcp.read", "dcp.read", "dcp.read"],
+    ),
     ("bad/dcp/unknown_global", &["dcp.read"]),
 ];
 
@@ -606,4 +610,45 @@ fn planted_zip_container_defects_fire_their_rule() {
     bzip[locals[last] + 8] = 12;
     bzip[centrals[last] + 10] = 12;
     assert_eq!(rules_of_bytes(&bzip), ["zip.compression"]);
+}
+
+#[test]
+fn every_chunk_of_a_dcp_folder_is_verified_as_an_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("ok/dcp/sharded-2.15");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    assert!(verify_path(dir.path()).unwrap().is_sound());
+    // One bit of one chunk's tensor data flipped: its archive's CRC tells.
+    let file = dir.path().join("__0_0.distcp");
+    let mut bytes = std::fs::read(&file).unwrap();
+    // The file is archives back to back: flip a bit in the first one with a tensor.
+    let mut start = 0;
+    let mut flipped = None;
+    while let Some(eocd) = bytes[start..].windows(4).position(|w| w == b"PK\x05\x06") {
+        let end = start + eocd + 22;
+        let has_tensor = zip::ZipArchive::new(std::io::Cursor::new(&bytes[start..end]))
+            .unwrap()
+            .file_names()
+            .any(|n| n.unwrap().ends_with("/data/0"));
+        if has_tensor {
+            let (data, _, _) = record_range(&bytes[start..end], "/data/0");
+            bytes[start + data] ^= 1;
+            flipped = Some(start);
+            break;
+        }
+        start = end;
+    }
+    let archive = flipped.unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    let report = verify_path(dir.path()).unwrap();
+    assert_eq!(rules_of(&report), ["zip.crc"]);
+    let member = report.problems()[0].location().member.clone().unwrap();
+    assert!(
+        member.starts_with(&format!("__0_0.distcp at byte {archive}:")),
+        "{member}"
+    );
+    assert!(member.ends_with("/data/0"), "{member}");
 }

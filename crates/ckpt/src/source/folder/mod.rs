@@ -11,6 +11,7 @@ mod dcp;
 mod hf;
 
 pub(crate) use dcp::ALLOWED as DCP_ALLOWED;
+pub(crate) use dcp::Audit as DcpAudit;
 
 /// The shard files a Hugging Face index names (checked as an index).
 pub(crate) fn index_shards(bytes: &[u8]) -> Result<Vec<String>> {
@@ -155,6 +156,20 @@ impl Folder {
             Kind::Hf(index) => hf::checkpoint(index, &self.main, &members),
             Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &members),
         }
+    }
+
+    /// For a DCP folder, every problem item by item (see [`dcp::audit`]).
+    pub(super) fn dcp_audit(&self) -> Option<dcp::Audit<'_>> {
+        let Kind::Dcp(metadata) = &self.kind else {
+            return None;
+        };
+        let members: Vec<Member<'_>> = self
+            .names
+            .iter()
+            .zip(&self.sources)
+            .map(|(name, source)| Member { name, source })
+            .collect();
+        Some(dcp::audit(metadata, &self.main, &members))
     }
 
     /// Every data file with its map, for kernel copies of their bytes.
