@@ -34,6 +34,9 @@ const LOCAL_HEADER: &[u8; 4] = b"PK\x03\x04";
 const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
 /// Bytes inflated at a time when checking the CRC of a deflated member.
 const INFLATE_CHUNK: usize = 64 << 10;
+/// The largest deflated member whose CRC is checked: deflate expands up to about 1032
+/// times, so without a bound a small crafted file could keep verify busy for minutes.
+const MAX_CRC_INFLATE: u64 = 1 << 30;
 
 /// A member as the central directory lists it.
 struct Member {
@@ -257,7 +260,10 @@ fn check_local_header(bytes: &[u8], member: &Member, out: &mut Vec<Problem>) {
                 .offset(member.header_start),
         );
     };
-    let Ok(at) = usize::try_from(member.header_start) else {
+    let Some(at) = usize::try_from(member.header_start)
+        .ok()
+        .filter(|&at| at < bytes.len())
+    else {
         complain("the central directory points past the end of the file".to_owned());
         return;
     };
@@ -323,7 +329,10 @@ fn check_local_header(bytes: &[u8], member: &Member, out: &mut Vec<Problem>) {
 /// The data descriptor after a member whose local header defers to one (torch writes one
 /// after every non-empty record): its CRC and sizes must be the central directory's.
 fn check_descriptor(bytes: &[u8], member: &Member, data_start: u64, out: &mut Vec<Problem>) {
-    let Ok(at) = usize::try_from(member.header_start) else {
+    let Some(at) = usize::try_from(member.header_start)
+        .ok()
+        .filter(|&at| at < bytes.len())
+    else {
         return;
     };
     let Some(flags) = le16(bytes, at + 6) else {
@@ -376,6 +385,22 @@ fn check_crc(bytes: &[u8], member: &Member, data_start: u64, out: &mut Vec<Probl
     else {
         return;
     };
+    if member.method != CompressionMethod::Stored && member.size > MAX_CRC_INFLATE {
+        out.push(
+            Problem::new(
+                &ZIP_COMPRESSION,
+                format!(
+                    "the member would inflate to {} bytes; its CRC-32 is not checked (ckpt \
+                     inflates at most {MAX_CRC_INFLATE} bytes of a member)",
+                    member.size
+                ),
+            )
+            .warning()
+            .member(member.name.clone())
+            .offset(data_start),
+        );
+        return;
+    }
     let actual = match member.method {
         CompressionMethod::Stored => Ok(crc32fast::hash(data)),
         _ => inflated_crc(data, member.size),

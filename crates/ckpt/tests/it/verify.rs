@@ -605,6 +605,18 @@ fn planted_zip_container_defects_fire_their_rule() {
     let found = rules_of_bytes(&into_header);
     assert_eq!(&found[..2], ["zip.crc", "zip.overlap"], "{found:?}");
 
+    // A deflated member claiming 3 GiB is not inflated to check its CRC (a zip bomb).
+    let mut bomb = rebuilt.clone();
+    bomb[locals[last] + 8] = 8;
+    bomb[centrals[last] + 10] = 8;
+    for at in [locals[last] + 22, centrals[last] + 24] {
+        bomb[at..at + 4].copy_from_slice(&(3u32 << 30).to_le_bytes());
+    }
+    let report = verify::verify_bytes(&bomb).unwrap();
+    assert_eq!(rules_of(&report), ["zip.compression"]);
+    assert_eq!(report.problems()[0].severity(), Severity::Warning);
+    assert!(report.problems()[0].message().contains("not checked"));
+
     // A member compressed with a method torch cannot read (12, bzip2).
     let mut bzip = rebuilt.clone();
     bzip[locals[last] + 8] = 12;
