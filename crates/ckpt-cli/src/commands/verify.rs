@@ -175,17 +175,30 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// The problems of the checkpoint at `file` against `manifest`, and how many tensors it
-/// holds.
+/// The problems of the checkpoint at `file` against `manifest`, and how many tensors were
+/// hashed (those with the manifest's dtype and shape).
 fn check_manifest(file: &Path, manifest: &Manifest) -> anyhow::Result<(Vec<Problem>, usize)> {
-    let source = Source::open(file)?;
-    source.advise(Access::Sequential);
-    let checkpoint = source.checkpoint()?;
     let progress = Progress::new("hashing");
-    let problems = manifest
-        .check(&checkpoint, &progress)
-        .map_err(|e| e.with_path(file))?;
-    Ok((problems, checkpoint.tensors().len()))
+    let problems =
+        ckpt::verify::check_manifest(file, manifest, &progress).map_err(|e| e.with_path(file))?;
+    // Every tensor of the manifest is hashed, but those missing or of another dtype or
+    // shape; none when the file's tensors could not be read.
+    let count = |ids: &[&str]| {
+        problems
+            .iter()
+            .filter(|p| ids.contains(&p.rule().id))
+            .count()
+    };
+    let hashed = if count(&["manifest.read"]) > 0 {
+        0
+    } else {
+        manifest.tensors.len().saturating_sub(count(&[
+            "manifest.missing",
+            "manifest.dtype",
+            "manifest.shape",
+        ]))
+    };
+    Ok((problems, hashed))
 }
 
 /// Hashes every tensor of `file` and writes the manifest to `target` atomically; returns

@@ -18,13 +18,18 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
 use super::{
-    MANIFEST_DTYPE, MANIFEST_EXTRA, MANIFEST_MISSING, MANIFEST_SHA256, MANIFEST_SHAPE, Problem,
+    MANIFEST_DTYPE, MANIFEST_EXTRA, MANIFEST_MISSING, MANIFEST_READ, MANIFEST_SHA256,
+    MANIFEST_SHAPE, Problem,
 };
 use crate::digest::sha256_all;
+use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, TensorView};
 use crate::progress::Progress;
+use crate::source::{Access, Source};
 
 /// The version of the manifest format written in `ckpt_manifest`.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -242,6 +247,30 @@ impl Manifest {
             }
         }
         Ok(out)
+    }
+}
+
+/// Checks the checkpoint at `path` (a file or a multi-file folder) against `manifest`.
+///
+/// A checkpoint whose tensors cannot be read (or hashed) is a `manifest.read` problem;
+/// only I/O failures to open it and cancellation are errors.
+pub fn check_manifest(
+    path: &Path,
+    manifest: &Manifest,
+    progress: &dyn Progress,
+) -> Result<Vec<Problem>> {
+    let source = Source::open(path)?;
+    source.advise(Access::Sequential);
+    let unreadable = |e: &Error| Problem::from_error(&MANIFEST_READ, e);
+    let checkpoint = match source.checkpoint() {
+        Ok(checkpoint) => checkpoint,
+        Err(e) if e.kind() == ErrorKind::Io => return Err(e),
+        Err(e) => return Ok(vec![unreadable(&e)]),
+    };
+    match manifest.check(&checkpoint, progress) {
+        Ok(problems) => Ok(problems),
+        Err(e) if matches!(e.kind(), ErrorKind::Io | ErrorKind::Interrupted) => Err(e),
+        Err(e) => Ok(vec![unreadable(&e)]),
     }
 }
 

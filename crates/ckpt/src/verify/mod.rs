@@ -34,7 +34,7 @@ use crate::error::{Error, ErrorKind, Location, Result};
 use crate::format::{self, Format};
 use crate::source::{Access, Source};
 
-pub use manifest::{MANIFEST_VERSION, Manifest, ManifestEntry};
+pub use manifest::{MANIFEST_VERSION, Manifest, ManifestEntry, check_manifest};
 
 /// How bad a [`Problem`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,6 +163,8 @@ rules! {
         "`metadata.total_size`, when present, is the bytes of the tensors (shared storages counted once)";
     DCP_READ = "dcp.read", Error,
         "a torch.distributed.checkpoint folder reads: `.metadata` by allowlist, every chunk present, in bounds, of its size and tiling its tensor exactly (each chunk's archive is also verified as a torch zip)";
+    MANIFEST_READ = "manifest.read", Error,
+        "the file's tensors can be read and hashed to be checked against the manifest";
     MANIFEST_MISSING = "manifest.missing", Error, "every tensor of the manifest is in the file";
     MANIFEST_EXTRA = "manifest.extra", Error, "every tensor of the file is in the manifest";
     MANIFEST_DTYPE = "manifest.dtype", Error, "every tensor has the manifest's dtype";

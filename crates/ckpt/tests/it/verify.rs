@@ -462,6 +462,13 @@ fn a_manifest_checks_the_same_tensors_in_any_format() {
     let problems = parsed.check(&other.checkpoint().unwrap(), &()).unwrap();
     assert!(problems.iter().any(|p| p.rule().id == "manifest.missing"));
     assert!(problems.iter().any(|p| p.rule().id == "manifest.extra"));
+    // A file that verifies with a warning only but that the reader refuses: its tensors
+    // cannot be checked, which is a problem, not a failure.
+    let refused = fixtures().join("bad/torch/ok_tensor_then_garbage.pt");
+    let problems = verify::check_manifest(&refused, &parsed, &()).unwrap();
+    let found: Vec<&str> = problems.iter().map(|p| p.rule().id).collect();
+    assert_eq!(found, ["manifest.read"]);
+    assert!(verify::check_manifest(Path::new("/no/such/file.pt"), &parsed, &()).is_err());
 }
 
 /// Deterministic damage to good files (bytes flipped across the file, cuts at many
