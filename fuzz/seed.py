@@ -49,6 +49,7 @@ def main():
         "safetensors_roundtrip": safetensors,
         "pickle": pickles,
         "scan": files_under("attack/scan/*"),
+        "verify": torch + safetensors,
     }.items():
         for path in paths:
             add(target, path.read_bytes())

@@ -76,6 +76,28 @@ pub(crate) enum Command {
                             ckpt scan --sarif models/ > scan.sarif"
     )]
     Scan(ScanArgs),
+    /// Check checkpoints strictly and list every problem, not just the first.
+    ///
+    /// Each file (or sharded or DCP folder) is checked against the rules of its format:
+    /// the safetensors spec; a torch zip's container (local headers, data descriptors,
+    /// CRC-32 of every member, bounds) and records (`version`, `byteorder`, every storage
+    /// the pickle names, its size, every tensor view inside its storage); a legacy stream's
+    /// storages and trailing bytes; a shard index against its shards (missing files and
+    /// tensors, metadata.total_size). Every problem gets a rule id (see docs/verify.md), a
+    /// severity, where it is and what to do. --hash also writes a manifest of every
+    /// tensor's name, dtype, shape and SHA-256, which --manifest checks later, whatever
+    /// format the tensors are in by then. Nothing is modified.
+    #[command(
+        after_help = "Exit codes: 0 every file is sound (and matches the manifest); 1 problems \
+                      were found; 2 a file could not be read at all (or the manifest \
+                      could not be read or written).\n\nExamples:\n  \
+                      ckpt verify model.safetensors\n  \
+                      ckpt verify --json pytorch_model.bin checkpoints/sharded/\n  \
+                      ckpt verify --hash manifest.json pytorch_model.bin\n  \
+                      ckpt convert pytorch_model.bin model.safetensors\n  \
+                      ckpt verify --manifest manifest.json model.safetensors"
+    )]
+    Verify(VerifyArgs),
     /// List the limits that protect ckpt from hostile files, with their values.
     ///
     /// A file over a limit is refused with an error that names the limit. Raise one for a
@@ -83,6 +105,28 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  ckpt limits\n  ckpt limits --json\n  \
                             ckpt --limit depth=1000 inspect deep.pt")]
     Limits(LimitsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Checkpoint files, or folders of sharded or DCP checkpoints.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Print one JSON object (files, problems, summary) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Also hash every tensor and write a manifest (name, dtype, shape, sha256) to this
+    /// file, for --manifest to check later. Takes one FILE; written only if it is sound.
+    #[arg(long, value_name = "MANIFEST", conflicts_with = "manifest")]
+    pub(crate) hash: Option<PathBuf>,
+    /// Also check every tensor against this manifest (from --hash, or the output of
+    /// `ckpt inspect --json --hash`): missing and extra tensors, dtype, shape and hash
+    /// mismatches are problems.
+    #[arg(long, value_name = "MANIFEST")]
+    pub(crate) manifest: Option<PathBuf>,
+    /// Replace the --hash manifest if it exists.
+    #[arg(short, long, requires = "hash")]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

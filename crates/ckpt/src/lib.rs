@@ -53,6 +53,7 @@ pub mod safetensors;
 pub mod scan;
 mod source;
 pub mod torch;
+pub mod verify;
 
 pub use convert::{
     ConvertOptions, Converted, DEFAULT_MAX_SHARD_SIZE, KeyMap, Mapped, Naming, Target,

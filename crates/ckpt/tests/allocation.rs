@@ -1,5 +1,5 @@
 //! A small file cannot make ckpt allocate much: reading any input of at most 1 KiB
-//! (detection, the reader, hashing every tensor, the scanner) never has more than
+//! (detection, the reader, hashing every tensor, the scanner, verify) never has more than
 //! [`BUDGET`] bytes allocated at once, however large the sizes, lengths and counts it
 //! declares.
 //!
@@ -81,6 +81,7 @@ fn exercise(bytes: &[u8], name: &str) {
         }
     }
     let _ = scan_bytes(bytes, name, &ScanOptions::default());
+    let _ = ckpt::verify::verify_bytes(bytes);
 }
 
 fn assert_small(bytes: &[u8], what: &str) {

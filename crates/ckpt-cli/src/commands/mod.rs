@@ -4,6 +4,7 @@ mod convert;
 mod inspect;
 mod limits;
 mod scan;
+mod verify;
 
 use crate::args::{Cli, Command};
 use crate::exit::Outcome;
@@ -15,6 +16,7 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(args, &limits),
         Command::Convert(args) => convert::run(args, &limits),
         Command::Scan(args) => scan::run(args, &limits),
+        Command::Verify(args) => verify::run(args, &limits),
         Command::Limits(args) => limits::run(args, &limits),
     }
 }
@@ -25,3 +27,6 @@ pub(crate) use limits::LimitRow;
 #[cfg(test)]
 pub(crate) use scan::tests as scan_tests;
 pub(crate) use scan::{FileRow, ScanReport, level as scan_level};
+#[cfg(test)]
+pub(crate) use verify::tests as verify_tests;
+pub(crate) use verify::{VerifyReport, VerifyRow};

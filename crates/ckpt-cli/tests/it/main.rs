@@ -14,6 +14,7 @@ mod limits;
 mod nothing_lost;
 mod scan;
 mod torch;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -44,14 +44,14 @@ pub(crate) struct RawHeader {
 
 /// The fields of a tensor entry. Unknown fields are ignored, as in the reference reader.
 #[derive(Deserialize)]
-struct EntryFields {
-    dtype: String,
-    shape: Vec<u64>,
-    data_offsets: Offsets,
+pub(crate) struct EntryFields {
+    pub(crate) dtype: String,
+    pub(crate) shape: Vec<u64>,
+    pub(crate) data_offsets: Offsets,
 }
 
 /// `[begin, end]`, with a clear message when the array has another length.
-struct Offsets(u64, u64);
+pub(crate) struct Offsets(pub(crate) u64, pub(crate) u64);
 
 impl<'de> Deserialize<'de> for Offsets {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -120,13 +120,13 @@ pub(crate) fn parse(header: &str, base: u64) -> Result<RawHeader> {
 }
 
 /// Where `inner` (a sub-slice of `outer`) starts in `outer`.
-fn position_in(outer: &str, inner: &str) -> usize {
+pub(crate) fn position_in(outer: &str, inner: &str) -> usize {
     (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
 }
 
 /// A JSON error met while parsing the text at `start` of `header` (which starts at byte
 /// `base` of the file), as a ckpt error at the byte where serde_json stopped.
-fn json_error(
+pub(crate) fn json_error(
     header: &str,
     base: u64,
     start: usize,
@@ -157,7 +157,7 @@ fn byte_of_line_column(text: &str, line: usize, column: usize) -> usize {
 }
 
 /// The top-level object: its keys, and each value kept as raw JSON text.
-struct TopLevel;
+pub(crate) struct TopLevel;
 
 impl<'de> Visitor<'de> for TopLevel {
     type Value = Vec<(String, &'de RawValue)>;
@@ -177,7 +177,7 @@ impl<'de> Visitor<'de> for TopLevel {
 }
 
 /// `__metadata__`: a string-to-string map, in file order, without duplicate keys.
-struct Metadata(Vec<(String, String)>);
+pub(crate) struct Metadata(pub(crate) Vec<(String, String)>);
 
 impl<'de> Deserialize<'de> for Metadata {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

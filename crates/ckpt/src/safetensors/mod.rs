@@ -9,7 +9,7 @@
 //! Writing ([`Plan`]) lays the file out exactly as HF's `safetensors.torch.save_file` does
 //! (same tensor order, offsets and header padding), then streams the tensors' bytes.
 
-mod header;
+pub(crate) mod header;
 mod read;
 mod write;
 
@@ -19,14 +19,14 @@ pub use write::Plan;
 use crate::model::Dtype;
 
 /// The size of the header-length field at the start of the file.
-const LENGTH_LEN: usize = 8;
+pub(crate) const LENGTH_LEN: usize = 8;
 
 /// The largest header the reference implementation reads or writes (100 MB, decimal).
 pub const MAX_HEADER_LEN: u64 = 100_000_000;
 
 /// The safetensors dtype names, in the order of the reference `Dtype` enum, which is the
 /// order its writer sorts by (descending), so a name's index is its sort rank.
-const DTYPES: [(&str, Dtype); 22] = [
+pub(crate) const DTYPES: [(&str, Dtype); 22] = [
     ("BOOL", Dtype::Bool),
     ("F4", Dtype::Float4E2M1Fn),
     ("F6_E2M3", Dtype::Float6E2M3Fn),
@@ -52,7 +52,7 @@ const DTYPES: [(&str, Dtype); 22] = [
 ];
 
 /// The dtype for a safetensors dtype name (`"BF16"`); names are case-sensitive.
-fn dtype_from_str(name: &str) -> Option<Dtype> {
+pub(crate) fn dtype_from_str(name: &str) -> Option<Dtype> {
     DTYPES.iter().find(|(n, _)| *n == name).map(|&(_, d)| d)
 }
 

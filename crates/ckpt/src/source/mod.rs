@@ -22,7 +22,9 @@ use crate::limits::Limits;
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
-pub(crate) use folder::{DCP_ALLOWED, index_shards};
+pub(crate) use folder::{
+    DCP_ALLOWED, DcpAudit, FolderKind, check_name, folder_kind, index_shards, read_small,
+};
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +179,12 @@ impl Source {
     /// The limits the source was opened with ([`Source::open_with`]).
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// For a `torch.distributed.checkpoint` folder, every problem of its items, and the
+    /// archive of each item to verify on its own; `None` for anything else.
+    pub(crate) fn dcp_audit(&self) -> Option<DcpAudit<'_>> {
+        self.folder.as_ref().and_then(|folder| folder.dcp_audit())
     }
 
     /// Reads the checkpoint (within the limits it was opened with); its tensors borrow from

@@ -16,8 +16,8 @@ use crate::format::Format;
 use crate::limits::Limits;
 use crate::model::{ByteOrder, Checkpoint, Storage};
 
-const MAGIC_NUMBER: &str = "119547037146038801333356";
-const PROTOCOL_VERSION: i64 = 1001;
+pub(crate) const MAGIC_NUMBER: &str = "119547037146038801333356";
+pub(crate) const PROTOCOL_VERSION: i64 = 1001;
 
 /// Where each storage of the stream lies.
 struct LegacyStorages<'data> {

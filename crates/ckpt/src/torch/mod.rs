@@ -7,9 +7,9 @@
 //! checkpoints that `torch.load(weights_only=True)` loads.
 
 pub(crate) mod allowlist;
-mod archive;
+pub(crate) mod archive;
 pub(crate) mod interpret;
-mod legacy;
+pub(crate) mod legacy;
 mod pickles;
 pub(crate) mod tar;
 pub mod write;
@@ -31,7 +31,7 @@ pub use pickles::{PickleSource, pickles};
 pub use tar::{read_tar, read_tar_with};
 
 /// The versions of the zip `version` record torch 2.x reads (`caffe2/serialize/versions.h`).
-const SUPPORTED_ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
+pub(crate) const SUPPORTED_ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
 
 /// A pickle error as a ckpt error, located in `member`.
 pub(crate) fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
@@ -67,7 +67,7 @@ pub(crate) fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
 }
 
 /// Reads one pickle of `bytes` starting at `start` (a byte offset of the file).
-fn parse_pickle<'a>(
+pub(crate) fn parse_pickle<'a>(
     bytes: &'a [u8],
     start: usize,
     member: &str,
@@ -377,7 +377,7 @@ pub fn read_pickle_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Ch
 }
 
 /// The value of a parsed int-like pickle (`Int` or `BigInt`), in decimal.
-fn pickle_int(pickle: &Pickle<'_>) -> Option<String> {
+pub(crate) fn pickle_int(pickle: &Pickle<'_>) -> Option<String> {
     match pickle.get(pickle.root()?) {
         ckpt_pickle::Object::Int(i) => Some(i.to_string()),
         ckpt_pickle::Object::BigInt(bytes) => ckpt_pickle::bigint_to_decimal(bytes, 64),

@@ -49,10 +49,14 @@ fn read_all(bytes: &[u8], name: &str) -> bool {
     }
 }
 
-/// [`read_all`], then the scanner.
+/// [`read_all`], then the scanner, then verify (which must not call a file sound that
+/// does not read).
 fn exercise(bytes: &[u8], name: &str) -> bool {
     let read = read_all(bytes, name);
     let _ = scan_bytes(bytes, name, &ScanOptions::default());
+    if let Ok(report) = ckpt::verify::verify_bytes(bytes) {
+        assert!(read || !report.is_sound(), "{name}: sound but unreadable");
+    }
     read
 }
 
@@ -86,6 +90,27 @@ fn every_truncation_fails_cleanly() {
             );
         }
         assert!(read_all(&bytes, &name), "{name} does not read whole");
+    });
+}
+
+/// verify never calls a prefix of a safetensors or zip file sound (nor the whole file
+/// unsound): every length of the files of up to 64 KiB.
+#[test]
+fn verify_never_calls_a_truncated_file_sound() {
+    files().par_iter().for_each(|path| {
+        let bytes = std::fs::read(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        let strict = name.ends_with(".safetensors") || name.contains("-zip.");
+        if !strict || bytes.len() > 64 << 10 {
+            return;
+        }
+        for len in cuts(bytes.len()) {
+            if let Ok(report) = ckpt::verify::verify_bytes(&bytes[..len]) {
+                assert!(!report.is_sound(), "{name}: a {len}-byte prefix is sound");
+            }
+        }
+        let whole = ckpt::verify::verify_bytes(&bytes).unwrap();
+        assert!(whole.is_sound(), "{name}: {:?}", whole.problems());
     });
 }
 
@@ -203,13 +228,28 @@ fn damaged_folders_fail_cleanly() {
             for len in (0..bytes.len()).step_by(step) {
                 std::fs::write(&target, &bytes[..len]).unwrap();
                 open_folder(&work);
+                // A truncated file of the folder is a problem (or the folder is unreadable).
+                if let Ok(report) = ckpt::verify::verify_path(&work) {
+                    assert!(
+                        !report.is_sound(),
+                        "{}: {name:?} cut at {len}",
+                        folder.display()
+                    );
+                }
             }
             for _ in 0..100 {
                 let mut damaged = bytes.clone();
                 let at = rng.below(damaged.len());
                 damaged[at] ^= 1 << rng.below(8);
                 std::fs::write(&target, &damaged).unwrap();
-                open_folder(&work);
+                let read = open_folder(&work);
+                if let Ok(report) = ckpt::verify::verify_path(&work) {
+                    assert!(
+                        read || !report.is_sound(),
+                        "{}: sound but unreadable",
+                        folder.display()
+                    );
+                }
             }
             std::fs::write(&target, &bytes).unwrap();
         }

@@ -23,3 +23,4 @@ mod safetensors_reference;
 mod safetensors_robustness;
 mod scan;
 mod torch_write;
+mod verify;

@@ -598,6 +598,86 @@ pub(super) fn checkpoint<'a>(
     .with_details(details))
 }
 
+/// What [`audit`] finds: every error item by item, and the `torch.save` archive of every
+/// chunk and bytes item that lies inside its file, by where it is (`__0_0.distcp at byte
+/// 640`), for a caller to verify as a file of its own.
+pub(crate) struct Audit<'a> {
+    pub(crate) errors: Vec<Error>,
+    pub(crate) archives: Vec<(String, &'a [u8])>,
+}
+
+/// Checks every item of the folder as [`checkpoint`] reads it, but goes on after an
+/// error: each chunk's place, archive, dtype and shape, and each tensor's tiling. When no
+/// item is wrong, the state dict is assembled too (`planner_data` paths).
+pub(super) fn audit<'a>(
+    metadata: &Metadata,
+    metadata_path: &Path,
+    files: &[Member<'a>],
+) -> Audit<'a> {
+    let by_name: HashMap<&str, Member<'a>> = files.iter().map(|m| (&**m.name, *m)).collect();
+    let member = |place: &Place| -> Result<Member<'a>> {
+        metadata
+            .files
+            .get(place.file)
+            .and_then(|name| by_name.get(name.as_str()).copied())
+            .ok_or_else(|| Error::malformed("an item's file was not opened"))
+    };
+    let mut audit = Audit {
+        errors: Vec::new(),
+        archives: Vec::new(),
+    };
+    for entry in &metadata.entries {
+        let located = |e: Error| e.with_path(metadata_path).with_tensor(entry.fqn.clone());
+        match &entry.item {
+            Item::Tensor {
+                dtype,
+                size,
+                chunks,
+            } => {
+                let mut tiles = Vec::with_capacity(chunks.len());
+                for chunk in chunks {
+                    let file = match member(&chunk.place) {
+                        Ok(file) => file,
+                        Err(e) => {
+                            audit.errors.push(located(e));
+                            continue;
+                        }
+                    };
+                    if let Ok(bytes) = slice(file, &chunk.place) {
+                        let label = format!("{} at byte {}", file.name, chunk.place.offset);
+                        audit.archives.push((label, bytes));
+                    }
+                    match chunk_view(file, chunk, *dtype) {
+                        Ok(view) => tiles.push(Tile::new(chunk.offsets.clone(), view)),
+                        Err(e) => audit.errors.push(located(e)),
+                    }
+                }
+                if tiles.len() == chunks.len()
+                    && let Err(e) = TensorView::tiled(*dtype, size.clone(), tiles)
+                {
+                    audit.errors.push(located(e.with_member(".metadata")));
+                }
+            }
+            Item::Bytes(place) => match member(place).and_then(|file| slice(file, place)) {
+                Ok(bytes) => {
+                    if let Some(file) = metadata.files.get(place.file) {
+                        audit
+                            .archives
+                            .push((format!("{file} at byte {}", place.offset), bytes));
+                    }
+                }
+                Err(e) => audit.errors.push(located(e)),
+            },
+        }
+    }
+    if audit.errors.is_empty()
+        && let Err(e) = checkpoint(metadata, metadata_path, files, &Limits::default())
+    {
+        audit.errors.push(e);
+    }
+    audit
+}
+
 /// The bytes of an item, checked to lie inside its file.
 fn slice<'a>(file: Member<'a>, place: &Place) -> Result<&'a [u8]> {
     let bytes = file.source.bytes();

@@ -11,6 +11,7 @@ mod dcp;
 mod hf;
 
 pub(crate) use dcp::ALLOWED as DCP_ALLOWED;
+pub(crate) use dcp::Audit as DcpAudit;
 
 /// The shard files a Hugging Face index names (checked as an index).
 pub(crate) fn index_shards(bytes: &[u8]) -> Result<Vec<String>> {
@@ -80,47 +81,7 @@ impl Folder {
         if metadata.is_file() {
             return Folder::open_dcp(&metadata, dir, limits);
         }
-        let mut indexes = Vec::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".index.json") || name.contains(".index.") && name.ends_with(".json")
-            {
-                indexes.push(name);
-            }
-        }
-        indexes.sort();
-        // As transformers: the safetensors index first, then the PyTorch one.
-        let preferred = [
-            "model.safetensors.index.json",
-            "pytorch_model.bin.index.json",
-        ];
-        let chosen = preferred
-            .iter()
-            .find(|p| indexes.iter().any(|i| i == *p))
-            .map(|p| (*p).to_owned());
-        let chosen = match (chosen, indexes.as_slice()) {
-            (Some(name), _) => name,
-            (None, [only]) => only.clone(),
-            (None, []) => {
-                return Err(Error::unsupported(
-                    "this folder holds neither a Hugging Face index (`*.index.json`) nor a \
-                     torch.distributed.checkpoint `.metadata` file",
-                )
-                .with_path(dir)
-                .with_hint("pass a checkpoint file, or the folder of a sharded checkpoint"));
-            }
-            (None, several) => {
-                return Err(Error::invalid(format!(
-                    "this folder holds several indexes ({}); which checkpoint is meant?",
-                    several.join(", ")
-                ))
-                .with_path(dir)
-                .with_hint("pass the index file itself"));
-            }
-        };
-        Folder::open_hf(&dir.join(chosen), dir, limits)
+        Folder::open_hf(&find_index(dir)?, dir, limits)
     }
 
     fn open_hf(index_path: &Path, dir: &Path, limits: &Limits) -> Result<Folder> {
@@ -205,11 +166,101 @@ impl Folder {
         }
     }
 
+    /// For a DCP folder, every problem item by item (see [`dcp::audit`]).
+    pub(super) fn dcp_audit(&self) -> Option<dcp::Audit<'_>> {
+        let Kind::Dcp(metadata) = &self.kind else {
+            return None;
+        };
+        let members: Vec<Member<'_>> = self
+            .names
+            .iter()
+            .zip(&self.sources)
+            .map(|(name, source)| Member { name, source })
+            .collect();
+        Some(dcp::audit(metadata, &self.main, &members))
+    }
+
     /// Every data file with its map, for kernel copies of their bytes.
     pub(super) fn mapped_input(&self) -> Option<crate::output::MappedInput<'_>> {
         let first = self.sources.iter().find_map(Source::mapped_input)?;
         Some(first.with_more(&self.sources))
     }
+}
+
+/// What a folder holds, as a multi-file checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FolderKind {
+    /// A Hugging Face sharded checkpoint: the path of its index.
+    Hf(PathBuf),
+    /// A `torch.distributed.checkpoint` folder: the path of its `.metadata`.
+    Dcp(PathBuf),
+}
+
+/// Which multi-file checkpoint `path` is (a folder, an index JSON, a DCP `.metadata`), as
+/// [`Source::open`] would read it; `Ok(None)` for an ordinary file.
+pub(crate) fn folder_kind(path: &Path) -> Result<Option<FolderKind>> {
+    let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
+    if metadata.is_dir() {
+        let dcp = path.join(DCP_METADATA);
+        if dcp.is_file() {
+            return Ok(Some(FolderKind::Dcp(dcp)));
+        }
+        return find_index(path).map(|index| Some(FolderKind::Hf(index)));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    Ok(match name.as_deref() {
+        Some(DCP_METADATA) => Some(FolderKind::Dcp(path.to_path_buf())),
+        Some(n)
+            if n.ends_with(".json") && hf::looks_like_index(path, Limits::default().index_len) =>
+        {
+            Some(FolderKind::Hf(path.to_path_buf()))
+        }
+        _ => None,
+    })
+}
+
+/// The index of the sharded checkpoint in `dir`: transformers' preferred names first.
+fn find_index(dir: &Path) -> Result<PathBuf> {
+    let mut indexes = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".index.json") || name.contains(".index.") && name.ends_with(".json") {
+            indexes.push(name);
+        }
+    }
+    indexes.sort();
+    // As transformers: the safetensors index first, then the PyTorch one.
+    let preferred = [
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+    ];
+    let chosen = preferred
+        .iter()
+        .find(|p| indexes.iter().any(|i| i == *p))
+        .map(|p| (*p).to_owned());
+    let chosen = match (chosen, indexes.as_slice()) {
+        (Some(name), _) => name,
+        (None, [only]) => only.clone(),
+        (None, []) => {
+            return Err(Error::unsupported(
+                "this folder holds neither a Hugging Face index (`*.index.json`) nor a \
+                     torch.distributed.checkpoint `.metadata` file",
+            )
+            .with_path(dir)
+            .with_hint("pass a checkpoint file, or the folder of a sharded checkpoint"));
+        }
+        (None, several) => {
+            return Err(Error::invalid(format!(
+                "this folder holds several indexes ({}); which checkpoint is meant?",
+                several.join(", ")
+            ))
+            .with_path(dir)
+            .with_hint("pass the index file itself"));
+        }
+    };
+    Ok(dir.join(chosen))
 }
 
 /// The folder a file is in (`.` for a bare name).
@@ -221,7 +272,7 @@ fn parent(path: &Path) -> &Path {
 }
 
 /// Reads a small file whole, refusing large ones before reading.
-fn read_small(path: &Path, max_len: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_small(path: &Path, max_len: u64) -> Result<Vec<u8>> {
     let len = std::fs::metadata(path)
         .map_err(|e| Error::io("cannot open", path, e))?
         .len();
@@ -238,7 +289,7 @@ fn read_small(path: &Path, max_len: u64) -> Result<Vec<u8>> {
 
 /// Checks that `name`, read from `main`, is a plain file name: not empty, not `.` or `..`,
 /// without a separator or NUL.
-fn check_name(name: &str, main: &Path) -> Result<()> {
+pub(crate) fn check_name(name: &str, main: &Path) -> Result<()> {
     let bad = name.is_empty()
         || name == "."
         || name == ".."

@@ -1,0 +1,123 @@
+//! `ckpt verify`: the text report, the JSON shape, exit codes, and manifests written by
+//! one format and checked against another (through `ckpt convert`).
+
+use serde_json::Value;
+
+use crate::{ckpt, fixtures, transcript};
+
+#[test]
+fn text_report_lists_every_problem() {
+    let run = ckpt(
+        &fixtures(),
+        &[
+            "verify",
+            "ok/tiny-mlp.safetensors",
+            "ok/torch/checkpoint-2.15-legacy.pt",
+            "bad/offsets_reversed.safetensors",
+            "bad/torch/stride_past_end.pt",
+            "bad/torch/deflate_data_record.pt",
+            "bad/shards/wrong_shard",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", transcript(&run));
+    insta::assert_snapshot!(transcript(&run));
+}
+
+#[test]
+fn json_shape() {
+    let run = ckpt(
+        &fixtures(),
+        &[
+            "verify",
+            "--json",
+            "ok/shards/safetensors",
+            "bad/truncated_data.safetensors",
+            "bad/too_short.safetensors",
+        ],
+    );
+    // A file that cannot be read at all wins over problems.
+    assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    insta::assert_snapshot!(serde_json::to_string_pretty(&report).unwrap());
+}
+
+#[test]
+fn exit_codes() {
+    let code = |args: &[&str]| ckpt(&fixtures(), args).status.code();
+    assert_eq!(
+        code(&["verify", "ok/dcp/sharded-2.15", "ok/torch/tar-0.3.pt"]),
+        Some(0)
+    );
+    assert_eq!(code(&["verify", "bad/dcp/chunk_gap"]), Some(1));
+    assert_eq!(code(&["verify", "no-such-file.pt"]), Some(2));
+    // --hash takes one file; a manifest that is not one is an error.
+    assert_eq!(
+        code(&["verify", "--hash", "/nonexistent/m.json", "a", "b"]),
+        Some(2)
+    );
+    assert_eq!(
+        code(&[
+            "verify",
+            "--manifest",
+            "ok/tiny-mlp.safetensors",
+            "ok/tiny-mlp.safetensors"
+        ]),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_manifest_survives_conversion_and_catches_one_changed_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("ok/torch/state_dict-2.15-zip-p2.pt");
+    let input = input.to_str().unwrap();
+    let run = ckpt(dir.path(), &["verify", "--hash", "m.json", input]);
+    assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("m.json")).unwrap()).unwrap();
+    assert_eq!(manifest["ckpt_manifest"], 1);
+    assert_eq!(manifest["tensors"][0]["name"], "0.weight");
+    // The manifest is not replaced without --force.
+    let again = ckpt(dir.path(), &["verify", "--hash", "m.json", input]);
+    assert_eq!(again.status.code(), Some(2), "{}", transcript(&again));
+    let forced = ckpt(
+        dir.path(),
+        &["verify", "--force", "--hash", "m.json", input],
+    );
+    assert_eq!(forced.status.code(), Some(0), "{}", transcript(&forced));
+
+    let run = ckpt(dir.path(), &["convert", input, "out.safetensors"]);
+    assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
+    let run = ckpt(
+        dir.path(),
+        &["verify", "--manifest", "m.json", "out.safetensors"],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
+
+    // One element of `0.weight` changed (its bytes found through `inspect --json`).
+    let inspect = ckpt(dir.path(), &["inspect", "--json", "out.safetensors"]);
+    let inspect: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let row = inspect["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "0.weight")
+        .unwrap();
+    let start = usize::try_from(row["offsets"][0].as_u64().unwrap()).unwrap();
+    let path = dir.path().join("out.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[start + 5] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let run = ckpt(
+        dir.path(),
+        &["verify", "--manifest", "m.json", "out.safetensors"],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", transcript(&run));
+    insta::assert_snapshot!(transcript(&run));
+
+    // `ckpt inspect --json --hash` output is a manifest too.
+    let hashed = ckpt(dir.path(), &["inspect", "--json", "--hash", input]);
+    std::fs::write(dir.path().join("inspect.json"), &hashed.stdout).unwrap();
+    let run = ckpt(dir.path(), &["verify", "--manifest", "inspect.json", input]);
+    assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
+}

@@ -1,0 +1,1002 @@
+//! PyTorch's rules: the zip container and its records, the legacy stream, and tar archives
+//! and plain pickles through their readers.
+//!
+//! The zip checks walk the central directory with the same zip reader as
+//! `torch::archive`, then read every local header, data descriptor and member from the raw
+//! bytes; the record checks go through `torch::archive::Archive` once the container is
+//! sound enough for it to open. The pickle is parsed by the safe VM, never run; storage
+//! references are read with the interpreter's own `storage_id`. Only when nothing is wrong
+//! is the file read whole, so that what the reader still refuses is reported too.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+
+use ckpt_pickle::{Limits, Object, ObjectId, Pickle};
+use zip::CompressionMethod;
+
+use super::{
+    LEGACY_HEADER, LEGACY_PICKLE, LEGACY_STORAGE_MISSING, LEGACY_STORAGE_SIZE,
+    LEGACY_STORAGE_UNUSED, LEGACY_TRAILING, Problem, Rule, Severity, TORCH_BYTEORDER, TORCH_PICKLE,
+    TORCH_READ, TORCH_STORAGE_MISSING, TORCH_STORAGE_REF, TORCH_STORAGE_SIZE, TORCH_STORAGE_UNUSED,
+    TORCH_VERSION, TORCH_VIEW_BOUNDS, ZIP_BOUNDS, ZIP_COMPRESSION, ZIP_CRC, ZIP_DESCRIPTOR,
+    ZIP_DIRECTORY, ZIP_DUPLICATE, ZIP_LAYOUT, ZIP_LOCAL_HEADER, ZIP_OVERLAP,
+};
+use crate::error::{ErrorKind, Result};
+use crate::model::{Checkpoint, Dtype};
+use crate::torch::archive::Archive;
+use crate::torch::interpret::{self, StorageId, StorageKind};
+use crate::torch::legacy::{MAGIC_NUMBER, PROTOCOL_VERSION};
+use crate::torch::{
+    SUPPORTED_ZIP_VERSIONS, open_zip, parse_pickle, pickle_error, pickle_int, plain_only,
+};
+
+const LOCAL_HEADER: &[u8; 4] = b"PK\x03\x04";
+const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
+/// Bytes inflated at a time when checking the CRC of a deflated member.
+const INFLATE_CHUNK: usize = 64 << 10;
+/// The largest deflated member whose CRC is checked: deflate expands up to about 1032
+/// times, so without a bound a small crafted file could keep verify busy for minutes.
+const MAX_CRC_INFLATE: u64 = 1 << 30;
+
+/// A member as the central directory lists it.
+struct Member {
+    name: String,
+    header_start: u64,
+    data_start: Option<u64>,
+    compressed_size: u64,
+    size: u64,
+    method: CompressionMethod,
+    crc32: u32,
+}
+
+fn le16(bytes: &[u8], at: usize) -> Option<u16> {
+    bytes
+        .get(at..at.checked_add(2)?)
+        .and_then(|b| b.try_into().ok())
+        .map(u16::from_le_bytes)
+}
+
+fn le32(bytes: &[u8], at: usize) -> Option<u32> {
+    bytes
+        .get(at..at.checked_add(4)?)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+}
+
+fn le64(bytes: &[u8], at: usize) -> Option<u64> {
+    bytes
+        .get(at..at.checked_add(8)?)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+}
+
+fn has_errors(out: &[Problem]) -> bool {
+    out.iter().any(|p| p.severity() == Severity::Error)
+}
+
+/// Checks a torch zip (or TorchScript) archive.
+pub(super) fn check_zip(bytes: &[u8], out: &mut Vec<Problem>) {
+    let start = out.len();
+    if !check_container(bytes, out) {
+        return;
+    }
+    let archive = match Archive::open(bytes, crate::Limits::default().inflated_len) {
+        Ok(archive) => archive,
+        Err(e) => {
+            // What the container checks found is what keeps the archive closed.
+            if !has_errors(out.get(start..).unwrap_or_default()) {
+                out.push(Problem::from_error(&ZIP_DIRECTORY, &e));
+            }
+            return;
+        }
+    };
+    check_records(&archive, out);
+    if out.len() == start {
+        check_read(bytes, &TORCH_READ, crate::torch::read_zip, out);
+    }
+}
+
+/// The container: every member against its local header, data descriptor and CRC, and
+/// the members against each other. Returns whether the central directory could be read.
+fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
+    let mut zip = match open_zip(bytes) {
+        Ok(zip) => zip,
+        Err(e) => {
+            out.push(
+                Problem::new(
+                    &ZIP_DIRECTORY,
+                    format!("the zip archive cannot be read: {e}"),
+                )
+                .hint("the file is probably truncated or damaged; fetch it again"),
+            );
+            return false;
+        }
+    };
+    if zip.has_duplicate_names() {
+        out.push(Problem::new(
+            &ZIP_DUPLICATE,
+            "two members share a name; readers disagree on which one counts",
+        ));
+    }
+    let mut members = Vec::with_capacity(zip.len());
+    for index in 0..zip.len() {
+        match zip.by_index_raw(index) {
+            Ok(file) => members.push(Member {
+                name: String::from_utf8_lossy(file.name_raw()).into_owned(),
+                header_start: file.header_start(),
+                data_start: file.data_start(),
+                compressed_size: file.compressed_size(),
+                size: file.size(),
+                method: file.compression(),
+                crc32: file.crc32(),
+            }),
+            Err(e) => out.push(Problem::new(
+                &ZIP_DIRECTORY,
+                format!("zip entry {index} cannot be read: {e}"),
+            )),
+        }
+    }
+    drop(zip);
+    let mut folder: Option<&str> = None;
+    let mut ranges = Vec::with_capacity(members.len());
+    for member in &members {
+        let at = |rule: &'static Rule, message: String| {
+            Problem::new(rule, message)
+                .member(member.name.clone())
+                .offset(member.header_start)
+        };
+        match member.name.split_once('/') {
+            None => out.push(at(
+                &ZIP_LAYOUT,
+                "the member is not inside a folder; torch.load refuses archives whose records \
+                 are not all under one folder"
+                    .to_owned(),
+            )),
+            Some((first, _)) => match folder {
+                None => folder = Some(first),
+                Some(f) if f == first => {}
+                Some(f) => out.push(at(
+                    &ZIP_LAYOUT,
+                    format!(
+                        "the member is outside the archive's folder `{f}/`; torch.load refuses it"
+                    ),
+                )),
+            },
+        }
+        check_local_header(bytes, member, out);
+        let Some(data_start) = member.data_start else {
+            continue;
+        };
+        let end = data_start.checked_add(member.compressed_size);
+        if end.is_none_or(|end| end > bytes.len() as u64) {
+            out.push(
+                at(
+                    &ZIP_BOUNDS,
+                    format!(
+                        "the member claims {} bytes at byte {data_start}, past the end of the \
+                         file ({} bytes)",
+                        member.compressed_size,
+                        bytes.len()
+                    ),
+                )
+                .hint("the file is truncated; fetch it again"),
+            );
+            continue;
+        }
+        // From the local header to the end of the data: a member whose data covers
+        // another's local header overlaps it too.
+        ranges.push((
+            member.header_start.min(data_start),
+            data_start + member.compressed_size,
+            &member.name,
+        ));
+        let inner = member.name.split_once('/').map_or("", |(_, r)| r);
+        match member.method {
+            CompressionMethod::Stored => {
+                if member.compressed_size != member.size {
+                    out.push(at(
+                        &ZIP_LOCAL_HEADER,
+                        format!(
+                            "the member is stored uncompressed but the central directory \
+                             declares {} bytes stored and {} in all",
+                            member.compressed_size, member.size
+                        ),
+                    ));
+                    continue;
+                }
+            }
+            CompressionMethod::Deflated => {
+                if inner.starts_with("data/") {
+                    out.push(
+                        at(
+                            &ZIP_COMPRESSION,
+                            "a tensor record is deflated: torch.load reads it, but \
+                             torch.load(mmap=True) returns garbage for it"
+                                .to_owned(),
+                        )
+                        .warning()
+                        .hint("rewrite the archive without compression (zip -0), or save it again"),
+                    );
+                }
+            }
+            other => {
+                out.push(at(
+                    &ZIP_COMPRESSION,
+                    format!("the member uses compression {other:?}; torch reads only stored and deflated members"),
+                ));
+                continue;
+            }
+        }
+        check_crc(bytes, member, data_start, out);
+        check_descriptor(bytes, member, data_start, out);
+    }
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        if let [(_, end, first), (start, _, second)] = pair
+            && start < end
+        {
+            out.push(
+                Problem::new(
+                    &ZIP_OVERLAP,
+                    format!(
+                        "members `{first}` and `{second}` share bytes (one's data covers the \
+                         other's header or data); torch never writes such archives"
+                    ),
+                )
+                .member((*second).clone())
+                .offset(*start),
+            );
+        }
+    }
+    true
+}
+
+/// The local header must exist where the central directory points and agree with it.
+fn check_local_header(bytes: &[u8], member: &Member, out: &mut Vec<Problem>) {
+    let mut complain = |message: String| {
+        out.push(
+            Problem::new(&ZIP_LOCAL_HEADER, message)
+                .member(member.name.clone())
+                .offset(member.header_start),
+        );
+    };
+    let Some(at) = usize::try_from(member.header_start)
+        .ok()
+        .filter(|&at| at < bytes.len())
+    else {
+        complain("the central directory points past the end of the file".to_owned());
+        return;
+    };
+    if bytes.get(at..at.saturating_add(4)) != Some(LOCAL_HEADER) {
+        complain("the central directory points at no local header".to_owned());
+        return;
+    }
+    let fields = (
+        le16(bytes, at + 6),
+        le16(bytes, at + 8),
+        le32(bytes, at + 14),
+        le32(bytes, at + 18),
+        le32(bytes, at + 22),
+        le16(bytes, at + 26),
+    );
+    let (Some(flags), Some(method), Some(crc), Some(csize), Some(size), Some(name_len)) = fields
+    else {
+        complain("the local header is cut short by the end of the file".to_owned());
+        return;
+    };
+    let name = bytes
+        .get(at + 30..at + 30 + usize::from(name_len))
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    if name != member.name {
+        complain(format!(
+            "the local header names `{name}` but the central directory `{}`: streaming readers \
+             and directory readers see different members",
+            member.name
+        ));
+    }
+    let central_method = match member.method {
+        CompressionMethod::Stored => Some(0),
+        CompressionMethod::Deflated => Some(8),
+        _ => None,
+    };
+    if central_method.is_some_and(|m| m != method) {
+        complain(format!(
+            "the local header says compression method {method}, the central directory {}",
+            central_method.unwrap_or_default()
+        ));
+    }
+    // With bit 3, the local CRC and sizes are zero and a data descriptor holds them.
+    if flags & 0x8 == 0 {
+        let differs = (csize != u32::MAX && u64::from(csize) != member.compressed_size)
+            || (size != u32::MAX && u64::from(size) != member.size);
+        if differs {
+            complain(format!(
+                "the local header declares {csize} bytes ({size} uncompressed), the central \
+                 directory {} ({}): readers disagree on where the member ends",
+                member.compressed_size, member.size
+            ));
+        }
+        if crc != member.crc32 {
+            complain(format!(
+                "the local header's CRC-32 is {crc:08x}, the central directory's {:08x}",
+                member.crc32
+            ));
+        }
+    }
+}
+
+/// The data descriptor after a member whose local header defers to one (torch writes one
+/// after every non-empty record): its CRC and sizes must be the central directory's.
+fn check_descriptor(bytes: &[u8], member: &Member, data_start: u64, out: &mut Vec<Problem>) {
+    let Some(at) = usize::try_from(member.header_start)
+        .ok()
+        .filter(|&at| at < bytes.len())
+    else {
+        return;
+    };
+    let Some(flags) = le16(bytes, at + 6) else {
+        return;
+    };
+    if flags & 0x8 == 0 || member.compressed_size == 0 {
+        return;
+    }
+    let Some(mut pos) = data_start
+        .checked_add(member.compressed_size)
+        .and_then(|end| usize::try_from(end).ok())
+    else {
+        return;
+    };
+    if bytes.get(pos..pos.saturating_add(4)) == Some(DESCRIPTOR) {
+        pos += 4;
+    }
+    let crc = le32(bytes, pos);
+    let short = (le32(bytes, pos + 4), le32(bytes, pos + 8));
+    let long = (le64(bytes, pos + 4), le64(bytes, pos + 12));
+    let sizes = (Some(member.compressed_size), Some(member.size));
+    let sizes_agree = (short.0.map(u64::from), short.1.map(u64::from)) == sizes || long == sizes;
+    if crc != Some(member.crc32) || !sizes_agree {
+        out.push(
+            Problem::new(
+                &ZIP_DESCRIPTOR,
+                format!(
+                    "the data descriptor after the member does not repeat the central \
+                     directory's CRC-32 {:08x} and sizes {}/{}",
+                    member.crc32, member.compressed_size, member.size
+                ),
+            )
+            .member(member.name.clone())
+            .offset(pos as u64),
+        );
+    }
+}
+
+/// The CRC-32 of the member's (inflated) bytes must be the central directory's. An
+/// archive saved with `torch.serialization.set_crc32_options(False)` records 0 for every
+/// member: such CRCs are not checked.
+fn check_crc(bytes: &[u8], member: &Member, data_start: u64, out: &mut Vec<Problem>) {
+    if member.crc32 == 0 && member.size > 0 {
+        return;
+    }
+    let Some(data) = usize::try_from(data_start)
+        .ok()
+        .zip(usize::try_from(data_start.saturating_add(member.compressed_size)).ok())
+        .and_then(|(start, end)| bytes.get(start..end))
+    else {
+        return;
+    };
+    if member.method != CompressionMethod::Stored && member.size > MAX_CRC_INFLATE {
+        out.push(
+            Problem::new(
+                &ZIP_COMPRESSION,
+                format!(
+                    "the member would inflate to {} bytes; its CRC-32 is not checked (ckpt \
+                     inflates at most {MAX_CRC_INFLATE} bytes of a member)",
+                    member.size
+                ),
+            )
+            .warning()
+            .member(member.name.clone())
+            .offset(data_start),
+        );
+        return;
+    }
+    let actual = match member.method {
+        CompressionMethod::Stored => Ok(crc32fast::hash(data)),
+        _ => inflated_crc(data, member.size),
+    };
+    let problem = match actual {
+        Ok(crc) if crc == member.crc32 => return,
+        Ok(crc) => Problem::new(
+            &ZIP_CRC,
+            format!(
+                "the member's bytes have CRC-32 {crc:08x}, not the {:08x} the archive records: \
+                 they changed after the file was written (torch.load does not check and would \
+                 load them)",
+                member.crc32
+            ),
+        )
+        .hint("the file is corrupted; fetch it again"),
+        Err(e) => Problem::new(
+            &ZIP_CRC,
+            format!("the member cannot be inflated to check its CRC-32: {e}"),
+        ),
+    };
+    out.push(problem.member(member.name.clone()).offset(data_start));
+}
+
+/// The CRC-32 of deflated `data`, which must inflate to exactly `size` bytes; read in
+/// chunks, never more than `size + 1` bytes.
+fn inflated_crc(data: &[u8], size: u64) -> std::io::Result<u32> {
+    let mut reader = flate2::read::DeflateDecoder::new(data).take(size.saturating_add(1));
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; INFLATE_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buffer.get(..n).unwrap_or_default());
+        total += n as u64;
+    }
+    if total != size {
+        return Err(std::io::Error::other(format!(
+            "it inflates to {total} bytes, not the {size} its entry declares"
+        )));
+    }
+    Ok(hasher.finalize())
+}
+
+/// torch's records: `version`, `byteorder`, `data.pkl`, and every storage the pickle names.
+fn check_records(archive: &Archive<'_>, out: &mut Vec<Problem>) {
+    let prefix = archive.prefix().to_owned();
+    let member = |name: &str| format!("{prefix}/{name}");
+    let text = |name: &str| archive.text(name).ok().flatten();
+    match text(".data/version").or_else(|| text("version")) {
+        None => out.push(
+            Problem::new(
+                &TORCH_VERSION,
+                "the archive has no `version` record; torch.load refuses it",
+            )
+            .member(member("version")),
+        ),
+        Some(version) => match version.parse::<u64>() {
+            Ok(n) if SUPPORTED_ZIP_VERSIONS.contains(&n) => {}
+            Ok(n) => out.push(
+                Problem::new(
+                    &TORCH_VERSION,
+                    format!("the format version is {n}; torch reads versions 1 to 10"),
+                )
+                .member(member("version")),
+            ),
+            Err(_) => out.push(
+                Problem::new(
+                    &TORCH_VERSION,
+                    format!(
+                        "the `version` record is `{}`, not a number",
+                        version.escape_debug()
+                    ),
+                )
+                .member(member("version")),
+            ),
+        },
+    }
+    if let Ok(Some(order)) = archive.raw_text("byteorder")
+        && order != "little"
+        && order != "big"
+    {
+        out.push(
+            Problem::new(
+                &TORCH_BYTEORDER,
+                format!(
+                    "the `byteorder` record is `{}`, not `little` or `big` (torch.load fails)",
+                    order.escape_debug()
+                ),
+            )
+            .member(member("byteorder")),
+        );
+    }
+    let pickle_member = member("data.pkl");
+    let Some(record) = archive.get("data.pkl") else {
+        out.push(
+            Problem::new(&TORCH_PICKLE, "the archive has no `data.pkl` record")
+                .member(pickle_member),
+        );
+        return;
+    };
+    let data = match archive.read(record) {
+        Ok(data) => data,
+        Err(e) => {
+            out.push(Problem::from_error(&TORCH_PICKLE, &e).member(pickle_member));
+            return;
+        }
+    };
+    let base = if record.compressed { 0 } else { record.start };
+    let pickle = match ckpt_pickle::parse(&data, base, &Limits::default()) {
+        Ok(pickle) => pickle,
+        Err(e) => {
+            out.push(Problem::from_error(
+                &TORCH_PICKLE,
+                &pickle_error(&e, &pickle_member),
+            ));
+            return;
+        }
+    };
+    let extra = data.len().saturating_sub(pickle.byte_len());
+    if extra > 0 {
+        out.push(
+            Problem::new(
+                &TORCH_PICKLE,
+                format!(
+                    "{extra} bytes follow the pickle's STOP; torch ignores them, and they can \
+                     hide a second payload from tools that read only the first"
+                ),
+            )
+            .warning()
+            .member(pickle_member.clone())
+            .offset(base + pickle.byte_len() as u64),
+        );
+    }
+    let declared = storage_refs(&pickle, &pickle_member, &TORCH_STORAGE_REF, true, out);
+    let mut sizes = HashMap::new();
+    for (key, (id, at)) in &declared {
+        let name = format!("data/{key}");
+        let problem = |rule: &'static Rule, message: String| {
+            Problem::new(rule, message)
+                .member(pickle_member.clone())
+                .offset(*at)
+        };
+        let Some(record) = archive.get(&name) else {
+            out.push(problem(
+                &TORCH_STORAGE_MISSING,
+                format!(
+                    "the pickle refers to storage `{key}` but the archive has no record `{}`",
+                    member(&name)
+                ),
+            ));
+            continue;
+        };
+        let expected = id.numel.checked_mul(id.kind.unit_size());
+        sizes.insert(key.clone(), expected);
+        if expected != Some(record.len) {
+            out.push(
+                Problem::new(
+                    &TORCH_STORAGE_SIZE,
+                    format!(
+                        "the record holds {} bytes but the pickle declares {} elements of {} \
+                         bytes (torch.load fails: record size does not match expected size)",
+                        record.len,
+                        id.numel,
+                        id.kind.unit_size()
+                    ),
+                )
+                .member(record.name.clone())
+                .offset(record.start),
+            );
+        }
+    }
+    let referenced: HashSet<String> = declared.keys().map(|k| format!("data/{k}")).collect();
+    for name in archive.record_names() {
+        if name.starts_with("data/")
+            && !referenced.contains(name)
+            && let Some(record) = archive.get(name)
+        {
+            out.push(
+                Problem::new(
+                    &TORCH_STORAGE_UNUSED,
+                    format!(
+                        "the pickle never refers to this record ({} bytes nobody loads)",
+                        record.len
+                    ),
+                )
+                .member(record.name.clone())
+                .offset(record.start),
+            );
+        }
+    }
+    check_views(&pickle, &pickle_member, &sizes, out);
+}
+
+/// Every storage reference of `pickle`, by key (the first reference of a key decides, as
+/// in torch), with where it is; malformed references are reported under `rule`, and so are
+/// persistent ids of other kinds when `storages_only` (a zip has no others).
+fn storage_refs(
+    pickle: &Pickle<'_>,
+    member: &str,
+    rule: &'static Rule,
+    storages_only: bool,
+    out: &mut Vec<Problem>,
+) -> BTreeMap<String, (StorageId, u64)> {
+    let mut refs = BTreeMap::new();
+    for (id, object) in pickle.objects() {
+        let Object::PersistentId(pid) = object else {
+            continue;
+        };
+        match interpret::storage_id(pickle, *pid) {
+            Ok(Some(storage)) => {
+                refs.entry(storage.key.clone())
+                    .or_insert((storage, pickle.offset(id)));
+            }
+            Ok(None) if storages_only => out.push(
+                Problem::new(
+                    rule,
+                    "the persistent id is not a storage reference (torch.load fails on it)",
+                )
+                .member(member.to_owned())
+                .offset(pickle.offset(id)),
+            ),
+            Ok(None) => {}
+            Err(e) => out.push(Problem::from_error(rule, &e).member(member.to_owned())),
+        }
+    }
+    refs
+}
+
+/// The rebuild functions whose arguments start `(storage, offset, size, stride)`.
+const REBUILDS: [&str; 4] = [
+    "_rebuild_tensor",
+    "_rebuild_tensor_v2",
+    "_rebuild_tensor_v3",
+    "_rebuild_qtensor",
+];
+
+/// Every tensor view must stay inside its storage: `offset + Σ (size-1)·stride` elements,
+/// plus one, fit in the bytes the storage's reference declares (`sizes`, by key).
+fn check_views(
+    pickle: &Pickle<'_>,
+    member: &str,
+    sizes: &HashMap<String, Option<u64>>,
+    out: &mut Vec<Problem>,
+) {
+    let names = value_names(pickle);
+    for (id, object) in pickle.objects() {
+        let Object::Call { callable, args } = object else {
+            continue;
+        };
+        let Some((module, function)) = interpret::global_of(pickle, *callable) else {
+            continue;
+        };
+        if module != "torch._utils" || !REBUILDS.contains(&function.as_str()) {
+            continue;
+        }
+        let Some(&[storage, offset, size, stride, ref rest @ ..]) = pickle.as_seq(*args) else {
+            continue;
+        };
+        let Object::PersistentId(pid) = pickle.get(storage) else {
+            continue;
+        };
+        let Ok(Some(storage)) = interpret::storage_id(pickle, *pid) else {
+            continue;
+        };
+        if storage.view.is_some() {
+            continue;
+        }
+        let Some(Some(storage_bytes)) = sizes.get(&storage.key) else {
+            continue;
+        };
+        // `_rebuild_tensor_v3` names the dtype (its storage is untyped, counted in bytes).
+        let element = match (function.as_str(), rest.get(2), storage.kind) {
+            ("_rebuild_tensor_v3", Some(&dtype), _) => interpret::global_of(pickle, dtype)
+                .and_then(|(_, name)| Dtype::from_name(&name))
+                .and_then(Dtype::byte_size),
+            (_, _, StorageKind::Typed(dtype)) => dtype.byte_size(),
+            (_, _, StorageKind::Untyped) => Some(1),
+        };
+        let ints = |id: ObjectId| -> Option<Vec<i64>> {
+            pickle
+                .as_seq(id)?
+                .iter()
+                .map(|&i| pickle.as_int(i))
+                .collect()
+        };
+        let (Some(element), Some(offset), Some(size), Some(stride)) =
+            (element, pickle.as_int(offset), ints(size), ints(stride))
+        else {
+            continue;
+        };
+        let needed = view_extent(offset, &size, &stride)
+            .and_then(|elements| elements.checked_mul(element as u128));
+        let fits = needed.is_some_and(|n| n <= u128::from(*storage_bytes));
+        if !fits || size.len() != stride.len() {
+            let needs =
+                needed.map_or_else(|| "an impossible number of".to_owned(), |n| n.to_string());
+            let mut problem = Problem::new(
+                &TORCH_VIEW_BOUNDS,
+                format!(
+                    "the tensor (storage offset {offset}, size {size:?}, stride {stride:?}) \
+                     needs {needs} bytes of storage `{}`, which holds {storage_bytes} \
+                     (torch.load fails)",
+                    storage.key
+                ),
+            )
+            .member(member.to_owned())
+            .offset(pickle.offset(id));
+            if let Some(name) = names.get(&id) {
+                problem = problem.tensor(name.clone());
+            }
+            out.push(problem);
+        }
+    }
+}
+
+/// How many elements of its storage a view reaches (`0` for an empty view), or `None`
+/// when its numbers are negative or inconsistent.
+fn view_extent(offset: i64, size: &[i64], stride: &[i64]) -> Option<u128> {
+    if size.len() != stride.len() {
+        return None;
+    }
+    let offset = u128::try_from(offset).ok()?;
+    let mut last = offset;
+    for (&n, &s) in size.iter().zip(stride) {
+        let n = u128::try_from(n).ok()?;
+        let s = u128::try_from(s).ok()?;
+        if n == 0 {
+            return Some(0);
+        }
+        last = last.checked_add((n - 1).checked_mul(s)?)?;
+    }
+    last.checked_add(1)
+}
+
+/// The dict key under which each object of the pickle is stored (the key of a state
+/// dict), also for the tensor inside a `_rebuild_parameter` call.
+fn value_names(pickle: &Pickle<'_>) -> HashMap<ObjectId, String> {
+    let mut names = HashMap::new();
+    for (_, object) in pickle.objects() {
+        if let Object::Dict(entries) = object {
+            for &(key, value) in entries {
+                if let Some(key) = interpret::text(pickle, key) {
+                    names.entry(value).or_insert(key);
+                }
+            }
+        }
+    }
+    for (id, object) in pickle.objects() {
+        if let Object::Call { callable, args } = object
+            && interpret::global_of(pickle, *callable)
+                .is_some_and(|(_, name)| name.starts_with("_rebuild_parameter"))
+            && let Some(&inner) = pickle.as_seq(*args).and_then(<[ObjectId]>::first)
+            && let Some(name) = names.get(&id).cloned()
+        {
+            names.entry(inner).or_insert(name);
+        }
+    }
+    names
+}
+
+/// Reads the file with `read`; what it still refuses is a problem under `rule` (a warning
+/// when the refusal is about code or an unsupported feature, not about structure).
+pub(super) fn check_read(
+    bytes: &[u8],
+    rule: &'static Rule,
+    read: fn(&[u8]) -> Result<Checkpoint<'_>>,
+    out: &mut Vec<Problem>,
+) {
+    if let Err(e) = read(bytes) {
+        let problem = Problem::from_error(rule, &e);
+        out.push(match e.kind() {
+            ErrorKind::Refused | ErrorKind::Unsupported => problem.warning(),
+            _ => problem,
+        });
+    }
+}
+
+/// Checks a legacy `torch.save` stream: the leading pickles, every storage present with
+/// the size the pickle declares, nothing after the last one.
+pub(super) fn check_legacy(bytes: &[u8], out: &mut Vec<Problem>) {
+    let start = out.len();
+    let mut pos = 0usize;
+    let header = |pos: usize, what: &str, out: &mut Vec<Problem>| -> Option<Pickle<'_>> {
+        match parse_pickle(bytes, pos, what, &crate::Limits::default()) {
+            Ok(pickle) => match plain_only(&pickle, what) {
+                Ok(()) => Some(pickle),
+                Err(e) => {
+                    out.push(Problem::from_error(&LEGACY_HEADER, &e));
+                    None
+                }
+            },
+            Err(e) => {
+                out.push(Problem::from_error(&LEGACY_HEADER, &e));
+                None
+            }
+        }
+    };
+    let Some(magic) = header(pos, "magic number", out) else {
+        return;
+    };
+    if pickle_int(&magic).as_deref() != Some(MAGIC_NUMBER) {
+        out.push(
+            Problem::new(
+                &LEGACY_HEADER,
+                "the file does not start with torch's magic number",
+            )
+            .offset(0),
+        );
+        return;
+    }
+    pos += magic.byte_len();
+    let Some(protocol) = header(pos, "protocol version", out) else {
+        return;
+    };
+    let version = protocol.root().and_then(|r| protocol.as_int(r));
+    if version != Some(PROTOCOL_VERSION) {
+        out.push(
+            Problem::new(
+                &LEGACY_HEADER,
+                format!(
+                    "the protocol version is {}; torch reads only {PROTOCOL_VERSION}",
+                    version.map_or_else(|| "not a number".to_owned(), |v| v.to_string())
+                ),
+            )
+            .offset(pos as u64),
+        );
+        return;
+    }
+    pos += protocol.byte_len();
+    let Some(sys_info) = header(pos, "sys_info", out) else {
+        return;
+    };
+    pos += sys_info.byte_len();
+    let main_member = "object pickle";
+    let main = match parse_pickle(bytes, pos, main_member, &crate::Limits::default()) {
+        Ok(main) => main,
+        Err(e) => {
+            out.push(Problem::from_error(&LEGACY_PICKLE, &e));
+            return;
+        }
+    };
+    pos += main.byte_len();
+    let keys_at = pos;
+    let keys: Option<Vec<String>> =
+        parse_pickle(bytes, pos, "storage keys", &crate::Limits::default())
+            .and_then(|keys| plain_only(&keys, "storage keys").map(|()| keys))
+            .map_err(|e| out.push(Problem::from_error(&LEGACY_PICKLE, &e)))
+            .ok()
+            .and_then(|pickle| {
+                pos += pickle.byte_len();
+                let list = pickle.root().and_then(|r| pickle.as_seq(r))?;
+                list.iter().map(|&k| interpret::text(&pickle, k)).collect()
+            });
+    let Some(keys) = keys else {
+        if out.len() == start {
+            out.push(
+                Problem::new(
+                    &LEGACY_PICKLE,
+                    "the storage key list is not a list of text keys",
+                )
+                .member("storage keys")
+                .offset(keys_at as u64),
+            );
+        }
+        return;
+    };
+    let declared = storage_refs(&main, main_member, &LEGACY_PICKLE, false, out);
+    let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    for (key, (_, at)) in &declared {
+        if !listed.contains(key.as_str()) {
+            out.push(
+                Problem::new(
+                    &LEGACY_STORAGE_MISSING,
+                    format!("the pickle refers to storage `{key}`, which the stream does not hold"),
+                )
+                .member(main_member)
+                .offset(*at),
+            );
+        }
+    }
+    let mut sizes = HashMap::new();
+    for key in &keys {
+        let Some(count) = le64(bytes, pos) else {
+            out.push(
+                Problem::new(
+                    &LEGACY_STORAGE_MISSING,
+                    format!("the stream ends before storage `{key}`"),
+                )
+                .offset(pos as u64)
+                .hint("the file is truncated; fetch it again"),
+            );
+            return;
+        };
+        let Some((id, _)) = declared.get(key) else {
+            out.push(
+                Problem::new(
+                    &LEGACY_STORAGE_UNUSED,
+                    format!(
+                        "the stream holds storage `{key}`, which the object pickle never refers \
+                         to (torch.load fails on it)"
+                    ),
+                )
+                .offset(pos as u64),
+            );
+            // Its element size is unknown, so where the next storage starts is too.
+            return;
+        };
+        let unit = id.kind.unit_size();
+        if count != id.numel {
+            out.push(
+                Problem::new(
+                    &LEGACY_STORAGE_SIZE,
+                    format!(
+                        "storage `{key}` holds {count} elements but the pickle declares {}",
+                        id.numel
+                    ),
+                )
+                .offset(pos as u64),
+            );
+        }
+        sizes.insert(key.clone(), id.numel.checked_mul(unit));
+        let end_of = |count: u64| {
+            count
+                .checked_mul(unit)
+                .and_then(|len| usize::try_from(len).ok())
+                .and_then(|len| pos.checked_add(8)?.checked_add(len))
+                .filter(|&end| end <= bytes.len())
+        };
+        // A damaged count whose declared size still fits: the count is what is wrong.
+        let end = end_of(count).or_else(|| (count != id.numel).then(|| end_of(id.numel)).flatten());
+        let Some(end) = end else {
+            out.push(
+                Problem::new(
+                    &LEGACY_STORAGE_MISSING,
+                    format!(
+                        "storage `{key}` declares {count} elements of {unit} bytes, past the end \
+                         of the file"
+                    ),
+                )
+                .offset(pos as u64)
+                .hint("the file is truncated; fetch it again"),
+            );
+            return;
+        };
+        pos = end;
+    }
+    if pos != bytes.len() {
+        out.push(
+            Problem::new(
+                &LEGACY_TRAILING,
+                format!(
+                    "{} bytes follow the last storage; torch ignores them, and they can hide data",
+                    bytes.len() - pos
+                ),
+            )
+            .offset(pos as u64),
+        );
+    }
+    check_views(&main, main_member, &sizes, out);
+    if out.len() == start {
+        check_read(bytes, &TORCH_READ, crate::torch::read_legacy, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extents() {
+        assert_eq!(view_extent(0, &[2, 3], &[3, 1]), Some(6));
+        assert_eq!(view_extent(1, &[2], &[3]), Some(5));
+        assert_eq!(view_extent(0, &[], &[]), Some(1));
+        assert_eq!(view_extent(9, &[0, 3], &[3, 1]), Some(0));
+        assert_eq!(view_extent(-1, &[2], &[1]), None);
+        assert_eq!(view_extent(0, &[2], &[1, 1]), None);
+        assert!(view_extent(0, &[i64::MAX, i64::MAX], &[i64::MAX, i64::MAX]).is_some());
+    }
+
+    #[test]
+    fn deflated_crc_checks_the_inflated_size() {
+        use std::io::Write;
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(b"hello hello hello").unwrap();
+        let deflated = encoder.finish().unwrap();
+        assert_eq!(
+            inflated_crc(&deflated, 17).unwrap(),
+            crc32fast::hash(b"hello hello hello")
+        );
+        assert!(inflated_crc(&deflated, 16).is_err());
+        assert!(inflated_crc(&deflated, 18).is_err());
+        assert!(inflated_crc(b"\xff\xff\xff", 3).is_err());
+    }
+}
