@@ -153,6 +153,12 @@ pub(crate) fn interpret_with<'data>(
     })
 }
 
+/// Runs `f` with at least 64 KiB of stack left, moving to a fresh 1 MiB segment on the
+/// heap when the thread's stack runs low (see `stacker`).
+pub(crate) fn grow<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(64 << 10, 1 << 20, f)
+}
+
 /// The tensors in a tree (each use of a shared one counts).
 fn count_tensors(value: &Value<'_>) -> usize {
     match value {
@@ -301,7 +307,10 @@ impl<'data> Walker<'_, '_, '_, 'data> {
 
     fn value(&mut self, id: ObjectId, depth: usize) -> Result<Value<'data>> {
         self.enter(id, depth)?;
-        let result = self.value_inner(id, depth);
+        // Each level of nesting takes a few KiB of stack (more in debug builds): on a
+        // small thread stack, deep but allowed nesting grows the stack on the heap rather
+        // than overflowing it.
+        let result = grow(|| self.value_inner(id, depth));
         self.leave(id);
         result
     }

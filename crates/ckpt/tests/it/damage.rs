@@ -256,3 +256,40 @@ fn damaged_folders_fail_cleanly() {
         assert!(open_folder(&work));
     }
 }
+
+/// Reading does not depend on a large stack: every hostile and broken fixture reads (or
+/// fails) on a thread with a 256 KiB stack, where deep nesting that recursed on the stack
+/// would overflow and abort the process (rayon's workers and many programs' threads have
+/// small stacks).
+#[test]
+fn small_stacks_survive_deep_nesting() {
+    let mut files = Vec::new();
+    for folder in ["bad/torch", "attack/torch", "fuzz", "ok/torch"] {
+        for entry in std::fs::read_dir(fixtures().join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() && !path.to_string_lossy().ends_with(".json") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.iter().any(|p| p.ends_with("deep_nesting.pt")));
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || {
+            for path in files {
+                let bytes = std::fs::read(&path).unwrap();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                exercise(&bytes, &name);
+                // And the walks over the tree: values, and the PyTorch writer's pickler.
+                if let Ok(checkpoint) = read(&bytes) {
+                    let _ = checkpoint.values();
+                    if let Ok(plan) = ckpt::torch::write::Plan::new(checkpoint.root(), "a") {
+                        let _ = plan.write_to(&mut Vec::new(), &());
+                    }
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
