@@ -8,7 +8,9 @@ pub const MAX_BINS: usize = 1024;
 /// Binning follows `torch.histc(x, bins, min=lo, max=hi)` on the finite values in float64:
 /// value `x` falls in bin `floor((x - lo) * bins / (hi - lo))`, and `hi` itself in the last
 /// bin. `lo` and `hi` are the tensor's finite minimum and maximum; when they are equal (a
-/// constant tensor) the range is widened to `lo - 1 ..= hi + 1`, as `histc` does.
+/// constant tensor) the range is widened to `lo - 1 ..= hi + 1`, as `histc` does (for
+/// magnitudes beyond 2^53, where that changes nothing, to the neighbouring floats, so that
+/// the value still lands in the middle bin where histc counts it nowhere).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
     /// The left edge of the first bin.
@@ -23,10 +25,11 @@ impl Histogram {
     /// An empty histogram of `bins` bins (`1..=MAX_BINS`, checked by the caller) over the
     /// finite range `min..=max`.
     pub(crate) fn new(bins: usize, min: f64, max: f64) -> Histogram {
-        let (lo, hi) = if min == max {
-            (min - 1.0, max + 1.0)
-        } else {
-            (min, max)
+        let (lo, hi) = match (min - 1.0, max + 1.0) {
+            _ if min != max => (min, max),
+            // Beyond 2^53, ±1 is lost: the neighbouring floats instead.
+            (lo, hi) if lo == hi => (min.next_down(), max.next_up()),
+            (lo, hi) => (lo, hi),
         };
         Histogram {
             lo,
@@ -57,19 +60,22 @@ impl Histogram {
         let last = self.counts.len().saturating_sub(1);
         let bins = self.counts.len() as f64;
         let (lo, hi) = (self.lo, self.hi);
-        // Near f64::MAX the width overflows: work on halves, which keeps the bins.
-        let (scale, half) = match hi - lo {
-            w if w.is_finite() => (bins / w, false),
-            _ => (bins / (hi / 2.0 - lo / 2.0), true),
-        };
+        let width = hi - lo;
         for &x in values {
             if !(lo..=hi).contains(&x) {
                 continue;
             }
-            let offset = if half { x / 2.0 - lo / 2.0 } else { x - lo };
+            // torch's histc: `(x - lo) * bins / (hi - lo)`, in this order, so that values
+            // near an edge land in the same bin. Near f64::MAX the width overflows: then
+            // work on halves.
+            let at = if width.is_finite() {
+                (x - lo) * bins / width
+            } else {
+                (x / 2.0 - lo / 2.0) * bins / (hi / 2.0 - lo / 2.0)
+            };
             // Non-negative and at most `bins` (up to rounding), so the cast is exact.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let bin = ((offset * scale) as usize).min(last);
+            let bin = (at as usize).min(last);
             if let Some(count) = self.counts.get_mut(bin) {
                 *count += 1;
             }
@@ -104,6 +110,11 @@ mod tests {
         h.add(&[2.0, 2.0, 2.0]);
         assert_eq!(h.counts, [0, 0, 3, 0]);
         assert_eq!((h.lo, h.hi), (1.0, 3.0));
+        let big = 2f64.powi(62);
+        let mut h = Histogram::new(4, big, big);
+        h.add(&[big]);
+        assert_eq!(h.counts, [0, 0, 1, 0]);
+        assert!(h.lo < big && big < h.hi);
     }
 
     #[test]

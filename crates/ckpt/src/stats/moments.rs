@@ -1,15 +1,15 @@
 //! Counts, extremes, mean and sum of squared deviations of a stream of `f64`, merged
 //! exactly enough that the result does not depend on how the stream was cut.
 //!
-//! Accuracy, for a tensor of 100M float32 values: values are taken in blocks (a decoder
-//! batch, at most 16K values). Within a block the mean comes from a sum over four lanes and
+//! Accuracy, for a tensor of 100M float32 values: values are taken in blocks of 512.
+//! Within a block the mean comes from a sum over four lanes and
 //! the squared deviations from a second pass over the block (still in cache), corrected by
 //! the sum of the deviations (the "corrected two-pass" algorithm of Chan, Golub and
 //! LeVeque), so they carry no cancellation error. Blocks are then combined with Chan's
 //! pairwise update in a binary tree (a [`Cascade`]), as are the partial results of the
 //! threads: the rounding error grows with the logarithm of the number of blocks, not with
-//! their number. Results agree with torch's float64 `mean()`/`std()` (Welford in a tree)
-//! to about `1e-15` relative.
+//! their number. Results are within a few ulps of the exact mean and standard deviation
+//! (`tests/interop/test_stats.py` checks 16), closer than torch's own float64 `std()`.
 
 /// Everything [`TensorStats`](super::TensorStats) needs from a stream of values, in a form
 /// that merges.
@@ -156,7 +156,13 @@ impl Moments {
             }
         }
         out.mean = mean;
-        out.m2 = (q - c * c / n).max(0.0);
+        // `c * (c / n)` is at most `q` (Cauchy-Schwarz), so it overflows only with `q`,
+        // whose overflow (values near f64::MAX) must stay infinite, as in torch.
+        out.m2 = if q.is_finite() {
+            (q - c * (c / n)).max(0.0)
+        } else {
+            q
+        };
         out
     }
 
@@ -380,7 +386,9 @@ mod tests {
         assert_eq!((m.min, m.max), (-f64::MAX, f64::MAX));
         assert!(m.mean.abs() <= 1e-15 * f64::MAX, "{}", m.mean);
         let block = Moments::of_block(&values);
-        assert_eq!(block.mean, 0.0);
+        assert_eq!((block.mean, block.m2), (0.0, f64::INFINITY));
+        let block = Moments::of_block(&[f64::MAX, 1.0, -1.0, 0.0, 2.0]);
+        assert_eq!(block.m2, f64::INFINITY);
         // The true m2 (4 * MAX^2) overflows f64, as it does in torch.
         assert_eq!(m.m2, f64::INFINITY);
     }
