@@ -27,8 +27,11 @@ impl Histogram {
     pub(crate) fn new(bins: usize, min: f64, max: f64) -> Histogram {
         let (lo, hi) = match (min - 1.0, max + 1.0) {
             _ if min != max => (min, max),
-            // Beyond 2^53, ±1 is lost: the neighbouring floats instead.
-            (lo, hi) if lo == hi => (min.next_down(), max.next_up()),
+            // Beyond 2^53, ±1 is lost: one ulp (the larger of the two sides) instead.
+            (lo, hi) if lo == hi => {
+                let ulp = (max.next_up() - max).max(min - min.next_down());
+                (min - ulp, max + ulp)
+            }
             (lo, hi) => (lo, hi),
         };
         Histogram {

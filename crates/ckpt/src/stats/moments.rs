@@ -58,58 +58,60 @@ impl Moments {
             count: values.len() as u64,
             ..Moments::default()
         };
+        // First pass, for the common case of finite values only: sums, extremes and zeros
+        // in independent lanes, without a branch. `x * 0.0` is NaN exactly when `x` is not
+        // finite, so `probe` tells whether the slower masked pass is needed.
         let mut sum = [0.0f64; LANES];
-        let mut finite = [0u64; LANES];
         let mut zeros = [0u64; LANES];
         let mut min = [f64::INFINITY; LANES];
         let mut max = [f64::NEG_INFINITY; LANES];
-        let mut nonfinite = false;
+        let mut probe = [0.0f64; LANES];
         let lanes = values.chunks_exact(LANES);
         let rest = lanes.remainder();
         for group in lanes {
-            for (lane, &x) in group.iter().enumerate().take(LANES) {
-                let ok = x.is_finite();
-                nonfinite |= !ok;
-                if let (Some(s), Some(f), Some(z), Some(lo), Some(hi)) = (
-                    sum.get_mut(lane),
-                    finite.get_mut(lane),
-                    zeros.get_mut(lane),
-                    min.get_mut(lane),
-                    max.get_mut(lane),
-                ) {
-                    *s += if ok { x } else { 0.0 };
-                    *f += u64::from(ok);
-                    *z += u64::from(x == 0.0);
-                    *lo = lo.min(if ok { x } else { f64::INFINITY });
-                    *hi = hi.max(if ok { x } else { f64::NEG_INFINITY });
-                }
+            for (((((&x, s), z), lo), hi), p) in group
+                .iter()
+                .zip(&mut sum)
+                .zip(&mut zeros)
+                .zip(&mut min)
+                .zip(&mut max)
+                .zip(&mut probe)
+            {
+                *s += x;
+                *z += u64::from(x == 0.0);
+                *lo = if x < *lo { x } else { *lo };
+                *hi = if x > *hi { x } else { *hi };
+                *p += x * 0.0;
             }
         }
-        let (mut s, mut lo, mut hi) = (sum.iter().sum::<f64>(), f64::INFINITY, f64::NEG_INFINITY);
-        for lane in 0..LANES {
-            lo = lo.min(min.get(lane).copied().unwrap_or(f64::INFINITY));
-            hi = hi.max(max.get(lane).copied().unwrap_or(f64::NEG_INFINITY));
-        }
-        out.finite = finite.iter().sum();
+        let mut s = sum.iter().sum::<f64>();
+        let mut lo = min.iter().copied().fold(f64::INFINITY, f64::min);
+        let mut hi = max.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         out.zeros = zeros.iter().sum();
+        let mut finite = probe.iter().all(|p| *p == 0.0);
         for &x in rest {
-            if x.is_finite() {
-                s += x;
-                out.finite += 1;
-                lo = lo.min(x);
-                hi = hi.max(x);
-            } else {
-                nonfinite = true;
-            }
+            finite &= x.is_finite();
+            s += x;
             out.zeros += u64::from(x == 0.0);
+            lo = lo.min(x);
+            hi = hi.max(x);
         }
-        if nonfinite {
+        if finite {
+            out.finite = out.count;
+        } else {
+            // Some NaN or infinity: count them, and redo the sums over the finite values.
+            (s, lo, hi) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
             for &x in values {
-                if x.is_nan() {
+                if x.is_finite() {
+                    out.finite += 1;
+                    s += x;
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                } else if x.is_nan() {
                     out.nan += 1;
-                } else if x == f64::INFINITY {
+                } else if x > 0.0 {
                     out.pos_inf += 1;
-                } else if x == f64::NEG_INFINITY {
+                } else {
                     out.neg_inf += 1;
                 }
             }
@@ -139,12 +141,14 @@ impl Moments {
         let lanes = values.chunks_exact(LANES);
         let rest = lanes.remainder();
         for group in lanes {
-            for (lane, &x) in group.iter().enumerate().take(LANES) {
-                let d = if x.is_finite() { x - mean } else { 0.0 };
-                if let (Some(q), Some(c)) = (squares.get_mut(lane), deviations.get_mut(lane)) {
-                    *q += d * d;
-                    *c += d;
-                }
+            for ((&x, q), c) in group.iter().zip(&mut squares).zip(&mut deviations) {
+                let d = if finite || x.is_finite() {
+                    x - mean
+                } else {
+                    0.0
+                };
+                *q += d * d;
+                *c += d;
             }
         }
         let (mut q, mut c) = (squares.iter().sum::<f64>(), deviations.iter().sum::<f64>());
