@@ -61,12 +61,14 @@ PY
 echo "== stats of a 500 MB float32 checkpoint (page cache warm; $cores cores)"
 for file in "$st" "$bin"; do
     name="$(basename "$file")"
+    all=()
+    [ "$cores" -gt 2 ] && all=("env RAYON_NUM_THREADS=$cores $ckpt stats --json $file")
     hyperfine -N --warmup 1 --runs 5 -i \
         --export-markdown "$work/stats-$name.md" \
         "cat $file" \
         "env RAYON_NUM_THREADS=1 $ckpt stats --json $file" \
         "env RAYON_NUM_THREADS=2 $ckpt stats --json $file" \
-        "env RAYON_NUM_THREADS=$cores $ckpt stats --json $file" \
+        "${all[@]}" \
         "env RAYON_NUM_THREADS=$cores $ckpt stats --json --histogram $file" \
         "$python $work/py_stats.py $file"
 done
