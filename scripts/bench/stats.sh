@@ -80,7 +80,8 @@ rss() {
     local label=$1
     shift
     /usr/bin/time -o "$work/rss.txt" -f %M "$@" >/dev/null 2>&1 || true
-    echo "| $label | $(awk '{printf "%.1f", $1/1024}' "$work/rss.txt") MiB |"
+    # (the last line: GNU time writes a line about the exit status first when it is not 0)
+    echo "| $label | $(awk 'END {printf "%.1f", $1/1024}' "$work/rss.txt") MiB |"
 }
 {
     echo "| command | max RSS |"
