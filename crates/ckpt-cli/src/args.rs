@@ -105,6 +105,24 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  ckpt limits\n  ckpt limits --json\n  \
                             ckpt --limit depth=1000 inspect deep.pt")]
     Limits(LimitsArgs),
+    /// Per tensor: min, max, mean, std, and counts of NaN, infinities and zeros.
+    ///
+    /// Every element is read as a float64 (floats of every width, integers, bool as 0/1,
+    /// complex numbers by magnitude, quantized tensors by their real values), straight from
+    /// the file on all cores. MIN, MAX, MEAN and STD are over the finite values (NaN and
+    /// infinities are counted instead); STD is the unbiased one, as torch's `std()`.
+    /// Tensors with NaN or infinite values, or whose values are all zero, are flagged;
+    /// constant tensors are noted. Dtypes without numbers (bits8...) are listed without
+    /// statistics.
+    #[command(
+        after_help = "Exit codes: 0 no tensor is flagged; 1 a tensor has NaN or infinite \
+                            values, or is all zero; 2 error.\n\nExamples:\n  \
+                            ckpt stats model.safetensors\n  \
+                            ckpt stats --histogram --include '*.attn.*' pytorch_model.bin\n  \
+                            ckpt stats --json --bins 64 checkpoint.pt > stats.json\n  \
+                            ckpt stats sharded-folder/ || echo 'NaN, inf or zeroed weights'"
+    )]
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +152,29 @@ pub(crate) struct LimitsArgs {
     /// Print the limits as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// The checkpoint (a file, or a folder of shards or a torch.distributed.checkpoint).
+    pub(crate) file: PathBuf,
+    /// Print one JSON object (tensors, summary) instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Add a histogram of each tensor's finite values between its min and max (16 bins
+    /// unless --bins), drawn as a bar of block characters; its bins and edges with --json.
+    #[arg(long)]
+    pub(crate) histogram: bool,
+    /// Bins of each histogram, 1 to 1024 (implies --histogram).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) bins: Option<u16>,
+    /// Only the tensors whose name matches this glob (`encoder.*`, `*.weight`; `*` matches
+    /// dots too). Repeatable: a name matching any of them is kept.
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) include: Vec<String>,
+    /// Leave out the tensors whose name matches this glob (wins over --include). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) exclude: Vec<String>,
 }
 
 #[derive(Debug, Args)]

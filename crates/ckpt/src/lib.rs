@@ -52,6 +52,7 @@ mod progress;
 pub mod safetensors;
 pub mod scan;
 mod source;
+pub mod stats;
 pub mod torch;
 pub mod verify;
 

@@ -79,6 +79,10 @@ fn exercise(bytes: &[u8], name: &str) {
         for (_, view) in checkpoint.tensors() {
             let _ = view.sha256();
         }
+        let options = ckpt::stats::StatsOptions {
+            histogram_bins: Some(16),
+        };
+        let _ = ckpt::stats::compute(&checkpoint.tensors(), &options, &());
     }
     let _ = scan_bytes(bytes, name, &ScanOptions::default());
     let _ = ckpt::verify::verify_bytes(bytes);

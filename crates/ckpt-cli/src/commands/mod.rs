@@ -4,6 +4,7 @@ mod convert;
 mod inspect;
 mod limits;
 mod scan;
+mod stats;
 mod verify;
 
 use crate::args::{Cli, Command};
@@ -18,6 +19,7 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Scan(args) => scan::run(args, &limits),
         Command::Verify(args) => verify::run(args, &limits),
         Command::Limits(args) => limits::run(args, &limits),
+        Command::Stats(args) => stats::run(args, &limits),
     }
 }
 
@@ -27,6 +29,7 @@ pub(crate) use limits::LimitRow;
 #[cfg(test)]
 pub(crate) use scan::tests as scan_tests;
 pub(crate) use scan::{FileRow, ScanReport, level as scan_level};
+pub(crate) use stats::{HistogramRow, StatsReport};
 #[cfg(test)]
 pub(crate) use verify::tests as verify_tests;
 pub(crate) use verify::{VerifyReport, VerifyRow};

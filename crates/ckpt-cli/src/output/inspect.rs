@@ -189,7 +189,7 @@ fn describe_kind(report: &InspectReport) -> String {
     }
 }
 
-fn new_table(header: Vec<&str>) -> Table {
+pub(crate) fn new_table(header: Vec<&str>) -> Table {
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
@@ -202,7 +202,7 @@ fn new_table(header: Vec<&str>) -> Table {
     table
 }
 
-fn right_align(table: &mut Table, columns: &[usize]) {
+pub(crate) fn right_align(table: &mut Table, columns: &[usize]) {
     for &i in columns {
         if let Some(column) = table.column_mut(i) {
             column.set_cell_alignment(CellAlignment::Right);
@@ -211,7 +211,7 @@ fn right_align(table: &mut Table, columns: &[usize]) {
 }
 
 /// A tensor name for a table: escaped, `""` when empty, its middle cut when very long.
-fn display_name(name: &str) -> String {
+pub(crate) fn display_name(name: &str) -> String {
     if name.is_empty() {
         return "\"\"".to_owned();
     }

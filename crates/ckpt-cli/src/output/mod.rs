@@ -4,6 +4,7 @@ pub(crate) mod convert;
 pub(crate) mod inspect;
 pub(crate) mod limits;
 pub(crate) mod scan;
+pub(crate) mod stats;
 pub(crate) mod verify;
 
 use std::io::{self, Write};

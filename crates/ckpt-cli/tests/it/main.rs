@@ -13,6 +13,7 @@ mod inspect;
 mod limits;
 mod nothing_lost;
 mod scan;
+mod stats;
 mod torch;
 mod verify;
 

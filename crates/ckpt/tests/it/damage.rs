@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use ckpt::scan::{ScanOptions, scan_bytes};
+use ckpt::stats::{self, StatsOptions};
 use ckpt::{Source, read};
 use rayon::prelude::*;
 
@@ -31,14 +32,15 @@ fn files() -> Vec<PathBuf> {
     files
 }
 
-/// Reads `bytes` as ckpt reads a file (detection, then the reader) and hashes every
-/// tensor; whether it read.
+/// Reads `bytes` as ckpt reads a file (detection, then the reader), hashes every tensor
+/// and computes its statistics; whether it read.
 fn read_all(bytes: &[u8], name: &str) -> bool {
     match read(bytes) {
         Ok(checkpoint) => {
             for (_, view) in checkpoint.tensors() {
                 let _ = view.sha256();
             }
+            let _ = stats::compute(&checkpoint.tensors(), &histograms(), &());
             true
         }
         Err(error) => {
@@ -46,6 +48,13 @@ fn read_all(bytes: &[u8], name: &str) -> bool {
             assert!(!error.message().is_empty(), "{name}: an empty error");
             false
         }
+    }
+}
+
+/// Statistics with a histogram: both passes over the data.
+fn histograms() -> StatsOptions {
+    StatsOptions {
+        histogram_bins: Some(16),
     }
 }
 
@@ -179,13 +188,14 @@ fn copy_folder(from: &Path, to: &Path) {
     }
 }
 
-/// Opens the folder and hashes every tensor; whether it read.
+/// Opens the folder, hashes every tensor and computes its statistics; whether it read.
 fn open_folder(path: &Path) -> bool {
     match Source::open(path).and_then(|s| {
         let checkpoint = s.checkpoint()?;
         for (_, view) in checkpoint.tensors() {
             let _ = view.sha256();
         }
+        let _ = stats::compute(&checkpoint.tensors(), &histograms(), &());
         Ok(())
     }) {
         Ok(()) => true,

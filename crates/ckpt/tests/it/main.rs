@@ -22,5 +22,6 @@ mod round_trips;
 mod safetensors_reference;
 mod safetensors_robustness;
 mod scan;
+mod stats;
 mod torch_write;
 mod verify;
