@@ -28,7 +28,9 @@
 //! Tensors of different dtypes are reported as a mismatch, and their values still compared
 //! as float64 numbers (exact: the same number, NaN equal to NaN; a float32 and a bfloat16
 //! tensor are then equal only where the float32 values are bfloat16 values), unless one of
-//! them cannot be read as numbers or they differ in being complex. Tensors of different
+//! them cannot be read as numbers or they differ in being complex. (A `float4_e2m1fn`
+//! tensor of shape `[..., 2n]`, safetensors' `F4`, facing a `float4_e2m1fn_x2` one of shape
+//! `[..., n]`, torch's, is read as the latter: the same bytes.) Tensors of different
 //! shapes are a mismatch and their values are not compared. Quantized tensors compare their
 //! stored integers, and their quantization parameters.
 //!
@@ -315,10 +317,13 @@ pub fn compare(
         .map(|(name, _)| name.clone())
         .collect();
     let mut only_in_a = Vec::new();
-    let mut pairs: Vec<(String, &TensorView<'_>, &TensorView<'_>)> = Vec::new();
+    let mut pairs: Vec<(String, TensorView<'_>, TensorView<'_>)> = Vec::new();
     for (name, view_a) in &side_a {
         match by_name_b.get(name.as_str()).and_then(|&i| side_b.get(i)) {
-            Some((_, view_b)) => pairs.push((name.clone(), view_a, view_b)),
+            Some((_, view_b)) => {
+                let (view_a, view_b) = as_packed_float4(view_a, view_b);
+                pairs.push((name.clone(), view_a, view_b));
+            }
             None => only_in_a.push(name.clone()),
         }
     }
@@ -426,6 +431,33 @@ pub fn compare(
         values,
         tolerance: options.tolerance,
     })
+}
+
+/// A `float4_e2m1fn` tensor of shape `[..., 2n]` (how safetensors stores float4, `F4`)
+/// facing a `float4_e2m1fn_x2` tensor of shape `[..., n]` (how torch does) is read as the
+/// latter: the same bytes, which torch loads as such.
+fn as_packed_float4<'v, 'd>(
+    a: &'v TensorView<'d>,
+    b: &'v TensorView<'d>,
+) -> (TensorView<'d>, TensorView<'d>) {
+    let packed = |single: &TensorView<'d>, pair: &TensorView<'d>| -> Option<TensorView<'d>> {
+        if single.dtype() != Dtype::Float4E2M1Fn || pair.dtype() != Dtype::Float4E2M1FnX2 {
+            return None;
+        }
+        let mut shape = single.shape().to_vec();
+        let last = shape.last_mut()?;
+        if *last % 2 != 0 {
+            return None;
+        }
+        *last /= 2;
+        single.data()?;
+        TensorView::contiguous(Dtype::Float4E2M1FnX2, shape, single.storage().clone()).ok()
+    };
+    match (packed(a, b), packed(b, a)) {
+        (Some(a), _) => (a, b.clone()),
+        (_, Some(b)) => (a.clone(), b),
+        _ => (a.clone(), b.clone()),
+    }
 }
 
 fn shape_numel(shape: &[usize]) -> u64 {
