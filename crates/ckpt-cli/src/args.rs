@@ -110,7 +110,8 @@ pub(crate) enum Command {
     /// gives the largest absolute and relative difference, with where they are. Plain values
     /// (epoch, configs) are compared too when neither side is a safetensors file.
     #[command(after_help = "Exit codes: 0 equal; 1 different; 2 error.\n\n\
-                            Options for both sides apply first, then those of one side.\n\n\
+                            Prefixes are stripped (both sides', then one side's), then renames \
+                            applied; --include/--exclude look at the names that result.\n\n\
                             Examples:\n  \
                             ckpt diff pytorch_model.bin model.safetensors\n  \
                             ckpt diff --atol 1e-3 --rtol 1e-3 --ignore-dtype model.fp32.safetensors model.bf16.safetensors\n  \
@@ -164,19 +165,29 @@ pub(crate) struct DiffArgs {
     pub(crate) b: PathBuf,
     /// Compare within this absolute tolerance, as torch.allclose: |a - b| <= atol + rtol *
     /// |b|. Given alone, rtol keeps torch's default 1e-5 (pass --rtol 0 for none).
-    #[arg(long, value_name = "X", help_heading = "Tolerances")]
+    #[arg(
+        long,
+        value_name = "X",
+        help_heading = "Tolerances",
+        allow_negative_numbers = true
+    )]
     pub(crate) atol: Option<f64>,
     /// Compare within this relative tolerance (see --atol). Given alone, atol keeps torch's
     /// default 1e-8.
-    #[arg(long, value_name = "X", help_heading = "Tolerances")]
+    #[arg(
+        long,
+        value_name = "X",
+        help_heading = "Tolerances",
+        allow_negative_numbers = true
+    )]
     pub(crate) rtol: Option<f64>,
     /// Count tensors whose dtypes differ as equal when their values are (compared as
     /// numbers, under the tolerances): for a float32 checkpoint against its bfloat16 cast,
     /// with tolerances.
     #[arg(long, help_heading = "Tolerances")]
     pub(crate) ignore_dtype: bool,
-    /// Compare only the tensors whose name (on each side, before renaming) matches this
-    /// glob. Repeatable.
+    /// Compare only the tensors and values whose name (after prefixes and renames) matches
+    /// this glob (`*` matches dots too). Repeatable.
     #[arg(long, value_name = "GLOB", help_heading = "Matching names")]
     pub(crate) include: Vec<String>,
     /// Leave out the tensors whose name matches this glob (wins over --include). Repeatable.

@@ -138,6 +138,7 @@ pub(crate) fn run(args: &DiffArgs, limits: &ckpt::Limits) -> anyhow::Result<Outc
         tolerance,
         keys_a: key_map(args, &args.strip_prefix_a, &args.rename_a)?,
         keys_b: key_map(args, &args.strip_prefix_b, &args.rename_b)?,
+        filter: filter(args)?,
         ignore_dtype: args.ignore_dtype,
     };
     let started = Instant::now();
@@ -280,8 +281,8 @@ pub(crate) fn unravel(mut flat: u64, shape: &[usize]) -> Vec<u64> {
     index
 }
 
-/// Both sides' options first, then one side's.
-fn key_map(args: &DiffArgs, strip: &[String], rename: &[String]) -> ckpt::Result<KeyMap> {
+/// --include and --exclude, on the names after renaming.
+fn filter(args: &DiffArgs) -> ckpt::Result<KeyMap> {
     let mut map = KeyMap::new();
     for pattern in &args.include {
         map = map.include(pattern)?;
@@ -289,6 +290,12 @@ fn key_map(args: &DiffArgs, strip: &[String], rename: &[String]) -> ckpt::Result
     for pattern in &args.exclude {
         map = map.exclude(pattern)?;
     }
+    Ok(map)
+}
+
+/// Both sides' options first, then one side's.
+fn key_map(args: &DiffArgs, strip: &[String], rename: &[String]) -> ckpt::Result<KeyMap> {
+    let mut map = KeyMap::new();
     for prefix in args.strip_prefix.iter().chain(strip) {
         map = map.strip_prefix(prefix)?;
     }

@@ -23,7 +23,9 @@ pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
     match (report.tolerance.atol, report.tolerance.rtol) {
         (Some(atol), Some(rtol)) => writeln!(
             out,
-            "compared within atol={atol:e} rtol={rtol:e} (torch.allclose, equal_nan=True, B as reference)"
+            "compared within atol={} rtol={} (torch.allclose, equal_nan=True, B as reference)",
+            tolerance(atol),
+            tolerance(rtol)
         )?,
         _ => writeln!(out, "compared exactly (bitwise; NaN equals NaN)")?,
     }
@@ -36,7 +38,7 @@ pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
         }
         writeln!(out, "\n{label} ({}):", names.len())?;
         for name in names {
-            writeln!(out, "  {}", sanitize(name))?;
+            writeln!(out, "  {}", shown(name))?;
         }
     }
     let mismatched: Vec<_> = report
@@ -49,7 +51,7 @@ pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
         for tensor in mismatched {
             let mut line = format!(
                 "  {}  {} {:?} vs {} {:?}",
-                sanitize(&tensor.name),
+                shown(&tensor.name),
                 tensor.dtype_a,
                 tensor.shape_a,
                 tensor.dtype_b,
@@ -78,7 +80,7 @@ pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
             let share = 100.0 * d.count as f64 / d.elements.max(1) as f64;
             let mut line = format!(
                 "  {}  {} of {} elements differ ({}); first at {}",
-                sanitize(&tensor.name),
+                shown(&tensor.name),
                 grouped(d.count),
                 grouped(d.elements),
                 percent(share),
@@ -101,14 +103,14 @@ pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
                 writeln!(
                     out,
                     "  {}  {} vs {}",
-                    sanitize(&value.name),
+                    shown(&value.name),
                     sanitize(&value.a),
                     sanitize(&value.b)
                 )?;
             }
             for (side, names) in [("A", &values.only_in_a), ("B", &values.only_in_b)] {
                 for name in names {
-                    writeln!(out, "  {}  only in {side}", sanitize(name))?;
+                    writeln!(out, "  {}  only in {side}", shown(name))?;
                 }
             }
         }
@@ -164,16 +166,56 @@ fn index(at: &[u64]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-/// A difference: shortest exact form for plain numbers, `inf` for infinity.
+/// `x` to 4 significant digits, in scientific notation when far from 1.
+fn significant(x: f64) -> String {
+    if x == 0.0 {
+        return "0".to_owned();
+    }
+    if (1e-3..1e6).contains(&x.abs()) {
+        #[allow(clippy::cast_possible_truncation)] // between -3 and 5
+        let magnitude = x.abs().log10().floor() as i32;
+        let decimals = usize::try_from(3 - magnitude).unwrap_or(0);
+        let text = format!("{x:.decimals$}");
+        return if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            text
+        };
+    }
+    let text = format!("{x:.3e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) if mantissa.contains('.') => format!(
+            "{}e{exponent}",
+            mantissa.trim_end_matches('0').trim_end_matches('.')
+        ),
+        _ => text,
+    }
+}
+
+/// A tolerance as given: `1e-8`, `0.5`, `0`.
+fn tolerance(x: f64) -> String {
+    if x == 0.0 || (1e-4..1e6).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// A difference to 4 significant digits (JSON has them all): `0.001803`, `2.98e-8`, `inf`.
 fn number(value: &serde_json::Value) -> String {
     match value {
-        serde_json::Value::Number(n) => match n.as_f64() {
-            Some(x) if x != 0.0 && !(1e-4..1e6).contains(&x.abs()) => format!("{x:e}"),
-            Some(x) => format!("{x}"),
-            None => n.to_string(),
-        },
+        serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), significant),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// A name for the terminal: escaped, and `""` for the empty name (a tensor at the root).
+fn shown(name: &str) -> String {
+    if name.is_empty() {
+        "\"\"".to_owned()
+    } else {
+        sanitize(name)
     }
 }
 
@@ -187,4 +229,24 @@ fn percent(share: f64) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_for_people() {
+        let n = |x: f64| number(&serde_json::Value::from(x));
+        assert_eq!(n(0.001803368330001831), "0.001803");
+        assert_eq!(n(2.9802322387695313e-8), "2.98e-8");
+        assert_eq!(n(8.0), "8");
+        assert_eq!(n(123.456789), "123.5");
+        assert_eq!(n(0.0), "0");
+        assert_eq!(n(1.5e9), "1.5e9");
+        assert_eq!(number(&serde_json::Value::from("inf")), "inf");
+        assert_eq!(tolerance(1e-8), "1e-8");
+        assert_eq!(tolerance(0.01), "0.01");
+        assert_eq!(tolerance(0.0), "0");
+    }
 }

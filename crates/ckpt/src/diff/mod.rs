@@ -2,7 +2,7 @@
 //! elements, exactly or within tolerances (`ckpt diff`).
 //!
 //! Tensors are matched by name, after each side's [`KeyMap`] (filters, prefixes stripped,
-//! renames). For every name on both sides, dtypes and shapes are compared, and when the
+//! renames), and then filtered by [`DiffOptions::filter`]. For every name on both sides, dtypes and shapes are compared, and when the
 //! shapes agree, the elements, as packed row-major little-endian bytes whatever the
 //! container (a strided view, a big-endian file, chunks of a sharded save): the same weights
 //! in a `.pth`, a legacy file, a safetensors file, a shard folder or a DCP folder compare
@@ -119,6 +119,9 @@ pub struct DiffOptions {
     pub keys_a: KeyMap,
     /// How B's names are matched.
     pub keys_b: KeyMap,
+    /// Which names are compared: the filters of this map (its `include` and `exclude`
+    /// globs) look at the names after each side's map, so one filter serves both sides.
+    pub filter: KeyMap,
     /// Whether tensors that differ in dtype only (their values being equal under the
     /// tolerance) count as equal.
     pub ignore_dtype: bool,
@@ -297,8 +300,10 @@ pub fn compare(
     options: &DiffOptions,
     progress: &dyn Progress,
 ) -> Result<Diff> {
-    let side_a = options.keys_a.apply(a.tensors())?.kept;
-    let side_b = options.keys_b.apply(b.tensors())?.kept;
+    let mut side_a = options.keys_a.apply(a.tensors())?.kept;
+    let mut side_b = options.keys_b.apply(b.tensors())?.kept;
+    side_a.retain(|(name, _)| options.filter.keeps(name));
+    side_b.retain(|(name, _)| options.filter.keeps(name));
     let names_a: HashMap<&str, usize> = side_a
         .iter()
         .enumerate()
@@ -487,8 +492,10 @@ fn compare_values(
             .map(|(name, value)| (name, format!("{}: {value}", value.type_name())))
             .collect()
     };
-    let side_a = options.keys_a.apply(printed(a.values()))?.kept;
-    let side_b = options.keys_b.apply(printed(b.values()))?.kept;
+    let mut side_a = options.keys_a.apply(printed(a.values()))?.kept;
+    let mut side_b = options.keys_b.apply(printed(b.values()))?.kept;
+    side_a.retain(|(name, _)| options.filter.keeps(name));
+    side_b.retain(|(name, _)| options.filter.keeps(name));
     let by_name_b: HashMap<&str, &str> = side_b
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
