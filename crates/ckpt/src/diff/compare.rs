@@ -169,6 +169,14 @@ fn packed_len(dtype: Dtype, elements: usize) -> Result<usize> {
         .map_err(|_| Error::malformed(format!("{elements} {dtype} elements are not whole bytes")))
 }
 
+/// The bytes of elements `start..end` in packed `bytes` of `dtype`.
+fn window(bytes: &[u8], dtype: Dtype, start: usize, end: usize) -> Result<&[u8]> {
+    let (from, to) = (packed_len(dtype, start)?, packed_len(dtype, end)?);
+    bytes
+        .get(from..to)
+        .ok_or_else(|| Error::malformed("a piece of a tensor is shorter than its shape"))
+}
+
 /// Compares two pieces of one shape, whose first element is element `first` of their
 /// tensors.
 pub(crate) fn piece(
@@ -193,17 +201,8 @@ pub(crate) fn piece(
     let mut start = 0;
     while start < n {
         let end = n.min(start + WINDOW);
-        let window = |bytes: &[u8], dtype: Dtype| -> Result<Vec<u8>> {
-            let (from, to) = (packed_len(dtype, start)?, packed_len(dtype, end)?);
-            bytes
-                .get(from..to)
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| Error::malformed("a piece of a tensor is shorter than its shape"))
-        };
-        let (wa, wb) = (
-            window(&bytes_a, plan.dtype_a)?,
-            window(&bytes_b, plan.dtype_b)?,
-        );
+        let wa = window(&bytes_a, plan.dtype_a, start, end)?;
+        let wb = window(&bytes_b, plan.dtype_b, start, end)?;
         let index = (first + start) as u64;
         start = end;
         if same_dtype && wa == wb {
@@ -212,12 +211,12 @@ pub(crate) fn piece(
         if let Some((decoder_a, decoder_b)) = decoders.as_mut() {
             values_a.clear();
             values_b.clear();
-            decoder_a.push(&wa, |v| values_a.extend_from_slice(v))?;
-            decoder_b.push(&wb, |v| values_b.extend_from_slice(v))?;
+            decoder_a.push(wa, |v| values_a.extend_from_slice(v))?;
+            decoder_b.push(wb, |v| values_b.extend_from_slice(v))?;
             decoder_a.finish()?;
             decoder_b.finish()?;
         }
-        window_into(plan, (&wa, &wb), (&values_a, &values_b), index, &mut found);
+        window_into(plan, (wa, wb), (&values_a, &values_b), index, &mut found);
     }
     Ok(found)
 }
