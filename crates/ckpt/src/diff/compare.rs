@@ -248,6 +248,18 @@ fn window_into(
                 }
             }
         }
+        // One real number per element (the common case): a plain loop over the numbers.
+        (None, _) if v == 1 && !plan.complex => {
+            for (i, (&x, &y)) in va.iter().zip(vb).enumerate() {
+                let same = match plan.tolerance {
+                    Tolerance::Exact => same_bits(x, y),
+                    Tolerance::Close { atol, rtol } => close_real(plan.arith, atol, rtol, x, y),
+                };
+                if !same {
+                    found.record(index + i as u64, Some(sizes(plan, &[x], &[y])));
+                }
+            }
+        }
         (None, _) => {
             for (i, (xa, xb)) in numbers.enumerate() {
                 let same = match plan.tolerance {
