@@ -675,6 +675,28 @@ mod tests {
     }
 
     #[test]
+    fn expanded_views_past_the_limit_are_refused() {
+        // 4 bytes repeated into 2 GiB by a zero stride (a crafted file): an error naming the
+        // tensor, before any work.
+        let one = f32s(&[1.0]);
+        let huge = || {
+            TensorView::strided(
+                Dtype::Float32,
+                vec![1 << 29],
+                vec![0],
+                0,
+                Storage::new(&one, ByteOrder::Little),
+            )
+            .unwrap()
+        };
+        let a = checkpoint(Format::TorchZip, vec![("x", huge())], vec![]);
+        let b = checkpoint(Format::TorchZip, vec![("x", huge())], vec![]);
+        let error = compare(&a, &b, &DiffOptions::default(), &()).unwrap_err();
+        assert!(error.to_string().contains('x'), "{error}");
+        assert_eq!(error.kind(), crate::ErrorKind::LimitExceeded);
+    }
+
+    #[test]
     fn big_tensors_are_compared_in_pieces() {
         // 3M float32 (12 MB: three pieces), one element changed in the last piece, and a
         // transposed big-endian copy that reads the same.
