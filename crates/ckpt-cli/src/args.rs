@@ -98,6 +98,27 @@ pub(crate) enum Command {
                       ckpt verify --manifest manifest.json model.safetensors"
     )]
     Verify(VerifyArgs),
+    /// Compare two checkpoints: names, dtypes, shapes and every element.
+    ///
+    /// A and B may be any checkpoints ckpt reads, of any formats (files, shard folders,
+    /// index files, DCP folders): the same weights in a .pth, a legacy file, a safetensors
+    /// file or a shard folder compare equal. Tensors are matched by name (see the options
+    /// for names that differ). By default elements are equal when their bits are, NaN
+    /// equal to NaN at the same place (so +0.0 and -0.0 differ); with --atol/--rtol, when
+    /// torch.allclose(a, b, rtol, atol, equal_nan=True) would say so, B being the
+    /// reference. For every differing tensor the report counts the differing elements and
+    /// gives the largest absolute and relative difference, with where they are. Plain values
+    /// (epoch, configs) are compared too when neither side is a safetensors file.
+    #[command(after_help = "Exit codes: 0 equal; 1 different; 2 error.\n\n\
+                            Prefixes are stripped (both sides', then one side's), then renames \
+                            applied; --include/--exclude look at the names that result.\n\n\
+                            Examples:\n  \
+                            ckpt diff pytorch_model.bin model.safetensors\n  \
+                            ckpt diff --atol 1e-3 --rtol 1e-3 --ignore-dtype model.fp32.safetensors model.bf16.safetensors\n  \
+                            ckpt diff --strip-prefix-a module. ddp_checkpoint.pth sharded_folder/\n  \
+                            ckpt diff --rename-b '^transformer\\.=' --exclude '*.attn.bias' a.pth b.safetensors\n  \
+                            ckpt diff --json old.pth new.pth > diff.json")]
+    Diff(DiffArgs),
     /// List the limits that protect ckpt from hostile files, with their values.
     ///
     /// A file over a limit is refused with an error that names the limit. Raise one for a
@@ -175,6 +196,78 @@ pub(crate) struct StatsArgs {
     /// Leave out the tensors whose name matches this glob (wins over --include). Repeatable.
     #[arg(long, value_name = "GLOB")]
     pub(crate) exclude: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The first checkpoint (A).
+    pub(crate) a: PathBuf,
+    /// The second checkpoint (B): the reference for --rtol, as `other` in torch.allclose.
+    pub(crate) b: PathBuf,
+    /// Compare within this absolute tolerance, as torch.allclose: |a - b| <= atol + rtol *
+    /// |b|. Given alone, rtol keeps torch's default 1e-5 (pass --rtol 0 for none).
+    #[arg(
+        long,
+        value_name = "X",
+        help_heading = "Tolerances",
+        allow_negative_numbers = true
+    )]
+    pub(crate) atol: Option<f64>,
+    /// Compare within this relative tolerance (see --atol). Given alone, atol keeps torch's
+    /// default 1e-8.
+    #[arg(
+        long,
+        value_name = "X",
+        help_heading = "Tolerances",
+        allow_negative_numbers = true
+    )]
+    pub(crate) rtol: Option<f64>,
+    /// Count tensors whose dtypes differ as equal when their values are (compared as
+    /// numbers, under the tolerances): for a float32 checkpoint against its bfloat16 cast,
+    /// with tolerances.
+    #[arg(long, help_heading = "Tolerances")]
+    pub(crate) ignore_dtype: bool,
+    /// Compare only the tensors and values whose name (after prefixes and renames) matches
+    /// this glob (`*` matches dots too). Repeatable.
+    #[arg(long, value_name = "GLOB", help_heading = "Matching names")]
+    pub(crate) include: Vec<String>,
+    /// Leave out the tensors whose name matches this glob (wins over --include). Repeatable.
+    #[arg(long, value_name = "GLOB", help_heading = "Matching names")]
+    pub(crate) exclude: Vec<String>,
+    /// Remove this prefix from the names of both sides (`module.`). Repeatable.
+    #[arg(long, value_name = "PREFIX", help_heading = "Matching names")]
+    pub(crate) strip_prefix: Vec<String>,
+    /// Remove this prefix from A's names only. Repeatable.
+    #[arg(long, value_name = "PREFIX", help_heading = "Matching names")]
+    pub(crate) strip_prefix_a: Vec<String>,
+    /// Remove this prefix from B's names only. Repeatable.
+    #[arg(long, value_name = "PREFIX", help_heading = "Matching names")]
+    pub(crate) strip_prefix_b: Vec<String>,
+    /// Rename the tensors of both sides: every match of REGEX is replaced (like Python's
+    /// re.sub; `$1` refers to a group). Repeatable, applied in order after prefixes.
+    #[arg(
+        long,
+        value_name = "REGEX=REPLACEMENT",
+        help_heading = "Matching names"
+    )]
+    pub(crate) rename: Vec<String>,
+    /// Rename A's tensors only (after --rename). Repeatable.
+    #[arg(
+        long,
+        value_name = "REGEX=REPLACEMENT",
+        help_heading = "Matching names"
+    )]
+    pub(crate) rename_a: Vec<String>,
+    /// Rename B's tensors only (after --rename). Repeatable.
+    #[arg(
+        long,
+        value_name = "REGEX=REPLACEMENT",
+        help_heading = "Matching names"
+    )]
+    pub(crate) rename_b: Vec<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

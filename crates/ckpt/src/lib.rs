@@ -42,6 +42,7 @@
 
 pub mod cast;
 mod convert;
+pub mod diff;
 mod digest;
 mod error;
 pub mod format;

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns arguments into library calls and a report.
 
 mod convert;
+mod diff;
 mod inspect;
 mod limits;
 mod scan;
@@ -20,10 +21,12 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Verify(args) => verify::run(args, &limits),
         Command::Limits(args) => limits::run(args, &limits),
         Command::Stats(args) => stats::run(args, &limits),
+        Command::Diff(args) => diff::run(args, &limits),
     }
 }
 
 pub(crate) use convert::{CastReport, ConvertReport};
+pub(crate) use diff::DiffReport;
 pub(crate) use inspect::InspectReport;
 pub(crate) use limits::LimitRow;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Rendering reports: JSON for programs, text for people. Nothing else prints.
 
 pub(crate) mod convert;
+pub(crate) mod diff;
 pub(crate) mod inspect;
 pub(crate) mod limits;
 pub(crate) mod scan;

@@ -7,6 +7,7 @@
 )]
 
 mod convert;
+mod diff;
 mod errors;
 mod folders;
 mod inspect;

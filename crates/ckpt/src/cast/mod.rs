@@ -83,6 +83,21 @@ use wide::{Float32, Float64};
 pub use decode::{Decoder, decodes};
 pub use view::{CastView, cast_all};
 
+/// `x` rounded to the nearest float16 (as torch's CPU kernels store a float16 result
+/// computed in float32), as float32.
+pub(crate) fn round_to_float16(x: f32) -> f32 {
+    f32::from_bits(float16::to_f32(float16::from_f32(x.to_bits())))
+}
+
+/// `x` rounded to the nearest bfloat16 (as torch's CPU kernels store a bfloat16 result
+/// computed in float32), as float32.
+pub(crate) fn round_to_bfloat16(x: f32) -> f32 {
+    f32::from_bits(bfloat16::to_f32(bfloat16::from_f32(
+        x.to_bits(),
+        bfloat16::SCALAR_NAN,
+    )))
+}
+
 /// Inputs of more than this many elements are cast in pieces of this size on all cores.
 const PARALLEL_PIECE: usize = 1 << 15;
 

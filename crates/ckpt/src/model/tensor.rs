@@ -688,6 +688,103 @@ impl<'data> TensorView<'data> {
         }
     }
 
+    /// The elements `start..start + len` along dimension `dim`, as a view of their own
+    /// (torch's `narrow`): nothing is copied, and the conj and neg bits are kept. The view
+    /// holds the elements only: quantization parameters, flags and attributes are left
+    /// behind. A tiled view is narrowed tile by tile.
+    ///
+    /// Fails when the range reaches past the dimension, and for strided sub-byte dtypes.
+    pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<TensorView<'data>> {
+        let size = self.shape.get(dim).copied();
+        let end = start.checked_add(len);
+        if size.is_none() || end.is_none_or(|end| Some(end) > size) {
+            return Err(Error::invalid(format!(
+                "narrow({dim}, {start}, {len}) is outside the shape {:?}",
+                self.shape
+            )));
+        }
+        let mut shape = self.shape.clone();
+        if let Some(d) = shape.get_mut(dim) {
+            *d = len;
+        }
+        if let Some(tiling) = &self.tiling {
+            return TensorView::tiled(self.dtype, shape, tiling.narrow(dim, start, len)?);
+        }
+        if self.dtype.byte_size().is_none() {
+            if start == 0 && len == size.unwrap_or(0) {
+                return TensorView::contiguous(self.dtype, shape, self.storage.clone());
+            }
+            return Err(Error::unsupported(format!(
+                "a part of a tensor of sub-byte dtype {} cannot be read on its own",
+                self.dtype
+            )));
+        }
+        let step = self.strides.get(dim).copied().unwrap_or(0);
+        let offset = if len == 0 {
+            self.offset
+        } else {
+            start
+                .checked_mul(step)
+                .and_then(|o| o.checked_add(self.offset))
+                .ok_or_else(|| Error::malformed("tensor view offset overflows"))?
+        };
+        Ok(TensorView::strided(
+            self.dtype,
+            shape,
+            self.strides.clone(),
+            offset,
+            self.storage.clone(),
+        )?
+        .with_conj(self.conj)
+        .with_neg(self.neg))
+    }
+
+    /// Splits the elements into consecutive pieces in row-major order, each a view of at
+    /// most `max_elements` elements (with a whole tensor of a sub-byte dtype as the one
+    /// exception: it is never split), paired with the index of its first element. The
+    /// pieces depend only on the shape and `max_elements`, so two tensors of one shape split
+    /// alike, and their pieces can be read and compared side by side, in parallel.
+    ///
+    /// Pieces are cut along the first dimension longer than 1, in runs of whole rows, and
+    /// a row longer than `max_elements` along the next dimension, and so on. Fails as
+    /// [`TensorView::check_producible`] does for the whole.
+    pub fn pieces(&self, max_elements: usize) -> Result<Vec<(usize, TensorView<'data>)>> {
+        let mut out = Vec::new();
+        if self.numel > 0 {
+            self.check_producible()?;
+            self.pieces_into(0, max_elements.max(1), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn pieces_into(
+        &self,
+        first: usize,
+        max: usize,
+        out: &mut Vec<(usize, TensorView<'data>)>,
+    ) -> Result<()> {
+        let dim = self.shape.iter().position(|&d| d > 1);
+        let (Some(dim), Some(_)) = (dim, self.dtype.byte_size()) else {
+            out.push((first, self.clone()));
+            return Ok(());
+        };
+        if self.numel <= max {
+            out.push((first, self.clone()));
+            return Ok(());
+        }
+        let size = self.shape.get(dim).copied().unwrap_or(1);
+        let inner = self.numel / size;
+        let run = (max / inner.max(1)).max(1);
+        let mut start = 0;
+        while start < size {
+            let len = run.min(size - start);
+            let piece = self.narrow(dim, start, len)?;
+            piece.pieces_into(first + start * inner, max, out)?;
+            start += len;
+        }
+        Ok(())
+    }
+
     /// The elements as packed row-major little-endian bytes, copied into a new buffer.
     pub fn to_le_bytes(&self) -> Result<Vec<u8>> {
         // Reserve no more than the storage holds: an expanded view may be far larger, and
@@ -928,6 +1025,65 @@ mod tests {
             .flat_map(|r| (0..1000).map(move |c| c * 600 + r))
             .collect();
         assert_eq!(out, le(&expected));
+    }
+
+    #[test]
+    fn pieces_read_back_as_the_whole() {
+        // A transposed big-endian [60, 100] view, with the neg bit: every path of
+        // for_each_chunk, cut in pieces of many sizes.
+        let values: Vec<u32> = (0..6000).collect();
+        let bytes = be(&values);
+        let view = TensorView::strided(
+            Dtype::Int32,
+            vec![60, 100],
+            vec![1, 60],
+            0,
+            Storage::new(&bytes, ByteOrder::Big),
+        )
+        .unwrap()
+        .with_neg(true);
+        let whole = view.to_le_bytes().unwrap();
+        for max in [1, 7, 99, 100, 101, 250, 5999, 6000, 1 << 20] {
+            let (mut out, mut next) = (Vec::new(), 0);
+            for (first, piece) in view.pieces(max).unwrap() {
+                assert_eq!(first, next, "max {max}");
+                assert!(piece.numel() <= max, "max {max}");
+                next += piece.numel();
+                out.extend(piece.to_le_bytes().unwrap());
+            }
+            assert_eq!(out, whole, "max {max}");
+        }
+        // Leading dimensions of 1 are skipped; an empty view has no pieces.
+        let row = TensorView::contiguous(
+            Dtype::Int32,
+            vec![1, 1, 6000],
+            Storage::new(&bytes, ByteOrder::Little),
+        )
+        .unwrap();
+        let pieces = row.pieces(1000).unwrap();
+        assert_eq!(pieces.len(), 6);
+        assert_eq!(pieces[5].0, 5000);
+        assert_eq!(pieces[5].1.data().unwrap(), &bytes[20000..24000]);
+        let empty = TensorView::contiguous(
+            Dtype::Int32,
+            vec![0, 3],
+            Storage::new(&[], ByteOrder::Little),
+        )
+        .unwrap();
+        assert!(empty.pieces(1).unwrap().is_empty());
+        // Narrowing checks its range.
+        assert!(view.narrow(0, 59, 2).is_err());
+        assert!(view.narrow(2, 0, 1).is_err());
+        assert_eq!(view.narrow(0, 60, 0).unwrap().numel(), 0);
+        // Sub-byte tensors stay whole.
+        let packed = [0x21u8, 0x43];
+        let float4 = TensorView::contiguous(
+            Dtype::Float4E2M1Fn,
+            vec![4],
+            Storage::new(&packed, ByteOrder::Little),
+        )
+        .unwrap();
+        assert_eq!(float4.pieces(1).unwrap().len(), 1);
     }
 
     #[test]

@@ -160,6 +160,26 @@ impl<'data> Tiling<'data> {
         &self.tiles
     }
 
+    /// The tiles of the elements `start..start + len` along `dim`: each tile that holds
+    /// some of them, narrowed to those, at its offset in the narrowed tensor.
+    pub(crate) fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Vec<Tile<'data>>> {
+        let end = start + len;
+        let mut tiles = Vec::new();
+        for tile in &self.tiles {
+            let (from, to) = (tile.start(dim).max(start), tile.end(dim).min(end));
+            if from >= to || tile.view.numel() == 0 {
+                continue;
+            }
+            let view = tile.view.narrow(dim, from - tile.start(dim), to - from)?;
+            let mut offsets = tile.offsets.clone();
+            if let Some(offset) = offsets.get_mut(dim) {
+                *offset = from - start;
+            }
+            tiles.push(Tile::new(offsets, view));
+        }
+        Ok(tiles)
+    }
+
     /// Hands the elements of the whole tensor to `emit`, row-major, packed little-endian, in
     /// pieces of about 1 MiB at most; memory use does not grow with the tensor.
     pub(crate) fn for_each_chunk(

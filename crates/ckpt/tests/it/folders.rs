@@ -201,6 +201,24 @@ fn tiles_assemble_row_major() {
         .collect();
     let view = TensorView::tiled(Dtype::UInt8, vec![4, 6], tiles.clone()).unwrap();
     assert_eq!(view.to_le_bytes().unwrap(), whole);
+    // Narrowed across tile boundaries, and cut in pieces of any size, it reads the same.
+    let middle = view.narrow(1, 1, 4).unwrap();
+    assert_eq!(middle.to_le_bytes().unwrap(), piece(0, 4, 1, 5));
+    assert_eq!(
+        view.narrow(0, 2, 2).unwrap().to_le_bytes().unwrap(),
+        piece(2, 4, 0, 6)
+    );
+    assert!(view.narrow(1, 3, 4).is_err());
+    for max in [1, 2, 5, 6, 7, 13, 24, 100] {
+        let (mut bytes, mut next) = (Vec::new(), 0);
+        for (first, part) in view.pieces(max).unwrap() {
+            assert_eq!(first, next, "max {max}");
+            assert!(part.numel() <= max, "max {max}");
+            next += part.numel();
+            bytes.extend(part.to_le_bytes().unwrap());
+        }
+        assert_eq!(bytes, whole, "max {max}");
+    }
 
     // Without the bottom-right tile: a gap, named.
     let gap = TensorView::tiled(Dtype::UInt8, vec![4, 6], tiles[..3].to_vec()).unwrap_err();

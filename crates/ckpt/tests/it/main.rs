@@ -13,6 +13,7 @@
 
 mod cast;
 mod damage;
+mod diff;
 mod fixtures;
 mod folders;
 mod fuzz_regressions;
