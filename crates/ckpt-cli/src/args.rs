@@ -119,13 +119,6 @@ pub(crate) enum Command {
                             ckpt diff --rename-b '^transformer\\.=' --exclude '*.attn.bias' a.pth b.safetensors\n  \
                             ckpt diff --json old.pth new.pth > diff.json")]
     Diff(DiffArgs),
-    /// List the limits that protect ckpt from hostile files, with their values.
-    ///
-    /// A file over a limit is refused with an error that names the limit. Raise one for a
-    /// file you trust with `--limit NAME=VALUE` on any command.
-    #[command(after_help = "Examples:\n  ckpt limits\n  ckpt limits --json\n  \
-                            ckpt --limit depth=1000 inspect deep.pt")]
-    Limits(LimitsArgs),
     /// Per tensor: min, max, mean, std, and counts of NaN, infinities and zeros.
     ///
     /// Every element is read as a float64 (floats of every width, integers, bool as 0/1,
@@ -144,6 +137,13 @@ pub(crate) enum Command {
                             ckpt stats sharded-folder/ || echo 'NaN, inf or zeroed weights'"
     )]
     Stats(StatsArgs),
+    /// List the limits that protect ckpt from hostile files, with their values.
+    ///
+    /// A file over a limit is refused with an error that names the limit. Raise one for a
+    /// file you trust with `--limit NAME=VALUE` on any command.
+    #[command(after_help = "Examples:\n  ckpt limits\n  ckpt limits --json\n  \
+                            ckpt --limit depth=1000 inspect deep.pt")]
+    Limits(LimitsArgs),
 }
 
 #[derive(Debug, Args)]
