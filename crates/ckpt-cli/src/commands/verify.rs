@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use ckpt::verify::{Manifest, Problem, Report, Severity, verify_path};
+use ckpt::verify::{Manifest, Problem, Report, Severity, verify_path_with};
 use ckpt::{Access, AtomicOutput, Source};
 use serde::Serialize;
 
@@ -107,7 +107,7 @@ pub(crate) fn run(args: &VerifyArgs, limits: &ckpt::Limits) -> anyhow::Result<Ou
         tensors: m.tensors.len(),
     });
     for file in &args.files {
-        let mut report = match verify_path(file) {
+        let mut report = match verify_path_with(file, limits) {
             Ok(report) => report,
             Err(error) => {
                 rows.push(unreadable(file, &error));

@@ -50,12 +50,24 @@ fn a_limit_is_named_when_exceeded_and_raised_by_the_flag() {
     assert!(stderr.contains("--limit depth=N"), "{stderr}");
     // Every command takes the flag, before or after its name (the scanner reads pickles
     // without interpreting them: the pickle VM's limits are the ones it meets).
-    for args in [
-        vec!["--limit", "pickle-memo=1", "scan", file],
-        vec!["convert", "--limit", "depth=2", file, "out.safetensors"],
+    for (args, code) in [
+        (vec!["--limit", "pickle-memo=1", "scan", file], 2),
+        (
+            vec!["convert", "--limit", "depth=2", file, "out.safetensors"],
+            2,
+        ),
+        (vec!["--limit", "depth=2", "stats", file], 2),
+        (vec!["--limit", "depth=2", "diff", file, file], 2),
+        // verify reports what is over a limit as a problem of the file.
+        (vec!["--limit", "depth=2", "verify", file], 1),
     ] {
         let run = ckpt(dir.path(), &args);
-        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", transcript(&run));
+        assert_eq!(
+            run.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            transcript(&run)
+        );
         let text = transcript(&run);
         assert!(text.contains("limit of"), "{args:?}: {text}");
     }

@@ -10,18 +10,19 @@ use serde::de::{MapAccess, Visitor};
 
 use super::{
     DCP_READ, HF_INDEX, HF_SHARD, HF_TENSOR_DUPLICATE, HF_TENSOR_MISSING, HF_TENSOR_UNLISTED,
-    HF_TOTAL_SIZE, Problem, Report, is_unreadable, verify_bytes,
+    HF_TOTAL_SIZE, Problem, Report, is_unreadable, verify_bytes_with,
 };
 use crate::error::{ErrorKind, Result};
 use crate::format::Format;
+use crate::limits::Limits;
 use crate::source::{FolderKind, Source, check_name, folder_kind, read_small};
 
 /// Verifies `path` when it is a multi-file checkpoint; `Ok(None)` for an ordinary file.
-pub(super) fn check(path: &Path) -> Result<Option<Report>> {
+pub(super) fn check(path: &Path, limits: &Limits) -> Result<Option<Report>> {
     match folder_kind(path)? {
         None => Ok(None),
-        Some(FolderKind::Hf(index)) => check_hf(path, &index).map(Some),
-        Some(FolderKind::Dcp(_)) => check_dcp(path).map(Some),
+        Some(FolderKind::Hf(index)) => check_hf(path, &index, limits).map(Some),
+        Some(FolderKind::Dcp(_)) => check_dcp(path, limits).map(Some),
     }
 }
 
@@ -64,8 +65,8 @@ struct Shard {
 /// A tensor of a shard: its name, byte count and storage (to count shared ones once).
 type ShardTensor = (String, u64, Option<(usize, usize)>);
 
-fn check_hf(path: &Path, index: &Path) -> Result<Report> {
-    let bytes = read_small(index, crate::Limits::default().index_len)?;
+fn check_hf(path: &Path, index: &Path, limits: &Limits) -> Result<Report> {
+    let bytes = read_small(index, limits.index_len)?;
     let index_name = index
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -109,6 +110,14 @@ fn check_hf(path: &Path, index: &Path) -> Result<Report> {
     let mut shard_names: Vec<&str> = raw.weight_map.0.iter().map(|(_, s)| s.as_str()).collect();
     shard_names.sort_unstable();
     shard_names.dedup();
+    if shard_names.len() > limits.files {
+        return Err(crate::limits::exceeded(
+            "files",
+            limits.files as u64,
+            format_args!("the index names {} files", shard_names.len()),
+        )
+        .with_path(index));
+    }
     let real_dir = std::fs::canonicalize(dir).ok();
     let mut shards: HashMap<&str, Shard> = HashMap::new();
     let mut unread = false;
@@ -148,7 +157,7 @@ fn check_hf(path: &Path, index: &Path) -> Result<Report> {
                 continue;
             }
         };
-        match verify_bytes(source.bytes()) {
+        match verify_bytes_with(source.bytes(), limits) {
             Ok(shard_report) => {
                 if report.files == 2 {
                     report.format = shard_report.format;
@@ -161,7 +170,7 @@ fn check_hf(path: &Path, index: &Path) -> Result<Report> {
                 continue;
             }
         }
-        match crate::read(source.bytes()) {
+        match crate::read_with(source.bytes(), limits) {
             Ok(checkpoint) => {
                 let tensors = checkpoint
                     .tensors()
@@ -298,14 +307,14 @@ fn tensor_bytes(shards: &HashMap<&str, Shard>) -> u64 {
 /// allowlist, every chunk's file and slice, each chunk's dtype and size, and that the
 /// chunks tile their tensor exactly), going on after each error; every chunk's
 /// `torch.save` archive is also verified as a file of its own.
-fn check_dcp(path: &Path) -> Result<Report> {
+fn check_dcp(path: &Path, limits: &Limits) -> Result<Report> {
     let mut report = Report {
         path: path.to_path_buf(),
         format: Format::DistributedCheckpoint,
         files: 1,
         problems: Vec::new(),
     };
-    let source = match Source::open(path) {
+    let source = match Source::open_with(path, limits) {
         Ok(source) => source,
         // The folder itself cannot be read: not a problem of the checkpoint.
         Err(e) if is_unreadable(&e) && e.location().member.is_none() => return Err(e),
@@ -319,7 +328,7 @@ fn check_dcp(path: &Path) -> Result<Report> {
         return Ok(report);
     };
     for (label, bytes) in &audit.archives {
-        match verify_bytes(bytes) {
+        match verify_bytes_with(bytes, limits) {
             Ok(inner) => report
                 .problems
                 .extend(inner.problems.into_iter().map(|p| p.inside(label))),

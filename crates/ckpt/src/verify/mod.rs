@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Location, Result};
 use crate::format::{self, Format};
+use crate::limits::Limits;
 use crate::source::{Access, Source};
 
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestEntry, check_manifest};
@@ -346,8 +347,14 @@ impl Report {
 /// format that lives in a folder; everything else wrong with them is a [`Problem`] of the
 /// report. The report's path is empty.
 pub fn verify_bytes(bytes: &[u8]) -> Result<Report> {
+    verify_bytes_with(bytes, &Limits::default())
+}
+
+/// [`verify_bytes`] within `limits` (see [`crate::limits`]): what is over a limit is a
+/// problem of the report.
+pub fn verify_bytes_with(bytes: &[u8], limits: &Limits) -> Result<Report> {
     let format = format::detect(bytes)?;
-    let problems = problems_of(bytes, format)?;
+    let problems = problems_of(bytes, format, limits)?;
     Ok(Report {
         path: PathBuf::new(),
         format,
@@ -356,15 +363,19 @@ pub fn verify_bytes(bytes: &[u8]) -> Result<Report> {
     })
 }
 
-fn problems_of(bytes: &[u8], format: Format) -> Result<Vec<Problem>> {
+fn problems_of(bytes: &[u8], format: Format, limits: &Limits) -> Result<Vec<Problem>> {
     let mut out = Vec::new();
     match format {
         Format::Safetensors => safetensors::check(bytes, &mut out),
-        Format::TorchZip | Format::TorchScript => torch::check_zip(bytes, &mut out),
-        Format::TorchLegacy => torch::check_legacy(bytes, &mut out),
-        Format::TorchTar => torch::check_read(bytes, &TAR_READ, crate::torch::read_tar, &mut out),
+        Format::TorchZip | Format::TorchScript => torch::check_zip(bytes, limits, &mut out),
+        Format::TorchLegacy => torch::check_legacy(bytes, limits, &mut out),
+        Format::TorchTar => {
+            let read = crate::torch::read_tar_with;
+            torch::check_read(bytes, &TAR_READ, read, limits, &mut out);
+        }
         Format::Pickle => {
-            torch::check_read(bytes, &PICKLE_READ, crate::torch::read_pickle, &mut out);
+            let read = crate::torch::read_pickle_with;
+            torch::check_read(bytes, &PICKLE_READ, read, limits, &mut out);
         }
         Format::DistributedCheckpoint => {
             return Err(Error::unsupported(
@@ -381,8 +392,13 @@ fn problems_of(bytes: &[u8], format: Format) -> Result<Vec<Problem>> {
 /// Fails only when `path` cannot be read at all (it does not exist, is not a checkpoint,
 /// is a folder without an index...); everything else is a [`Problem`] of the report.
 pub fn verify_path(path: impl AsRef<Path>) -> Result<Report> {
+    verify_path_with(path, &Limits::default())
+}
+
+/// [`verify_path`] within `limits` (see [`crate::limits`]).
+pub fn verify_path_with(path: impl AsRef<Path>, limits: &Limits) -> Result<Report> {
     let path = path.as_ref();
-    if let Some(report) = folder::check(path)? {
+    if let Some(report) = folder::check(path, limits)? {
         return Ok(report);
     }
     let source = Source::open_file(path)?;
@@ -392,7 +408,7 @@ pub fn verify_path(path: impl AsRef<Path>) -> Result<Report> {
     } else {
         Access::Sparse
     });
-    let mut report = verify_bytes(source.bytes()).map_err(|e| e.with_path(path))?;
+    let mut report = verify_bytes_with(source.bytes(), limits).map_err(|e| e.with_path(path))?;
     report.path = path.to_path_buf();
     Ok(report)
 }

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
-use ckpt_pickle::{Limits, Object, ObjectId, Pickle};
+use ckpt_pickle::{Object, ObjectId, Pickle};
 use zip::CompressionMethod;
 
 use super::{
@@ -22,6 +22,7 @@ use super::{
     ZIP_DIRECTORY, ZIP_DUPLICATE, ZIP_LAYOUT, ZIP_LOCAL_HEADER, ZIP_OVERLAP,
 };
 use crate::error::{ErrorKind, Result};
+use crate::limits::Limits;
 use crate::model::{Checkpoint, Dtype};
 use crate::torch::archive::Archive;
 use crate::torch::interpret::{self, StorageId, StorageKind};
@@ -75,12 +76,12 @@ fn has_errors(out: &[Problem]) -> bool {
 }
 
 /// Checks a torch zip (or TorchScript) archive.
-pub(super) fn check_zip(bytes: &[u8], out: &mut Vec<Problem>) {
+pub(super) fn check_zip(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>) {
     let start = out.len();
     if !check_container(bytes, out) {
         return;
     }
-    let archive = match Archive::open(bytes, crate::Limits::default().inflated_len) {
+    let archive = match Archive::open(bytes, limits.inflated_len) {
         Ok(archive) => archive,
         Err(e) => {
             // What the container checks found is what keeps the archive closed.
@@ -90,9 +91,9 @@ pub(super) fn check_zip(bytes: &[u8], out: &mut Vec<Problem>) {
             return;
         }
     };
-    check_records(&archive, out);
+    check_records(&archive, limits, out);
     if out.len() == start {
-        check_read(bytes, &TORCH_READ, crate::torch::read_zip, out);
+        check_read(bytes, &TORCH_READ, crate::torch::read_zip_with, limits, out);
     }
 }
 
@@ -449,7 +450,7 @@ fn inflated_crc(data: &[u8], size: u64) -> std::io::Result<u32> {
 }
 
 /// torch's records: `version`, `byteorder`, `data.pkl`, and every storage the pickle names.
-fn check_records(archive: &Archive<'_>, out: &mut Vec<Problem>) {
+fn check_records(archive: &Archive<'_>, limits: &Limits, out: &mut Vec<Problem>) {
     let prefix = archive.prefix().to_owned();
     let member = |name: &str| format!("{prefix}/{name}");
     let text = |name: &str| archive.text(name).ok().flatten();
@@ -513,7 +514,7 @@ fn check_records(archive: &Archive<'_>, out: &mut Vec<Problem>) {
         }
     };
     let base = if record.compressed { 0 } else { record.start };
-    let pickle = match ckpt_pickle::parse(&data, base, &Limits::default()) {
+    let pickle = match ckpt_pickle::parse(&data, base, &limits.pickle) {
         Ok(pickle) => pickle,
         Err(e) => {
             out.push(Problem::from_error(
@@ -770,10 +771,11 @@ fn value_names(pickle: &Pickle<'_>) -> HashMap<ObjectId, String> {
 pub(super) fn check_read(
     bytes: &[u8],
     rule: &'static Rule,
-    read: fn(&[u8]) -> Result<Checkpoint<'_>>,
+    read: for<'a> fn(&'a [u8], &Limits) -> Result<Checkpoint<'a>>,
+    limits: &Limits,
     out: &mut Vec<Problem>,
 ) {
-    if let Err(e) = read(bytes) {
+    if let Err(e) = read(bytes, limits) {
         let problem = Problem::from_error(rule, &e);
         out.push(match e.kind() {
             ErrorKind::Refused | ErrorKind::Unsupported => problem.warning(),
@@ -784,11 +786,11 @@ pub(super) fn check_read(
 
 /// Checks a legacy `torch.save` stream: the leading pickles, every storage present with
 /// the size the pickle declares, nothing after the last one.
-pub(super) fn check_legacy(bytes: &[u8], out: &mut Vec<Problem>) {
+pub(super) fn check_legacy(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>) {
     let start = out.len();
     let mut pos = 0usize;
     let header = |pos: usize, what: &str, out: &mut Vec<Problem>| -> Option<Pickle<'_>> {
-        match parse_pickle(bytes, pos, what, &crate::Limits::default()) {
+        match parse_pickle(bytes, pos, what, limits) {
             Ok(pickle) => match plain_only(&pickle, what) {
                 Ok(()) => Some(pickle),
                 Err(e) => {
@@ -839,7 +841,7 @@ pub(super) fn check_legacy(bytes: &[u8], out: &mut Vec<Problem>) {
     };
     pos += sys_info.byte_len();
     let main_member = "object pickle";
-    let main = match parse_pickle(bytes, pos, main_member, &crate::Limits::default()) {
+    let main = match parse_pickle(bytes, pos, main_member, limits) {
         Ok(main) => main,
         Err(e) => {
             out.push(Problem::from_error(&LEGACY_PICKLE, &e));
@@ -848,16 +850,15 @@ pub(super) fn check_legacy(bytes: &[u8], out: &mut Vec<Problem>) {
     };
     pos += main.byte_len();
     let keys_at = pos;
-    let keys: Option<Vec<String>> =
-        parse_pickle(bytes, pos, "storage keys", &crate::Limits::default())
-            .and_then(|keys| plain_only(&keys, "storage keys").map(|()| keys))
-            .map_err(|e| out.push(Problem::from_error(&LEGACY_PICKLE, &e)))
-            .ok()
-            .and_then(|pickle| {
-                pos += pickle.byte_len();
-                let list = pickle.root().and_then(|r| pickle.as_seq(r))?;
-                list.iter().map(|&k| interpret::text(&pickle, k)).collect()
-            });
+    let keys: Option<Vec<String>> = parse_pickle(bytes, pos, "storage keys", limits)
+        .and_then(|keys| plain_only(&keys, "storage keys").map(|()| keys))
+        .map_err(|e| out.push(Problem::from_error(&LEGACY_PICKLE, &e)))
+        .ok()
+        .and_then(|pickle| {
+            pos += pickle.byte_len();
+            let list = pickle.root().and_then(|r| pickle.as_seq(r))?;
+            list.iter().map(|&k| interpret::text(&pickle, k)).collect()
+        });
     let Some(keys) = keys else {
         if out.len() == start {
             out.push(
@@ -965,7 +966,13 @@ pub(super) fn check_legacy(bytes: &[u8], out: &mut Vec<Problem>) {
     }
     check_views(&main, main_member, &sizes, out);
     if out.len() == start {
-        check_read(bytes, &TORCH_READ, crate::torch::read_legacy, out);
+        check_read(
+            bytes,
+            &TORCH_READ,
+            crate::torch::read_legacy_with,
+            limits,
+            out,
+        );
     }
 }
 
