@@ -16,31 +16,9 @@ use ckpt::torch::write::Plan as TorchPlan;
 use ckpt::{Dtype, TensorView, Value};
 use proptest::prelude::*;
 
-/// Every dtype both writers can store, whole bytes per element.
-const DTYPES: &[Dtype] = &[
-    Dtype::Bool,
-    Dtype::UInt8,
-    Dtype::Int8,
-    Dtype::Int16,
-    Dtype::UInt16,
-    Dtype::Int32,
-    Dtype::UInt32,
-    Dtype::Int64,
-    Dtype::UInt64,
-    Dtype::Float16,
-    Dtype::BFloat16,
-    Dtype::Float32,
-    Dtype::Float64,
-    Dtype::Complex64,
-    Dtype::Float8E5M2,
-    Dtype::Float8E4M3Fn,
-    Dtype::Float8E5M2Fnuz,
-    Dtype::Float8E4M3Fnuz,
-    Dtype::Float8E8M0Fnu,
-];
-
-/// [`DTYPES`] and those only the PyTorch writer stores.
-const TORCH_DTYPES: &[Dtype] = &[
+/// Every dtype the PyTorch writer stores with whole bytes per element; all but the last
+/// two (complex128, complex32) safetensors can store too ([`DTYPES`]).
+const TORCH_DTYPES: [Dtype; 21] = [
     Dtype::Bool,
     Dtype::UInt8,
     Dtype::Int8,
@@ -63,6 +41,9 @@ const TORCH_DTYPES: &[Dtype] = &[
     Dtype::Complex128,
     Dtype::Complex32,
 ];
+
+/// Every dtype both writers can store.
+const DTYPES: &[Dtype] = TORCH_DTYPES.split_at(19).0;
 
 /// A random tensor: its dtype, shape, a storage of random bytes that holds it (a little
 /// larger than needed), strides (row-major, or a permutation of it) and an offset.
@@ -181,7 +162,7 @@ proptest! {
     /// shared, and a second write gives the same bytes.
     #[test]
     fn torch_write_read_write_is_the_identity(
-        specs in prop::collection::vec(spec(TORCH_DTYPES), 1..6),
+        specs in prop::collection::vec(spec(&TORCH_DTYPES), 1..6),
         tie in any::<bool>(),
     ) {
         let datas: Vec<Vec<u8>> = specs.iter().map(storage_bytes).collect();
