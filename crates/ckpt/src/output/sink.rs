@@ -3,11 +3,14 @@
 //!
 //! Writers hand over tensor data as slices; dense little-endian data is a slice of the
 //! input's memory map. [`FileSink`] recognises such slices by their address and copies the
-//! same bytes from the input file with `copy_file_range` (through `std::io::copy`, which
-//! falls back to `sendfile` or a plain copy where the system cannot), so the data never
-//! passes through ckpt's memory and the mapped pages are never faulted in: converting a
+//! same bytes from the input file, so the mapped pages are never faulted in: converting a
 //! 10 GB checkpoint keeps ckpt's resident memory at a few megabytes. Adjacent slices are
-//! merged into one copy of at most [`MAX_PENDING`] bytes.
+//! merged into one copy of at most [`MAX_PENDING`] bytes. When the bytes keep their place
+//! within a page, the kernel copies them (`copy_file_range`, through `std::io::copy`, which
+//! falls back to `sendfile` or a plain copy where the system cannot); when they move within
+//! their page (a 64-byte-aligned zip record to a packed safetensors offset, say) they are
+//! read at their offset into a 1 MiB buffer and written, which is faster than the kernel's
+//! page-splitting copy (see [`in_phase`]).
 //!
 //! Every [`WRITEBACK_EVERY`] bytes, a helper thread asks the kernel to write what is dirty
 //! so far to disk (`fdatasync` of the same open file), so that writing to the disk
@@ -216,18 +219,108 @@ impl<'a> FileSink<'a> {
     }
 
     fn flush_pending(&mut self) -> io::Result<()> {
-        let Some((mut reader, offset, len)) = self.pending.take() else {
+        let Some((reader, offset, len)) = self.pending.take() else {
             return Ok(());
         };
+        // The buffer is empty here: it is flushed before a copy is held back.
+        let position = self.file.stream_position()?;
+        if in_phase(offset, position) {
+            self.copy_in_kernel(reader, offset, len)?;
+        } else {
+            self.copy_through_buffer(reader, offset, len)?;
+        }
+        self.wrote(len)
+    }
+
+    /// Copies with `copy_file_range` (through `std::io::copy`, which falls back where the
+    /// system cannot), sharing the blocks where the file system can (XFS, Btrfs).
+    fn copy_in_kernel(&mut self, mut reader: &File, offset: u64, len: u64) -> io::Result<()> {
         reader.seek(SeekFrom::Start(offset))?;
         let copied = io::copy(&mut reader.take(len), &mut self.file)?;
         if copied != len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the input file became shorter while it was being copied",
-            ));
+            return Err(shorter_input());
         }
-        self.wrote(len)
+        Ok(())
+    }
+
+    /// Copies by reading into the (empty) buffer and writing it out, one cache-sized
+    /// chunk at a time: reading at an offset does not map the input's pages, so resident
+    /// memory stays flat as with a kernel copy.
+    fn copy_through_buffer(&mut self, reader: &File, offset: u64, len: u64) -> io::Result<()> {
+        self.buffer.clear();
+        self.buffer.resize(BUFFER_LEN, 0);
+        let result = copy_chunks(reader, offset, len, self.file, &mut self.buffer);
+        self.buffer.clear();
+        result
+    }
+}
+
+/// The granule of the page cache: a kernel copy between two offsets that differ by a
+/// whole number of pages moves whole pages, one between offsets out of phase within a page
+/// splits every page in two and was measured to take 1.3-1.6x as long (see
+/// docs/performance.md), longer than the same bytes read into a buffer and written.
+const PAGE: u64 = 4096;
+
+/// Whether a copy from `from` to `to` keeps every byte at the same place within its page.
+fn in_phase(from: u64, to: u64) -> bool {
+    from % PAGE == to % PAGE
+}
+
+fn shorter_input() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the input file became shorter while it was being copied",
+    )
+}
+
+/// Copies `len` bytes of `from` at `offset` to `to` (at its position) through `buffer`.
+fn copy_chunks(
+    from: &File,
+    offset: u64,
+    len: u64,
+    mut to: &File,
+    buffer: &mut [u8],
+) -> io::Result<()> {
+    let mut done = 0;
+    while done < len {
+        let left = usize::try_from(len - done).unwrap_or(usize::MAX);
+        let Some(chunk) = buffer.get_mut(..left.min(buffer.len())) else {
+            break;
+        };
+        if chunk.is_empty() {
+            return Err(io::Error::other("no buffer to copy through"));
+        }
+        read_exact_at(from, chunk, offset + done)?;
+        to.write_all(chunk)?;
+        done += chunk.len() as u64;
+    }
+    Ok(())
+}
+
+/// Fills `buffer` from `file` at `offset`, without moving the file's position.
+fn read_exact_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buffer, offset).map_err(|error| {
+            if error.kind() == io::ErrorKind::UnexpectedEof {
+                shorter_input()
+            } else {
+                error
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buffer).map_err(|error| {
+            if error.kind() == io::ErrorKind::UnexpectedEof {
+                shorter_input()
+            } else {
+                error
+            }
+        })
     }
 }
 
@@ -326,6 +419,58 @@ mod tests {
         want.extend_from_slice(&[7u8; 2 << 20]);
         want.extend_from_slice(b"end");
         assert!(read_back(&mut out) == want);
+    }
+
+    #[test]
+    fn copies_in_phase_and_out_of_phase_arrive_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let input_path = dir.path().join("in");
+        let data: Vec<u8> = (0..5u32 << 20).map(|i| (i % 241) as u8).collect();
+        std::fs::write(&input_path, &data).unwrap();
+        let input_file = File::open(&input_path).unwrap();
+        let map = std::fs::read(&input_path).unwrap();
+        let mut out = tempfile::tempfile().unwrap();
+        {
+            let mut sink = FileSink::new(&out, Some(MappedInput::new(&input_file, &map)));
+            // A page of header puts the first copy in phase (kernel copy)...
+            sink.write_all(&[1u8; 4096]).unwrap();
+            sink.write_all(&map[..2 << 20]).unwrap();
+            // ...one byte more puts the next out of phase, across several buffers,
+            // ending in a partial one.
+            sink.write_all(b"x").unwrap();
+            sink.write_all(&map[100..(3 << 20) + 777]).unwrap();
+            // And back in phase: 4096 + 2 MiB + 1 + (3 MiB + 677) bytes written so far.
+            let at = 4096 + (2 << 20) + 1 + (3 << 20) + 677;
+            let from = at % 4096 + 4096;
+            sink.write_all(&map[from..from + (1 << 20)]).unwrap();
+            sink.flush().unwrap();
+        }
+        let mut want = vec![1u8; 4096];
+        want.extend_from_slice(&data[..2 << 20]);
+        want.push(b'x');
+        want.extend_from_slice(&data[100..(3 << 20) + 777]);
+        let from = want.len() % 4096 + 4096;
+        want.extend_from_slice(&data[from..from + (1 << 20)]);
+        assert!(read_back(&mut out) == want);
+    }
+
+    #[test]
+    fn an_input_that_shrank_is_an_error_in_either_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let input_path = dir.path().join("in");
+        std::fs::write(&input_path, vec![3u8; 1 << 20]).unwrap();
+        let input_file = File::open(&input_path).unwrap();
+        // The map is longer than the file now is.
+        let map = vec![3u8; 2 << 20];
+        for header in [0, 1] {
+            let out = tempfile::tempfile().unwrap();
+            let mut sink = FileSink::new(&out, Some(MappedInput::new(&input_file, &map)));
+            sink.write_all(&vec![0u8; header]).unwrap();
+            sink.write_all(&map[..]).unwrap();
+            let error = sink.flush().unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{header}");
+            assert!(error.to_string().contains("became shorter"), "{error}");
+        }
     }
 
     #[cfg(unix)]
