@@ -12,6 +12,10 @@
 //! read at their offset into a 1 MiB buffer and written, which is faster than the kernel's
 //! page-splitting copy (see [`in_phase`]).
 //!
+//! Every [`RELEASE_EVERY`] bytes, the pages a writer read through the input's map (to cast,
+//! swap bytes or checksum them) are let go of, so they do not accumulate in resident
+//! memory.
+//!
 //! Every [`WRITEBACK_EVERY`] bytes, a helper thread asks the kernel to write what is dirty
 //! so far to disk (`fdatasync` of the same open file), so that writing to the disk
 //! overlaps with producing the rest instead of all waiting for the final `fsync`.
@@ -29,6 +33,10 @@ pub(crate) const MIN_COPY_LEN: usize = 64 << 10;
 const MAX_PENDING: u64 = 64 << 20;
 /// How many bytes are written between two requests to start writing them to disk.
 const WRITEBACK_EVERY: u64 = 64 << 20;
+/// How many bytes are written between two releases of the input's mapped pages: a writer
+/// that reads its input through the map (a cast, a byte swap, a checksum) keeps at most
+/// about this much of it resident.
+const RELEASE_EVERY: u64 = 16 << 20;
 
 /// The input file and its memory map, as the slices handed to a [`FileSink`] borrow it; or
 /// the files of a checkpoint stored in several (see `Source::mapped_input`).
@@ -38,6 +46,8 @@ pub struct MappedInput<'a> {
     map: &'a [u8],
     /// Further inputs, each with its own map (the shards of a multi-file checkpoint).
     more: &'a [crate::source::Source],
+    /// The sources whose maps these are, when known, to let go of their pages.
+    owners: &'a [crate::source::Source],
 }
 
 impl<'a> MappedInput<'a> {
@@ -47,6 +57,21 @@ impl<'a> MappedInput<'a> {
             file,
             map,
             more: &[],
+            owners: &[],
+        }
+    }
+
+    /// Marks the maps as those of `owners`, which [`MappedInput::release`] lets go of.
+    pub(crate) fn releasing(mut self, owners: &'a [crate::source::Source]) -> Self {
+        self.owners = owners;
+        self
+    }
+
+    /// Drops the pages read through the maps from resident memory (see
+    /// [`Source`](crate::Source)); nothing for maps not made by a `Source`.
+    fn release(&self) {
+        for source in self.owners.iter().chain(self.more) {
+            source.release();
         }
     }
 
@@ -55,6 +80,8 @@ impl<'a> MappedInput<'a> {
     /// [`Source`]: crate::Source
     pub(crate) fn with_more(mut self, more: &'a [crate::source::Source]) -> Self {
         self.more = more;
+        // `more` holds every file, this one's source too.
+        self.owners = &[];
         self
     }
 
@@ -117,6 +144,8 @@ pub struct FileSink<'a> {
     unsynced: u64,
     /// [`WRITEBACK_EVERY`], smaller in tests.
     writeback_every: u64,
+    /// Bytes written since the input's pages were last let go of.
+    unreleased: u64,
     writeback: Option<Writeback>,
 }
 
@@ -170,6 +199,7 @@ impl<'a> FileSink<'a> {
             pending: None,
             unsynced: 0,
             writeback_every: WRITEBACK_EVERY,
+            unreleased: 0,
             writeback: None,
         }
     }
@@ -185,6 +215,13 @@ impl<'a> FileSink<'a> {
     /// Counts `len` bytes handed to the kernel, and asks for a writeback every
     /// [`WRITEBACK_EVERY`] bytes.
     fn wrote(&mut self, len: u64) -> io::Result<()> {
+        self.unreleased = self.unreleased.saturating_add(len);
+        if self.unreleased >= RELEASE_EVERY {
+            self.unreleased = 0;
+            if let Some(input) = &self.input {
+                input.release();
+            }
+        }
         self.unsynced = self.unsynced.saturating_add(len);
         if self.unsynced < self.writeback_every {
             return Ok(());

@@ -163,8 +163,21 @@ impl Source {
             return folder.mapped_input();
         }
         match (&self.file, self.map.as_deref()) {
-            (Some(file), Some(map)) => Some(MappedInput::new(file, map)),
+            (Some(file), Some(map)) => {
+                Some(MappedInput::new(file, map).releasing(std::slice::from_ref(self)))
+            }
             _ => None,
+        }
+    }
+
+    /// Lets go of the pages read through the maps so far: they leave this process's
+    /// resident memory (staying in the page cache), and are read again if used again.
+    pub(crate) fn release(&self) {
+        if let Some(folder) = &self.folder {
+            folder.release();
+        }
+        if let Some(map) = &self.map {
+            mmap::release(map);
         }
     }
 
@@ -196,5 +209,82 @@ impl Source {
                 crate::read_with(self.bytes(), &self.limits).map_err(|e| e.with_path(&self.path))
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// Resident bytes of the mapping that holds `address` (its `Rss` in /proc/self/smaps):
+    /// this mapping's pages alone, whatever other tests do meanwhile.
+    fn resident(address: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or_default();
+            if let Some((start, end)) = first.split_once('-')
+                && let (Ok(start), Ok(end)) = (
+                    usize::from_str_radix(start, 16),
+                    usize::from_str_radix(end, 16),
+                )
+            {
+                inside = (start..end).contains(&address);
+            } else if inside && first == "Rss:" {
+                let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+                return kib * 1024;
+            }
+        }
+        panic!("no mapping holds {address:#x}");
+    }
+
+    fn pattern(len: u32) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn released_pages_leave_resident_memory_and_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let data = pattern(8 << 20);
+        std::fs::write(&path, &data).unwrap();
+        let source = Source::open_file(&path).unwrap();
+        let address = source.bytes().as_ptr() as usize;
+        // Comparing reads every page through the map.
+        assert!(source.bytes() == data.as_slice());
+        assert!(resident(address) >= 8 << 20);
+        source.release();
+        assert!(resident(address) < 1 << 20, "{}", resident(address));
+        assert!(source.bytes() == data.as_slice());
+    }
+
+    #[test]
+    fn a_writer_reading_through_the_map_keeps_little_of_it_resident() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let data = pattern(64 << 20);
+        std::fs::write(&path, &data).unwrap();
+        let source = Source::open_file(&path).unwrap();
+        let address = source.bytes().as_ptr() as usize;
+        let mut out = tempfile::tempfile_in(dir.path()).unwrap();
+        {
+            let mut sink = crate::FileSink::new(&out, source.mapped_input()).without_writeback();
+            // Bytes read through the map and changed (as a cast does): written, not copied.
+            for chunk in source.bytes().chunks(1 << 20) {
+                let changed: Vec<u8> = chunk.iter().map(|b| b ^ 0xFF).collect();
+                sink.write_all(&changed).unwrap();
+            }
+            sink.flush().unwrap();
+        }
+        // At most the last 16 MiB (and the kernel's read-around) are still mapped in.
+        assert!(resident(address) <= 20 << 20, "{}", resident(address));
+        let mut written = Vec::new();
+        std::io::Seek::rewind(&mut out).unwrap();
+        std::io::Read::read_to_end(&mut out, &mut written).unwrap();
+        assert!(written.iter().zip(&data).all(|(w, d)| *w == d ^ 0xFF));
+        assert_eq!(written.len(), data.len());
     }
 }

@@ -127,6 +127,12 @@ impl Folder {
         }
     }
 
+    pub(super) fn release(&self) {
+        for source in &self.sources {
+            source.release();
+        }
+    }
+
     /// The index or metadata file, then every data file.
     pub(super) fn files(&self) -> Vec<&Path> {
         let mut files = vec![self.main.as_path()];
