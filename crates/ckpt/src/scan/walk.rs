@@ -17,6 +17,7 @@ use super::{Category, Collector, Finding, Report, ScanOptions, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, Format};
 use crate::source::Source;
+use crate::torch::archive::{CentralEntry, local_header_disagreements};
 
 /// The most files a folder walk collects.
 const MAX_FILES: usize = 1 << 20;
@@ -568,65 +569,21 @@ fn scan_hidden_members(c: &mut Collector<'_>, bytes: &[u8], base: u64, members: 
 /// Compares a member's local header with its central directory entry: a mismatch makes
 /// streaming readers and directory readers see different files.
 fn check_local_header(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &Member) {
-    let Ok(at) = usize::try_from(member.header_start) else {
-        return;
+    let central = CentralEntry {
+        name: &member.name,
+        header_start: member.header_start,
+        compressed_size: member.compressed_size,
+        size: member.size,
+        method: member.method,
+        crc32: member.crc32,
     };
-    let mut complain = |why: String| {
+    for why in local_header_disagreements(bytes, &central) {
         c.container(
             Verdict::Dangerous,
             Some(&member.name),
             Some(base + member.header_start),
             why,
         );
-    };
-    if bytes.get(at..at + 4) != Some(b"PK\x03\x04") {
-        complain("the central directory points at no local header".to_owned());
-        return;
-    }
-    let (Some(flags), Some(method), Some(crc), Some(csize), Some(usize_), Some(nlen)) = (
-        le16(bytes, at + 6),
-        le16(bytes, at + 8),
-        le32(bytes, at + 14),
-        le32(bytes, at + 18),
-        le32(bytes, at + 22),
-        le16(bytes, at + 26),
-    ) else {
-        return;
-    };
-    let name = bytes
-        .get(at + 30..at + 30 + usize::from(nlen))
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    if name != member.name {
-        complain(format!(
-            "the local header names `{name}` but the central directory `{}`: streaming \
-             readers and directory readers see different members",
-            member.name
-        ));
-    }
-    let central_method = match member.method {
-        zip::CompressionMethod::Stored => Some(0),
-        zip::CompressionMethod::Deflated => Some(8),
-        _ => None,
-    };
-    if central_method.is_some_and(|m| m != method) {
-        complain(format!(
-            "the local header says compression method {method}, the central directory another"
-        ));
-    }
-    if flags & 0x8 == 0 {
-        let sizes_differ = (csize != u32::MAX && u64::from(csize) != member.compressed_size)
-            || (usize_ != u32::MAX && u64::from(usize_) != member.size);
-        if sizes_differ {
-            complain(format!(
-                "the local header declares {csize} bytes ({usize_} uncompressed), the central \
-                 directory {} ({}): readers disagree on where the member ends",
-                member.compressed_size, member.size
-            ));
-        }
-        if crc != member.crc32 {
-            complain("the local header and the central directory disagree on the CRC".to_owned());
-        }
     }
 }
 

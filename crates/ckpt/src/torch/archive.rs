@@ -27,6 +27,95 @@ pub(crate) fn open_zip(bytes: &[u8]) -> zip::result::ZipResult<zip::ZipArchive<C
     zip::ZipArchive::with_config(config, Cursor::new(bytes))
 }
 
+/// What a member's central directory entry says, to hold its local header against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CentralEntry<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) header_start: u64,
+    pub(crate) compressed_size: u64,
+    pub(crate) size: u64,
+    pub(crate) method: CompressionMethod,
+    pub(crate) crc32: u32,
+}
+
+/// How a member's local header disagrees with its central directory entry, a sentence
+/// each (empty when they agree): streaming readers walk the local headers, torch and
+/// the zip crate the directory, so a disagreement makes them see different files. Shared
+/// by the scanner (findings) and verify (problems).
+pub(crate) fn local_header_disagreements(bytes: &[u8], central: &CentralEntry<'_>) -> Vec<String> {
+    let le16 = |at: usize| -> Option<u16> {
+        let field = bytes.get(at..at.checked_add(2)?)?;
+        Some(u16::from_le_bytes(field.try_into().ok()?))
+    };
+    let le32 = |at: usize| -> Option<u32> {
+        let field = bytes.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes(field.try_into().ok()?))
+    };
+    let Some(at) = usize::try_from(central.header_start)
+        .ok()
+        .filter(|&at| at < bytes.len())
+    else {
+        return vec!["the central directory points past the end of the file".to_owned()];
+    };
+    if bytes.get(at..at.saturating_add(4)) != Some(b"PK\x03\x04") {
+        return vec!["the central directory points at no local header".to_owned()];
+    }
+    let fields = (
+        le16(at + 6),
+        le16(at + 8),
+        le32(at + 14),
+        le32(at + 18),
+        le32(at + 22),
+        le16(at + 26),
+    );
+    let (Some(flags), Some(method), Some(crc), Some(csize), Some(size), Some(name_len)) = fields
+    else {
+        return vec!["the local header is cut short by the end of the file".to_owned()];
+    };
+    let mut out = Vec::new();
+    let name = bytes
+        .get(at + 30..at + 30 + usize::from(name_len))
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    if name != central.name {
+        out.push(format!(
+            "the local header names `{name}` but the central directory `{}`: streaming readers \
+             and directory readers see different members",
+            central.name
+        ));
+    }
+    let central_method = match central.method {
+        CompressionMethod::Stored => Some(0),
+        CompressionMethod::Deflated => Some(8),
+        _ => None,
+    };
+    if let Some(central_method) = central_method.filter(|&m| m != method) {
+        out.push(format!(
+            "the local header says compression method {method}, the central directory \
+             {central_method}"
+        ));
+    }
+    // With bit 3, the local CRC and sizes are zero and a data descriptor holds them.
+    if flags & 0x8 == 0 {
+        let differs = (csize != u32::MAX && u64::from(csize) != central.compressed_size)
+            || (size != u32::MAX && u64::from(size) != central.size);
+        if differs {
+            out.push(format!(
+                "the local header declares {csize} bytes ({size} uncompressed), the central \
+                 directory {} ({}): readers disagree on where the member ends",
+                central.compressed_size, central.size
+            ));
+        }
+        if crc != central.crc32 {
+            out.push(format!(
+                "the local header's CRC-32 is {crc:08x}, the central directory's {:08x}",
+                central.crc32
+            ));
+        }
+    }
+    out
+}
+
 /// One record of the archive.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {

@@ -25,13 +25,13 @@ use crate::error::{ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::{Checkpoint, Dtype};
 use crate::torch::archive::Archive;
+use crate::torch::archive::{CentralEntry, local_header_disagreements};
 use crate::torch::interpret::{self, StorageId, StorageKind};
 use crate::torch::legacy::{MAGIC_NUMBER, PROTOCOL_VERSION};
 use crate::torch::{
     SUPPORTED_ZIP_VERSIONS, open_zip, parse_pickle, pickle_error, pickle_int, plain_only,
 };
 
-const LOCAL_HEADER: &[u8; 4] = b"PK\x03\x04";
 const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
 /// Bytes inflated at a time when checking the CRC of a deflated member.
 const INFLATE_CHUNK: usize = 64 << 10;
@@ -254,76 +254,20 @@ fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
 
 /// The local header must exist where the central directory points and agree with it.
 fn check_local_header(bytes: &[u8], member: &Member, out: &mut Vec<Problem>) {
-    let mut complain = |message: String| {
+    let central = CentralEntry {
+        name: &member.name,
+        header_start: member.header_start,
+        compressed_size: member.compressed_size,
+        size: member.size,
+        method: member.method,
+        crc32: member.crc32,
+    };
+    for message in local_header_disagreements(bytes, &central) {
         out.push(
             Problem::new(&ZIP_LOCAL_HEADER, message)
                 .member(member.name.clone())
                 .offset(member.header_start),
         );
-    };
-    let Some(at) = usize::try_from(member.header_start)
-        .ok()
-        .filter(|&at| at < bytes.len())
-    else {
-        complain("the central directory points past the end of the file".to_owned());
-        return;
-    };
-    if bytes.get(at..at.saturating_add(4)) != Some(LOCAL_HEADER) {
-        complain("the central directory points at no local header".to_owned());
-        return;
-    }
-    let fields = (
-        le16(bytes, at + 6),
-        le16(bytes, at + 8),
-        le32(bytes, at + 14),
-        le32(bytes, at + 18),
-        le32(bytes, at + 22),
-        le16(bytes, at + 26),
-    );
-    let (Some(flags), Some(method), Some(crc), Some(csize), Some(size), Some(name_len)) = fields
-    else {
-        complain("the local header is cut short by the end of the file".to_owned());
-        return;
-    };
-    let name = bytes
-        .get(at + 30..at + 30 + usize::from(name_len))
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    if name != member.name {
-        complain(format!(
-            "the local header names `{name}` but the central directory `{}`: streaming readers \
-             and directory readers see different members",
-            member.name
-        ));
-    }
-    let central_method = match member.method {
-        CompressionMethod::Stored => Some(0),
-        CompressionMethod::Deflated => Some(8),
-        _ => None,
-    };
-    if central_method.is_some_and(|m| m != method) {
-        complain(format!(
-            "the local header says compression method {method}, the central directory {}",
-            central_method.unwrap_or_default()
-        ));
-    }
-    // With bit 3, the local CRC and sizes are zero and a data descriptor holds them.
-    if flags & 0x8 == 0 {
-        let differs = (csize != u32::MAX && u64::from(csize) != member.compressed_size)
-            || (size != u32::MAX && u64::from(size) != member.size);
-        if differs {
-            complain(format!(
-                "the local header declares {csize} bytes ({size} uncompressed), the central \
-                 directory {} ({}): readers disagree on where the member ends",
-                member.compressed_size, member.size
-            ));
-        }
-        if crc != member.crc32 {
-            complain(format!(
-                "the local header's CRC-32 is {crc:08x}, the central directory's {:08x}",
-                member.crc32
-            ));
-        }
     }
 }
 
