@@ -436,21 +436,8 @@ fn write_torch_shards(
             total_size += size;
         }
     }
-    let mut groups = shard::split(&sizes, max);
-    if groups.is_empty() {
-        groups.push(Vec::new());
-    }
-    let count = groups.len();
-    let members: Vec<Vec<(String, &TensorView<'_>)>> = groups
-        .iter()
-        .map(|group| {
-            group
-                .iter()
-                .filter_map(|&i| tensors.get(i))
-                .map(|(name, view)| (name.clone(), *view))
-                .collect()
-        })
-        .collect();
+    let members = shard_members(&shard::split(&sizes, max), tensors);
+    let count = members.len();
     let trees: Vec<Value<'_>> = members.iter().map(|m| flat_state_dict(m)).collect();
     let mut plans = Vec::with_capacity(count);
     for (index, tree) in trees.iter().enumerate() {
@@ -461,19 +448,7 @@ fn write_torch_shards(
                 .map_err(|e| e.with_path(input))?,
         );
     }
-    let layout = ShardLayout {
-        naming,
-        shards: plans
-            .iter()
-            .zip(&members)
-            .map(|(plan, shard)| {
-                (
-                    plan.file_len(),
-                    shard.iter().map(|(n, _)| n.as_str()).collect(),
-                )
-            })
-            .collect(),
-    };
+    let layout = ShardLayout::new(naming, plans.iter().map(|plan| plan.file_len()), &members);
     write_shard_folder(
         source,
         output,
@@ -548,8 +523,8 @@ fn write_shards(
         .iter()
         .map(|(_, t)| (t.nbytes() as u64, None))
         .collect();
-    let groups = shard::split(&sizes, max);
-    let count = groups.len().max(1);
+    let members = shard_members(&shard::split(&sizes, max), tensors);
+    let count = members.len();
     // As huggingface_hub: shards of a sharded checkpoint carry only `format`; the rest of
     // the metadata goes to the index. One shard is a plain file with all of it.
     let shard_metadata: BTreeMap<String, String> = if count == 1 {
@@ -558,35 +533,10 @@ fn write_shards(
         BTreeMap::from([("format".to_owned(), "pt".to_owned())])
     };
     let mut plans = Vec::with_capacity(count);
-    let mut members: Vec<Vec<(String, CastView<'_, '_>)>> = Vec::with_capacity(count);
-    for group in &groups {
-        members.push(
-            group
-                .iter()
-                .filter_map(|&i| tensors.get(i))
-                .map(|(name, view)| (name.clone(), *view))
-                .collect(),
-        );
-    }
-    if members.is_empty() {
-        members.push(Vec::new());
-    }
     for shard in &members {
         plans.push(Plan::with_casts(shard, &shard_metadata).map_err(|e| e.with_path(input))?);
     }
-    let layout = ShardLayout {
-        naming,
-        shards: plans
-            .iter()
-            .zip(&members)
-            .map(|(plan, shard)| {
-                (
-                    plan.file_len(),
-                    shard.iter().map(|(n, _)| n.as_str()).collect(),
-                )
-            })
-            .collect(),
-    };
+    let layout = ShardLayout::new(naming, plans.iter().map(|plan| plan.file_len()), &members);
     write_shard_folder(
         source,
         output,
@@ -617,6 +567,41 @@ fn write_shards(
 struct ShardLayout<'n> {
     naming: Naming,
     shards: Vec<(u64, Vec<&'n str>)>,
+}
+
+impl<'n> ShardLayout<'n> {
+    /// Shards of the given file lengths, holding `members` in order.
+    fn new<T>(
+        naming: Naming,
+        lens: impl IntoIterator<Item = u64>,
+        members: &'n [Vec<(String, T)>],
+    ) -> Self {
+        let shards = lens
+            .into_iter()
+            .zip(members)
+            .map(|(len, shard)| (len, shard.iter().map(|(n, _)| n.as_str()).collect()))
+            .collect();
+        ShardLayout { naming, shards }
+    }
+}
+
+/// The tensors of each shard, from `shard::split`'s groups of indices into `tensors`; a
+/// checkpoint without tensors is one empty shard.
+fn shard_members<T: Copy>(groups: &[Vec<usize>], tensors: &[(String, T)]) -> Vec<Vec<(String, T)>> {
+    let mut members: Vec<Vec<(String, T)>> = groups
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .filter_map(|&i| tensors.get(i))
+                .map(|(name, t)| (name.clone(), *t))
+                .collect()
+        })
+        .collect();
+    if members.is_empty() {
+        members.push(Vec::new());
+    }
+    members
 }
 
 /// Writes the shards of `layout` into the folder `output`, atomically: shard `i` is
