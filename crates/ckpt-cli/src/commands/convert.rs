@@ -186,13 +186,7 @@ fn dtype(arg: DtypeArg) -> Dtype {
 }
 
 fn key_map(args: &ConvertArgs) -> ckpt::Result<KeyMap> {
-    let mut map = KeyMap::new();
-    for pattern in &args.include {
-        map = map.include(pattern)?;
-    }
-    for pattern in &args.exclude {
-        map = map.exclude(pattern)?;
-    }
+    let mut map = super::name_filter(&args.include, &args.exclude)?;
     for prefix in &args.strip_prefix {
         map = map.strip_prefix(prefix)?;
     }

@@ -138,7 +138,8 @@ pub(crate) fn run(args: &DiffArgs, limits: &ckpt::Limits) -> anyhow::Result<Outc
         tolerance,
         keys_a: key_map(args, &args.strip_prefix_a, &args.rename_a)?,
         keys_b: key_map(args, &args.strip_prefix_b, &args.rename_b)?,
-        filter: filter(args)?,
+        // --include and --exclude, on the names after renaming.
+        filter: super::name_filter(&args.include, &args.exclude)?,
         ignore_dtype: args.ignore_dtype,
     };
     let started = Instant::now();
@@ -279,18 +280,6 @@ pub(crate) fn unravel(mut flat: u64, shape: &[usize]) -> Vec<u64> {
         flat /= dim;
     }
     index
-}
-
-/// --include and --exclude, on the names after renaming.
-fn filter(args: &DiffArgs) -> ckpt::Result<KeyMap> {
-    let mut map = KeyMap::new();
-    for pattern in &args.include {
-        map = map.include(pattern)?;
-    }
-    for pattern in &args.exclude {
-        map = map.exclude(pattern)?;
-    }
-    Ok(map)
 }
 
 /// Both sides' options first, then one side's.

@@ -8,6 +8,8 @@ mod scan;
 mod stats;
 mod verify;
 
+use ckpt::KeyMap;
+
 use crate::args::{Cli, Command};
 use crate::exit::Outcome;
 
@@ -23,6 +25,19 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Stats(args) => stats::run(args, &limits),
         Command::Diff(args) => diff::run(args, &limits),
     }
+}
+
+/// The names `--include` and `--exclude` keep (and, by the caller, more of [`KeyMap`]'s
+/// rules).
+fn name_filter(include: &[String], exclude: &[String]) -> ckpt::Result<KeyMap> {
+    let mut map = KeyMap::new();
+    for pattern in include {
+        map = map.include(pattern)?;
+    }
+    for pattern in exclude {
+        map = map.exclude(pattern)?;
+    }
+    Ok(map)
 }
 
 pub(crate) use convert::{CastReport, ConvertReport};

@@ -1,7 +1,7 @@
 //! `ckpt stats`: min, max, mean, std and counts of NaN, infinities and zeros per tensor.
 
 use ckpt::stats::{StatsOptions, TensorStats};
-use ckpt::{Access, KeyMap, Source};
+use ckpt::{Access, Source};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -75,7 +75,7 @@ pub(crate) fn run(args: &StatsArgs, limits: &ckpt::Limits) -> anyhow::Result<Out
     let source = Source::open_with(&args.file, limits)?;
     source.advise(Access::Sequential);
     let checkpoint = source.checkpoint()?;
-    let map = key_map(args)?;
+    let map = super::name_filter(&args.include, &args.exclude)?;
     let all = checkpoint.tensors();
     let total = all.len();
     let tensors: Vec<_> = all
@@ -122,17 +122,6 @@ pub(crate) fn run(args: &StatsArgs, limits: &ckpt::Limits) -> anyhow::Result<Out
 
 /// Bins of `--histogram` without `--bins`.
 pub(crate) const DEFAULT_BINS: usize = 16;
-
-fn key_map(args: &StatsArgs) -> ckpt::Result<KeyMap> {
-    let mut map = KeyMap::new();
-    for pattern in &args.include {
-        map = map.include(pattern)?;
-    }
-    for pattern in &args.exclude {
-        map = map.exclude(pattern)?;
-    }
-    Ok(map)
-}
 
 fn row(
     name: &str,
