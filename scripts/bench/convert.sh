@@ -19,22 +19,13 @@
 # Needs hyperfine and GNU time (Debian: apt-get install hyperfine time) and the interop
 # venv (scripts/interop-env.sh, made on first use). Results go to WORKDIR (default
 # target/bench); copy the tables into docs/performance.md with the machine.
-set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-work="${1:-$root/target/bench}"
-mkdir -p "$work"
-command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing (apt-get install hyperfine)" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "bench: GNU time is missing (apt-get install time)" >&2; exit 2; }
-python="$("$root/scripts/interop-env.sh")"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+need_gnu_time
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p ckpt-cli
-ckpt="$root/target/release/ckpt"
-
-bin="$work/gpt2-pytorch_model.bin"
+bin="$(gpt2_bin)"
 legacy="$work/gpt2-legacy.bin"
 big="$work/gpt2x4-pytorch_model.bin"
 wide="$work/gpt2wide4x-pytorch_model.bin"
-[ -f "$bin" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$bin"
 [ -f "$legacy" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$legacy" --legacy
 [ -f "$big" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$big" --layers 65
 [ -f "$wide" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$wide" --width 2
@@ -97,6 +88,7 @@ rss() {
     echo "|---|---:|"
     rss "ckpt convert --dedupe (475 MiB)" "$ckpt" convert --dedupe "$bin" "$out"
     rss "ckpt convert (475 MiB)" "$ckpt" convert "$bin" "$out"
+    rss "ckpt convert --dtype bfloat16 (475 MiB, read through the map)" "$ckpt" convert --dtype bfloat16 "$bin" "$out"
     rss "ckpt convert --dedupe, legacy (475 MiB)" "$ckpt" convert --dedupe "$legacy" "$out"
     rss "ckpt convert --dedupe (1.9 GiB: 4x the layers, 785 tensors)" "$ckpt" convert --dedupe "$big" "$out"
     rss "ckpt convert --dedupe (1.9 GiB: 4x the width, 149 tensors)" "$ckpt" convert --dedupe "$wide" "$out"

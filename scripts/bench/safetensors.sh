@@ -11,15 +11,7 @@
 # Needs hyperfine (Debian: apt-get install hyperfine) and the interop venv
 # (scripts/interop-env.sh, made on first use). Results go to WORKDIR/*.md
 # (default target/bench); copy the tables into docs/performance.md with the machine.
-set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-work="${1:-$root/target/bench}"
-mkdir -p "$work"
-command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing (apt-get install hyperfine)" >&2; exit 2; }
-python="$("$root/scripts/interop-env.sh")"
-
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p ckpt-cli
-ckpt="$root/target/release/ckpt"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
 
 small="$work/small-1MB.safetensors"
 big="$work/big-1GB.safetensors"

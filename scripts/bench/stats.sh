@@ -21,21 +21,13 @@
 # Needs hyperfine and GNU time (apt-get install hyperfine time) and the interop venv
 # (scripts/interop-env.sh). Results go to WORKDIR (default target/bench); copy the tables
 # into docs/performance.md with the machine and how busy it was.
-set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-work="${1:-$root/target/bench}"
-mkdir -p "$work"
-command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing (apt-get install hyperfine)" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "bench: GNU time is missing (apt-get install time)" >&2; exit 2; }
-python="$("$root/scripts/interop-env.sh")"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+need_gnu_time
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p ckpt-cli
-ckpt="$root/target/release/ckpt"
 cores="$(nproc)"
 
-bin="$work/gpt2-pytorch_model.bin"
+bin="$(gpt2_bin)"
 st="$work/gpt2-model.safetensors"
-[ -f "$bin" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$bin"
 [ -f "$st" ] || "$ckpt" convert --dedupe "$bin" "$st" >/dev/null
 ls -lL "$bin" "$st"
 

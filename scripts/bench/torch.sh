@@ -10,21 +10,13 @@
 #   - torch.load() (what most scripts do)
 #   - the pytorch-reader crate (tracel-ai/burn), a Rust reader, built from crates.io
 # Needs hyperfine and the interop venv (scripts/interop-env.sh). Results go to WORKDIR/*.md.
-set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-work="${1:-$root/target/bench}"
-mkdir -p "$work"
-command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing (apt-get install hyperfine)" >&2; exit 2; }
-python="$("$root/scripts/interop-env.sh")"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p ckpt-cli
 cargo build --release --quiet --manifest-path "$root/scripts/bench/pytorch-reader/Cargo.toml"
-ckpt="$root/target/release/ckpt"
 reader="$root/scripts/bench/pytorch-reader/target/release/pytorch-reader-list"
 
-bin="$work/gpt2-pytorch_model.bin"
+bin="$(gpt2_bin)"
 legacy="$work/gpt2-legacy.bin"
-[ -f "$bin" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$bin"
 [ -f "$legacy" ] || "$python" "$root/scripts/bench/make_gpt2.py" "$legacy" --legacy
 ls -l "$bin" "$legacy"
 
