@@ -209,8 +209,10 @@ fn huge_declarations_allocate_little() {
 #[test]
 fn the_counter_sees_large_allocations() {
     let _guard = ONE_AT_A_TIME.lock().unwrap();
+    // Twice the budget: the harness's own threads may free a little meanwhile (a run of
+    // this test once saw 310 bytes fewer than it allocated).
     let peak = peak_of(|| {
-        let big = vec![1u8; BUDGET + 1];
+        let big = vec![1u8; 2 * BUDGET];
         std::hint::black_box(&big);
     });
     assert!(peak > BUDGET, "{peak}");
