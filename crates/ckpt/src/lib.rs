@@ -83,10 +83,20 @@ pub fn read(bytes: &[u8]) -> Result<Checkpoint<'_>> {
 
 /// [`read`] within `limits` (see [`limits`]).
 pub fn read_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
+    read_from(bytes, None, limits)
+}
+
+/// [`read_with`] of the bytes of `file` (mapped), which readers may also read at offsets
+/// (see `Source::checkpoint`).
+pub(crate) fn read_from<'data>(
+    bytes: &'data [u8],
+    file: Option<&std::fs::File>,
+    limits: &Limits,
+) -> Result<Checkpoint<'data>> {
     match detect(bytes)? {
         Format::Safetensors => safetensors::read_with(bytes, limits),
-        Format::TorchZip | Format::TorchScript => torch::read_zip_with(bytes, limits),
-        Format::TorchLegacy => torch::read_legacy_with(bytes, limits),
+        Format::TorchZip | Format::TorchScript => torch::read_zip_from(bytes, file, limits),
+        Format::TorchLegacy => torch::legacy::read_legacy_from(bytes, file, limits),
         Format::TorchTar => torch::read_tar_with(bytes, limits),
         Format::Pickle => torch::read_pickle_with(bytes, limits),
         // `detect` never says so of bytes: DCP is a folder, read through `Source::open`.

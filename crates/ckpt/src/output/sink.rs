@@ -104,29 +104,16 @@ impl<'a> MappedInput<'a> {
     /// The same bytes as `bytes`, a slice of the map, read from the file into `buffer`
     /// instead of through the map, so that the map's pages are never faulted in (a
     /// writer that must look at the data, to checksum it, then keeps its resident memory
-    /// flat). `None` when `bytes` are not in the map, or where the system cannot read at an
-    /// offset.
+    /// flat). `None` when `bytes` are not in the map.
     pub fn read_copy<'b>(
         &self,
         bytes: &[u8],
         buffer: &'b mut Vec<u8>,
     ) -> Option<io::Result<&'b [u8]>> {
         let (file, offset) = self.locate(bytes)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::FileExt;
-            buffer.clear();
-            buffer.resize(bytes.len(), 0);
-            Some(
-                file.read_exact_at(buffer, offset)
-                    .map(|()| buffer.as_slice()),
-            )
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = (file, offset, buffer);
-            None
-        }
+        buffer.clear();
+        buffer.resize(bytes.len(), 0);
+        Some(crate::source::read_exact_at(file, buffer, offset).map(|()| buffer.as_slice()))
     }
 }
 
@@ -336,29 +323,13 @@ fn copy_chunks(
 
 /// Fills `buffer` from `file` at `offset`, without moving the file's position.
 fn read_exact_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        file.read_exact_at(buffer, offset).map_err(|error| {
-            if error.kind() == io::ErrorKind::UnexpectedEof {
-                shorter_input()
-            } else {
-                error
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        let mut file = file;
-        file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(buffer).map_err(|error| {
-            if error.kind() == io::ErrorKind::UnexpectedEof {
-                shorter_input()
-            } else {
-                error
-            }
-        })
-    }
+    crate::source::read_exact_at(file, buffer, offset).map_err(|error| {
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            shorter_input()
+        } else {
+            error
+        }
+    })
 }
 
 impl Write for FileSink<'_> {

@@ -10,6 +10,7 @@
 
 mod folder;
 mod mmap;
+mod positioned;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use folder::Folder;
 pub(crate) use folder::{
     DCP_ALLOWED, DcpAudit, FolderKind, check_name, folder_kind, index_shards, read_small,
 };
+pub(crate) use positioned::{read_at, read_exact_at};
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,9 +207,8 @@ impl Source {
     pub fn checkpoint(&self) -> Result<Checkpoint<'_>> {
         match &self.folder {
             Some(folder) => folder.checkpoint(),
-            None => {
-                crate::read_with(self.bytes(), &self.limits).map_err(|e| e.with_path(&self.path))
-            }
+            None => crate::read_from(self.bytes(), self.file.as_ref(), &self.limits)
+                .map_err(|e| e.with_path(&self.path)),
         }
     }
 }

@@ -9,7 +9,8 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read};
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 
 use zip::CompressionMethod;
 
@@ -21,10 +22,59 @@ use crate::error::{Error, Result};
 /// guesses wrong on some archives torch 2.0 writes; torch (miniz) never shifts offsets,
 /// and neither does ckpt.
 pub(crate) fn open_zip(bytes: &[u8]) -> zip::result::ZipResult<zip::ZipArchive<Cursor<&[u8]>>> {
+    open_zip_from(Cursor::new(bytes))
+}
+
+/// [`open_zip`] of the bytes `reader` reads.
+fn open_zip_from<R: Read + Seek>(reader: R) -> zip::result::ZipResult<zip::ZipArchive<R>> {
     let config = zip::read::Config {
         archive_offset: zip::read::ArchiveOffset::Known(0),
     };
-    zip::ZipArchive::with_config(config, Cursor::new(bytes))
+    zip::ZipArchive::with_config(config, reader)
+}
+
+/// A file read at explicit offsets (`pread`), as a reader with a position of its own: the
+/// file's shared position is never moved.
+struct FileReader<'f> {
+    file: &'f File,
+    /// The size of the file as mapped (the end for `SeekFrom::End`).
+    len: u64,
+    position: u64,
+}
+
+impl<'f> FileReader<'f> {
+    fn new(file: &'f File, len: u64) -> Self {
+        FileReader {
+            file,
+            len,
+            position: 0,
+        }
+    }
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = crate::source::read_at(self.file, buffer, self.position)?;
+        self.position = self.position.saturating_add(read as u64);
+        Ok(read)
+    }
+}
+
+impl Seek for FileReader<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let position = match to {
+            SeekFrom::Start(at) => Some(at),
+            SeekFrom::End(by) => self.len.checked_add_signed(by),
+            SeekFrom::Current(by) => self.position.checked_add_signed(by),
+        };
+        self.position = position.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a seek before the start of the file",
+            )
+        })?;
+        Ok(self.position)
+    }
 }
 
 /// What a member's central directory entry says, to hold its local header against.
@@ -145,118 +195,31 @@ impl<'data> Archive<'data> {
     /// Reads the central directory of the zip in `bytes`; compressed records are inflated
     /// up to `max_inflated` bytes.
     pub(crate) fn open(bytes: &'data [u8], max_inflated: u64) -> Result<Self> {
-        let mut zip = open_zip(bytes).map_err(|e| {
-            Error::malformed(format!("the zip archive cannot be read: {e}"))
-                .with_hint("the file is probably truncated or damaged; fetch it again")
-        })?;
-        if zip.has_duplicate_names() {
-            return Err(Error::malformed(
-                "the zip archive holds two records with the same name; readers disagree on \
-                 which one counts, so ckpt refuses it",
-            ));
-        }
-        let mut prefix: Option<String> = None;
-        let mut records = BTreeMap::new();
-        for index in 0..zip.len() {
-            let file = zip
-                .by_index_raw(index)
-                .map_err(|e| Error::malformed(format!("zip entry {index} cannot be read: {e}")))?;
-            let name = file
-                .name()
-                .map_err(|e| Error::malformed(format!("zip entry {index} has a bad name: {e}")))?
-                .into_owned();
-            let start = file.data_start().ok_or_else(|| {
-                Error::malformed(format!("zip entry `{name}` has no data offset"))
-            })?;
-            let compressed = match file.compression() {
-                CompressionMethod::Stored => false,
-                CompressionMethod::Deflated => true,
-                other => {
-                    return Err(Error::unsupported(format!(
-                        "zip entry `{name}` uses compression {other:?}, which torch never writes"
-                    ))
-                    .at_offset(file.header_start()));
-                }
-            };
-            if file.encrypted() {
-                return Err(
-                    Error::unsupported(format!("zip entry `{name}` is encrypted"))
-                        .at_offset(file.header_start()),
-                );
+        Archive::open_from(bytes, None, max_inflated)
+    }
+
+    /// [`Archive::open`], reading the directory and the local headers from `file` (whose
+    /// bytes `bytes` map) at their offsets rather than through the map: a map's page,
+    /// once touched, stays resident with its neighbours (up to hundreds of KiB a touch on
+    /// current kernels), so reading one header per tensor through it would make resident
+    /// memory grow with the number of tensors.
+    pub(crate) fn open_from(
+        bytes: &'data [u8],
+        file: Option<&File>,
+        max_inflated: u64,
+    ) -> Result<Self> {
+        let (prefix, records) = match file {
+            Some(file) => {
+                let reader =
+                    BufReader::with_capacity(8 << 10, FileReader::new(file, bytes.len() as u64));
+                records(open_zip_from(reader), bytes.len() as u64)?
             }
-            let record = Record {
-                name: name.clone(),
-                start,
-                stored_len: file.compressed_size(),
-                len: file.size(),
-                compressed,
-            };
-            // torch: the folder is the first entry's name up to its first `/`, and every
-            // entry must be under it.
-            let Some((folder, rest)) = name.split_once('/') else {
-                return Err(Error::malformed(format!(
-                    "zip entry `{name}` is not inside a folder; torch.save archives keep every \
-                     record under one folder"
-                ))
-                .at_offset(file.header_start()));
-            };
-            match &prefix {
-                None => prefix = Some(folder.to_owned()),
-                Some(p) if p == folder => {}
-                Some(p) => {
-                    return Err(Error::malformed(format!(
-                        "zip entry `{name}` is outside the archive's folder `{p}/`; torch \
-                         refuses such archives"
-                    ))
-                    .at_offset(file.header_start()));
-                }
-            }
-            let end = start.checked_add(record.stored_len);
-            if end.is_none_or(|end| end > bytes.len() as u64) {
-                return Err(Error::malformed(format!(
-                    "zip entry `{name}` claims {} bytes at byte {start}, past the end of the file",
-                    record.stored_len
-                ))
-                .with_hint("the file is truncated; fetch it again"));
-            }
-            if !record.compressed && record.stored_len != record.len {
-                return Err(Error::malformed(format!(
-                    "zip entry `{name}` is stored uncompressed but declares {} bytes stored and {} \
-                     bytes in all",
-                    record.stored_len, record.len
-                ))
-                .at_offset(file.header_start()));
-            }
-            records.insert(rest.to_owned(), record);
-        }
-        // Two records sharing bytes let a tiny archive claim a lot of data (and readers
-        // disagree on such archives): refuse them.
-        let mut ranges: Vec<(u64, u64, &str)> = records
-            .values()
-            .map(|r| {
-                (
-                    r.start,
-                    r.start.saturating_add(r.stored_len),
-                    r.name.as_str(),
-                )
-            })
-            .filter(|(start, end, _)| end > start)
-            .collect();
-        ranges.sort_unstable();
-        for pair in ranges.windows(2) {
-            if let [(_, end, first), (start, _, second)] = pair
-                && start < end
-            {
-                return Err(Error::malformed(format!(
-                    "zip entries `{first}` and `{second}` share bytes; torch never writes such archives"
-                ))
-                .at_offset(*start));
-            }
-        }
+            None => records(open_zip(bytes), bytes.len() as u64)?,
+        };
         Ok(Archive {
             bytes,
             max_inflated,
-            prefix: prefix.unwrap_or_default(),
+            prefix,
             records,
         })
     }
@@ -374,4 +337,121 @@ fn flate2_inflate(data: &[u8], len: u64, out: &mut Vec<u8>) -> std::io::Result<(
         .take(len)
         .read_to_end(out)?;
     Ok(())
+}
+
+/// The records of a zip directory (`open_zip`'s result), checked as torch would have them,
+/// with the archive's folder. `len` is the size of the file.
+fn records<R: Read + Seek>(
+    zip: zip::result::ZipResult<zip::ZipArchive<R>>,
+    len: u64,
+) -> Result<(String, BTreeMap<String, Record>)> {
+    let mut zip = zip.map_err(|e| {
+        Error::malformed(format!("the zip archive cannot be read: {e}"))
+            .with_hint("the file is probably truncated or damaged; fetch it again")
+    })?;
+    if zip.has_duplicate_names() {
+        return Err(Error::malformed(
+            "the zip archive holds two records with the same name; readers disagree on \
+             which one counts, so ckpt refuses it",
+        ));
+    }
+    let mut prefix: Option<String> = None;
+    let mut records = BTreeMap::new();
+    for index in 0..zip.len() {
+        let file = zip
+            .by_index_raw(index)
+            .map_err(|e| Error::malformed(format!("zip entry {index} cannot be read: {e}")))?;
+        let name = file
+            .name()
+            .map_err(|e| Error::malformed(format!("zip entry {index} has a bad name: {e}")))?
+            .into_owned();
+        let start = file
+            .data_start()
+            .ok_or_else(|| Error::malformed(format!("zip entry `{name}` has no data offset")))?;
+        let compressed = match file.compression() {
+            CompressionMethod::Stored => false,
+            CompressionMethod::Deflated => true,
+            other => {
+                return Err(Error::unsupported(format!(
+                    "zip entry `{name}` uses compression {other:?}, which torch never writes"
+                ))
+                .at_offset(file.header_start()));
+            }
+        };
+        if file.encrypted() {
+            return Err(
+                Error::unsupported(format!("zip entry `{name}` is encrypted"))
+                    .at_offset(file.header_start()),
+            );
+        }
+        let record = Record {
+            name: name.clone(),
+            start,
+            stored_len: file.compressed_size(),
+            len: file.size(),
+            compressed,
+        };
+        // torch: the folder is the first entry's name up to its first `/`, and every
+        // entry must be under it.
+        let Some((folder, rest)) = name.split_once('/') else {
+            return Err(Error::malformed(format!(
+                "zip entry `{name}` is not inside a folder; torch.save archives keep every \
+                 record under one folder"
+            ))
+            .at_offset(file.header_start()));
+        };
+        match &prefix {
+            None => prefix = Some(folder.to_owned()),
+            Some(p) if p == folder => {}
+            Some(p) => {
+                return Err(Error::malformed(format!(
+                    "zip entry `{name}` is outside the archive's folder `{p}/`; torch \
+                     refuses such archives"
+                ))
+                .at_offset(file.header_start()));
+            }
+        }
+        let end = start.checked_add(record.stored_len);
+        if end.is_none_or(|end| end > len) {
+            return Err(Error::malformed(format!(
+                "zip entry `{name}` claims {} bytes at byte {start}, past the end of the file",
+                record.stored_len
+            ))
+            .with_hint("the file is truncated; fetch it again"));
+        }
+        if !record.compressed && record.stored_len != record.len {
+            return Err(Error::malformed(format!(
+                "zip entry `{name}` is stored uncompressed but declares {} bytes stored and {} \
+                 bytes in all",
+                record.stored_len, record.len
+            ))
+            .at_offset(file.header_start()));
+        }
+        records.insert(rest.to_owned(), record);
+    }
+    // Two records sharing bytes let a tiny archive claim a lot of data (and readers
+    // disagree on such archives): refuse them.
+    let mut ranges: Vec<(u64, u64, &str)> = records
+        .values()
+        .map(|r| {
+            (
+                r.start,
+                r.start.saturating_add(r.stored_len),
+                r.name.as_str(),
+            )
+        })
+        .filter(|(start, end, _)| end > start)
+        .collect();
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        if let [(_, end, first), (start, _, second)] = pair
+            && start < end
+        {
+            return Err(Error::malformed(format!(
+                "zip entries `{first}` and `{second}` share bytes; torch never writes such archives"
+            ))
+            .at_offset(*start));
+        }
+    }
+    Ok((prefix.unwrap_or_default(), records))
 }

@@ -69,8 +69,34 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint<'_>> {
     read_legacy_with(bytes, &Limits::default())
 }
 
+/// The 8-byte little-endian element count that opens a storage at `pos`, from `file` when
+/// given; `None` when the bytes end first.
+fn storage_count(bytes: &[u8], file: Option<&std::fs::File>, pos: usize) -> Option<u64> {
+    let mut count = [0u8; 8];
+    match file {
+        Some(file) => {
+            // Within the map's bytes only, as when reading them.
+            pos.checked_add(8).filter(|&end| end <= bytes.len())?;
+            crate::source::read_exact_at(file, &mut count, pos as u64).ok()?;
+        }
+        None => count = bytes.get(pos..pos.checked_add(8)?)?.try_into().ok()?,
+    }
+    Some(u64::from_le_bytes(count))
+}
+
 /// [`read_legacy`] within `limits`.
 pub fn read_legacy_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
+    read_legacy_from(bytes, None, limits)
+}
+
+/// [`read_legacy_with`], reading each storage's element count from `file` (the file `bytes`
+/// map) at its offset rather than through the map: the counts are scattered through the
+/// whole file, and each page touched through a map stays resident with its neighbours.
+pub(crate) fn read_legacy_from<'data>(
+    bytes: &'data [u8],
+    file: Option<&std::fs::File>,
+    limits: &Limits,
+) -> Result<Checkpoint<'data>> {
     let mut pos = 0usize;
     let magic = parse_pickle(bytes, pos, "magic number", limits)?;
     plain_only(&magic, "magic number")?;
@@ -140,15 +166,11 @@ pub fn read_legacy_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Ch
     }
     let mut ranges = HashMap::new();
     for key in &keys {
-        let count = bytes
-            .get(pos..pos + 8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .ok_or_else(|| {
-                Error::malformed(format!("the stream ends before storage `{key}`"))
-                    .at_offset(pos as u64)
-                    .with_hint("the file is truncated; fetch it again")
-            })?;
+        let count = storage_count(bytes, file, pos).ok_or_else(|| {
+            Error::malformed(format!("the stream ends before storage `{key}`"))
+                .at_offset(pos as u64)
+                .with_hint("the file is truncated; fetch it again")
+        })?;
         let (unit, declared) = kinds.get(key).map(|(kind, numel)| (kind.unit_size(), *numel)).ok_or_else(|| {
             Error::malformed(format!(
                 "the stream holds storage `{key}`, which the object pickle never refers to (torch.load fails on it)"

@@ -144,7 +144,17 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint<'_>> {
 
 /// [`read_zip`] within `limits`.
 pub fn read_zip_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
-    let archive = Archive::open(bytes, limits.inflated_len)?;
+    read_zip_from(bytes, None, limits)
+}
+
+/// [`read_zip_with`], reading the zip directory and headers from `file`, the file `bytes`
+/// map (see [`Archive::open_from`]).
+pub(crate) fn read_zip_from<'data>(
+    bytes: &'data [u8],
+    file: Option<&std::fs::File>,
+    limits: &Limits,
+) -> Result<Checkpoint<'data>> {
+    let archive = Archive::open_from(bytes, file, limits.inflated_len)?;
     let prefix = archive.prefix().to_owned();
     let torchscript = archive.get("constants.pkl").is_some();
     let mut records = BTreeMap::new();
