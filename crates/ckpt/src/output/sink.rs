@@ -36,7 +36,7 @@ const WRITEBACK_EVERY: u64 = 64 << 20;
 /// How many bytes are written between two releases of the input's mapped pages: a writer
 /// that reads its input through the map (a cast, a byte swap, a checksum) keeps at most
 /// about this much of it resident.
-const RELEASE_EVERY: u64 = 16 << 20;
+const RELEASE_EVERY: u64 = 4 << 20;
 
 /// The input file and its memory map, as the slices handed to a [`FileSink`] borrow it; or
 /// the files of a checkpoint stored in several (see `Source::mapped_input`).

@@ -280,8 +280,8 @@ mod tests {
             }
             sink.flush().unwrap();
         }
-        // At most the last 16 MiB (and the kernel's read-around) are still mapped in.
-        assert!(resident(address) <= 20 << 20, "{}", resident(address));
+        // At most the last 4 MiB (and the pages mapped with them) are still mapped in.
+        assert!(resident(address) <= 8 << 20, "{}", resident(address));
         let mut written = Vec::new();
         std::io::Seek::rewind(&mut out).unwrap();
         std::io::Read::read_to_end(&mut out, &mut written).unwrap();
