@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ckpt::model::{ByteOrder, Storage, Tile};
-use ckpt::{Dtype, Format, Source, TensorView, Value};
+use ckpt::{Dtype, ErrorKind, Format, Source, TensorView, Value};
 use serde_json::Value as Json;
 
 fn fixtures() -> PathBuf {
@@ -123,6 +123,47 @@ fn index_and_metadata_files_open_their_folder() {
         .clone();
     assert_eq!(grid.tiles().unwrap().len(), 4);
     assert_eq!(grid.data(), None);
+}
+
+/// A DCP save without collectives (`use_collectives=False`): every rank's metadata file
+/// opens the whole folder, which reads as the same checkpoint as the save with collectives
+/// of the same DTensors; without one rank's metadata it is refused, naming the file.
+#[test]
+fn dcp_ranks_without_collectives_read_as_one() {
+    let ranks = fixtures().join("ok/dcp/ranks-2.15");
+    let hashes = |s: &Source| -> Vec<(String, String)> {
+        s.checkpoint()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| (n, hex(&v.sha256().unwrap())))
+            .collect()
+    };
+    let whole = hashes(&Source::open(&ranks).unwrap());
+    let by_rank = Source::open(ranks.join("__2.metadata")).unwrap();
+    assert_eq!(hashes(&by_rank), whole);
+    // Four metadata files and four data files.
+    assert_eq!(by_rank.files().len(), 8);
+    let mut with_collectives =
+        hashes(&Source::open(fixtures().join("ok/dcp/sharded-2.15")).unwrap());
+    let mut sorted = whole.clone();
+    with_collectives.sort();
+    sorted.sort();
+    assert_eq!(sorted, with_collectives);
+
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&ranks).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "__1.metadata" {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let error = Source::open(dir.path()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Malformed, "{error}");
+    assert!(
+        error.message().contains("`__1.metadata` is missing"),
+        "{error}"
+    );
 }
 
 /// A DCP plain value reads as the value torch saved.

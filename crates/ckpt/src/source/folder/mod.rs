@@ -33,9 +33,11 @@ const DCP_METADATA: &str = ".metadata";
 /// A multi-file checkpoint, opened.
 #[derive(Debug)]
 pub(super) struct Folder {
-    /// The index or metadata file.
+    /// The index or metadata file (the first rank's, for a DCP save without collectives).
     main: PathBuf,
-    /// Its size in bytes.
+    /// The other ranks' metadata files of a DCP save without collectives.
+    more_main: Vec<PathBuf>,
+    /// The size in bytes of the index or metadata files.
     main_len: u64,
     /// The names of the data files in the folder.
     names: Vec<Arc<str>>,
@@ -69,6 +71,9 @@ impl Folder {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         match name.as_deref() {
             Some(DCP_METADATA) => Folder::open_dcp(path, parent(path), limits).map(Some),
+            Some(n) if rank_of(n).is_some() => {
+                Folder::open_dcp_ranks(parent(path), limits).map(Some)
+            }
             Some(n) if n.ends_with(".json") && hf::looks_like_index(path, limits.index_len) => {
                 Folder::open_hf(path, parent(path), limits).map(Some)
             }
@@ -81,6 +86,9 @@ impl Folder {
         if metadata.is_file() {
             return Folder::open_dcp(&metadata, dir, limits);
         }
+        if dir.join(rank_metadata_name(0)).is_file() {
+            return Folder::open_dcp_ranks(dir, limits);
+        }
         Folder::open_hf(&find_index(dir)?, dir, limits)
     }
 
@@ -90,6 +98,7 @@ impl Folder {
         let (names, sources) = open_members(dir, index.shards(), index_path, limits)?;
         Ok(Folder {
             main: index_path.to_path_buf(),
+            more_main: Vec::new(),
             main_len: bytes.len() as u64,
             names,
             sources,
@@ -99,21 +108,44 @@ impl Folder {
     }
 
     fn open_dcp(metadata_path: &Path, dir: &Path, limits: &Limits) -> Result<Folder> {
-        let source = Source::open_file(metadata_path)?;
-        if source.len() > limits.index_len {
-            return Err(limits::exceeded(
-                "index-len",
-                limits.index_len,
-                format_args!("the metadata file is {} bytes long", source.len()),
-            )
-            .with_path(metadata_path));
-        }
-        let metadata =
-            dcp::Metadata::parse(source.bytes(), limits).map_err(|e| e.with_path(metadata_path))?;
+        let (len, metadata) = read_dcp_metadata(metadata_path, limits)?;
         let (names, sources) = open_members(dir, metadata.files(), metadata_path, limits)?;
         Ok(Folder {
             main: metadata_path.to_path_buf(),
-            main_len: source.len(),
+            more_main: Vec::new(),
+            main_len: len,
+            names,
+            sources,
+            kind: Kind::Dcp(metadata),
+            limits: limits.clone(),
+        })
+    }
+
+    /// A DCP save without collectives: every rank's `__<rank>.metadata` in `dir`, read as
+    /// one checkpoint (see [`dcp::Metadata::merge`]).
+    fn open_dcp_ranks(dir: &Path, limits: &Limits) -> Result<Folder> {
+        let paths = rank_metadata(dir, limits)?;
+        let mut main_len = 0u64;
+        let mut parts = Vec::with_capacity(paths.len());
+        for path in &paths {
+            let (len, metadata) = read_dcp_metadata(path, limits)?;
+            main_len = main_len.saturating_add(len);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            parts.push((name, metadata));
+        }
+        let mut paths = paths.into_iter();
+        let main = paths
+            .next()
+            .ok_or_else(|| Error::malformed("no rank's metadata").with_path(dir))?;
+        let metadata = dcp::Metadata::merge(parts).map_err(|e| e.with_path(&main))?;
+        let (names, sources) = open_members(dir, metadata.files(), &main, limits)?;
+        Ok(Folder {
+            main,
+            more_main: paths.collect(),
+            main_len,
             names,
             sources,
             kind: Kind::Dcp(metadata),
@@ -133,9 +165,10 @@ impl Folder {
         }
     }
 
-    /// The index or metadata file, then every data file.
+    /// The index or metadata files, then every data file.
     pub(super) fn files(&self) -> Vec<&Path> {
         let mut files = vec![self.main.as_path()];
+        files.extend(self.more_main.iter().map(PathBuf::as_path));
         files.extend(self.sources.iter().map(Source::path));
         files
     }
@@ -207,15 +240,18 @@ pub(crate) enum FolderKind {
 pub(crate) fn folder_kind(path: &Path) -> Result<Option<FolderKind>> {
     let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
     if metadata.is_dir() {
-        let dcp = path.join(DCP_METADATA);
-        if dcp.is_file() {
-            return Ok(Some(FolderKind::Dcp(dcp)));
+        for name in [DCP_METADATA.to_owned(), rank_metadata_name(0)] {
+            let dcp = path.join(name);
+            if dcp.is_file() {
+                return Ok(Some(FolderKind::Dcp(dcp)));
+            }
         }
         return find_index(path).map(|index| Some(FolderKind::Hf(index)));
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     Ok(match name.as_deref() {
         Some(DCP_METADATA) => Some(FolderKind::Dcp(path.to_path_buf())),
+        Some(n) if rank_of(n).is_some() => Some(FolderKind::Dcp(path.to_path_buf())),
         Some(n)
             if n.ends_with(".json") && hf::looks_like_index(path, Limits::default().index_len) =>
         {
@@ -223,6 +259,74 @@ pub(crate) fn folder_kind(path: &Path) -> Result<Option<FolderKind>> {
         }
         _ => None,
     })
+}
+
+/// Reads and parses one DCP metadata file, refusing one over the `index-len` limit; its
+/// length and what it says.
+fn read_dcp_metadata(path: &Path, limits: &Limits) -> Result<(u64, dcp::Metadata)> {
+    let source = Source::open_file(path)?;
+    if source.len() > limits.index_len {
+        return Err(limits::exceeded(
+            "index-len",
+            limits.index_len,
+            format_args!("the metadata file is {} bytes long", source.len()),
+        )
+        .with_path(path));
+    }
+    let metadata = dcp::Metadata::parse(source.bytes(), limits).map_err(|e| e.with_path(path))?;
+    Ok((source.len(), metadata))
+}
+
+/// The metadata file rank `rank` writes in a DCP save without collectives.
+fn rank_metadata_name(rank: usize) -> String {
+    format!("__{rank}{DCP_METADATA}")
+}
+
+/// The rank of a `__<rank>.metadata` file name.
+fn rank_of(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("__")?.strip_suffix(DCP_METADATA)?;
+    let leading_zero = digits.len() > 1 && digits.starts_with('0');
+    if digits.is_empty() || leading_zero || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Every rank's metadata file in `dir`, in rank order: `__0.metadata` to `__<n-1>.metadata`,
+/// with none missing (a missing rank's tensors would be missing or have holes).
+fn rank_metadata(dir: &Path, limits: &Limits) -> Result<Vec<PathBuf>> {
+    let mut ranks = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+        if let Some(rank) = rank_of(&entry.file_name().to_string_lossy()) {
+            ranks.push(rank);
+            if ranks.len() > limits.files {
+                return Err(limits::exceeded(
+                    "files",
+                    limits.files as u64,
+                    format_args!("the folder holds more rank metadata files"),
+                )
+                .with_path(dir));
+            }
+        }
+    }
+    ranks.sort_unstable();
+    for (expected, &rank) in ranks.iter().enumerate() {
+        if rank != expected {
+            return Err(Error::malformed(format!(
+                "`{}` is missing: a save without collectives writes one metadata file per rank, \
+                 and without it that rank's parts of the checkpoint are unknown",
+                rank_metadata_name(expected)
+            ))
+            .with_path(dir)
+            .with_hint("copy every `__<rank>.metadata` file of the checkpoint"));
+        }
+    }
+    Ok(ranks
+        .into_iter()
+        .map(|r| dir.join(rank_metadata_name(r)))
+        .collect())
 }
 
 /// The index of the sharded checkpoint in `dir`: transformers' preferred names first.
