@@ -31,6 +31,8 @@ def flat_tensors(state) -> dict:
 
 def dcp_load(folder: Path) -> dict:
     """What torch.distributed.checkpoint loads from `folder`, flattened as ckpt names it."""
+    if not (folder / ".metadata").exists():
+        return dcp_ranks_load(folder)
     from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
     from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 
@@ -40,6 +42,46 @@ def dcp_load(folder: Path) -> dict:
         _load_state_dict(state, storage_reader=dcp.FileSystemReader(str(folder)),
                          planner=_EmptyStateDictLoadPlanner(), no_dist=True)
     return flat_tensors(state)
+
+
+def dcp_ranks_load(folder: Path) -> dict:
+    """A save without collectives (`__<rank>.metadata`), as torch loads it: each rank's part
+    with that rank's metadata (torch reads a rank's own file only), the chunks each rank
+    saved copied into whole tensors."""
+    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+
+    class RankReader(dcp.FileSystemReader):
+        def __init__(self, path: str, rank: int):
+            super().__init__(path)
+            self.rank = rank
+
+        def read_metadata(self, *args, **kwargs):
+            return super().read_metadata(rank=self.rank)
+
+    whole: dict = {}
+    rank = 0
+    while (folder / f"__{rank}.metadata").exists():
+        reader = RankReader(str(folder), rank)
+        metadata = reader.read_metadata()
+        state: dict = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _load_state_dict(state, storage_reader=reader, planner=_EmptyStateDictLoadPlanner(),
+                             no_dist=True)
+        flat = flat_tensors(state)
+        for fqn, item in metadata.state_dict_metadata.items():
+            if not isinstance(item, TensorStorageMetadata):
+                continue
+            part = flat[fqn]
+            target = whole.setdefault(fqn, torch.zeros(item.size, dtype=part.dtype))
+            for chunk in item.chunks:
+                region = tuple(slice(o, o + n) for o, n in zip(chunk.offsets, chunk.sizes))
+                target[region] = part[region]
+        rank += 1
+    assert rank > 1, f"{folder}: no rank metadata"
+    return whole
 
 
 def hf_load(folder: Path) -> dict:

@@ -279,6 +279,11 @@ fn load_line(checkpoint: &Checkpoint<'_>, path: &str) -> String {
     let path = format!("{path:?}");
     let details = checkpoint.details();
     match (checkpoint.format(), checkpoint.kind(), details.weights_only) {
+        (Format::DistributedCheckpoint, ..) if details.records.contains_key("ranks") => format!(
+            "saved without collectives: torch loads it only rank by rank, each rank its own \
+             part (dcp.load in the same world); as one file: ckpt convert {path} \
+             weights.safetensors"
+        ),
         (Format::DistributedCheckpoint, ..) => format!(
             "torch.distributed.checkpoint.format_utils.dcp_to_torch_save({path}, \"out.pt\"), \
              or: ckpt convert {path} weights.safetensors"

@@ -13,6 +13,14 @@ fn inspect_a_dcp_folder() {
     assert_snapshot!(transcript(&run));
 }
 
+/// A save without collectives, inspected through one rank's metadata file.
+#[test]
+fn inspect_a_dcp_folder_saved_without_collectives() {
+    let dir = fixtures().join("ok/dcp");
+    let run = ckpt(&dir, &["inspect", "ranks-2.15/__1.metadata"]);
+    assert_snapshot!(transcript(&run));
+}
+
 #[test]
 fn inspect_a_sharded_folder_as_json() {
     let dir = fixtures().join("ok/shards");
@@ -42,6 +50,7 @@ fn folders_convert_to_one_file() {
     for (folder, expected) in [
         ("ok/dcp/single-2.15", "ok/dcp/single-2.15.expected.json"),
         ("ok/dcp/sharded-2.15", "ok/dcp/sharded-2.15.expected.json"),
+        ("ok/dcp/ranks-2.15", "ok/dcp/ranks-2.15.expected.json"),
         (
             "ok/shards/safetensors",
             "ok/shards/safetensors.expected.json",
