@@ -10,7 +10,7 @@ use serde::de::{MapAccess, Visitor};
 
 use super::{
     DCP_READ, HF_INDEX, HF_SHARD, HF_TENSOR_DUPLICATE, HF_TENSOR_MISSING, HF_TENSOR_UNLISTED,
-    HF_TOTAL_SIZE, Problem, Report, is_unreadable, verify_bytes_with,
+    HF_TOTAL_SIZE, Problem, Report, is_unreadable, verify_bytes_with, verify_path_with,
 };
 use crate::error::{ErrorKind, Result};
 use crate::format::Format;
@@ -325,6 +325,23 @@ fn check_dcp(path: &Path, limits: &Limits) -> Result<Report> {
     };
     report.files = source.files().len();
     let Some(audit) = source.dcp_audit() else {
+        // A folder of HuggingFaceStorageWriter files: each file, then the tensors their
+        // parts make.
+        for file in source.files() {
+            let label = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match verify_path_with(file, limits) {
+                Ok(inner) => report
+                    .problems
+                    .extend(inner.problems.into_iter().map(|p| p.inside(&label))),
+                Err(e) => report.problems.push(Problem::from_error(&DCP_READ, &e)),
+            }
+        }
+        if let Err(e) = source.checkpoint() {
+            report.problems.push(Problem::from_error(&DCP_READ, &e));
+        }
         return Ok(report);
     };
     for (label, bytes) in &audit.archives {

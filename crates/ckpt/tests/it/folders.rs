@@ -166,6 +166,41 @@ fn dcp_ranks_without_collectives_read_as_one() {
     );
 }
 
+/// A folder of DCP's `HuggingFaceStorageWriter` files (one safetensors file per rank, no
+/// index): each tensor is assembled from its parts, the same as the save with `.metadata`
+/// of the same DTensors; a rank's file missing between others is refused by name.
+#[test]
+fn dcp_safetensors_files_per_rank_read_as_one() {
+    let hashes = |path: &Path| -> BTreeMap<String, String> {
+        Source::open(path)
+            .unwrap()
+            .checkpoint()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| (n, hex(&v.sha256().unwrap())))
+            .collect()
+    };
+    let hf = fixtures().join("ok/dcp/hf-2.15");
+    let from_files = hashes(&hf);
+    let from_metadata = hashes(&fixtures().join("ok/dcp/sharded-2.15"));
+    assert_eq!(from_files.len(), 6);
+    for (name, hash) in &from_files {
+        assert_eq!(Some(hash), from_metadata.get(name), "{name}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&hf).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().contains("shard-00003-") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let error = Source::open(dir.path()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Malformed, "{error}");
+    assert!(error.message().contains("rank 2"), "{error}");
+}
+
 /// A DCP plain value reads as the value torch saved.
 #[test]
 fn dcp_plain_values() {

@@ -9,6 +9,7 @@
 
 mod dcp;
 mod hf;
+mod hf_dcp;
 
 pub(crate) use dcp::ALLOWED as DCP_ALLOWED;
 pub(crate) use dcp::Audit as DcpAudit;
@@ -58,6 +59,8 @@ struct Member<'f> {
 enum Kind {
     Hf(hf::Index),
     Dcp(dcp::Metadata),
+    /// DCP's `HuggingFaceStorageWriter`, one safetensors file per rank (see [`hf_dcp`]).
+    HfDcp,
 }
 
 impl Folder {
@@ -89,7 +92,13 @@ impl Folder {
         if dir.join(rank_metadata_name(0)).is_file() {
             return Folder::open_dcp_ranks(dir, limits);
         }
-        Folder::open_hf(&find_index(dir)?, dir, limits)
+        match find_index(dir) {
+            Ok(index) => Folder::open_hf(&index, dir, limits),
+            Err(error) => match hf_dcp::files(dir, limits)? {
+                Some(names) => Folder::open_hf_dcp(dir, names, limits),
+                None => Err(error),
+            },
+        }
     }
 
     fn open_hf(index_path: &Path, dir: &Path, limits: &Limits) -> Result<Folder> {
@@ -117,6 +126,20 @@ impl Folder {
             names,
             sources,
             kind: Kind::Dcp(metadata),
+            limits: limits.clone(),
+        })
+    }
+
+    /// A folder of DCP's `HuggingFaceStorageWriter`: the safetensors files `names`.
+    fn open_hf_dcp(dir: &Path, names: Vec<String>, limits: &Limits) -> Result<Folder> {
+        let (names, sources) = open_members(dir, names, dir, limits)?;
+        Ok(Folder {
+            main: dir.to_path_buf(),
+            more_main: Vec::new(),
+            main_len: 0,
+            names,
+            sources,
+            kind: Kind::HfDcp,
             limits: limits.clone(),
         })
     }
@@ -167,6 +190,9 @@ impl Folder {
 
     /// The index or metadata files, then every data file.
     pub(super) fn files(&self) -> Vec<&Path> {
+        if let Kind::HfDcp = self.kind {
+            return self.sources.iter().map(Source::path).collect();
+        }
         let mut files = vec![self.main.as_path()];
         files.extend(self.more_main.iter().map(PathBuf::as_path));
         files.extend(self.sources.iter().map(Source::path));
@@ -183,7 +209,7 @@ impl Folder {
 
     pub(super) fn format(&self) -> Format {
         match &self.kind {
-            Kind::Dcp(_) => Format::DistributedCheckpoint,
+            Kind::Dcp(_) | Kind::HfDcp => Format::DistributedCheckpoint,
             Kind::Hf(_) => self
                 .sources
                 .first()
@@ -202,6 +228,7 @@ impl Folder {
         match &self.kind {
             Kind::Hf(index) => hf::checkpoint(index, &self.main, &members, &self.limits),
             Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &members, &self.limits),
+            Kind::HfDcp => hf_dcp::checkpoint(&self.main, &members, &self.limits),
         }
     }
 
@@ -231,7 +258,8 @@ impl Folder {
 pub(crate) enum FolderKind {
     /// A Hugging Face sharded checkpoint: the path of its index.
     Hf(PathBuf),
-    /// A `torch.distributed.checkpoint` folder: the path of its `.metadata`.
+    /// A `torch.distributed.checkpoint` folder: the path of its `.metadata` (or of its first
+    /// file, when it has none).
     Dcp(PathBuf),
 }
 
@@ -246,7 +274,13 @@ pub(crate) fn folder_kind(path: &Path) -> Result<Option<FolderKind>> {
                 return Ok(Some(FolderKind::Dcp(dcp)));
             }
         }
-        return find_index(path).map(|index| Some(FolderKind::Hf(index)));
+        return match find_index(path) {
+            Ok(index) => Ok(Some(FolderKind::Hf(index))),
+            Err(error) => match hf_dcp::files(path, &Limits::default())? {
+                Some(names) => Ok(names.first().map(|n| FolderKind::Dcp(path.join(n)))),
+                None => Err(error),
+            },
+        };
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     Ok(match name.as_deref() {
