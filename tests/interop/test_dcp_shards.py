@@ -31,16 +31,21 @@ def flat_tensors(state) -> dict:
 
 def dcp_load(folder: Path) -> dict:
     """What torch.distributed.checkpoint loads from `folder`, flattened as ckpt names it."""
-    if not (folder / ".metadata").exists():
+    if (folder / "__0.metadata").exists():
         return dcp_ranks_load(folder)
     from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
     from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 
+    if (folder / ".metadata").exists():
+        reader = dcp.FileSystemReader(str(folder))
+    else:
+        # HuggingFaceStorageWriter's files, one per rank: torch's own reader for them.
+        reader = dcp.HuggingFaceStorageReader(str(folder))
     state: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _load_state_dict(state, storage_reader=dcp.FileSystemReader(str(folder)),
-                         planner=_EmptyStateDictLoadPlanner(), no_dist=True)
+        _load_state_dict(state, storage_reader=reader, planner=_EmptyStateDictLoadPlanner(),
+                         no_dist=True)
     return flat_tensors(state)
 
 

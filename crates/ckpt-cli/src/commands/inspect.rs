@@ -284,6 +284,10 @@ fn load_line(checkpoint: &Checkpoint<'_>, path: &str) -> String {
              part (dcp.load in the same world); as one file: ckpt convert {path} \
              weights.safetensors"
         ),
+        (Format::DistributedCheckpoint, ..) if details.records.contains_key("writer") => format!(
+            "torch.distributed.checkpoint.load with HuggingFaceStorageReader({path}) into \
+             tensors of the right shapes; as one file: ckpt convert {path} weights.safetensors"
+        ),
         (Format::DistributedCheckpoint, ..) => format!(
             "torch.distributed.checkpoint.format_utils.dcp_to_torch_save({path}, \"out.pt\"), \
              or: ckpt convert {path} weights.safetensors"

@@ -21,6 +21,14 @@ fn inspect_a_dcp_folder_saved_without_collectives() {
     assert_snapshot!(transcript(&run));
 }
 
+/// A folder of `HuggingFaceStorageWriter` files, one per rank, without an index.
+#[test]
+fn inspect_a_dcp_folder_of_safetensors_files() {
+    let dir = fixtures().join("ok/dcp");
+    let run = ckpt(&dir, &["inspect", "hf-2.15"]);
+    assert_snapshot!(transcript(&run));
+}
+
 #[test]
 fn inspect_a_sharded_folder_as_json() {
     let dir = fixtures().join("ok/shards");
@@ -51,6 +59,7 @@ fn folders_convert_to_one_file() {
         ("ok/dcp/single-2.15", "ok/dcp/single-2.15.expected.json"),
         ("ok/dcp/sharded-2.15", "ok/dcp/sharded-2.15.expected.json"),
         ("ok/dcp/ranks-2.15", "ok/dcp/ranks-2.15.expected.json"),
+        ("ok/dcp/hf-2.15", "ok/dcp/hf-2.15.expected.json"),
         (
             "ok/shards/safetensors",
             "ok/shards/safetensors.expected.json",
