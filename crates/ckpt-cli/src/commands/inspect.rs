@@ -296,6 +296,12 @@ fn load_line(checkpoint: &Checkpoint<'_>, path: &str) -> String {
             "a sharded checkpoint: transformers' from_pretrained on its folder, or \
              ckpt convert {path} weights.safetensors for one file"
         ),
+        (Format::Safetensors, ..) if checkpoint.metadata().contains_key("DCP_SHARDING_INFO") => {
+            "one rank's file of a DCP HuggingFaceStorageWriter save: its tensors may be parts \
+             (DCP_SHARDING_INFO says where each starts); read them whole from the folder: \
+             ckpt convert FOLDER weights.safetensors"
+                .to_owned()
+        }
         (Format::Safetensors, ..) => format!("safetensors.torch.load_file({path})"),
         (Format::TorchScript, ..) => format!(
             "torch.jit.load({path}) runs the archive's TorchScript code; for the weights alone: \

@@ -29,6 +29,20 @@ fn inspect_a_dcp_folder_of_safetensors_files() {
     assert_snapshot!(transcript(&run));
 }
 
+/// One of those files alone says that it may hold parts, and how to read them whole.
+#[test]
+fn one_rank_file_says_it_holds_parts() {
+    let dir = fixtures().join("ok/dcp/hf-2.15");
+    let run = ckpt(
+        &dir,
+        &["inspect", "shard-00002-model-00001-of-00001.safetensors"],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(out.contains("one rank's file"), "{out}");
+    assert!(out.contains("ckpt convert FOLDER"), "{out}");
+}
+
 #[test]
 fn inspect_a_sharded_folder_as_json() {
     let dir = fixtures().join("ok/shards");
