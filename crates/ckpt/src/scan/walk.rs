@@ -17,7 +17,7 @@ use super::{Category, Collector, Finding, Report, ScanOptions, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, Format};
 use crate::source::Source;
-use crate::torch::archive::{CentralEntry, local_header_disagreements};
+use crate::torch::archive::{ZipMember, local_header_disagreements};
 
 /// The most files a folder walk collects.
 const MAX_FILES: usize = 1 << 20;
@@ -400,18 +400,6 @@ fn le32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// One member of a zip, as its central directory entry and its local header say.
-struct Member {
-    name: String,
-    header_start: u64,
-    data_start: u64,
-    compressed_size: u64,
-    size: u64,
-    method: zip::CompressionMethod,
-    encrypted: bool,
-    crc32: u32,
-}
-
 fn scan_zip(c: &mut Collector<'_>, bytes: &[u8], base: u64) {
     let mut zip = match crate::torch::open_zip(bytes) {
         Ok(zip) => zip,
@@ -443,20 +431,10 @@ fn scan_zip(c: &mut Collector<'_>, bytes: &[u8], base: u64) {
                 continue;
             }
         };
-        let name = String::from_utf8_lossy(file.name_raw()).into_owned();
-        let Some(data_start) = file.data_start() else {
-            continue;
-        };
-        members.push(Member {
-            name,
-            header_start: file.header_start(),
-            data_start,
-            compressed_size: file.compressed_size(),
-            size: file.size(),
-            method: file.compression(),
-            encrypted: file.encrypted(),
-            crc32: file.crc32(),
-        });
+        // Only members whose data can be located are scanned as members.
+        if file.data_start().is_some() {
+            members.push(ZipMember::of(&file));
+        }
     }
     drop(zip);
     scan_hidden_members(c, bytes, base, &members);
@@ -512,7 +490,7 @@ fn scan_zip(c: &mut Collector<'_>, bytes: &[u8], base: u64) {
 /// Walks the local headers from the start of the archive, as a streaming reader does: a
 /// member that the central directory does not list is seen by streaming readers only.
 /// The walk stops at the first header whose size is deferred to a data descriptor.
-fn scan_hidden_members(c: &mut Collector<'_>, bytes: &[u8], base: u64, members: &[Member]) {
+fn scan_hidden_members(c: &mut Collector<'_>, bytes: &[u8], base: u64, members: &[ZipMember]) {
     let listed: HashSet<u64> = members.iter().map(|m| m.header_start).collect();
     let mut at = 0usize;
     let mut walked = 0usize;
@@ -568,16 +546,8 @@ fn scan_hidden_members(c: &mut Collector<'_>, bytes: &[u8], base: u64, members: 
 
 /// Compares a member's local header with its central directory entry: a mismatch makes
 /// streaming readers and directory readers see different files.
-fn check_local_header(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &Member) {
-    let central = CentralEntry {
-        name: &member.name,
-        header_start: member.header_start,
-        compressed_size: member.compressed_size,
-        size: member.size,
-        method: member.method,
-        crc32: member.crc32,
-    };
-    for why in local_header_disagreements(bytes, &central) {
+fn check_local_header(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &ZipMember) {
+    for why in local_header_disagreements(bytes, member) {
         c.container(
             Verdict::Dangerous,
             Some(&member.name),
@@ -599,9 +569,13 @@ fn is_storage_record(inner: &str) -> bool {
     inner.starts_with("data/") || inner.starts_with(".data/")
 }
 
-fn scan_member(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &Member, inner: &str) {
+fn scan_member(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &ZipMember, inner: &str) {
+    // Every member listed for scanning has its data start (see `scan_zip`).
+    let Some(data_start) = member.data_start else {
+        return;
+    };
     let (Ok(start), Ok(len)) = (
-        usize::try_from(member.data_start),
+        usize::try_from(data_start),
         usize::try_from(member.compressed_size),
     ) else {
         return;
@@ -610,7 +584,7 @@ fn scan_member(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &Member, 
         c.errors.push(
             Error::malformed("the member's data lies outside the file")
                 .with_member(member.name.clone())
-                .at_offset(base + member.data_start),
+                .at_offset(base + data_start),
         );
         return;
     };
@@ -625,7 +599,7 @@ fn scan_member(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &Member, 
             if !plausible {
                 return;
             }
-            scan_blob(c, stored, base + member.data_start, &member.name, storage, must_be_pickle(inner));
+            scan_blob(c, stored, base + data_start, &member.name, storage, must_be_pickle(inner));
         }
         zip::CompressionMethod::Deflated => {
             // Sniff the first bytes, inflate the whole member only when it is a pickle.
@@ -645,7 +619,7 @@ fn scan_member(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &Member, 
                 c.container(
                     Verdict::Unsafe,
                     Some(&member.name),
-                    Some(base + member.data_start),
+                    Some(base + data_start),
                     format!(
                         "a compressed member that starts like a pickle cannot be inflated \
                          within {max} bytes (the `inflated-len` limit), so it was not scanned"

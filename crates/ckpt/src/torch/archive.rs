@@ -77,22 +77,42 @@ impl Seek for FileReader<'_> {
     }
 }
 
-/// What a member's central directory entry says, to hold its local header against.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CentralEntry<'a> {
-    pub(crate) name: &'a str,
+/// A member as the zip's central directory lists it, kept after the archive is dropped:
+/// what the scanner and verify check each member's local header, data and CRC against.
+#[derive(Debug, Clone)]
+pub(crate) struct ZipMember {
+    /// The name as stored (bytes that are not UTF-8 replaced).
+    pub(crate) name: String,
     pub(crate) header_start: u64,
+    /// Where the data starts, when the local header could be read.
+    pub(crate) data_start: Option<u64>,
     pub(crate) compressed_size: u64,
     pub(crate) size: u64,
     pub(crate) method: CompressionMethod,
+    pub(crate) encrypted: bool,
     pub(crate) crc32: u32,
+}
+
+impl ZipMember {
+    pub(crate) fn of<R: Read + ?Sized>(file: &zip::read::ZipFile<'_, R>) -> Self {
+        ZipMember {
+            name: String::from_utf8_lossy(file.name_raw()).into_owned(),
+            header_start: file.header_start(),
+            data_start: file.data_start(),
+            compressed_size: file.compressed_size(),
+            size: file.size(),
+            method: file.compression(),
+            encrypted: file.encrypted(),
+            crc32: file.crc32(),
+        }
+    }
 }
 
 /// How a member's local header disagrees with its central directory entry, a sentence
 /// each (empty when they agree): streaming readers walk the local headers, torch and
 /// the zip crate the directory, so a disagreement makes them see different files. Shared
 /// by the scanner (findings) and verify (problems).
-pub(crate) fn local_header_disagreements(bytes: &[u8], central: &CentralEntry<'_>) -> Vec<String> {
+pub(crate) fn local_header_disagreements(bytes: &[u8], central: &ZipMember) -> Vec<String> {
     let le16 = |at: usize| -> Option<u16> {
         let field = bytes.get(at..at.checked_add(2)?)?;
         Some(u16::from_le_bytes(field.try_into().ok()?))

@@ -25,7 +25,7 @@ use crate::error::{ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::{Checkpoint, Dtype};
 use crate::torch::archive::Archive;
-use crate::torch::archive::{CentralEntry, local_header_disagreements};
+use crate::torch::archive::{ZipMember, local_header_disagreements};
 use crate::torch::interpret::{self, StorageId, StorageKind};
 use crate::torch::legacy::{MAGIC_NUMBER, PROTOCOL_VERSION};
 use crate::torch::{
@@ -38,17 +38,6 @@ const INFLATE_CHUNK: usize = 64 << 10;
 /// The largest deflated member whose CRC is checked: deflate expands up to about 1032
 /// times, so without a bound a small crafted file could keep verify busy for minutes.
 const MAX_CRC_INFLATE: u64 = 1 << 30;
-
-/// A member as the central directory lists it.
-struct Member {
-    name: String,
-    header_start: u64,
-    data_start: Option<u64>,
-    compressed_size: u64,
-    size: u64,
-    method: CompressionMethod,
-    crc32: u32,
-}
 
 fn le16(bytes: &[u8], at: usize) -> Option<u16> {
     bytes
@@ -122,15 +111,7 @@ fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
     let mut members = Vec::with_capacity(zip.len());
     for index in 0..zip.len() {
         match zip.by_index_raw(index) {
-            Ok(file) => members.push(Member {
-                name: String::from_utf8_lossy(file.name_raw()).into_owned(),
-                header_start: file.header_start(),
-                data_start: file.data_start(),
-                compressed_size: file.compressed_size(),
-                size: file.size(),
-                method: file.compression(),
-                crc32: file.crc32(),
-            }),
+            Ok(file) => members.push(ZipMember::of(&file)),
             Err(e) => out.push(Problem::new(
                 &ZIP_DIRECTORY,
                 format!("zip entry {index} cannot be read: {e}"),
@@ -253,16 +234,8 @@ fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
 }
 
 /// The local header must exist where the central directory points and agree with it.
-fn check_local_header(bytes: &[u8], member: &Member, out: &mut Vec<Problem>) {
-    let central = CentralEntry {
-        name: &member.name,
-        header_start: member.header_start,
-        compressed_size: member.compressed_size,
-        size: member.size,
-        method: member.method,
-        crc32: member.crc32,
-    };
-    for message in local_header_disagreements(bytes, &central) {
+fn check_local_header(bytes: &[u8], member: &ZipMember, out: &mut Vec<Problem>) {
+    for message in local_header_disagreements(bytes, member) {
         out.push(
             Problem::new(&ZIP_LOCAL_HEADER, message)
                 .member(member.name.clone())
@@ -273,7 +246,7 @@ fn check_local_header(bytes: &[u8], member: &Member, out: &mut Vec<Problem>) {
 
 /// The data descriptor after a member whose local header defers to one (torch writes one
 /// after every non-empty record): its CRC and sizes must be the central directory's.
-fn check_descriptor(bytes: &[u8], member: &Member, data_start: u64, out: &mut Vec<Problem>) {
+fn check_descriptor(bytes: &[u8], member: &ZipMember, data_start: u64, out: &mut Vec<Problem>) {
     let Some(at) = usize::try_from(member.header_start)
         .ok()
         .filter(|&at| at < bytes.len())
@@ -319,7 +292,7 @@ fn check_descriptor(bytes: &[u8], member: &Member, data_start: u64, out: &mut Ve
 /// The CRC-32 of the member's (inflated) bytes must be the central directory's. An
 /// archive saved with `torch.serialization.set_crc32_options(False)` records 0 for every
 /// member: such CRCs are not checked.
-fn check_crc(bytes: &[u8], member: &Member, data_start: u64, out: &mut Vec<Problem>) {
+fn check_crc(bytes: &[u8], member: &ZipMember, data_start: u64, out: &mut Vec<Problem>) {
     if member.crc32 == 0 && member.size > 0 {
         return;
     }
