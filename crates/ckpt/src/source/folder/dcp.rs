@@ -631,21 +631,29 @@ impl Reader<'_, '_> {
 
 /// The tensors and values of a DCP folder, nested as `planner_data` says (as
 /// `torch.distributed.checkpoint` loads them: an int path part makes a list).
+/// The opened file that holds a place: `files` holds `metadata.files` (each once), each
+/// looked up by name.
+fn file_of<'m, 'a: 'm>(
+    metadata: &'m Metadata,
+    files: &[Member<'a>],
+) -> impl Fn(&Place) -> Result<Member<'a>> + 'm {
+    let by_name: HashMap<&'a str, Member<'a>> = files.iter().map(|m| (&**m.name, *m)).collect();
+    move |place: &Place| {
+        metadata
+            .files
+            .get(place.file)
+            .and_then(|name| by_name.get(name.as_str()).copied())
+            .ok_or_else(|| Error::malformed("an item's file was not opened"))
+    }
+}
+
 pub(super) fn checkpoint<'a>(
     metadata: &Metadata,
     metadata_path: &Path,
     files: &[Member<'a>],
     limits: &Limits,
 ) -> Result<Checkpoint<'a>> {
-    // `files` holds `metadata.files` (each once): look each up by name.
-    let by_name: HashMap<&str, Member<'a>> = files.iter().map(|m| (&**m.name, *m)).collect();
-    let member = |place: &Place| -> Result<Member<'a>> {
-        metadata
-            .files
-            .get(place.file)
-            .and_then(|name| by_name.get(name.as_str()).copied())
-            .ok_or_else(|| Error::malformed("an item's file was not opened"))
-    };
+    let member = file_of(metadata, files);
     let mut tree = Node::Map(Vec::new(), HashMap::new());
     let mut needs: Vec<String> = Vec::new();
     let max_index = metadata.entries.len();
@@ -728,14 +736,7 @@ pub(super) fn audit<'a>(
     metadata_path: &Path,
     files: &[Member<'a>],
 ) -> Audit<'a> {
-    let by_name: HashMap<&str, Member<'a>> = files.iter().map(|m| (&**m.name, *m)).collect();
-    let member = |place: &Place| -> Result<Member<'a>> {
-        metadata
-            .files
-            .get(place.file)
-            .and_then(|name| by_name.get(name.as_str()).copied())
-            .ok_or_else(|| Error::malformed("an item's file was not opened"))
-    };
+    let member = file_of(metadata, files);
     let mut audit = Audit {
         errors: Vec::new(),
         archives: Vec::new(),

@@ -21,23 +21,9 @@ pub(super) const SHARDING_INFO: &str = "DCP_SHARDING_INFO";
 /// The safetensors files of `dir` (sorted by name) when it is such a folder: its first one
 /// says where its parts start; `None` otherwise.
 pub(super) fn files(dir: &Path, limits: &Limits) -> Result<Option<Vec<String>>> {
-    let mut names = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".safetensors") && !name.starts_with('.') {
-            names.push(name);
-            if names.len() > limits.files {
-                return Err(limits::exceeded(
-                    "files",
-                    limits.files as u64,
-                    format_args!("the folder holds more safetensors files"),
-                )
-                .with_path(dir));
-            }
-        }
-    }
+    let mut names = super::list_names(dir, limits, "safetensors files", |name| {
+        name.ends_with(".safetensors") && !name.starts_with('.')
+    })?;
     names.sort();
     let Some(first) = names.first() else {
         return Ok(None);

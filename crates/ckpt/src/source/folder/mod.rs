@@ -218,13 +218,17 @@ impl Folder {
         }
     }
 
-    pub(super) fn checkpoint(&self) -> Result<Checkpoint<'_>> {
-        let members: Vec<Member<'_>> = self
-            .names
+    /// The data files with their names.
+    fn members(&self) -> Vec<Member<'_>> {
+        self.names
             .iter()
             .zip(&self.sources)
             .map(|(name, source)| Member { name, source })
-            .collect();
+            .collect()
+    }
+
+    pub(super) fn checkpoint(&self) -> Result<Checkpoint<'_>> {
+        let members = self.members();
         match &self.kind {
             Kind::Hf(index) => hf::checkpoint(index, &self.main, &members, &self.limits),
             Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &members, &self.limits),
@@ -237,13 +241,7 @@ impl Folder {
         let Kind::Dcp(metadata) = &self.kind else {
             return None;
         };
-        let members: Vec<Member<'_>> = self
-            .names
-            .iter()
-            .zip(&self.sources)
-            .map(|(name, source)| Member { name, source })
-            .collect();
-        Some(dcp::audit(metadata, &self.main, &members))
+        Some(dcp::audit(metadata, &self.main, &self.members()))
     }
 
     /// Every data file with its map, for kernel copies of their bytes.
@@ -311,6 +309,34 @@ fn read_dcp_metadata(path: &Path, limits: &Limits) -> Result<(u64, dcp::Metadata
     Ok((source.len(), metadata))
 }
 
+/// The names of the files in `dir` that `keep` accepts (in no particular order), at most
+/// the `files` limit of them; `what` names them in the error.
+fn list_names(
+    dir: &Path,
+    limits: &Limits,
+    what: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if keep(&name) {
+            names.push(name);
+            if names.len() > limits.files {
+                return Err(limits::exceeded(
+                    "files",
+                    limits.files as u64,
+                    format_args!("the folder holds more {what}"),
+                )
+                .with_path(dir));
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// The metadata file rank `rank` writes in a DCP save without collectives.
 fn rank_metadata_name(rank: usize) -> String {
     format!("__{rank}{DCP_METADATA}")
@@ -329,22 +355,8 @@ fn rank_of(name: &str) -> Option<usize> {
 /// Every rank's metadata file in `dir`, in rank order: `__0.metadata` to `__<n-1>.metadata`,
 /// with none missing (a missing rank's tensors would be missing or have holes).
 fn rank_metadata(dir: &Path, limits: &Limits) -> Result<Vec<PathBuf>> {
-    let mut ranks = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
-        if let Some(rank) = rank_of(&entry.file_name().to_string_lossy()) {
-            ranks.push(rank);
-            if ranks.len() > limits.files {
-                return Err(limits::exceeded(
-                    "files",
-                    limits.files as u64,
-                    format_args!("the folder holds more rank metadata files"),
-                )
-                .with_path(dir));
-            }
-        }
-    }
+    let names = list_names(dir, limits, "rank metadata files", |n| rank_of(n).is_some())?;
+    let mut ranks: Vec<usize> = names.iter().filter_map(|n| rank_of(n)).collect();
     ranks.sort_unstable();
     for (expected, &rank) in ranks.iter().enumerate() {
         if rank != expected {
