@@ -67,7 +67,9 @@ fn wait_for_output(child: &mut Child, dir: &Path, input: &Path) {
             .into_iter()
             .flatten()
             .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .any(|target| target.starts_with(dir) && target != input);
+            // Not the folder itself: ckpt lists it (for a killed run's leftovers) before
+            // it creates anything there.
+            .any(|target| target.starts_with(dir) && target != dir && target != input);
         if open {
             return;
         }
