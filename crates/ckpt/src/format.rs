@@ -129,7 +129,7 @@ fn preview(bytes: &[u8]) -> String {
 /// A safetensors file starts with a little-endian u64 header length, then a JSON object
 /// (the reference reader accepts JSON whitespace before the `{`). A header that opens a
 /// JSON array is let through too, so that the reader can say what is wrong with it.
-fn looks_like_safetensors(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_safetensors(bytes: &[u8]) -> bool {
     let Some((length, rest)) = bytes.split_first_chunk::<8>() else {
         return false;
     };
@@ -157,17 +157,7 @@ fn is_torch_legacy(bytes: &[u8]) -> bool {
 }
 
 fn detect_zip(bytes: &[u8]) -> Result<Format> {
-    let archive = crate::torch::open_zip(bytes).map_err(|e| {
-        Error::malformed(format!(
-            "the file starts like a zip archive (a torch.save checkpoint) but its directory cannot be read: {e}"
-        ))
-        .with_hint("the file is probably truncated or damaged; fetch it again")
-    })?;
-    let names: Vec<String> = archive
-        .file_names()
-        .map(|name| name.map(std::borrow::Cow::into_owned))
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::malformed(format!("a zip entry name cannot be read: {e}")))?;
+    let names = crate::walk::zip::directory_names(bytes)?;
     let record = |name: &str| {
         names
             .iter()

@@ -56,6 +56,7 @@ mod source;
 pub mod stats;
 pub mod torch;
 pub mod verify;
+mod walk;
 
 pub use convert::{
     ConvertOptions, Converted, DEFAULT_MAX_SHARD_SIZE, KeyMap, Mapped, Naming, Target,
@@ -90,7 +91,7 @@ pub fn read_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoin
 /// (see `Source::checkpoint`).
 pub(crate) fn read_from<'data>(
     bytes: &'data [u8],
-    file: Option<&std::fs::File>,
+    file: Option<&'data std::fs::File>,
     limits: &Limits,
 ) -> Result<Checkpoint<'data>> {
     match detect(bytes)? {

@@ -23,9 +23,11 @@
 //! assert_eq!(report.findings[0].global.as_deref(), Some("posix.system"));
 //! ```
 
+mod files;
 mod globals;
+mod judge;
+mod npy;
 mod pickle;
-mod walk;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -33,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
-pub use walk::{collect_files, scan_bytes, scan_file};
+pub use files::{collect_files, scan_bytes, scan_file};
 
 /// How bad a file (or a finding) is. Ordered: `Safe < Unsafe < Dangerous`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -164,7 +166,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn new(path: &Path) -> Report {
+    pub(crate) fn new(path: &Path) -> Report {
         Report {
             path: path.to_path_buf(),
             format: None,
@@ -277,7 +279,7 @@ impl<'o> Collector<'o> {
         });
     }
 
-    fn into_report(self, report: &mut Report) {
+    pub(crate) fn into_report(self, report: &mut Report) {
         let mut findings = self.findings;
         // Worst first; stable, so file order within a verdict.
         findings.sort_by_key(|f| std::cmp::Reverse(f.verdict));

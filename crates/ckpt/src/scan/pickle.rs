@@ -7,87 +7,53 @@ use ckpt_pickle::{Arg, Decoder, ErrorKind, Limits, Object, ObjectId, Opcode, Pic
 
 use super::globals::classify;
 use super::{Category, Collector, Finding, Usage, Verdict};
+use crate::walk::{Loader, Parsed};
 
-/// What to do with bytes after the last expected pickle of a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trailing {
-    /// Report them (and scan them when they hold another pickle).
-    Report,
-    /// Raw data follows by design (tar `storages`): ignore it.
-    Ignore,
-}
-
-/// Whether `bytes` start like a pickle: [`ckpt_pickle::sniff`], or an opening opcode of a
-/// protocol 0/1 pickle even when the last byte is not `STOP` (trailing junk must not hide
-/// a pickle that `pickle.load` reads happily).
-pub(crate) fn looks_like_pickle(bytes: &[u8]) -> bool {
-    if ckpt_pickle::sniff(bytes).is_some() {
-        return true;
-    }
-    matches!(
-        bytes.first().and_then(|&b| Opcode::from_byte(b)),
-        Some(
-            Opcode::Mark
-                | Opcode::EmptyDict
-                | Opcode::EmptyList
-                | Opcode::EmptyTuple
-                | Opcode::Global
-                | Opcode::Inst
-                | Opcode::Unicode
-                | Opcode::BinUnicode
-                | Opcode::ShortBinUnicode
-                | Opcode::String
-                | Opcode::BinString
-                | Opcode::ShortBinString
-        )
-    ) && bytes.len() >= 2
-        && plausible_global_line(bytes)
-}
-
-/// For a stream that opens with `GLOBAL` or `INST`: whether its first line is a module
-/// path (so that a Python source file starting with `class` is not taken for a pickle).
-fn plausible_global_line(bytes: &[u8]) -> bool {
-    if !matches!(bytes.first(), Some(b'c' | b'i')) {
-        return true;
-    }
-    let line = bytes
-        .get(1..)
-        .unwrap_or_default()
-        .split(|&b| b == b'\n')
-        .next()
-        .unwrap_or_default();
-    !line.is_empty()
-        && line
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-}
-
-/// Scans one pickle at the start of `data` (byte `base` of the file). Returns its length
-/// when it reached `STOP`, `None` when it broke (the error is recorded, what was read
-/// before it is judged). With `must` false (bytes that only look like a pickle), a broken
-/// stream that names no global is not a pickle worth reporting and is ignored.
-pub(crate) fn scan_one(
+/// Scans the pickle at the start of `data` (byte `base` of the file, or of the inflated
+/// bytes), which `loader` unpickles; `None` for bytes that only another loader might read
+/// as a pickle (a probe). `parsed`: the walk's parse of the same bytes, when it has one.
+///
+/// Returns the pickle's length when it reached `STOP`. A pickle a loader unpickles that
+/// breaks is never judged better than `unsafe`: what the loader does past the break cannot
+/// be told, and what the bytes after it name is judged too. A probe that names nothing is
+/// not a pickle and is not reported.
+pub(crate) fn scan_pickle(
     c: &mut Collector<'_>,
     data: &[u8],
     base: u64,
     member: &str,
-    must: bool,
+    loader: Option<Loader>,
+    parsed: Option<&Parsed<'_>>,
 ) -> Option<usize> {
     let limits = c.options.limits.pickle.clone();
-    let (pickle, error) = ckpt_pickle::parse_partial(data, base, &limits);
-    if !must && error.is_some() {
-        // Bytes that only looked like a pickle: unless they name a global, they are data
-        // that no loader can turn into code (a text record that starts with `]`...).
+    let owned;
+    let (pickle, error) = match parsed {
+        Some(parsed) => (&parsed.pickle, parsed.error.as_ref()),
+        None => {
+            owned = ckpt_pickle::parse_partial(data, base, &limits);
+            (&owned.0, owned.1.as_ref())
+        }
+    };
+    let after_break = match error {
+        Some(error) => static_globals(data, base, &limits)
+            .into_iter()
+            .filter(|(offset, _, _)| *offset >= error.offset())
+            .collect(),
+        None => Vec::new(),
+    };
+    if loader.is_none() && error.is_some() {
+        // Bytes that only another loader could read as a pickle: unless they name a
+        // global, no loader can turn them into code.
         let names_a_global = pickle
             .objects()
             .any(|(_, o)| matches!(o, Object::Global { .. }))
-            || !static_globals(data, base, &limits).is_empty();
+            || !after_break.is_empty();
         if !names_a_global {
             return None;
         }
     }
     c.pickles += 1;
-    judge_globals(c, &pickle, member);
+    judge_globals(c, pickle, member);
     let Some(error) = error else {
         return Some(pickle.byte_len());
     };
@@ -125,73 +91,54 @@ pub(crate) fn scan_one(
     }
     // The static names after the break: a reader that does not stop where ckpt's VM
     // stops would still import them.
-    for (offset, module, name) in static_globals(data, base, &limits) {
-        if offset >= error.offset() {
-            judge(
-                c,
-                &module,
-                &name,
-                Usage::Referenced,
-                member,
-                offset,
-                " (after the point where the pickle breaks)",
-            );
-        }
+    for (offset, module, name) in after_break {
+        judge(
+            c,
+            &module,
+            &name,
+            Usage::Referenced,
+            member,
+            offset,
+            " (after the point where the pickle breaks)",
+        );
     }
-    c.errors.push(
-        crate::torch::pickle_error(&error, member)
-            .with_hint("the pickle is broken here; everything it names up to here was judged"),
-    );
+    let over_a_limit = matches!(error.kind(), ErrorKind::LimitExceeded { .. });
+    if let Some(loader) = loader.filter(|_| !over_a_limit) {
+        c.container(
+            Verdict::Unsafe,
+            Some(member),
+            Some(error.offset()),
+            format!(
+                "{} unpickles these bytes, and they break here ({}): what it does with them \
+                 cannot be vouched for; everything they name was judged",
+                loader.describe(),
+                error.message()
+            ),
+        );
+    }
+    if loader.is_some() {
+        let error = crate::torch::pickle_error(error, member);
+        c.errors.push(if over_a_limit {
+            error
+        } else {
+            error.with_hint("the pickle is broken here; everything it names was judged")
+        });
+    }
     None
 }
 
-/// Scans the pickles of `data` back to back: `expected` of them, then whatever follows.
-/// Returns where the scanned pickles end (relative to `data`), or `None` when one broke.
-pub(crate) fn scan_stream(
-    c: &mut Collector<'_>,
-    data: &[u8],
-    base: u64,
-    member: &str,
-    trailing: Trailing,
-    must: bool,
-) -> Option<usize> {
-    let len = scan_one(c, data, base, member, must)?;
-    if trailing == Trailing::Report {
-        scan_trailing(
-            c,
-            data.get(len..).unwrap_or_default(),
-            base + len as u64,
-            member,
-        );
-    }
-    Some(len)
-}
-
 /// Judges bytes that follow the end of what a loader reads: another pickle is scanned
-/// (and reported as stacked), anything else is reported as hidden data.
+/// (and reported as stacked: a loader that calls `pickle.load` again reads it), anything
+/// else is reported as hidden data.
 pub(crate) fn scan_trailing(c: &mut Collector<'_>, rest: &[u8], base: u64, member: &str) {
     let mut rest = rest;
     let mut base = base;
     let mut stacked = 0usize;
     while !rest.is_empty() {
-        if looks_like_pickle(rest) && stacked < 64 {
-            stacked += 1;
-            c.container(
-                Verdict::Unsafe,
-                Some(member),
-                Some(base),
-                "another pickle follows STOP (stacked pickles): a loader that calls \
-                 pickle.load again reads it, a scanner that stops at the first misses it",
-            );
-            let name = format!("{member} (stacked pickle {stacked})");
-            match scan_one(c, rest, base, &name, true) {
-                Some(len) if len > 0 => {
-                    rest = rest.get(len..).unwrap_or_default();
-                    base += len as u64;
-                }
-                _ => return,
-            }
-        } else {
+        let limits = c.options.limits.pickle.clone();
+        let (pickle, error) = ckpt_pickle::parse_partial(rest, base, &limits);
+        let is_pickle = error.is_none() || pickle.len_objects() > 0;
+        if !is_pickle || stacked >= 64 {
             c.container(
                 Verdict::Unsafe,
                 Some(member),
@@ -202,7 +149,25 @@ pub(crate) fn scan_trailing(c: &mut Collector<'_>, rest: &[u8], base: u64, membe
                     rest.len()
                 ),
             );
+            scan_pickle(c, rest, base, member, None, None);
             return;
+        }
+        stacked += 1;
+        c.container(
+            Verdict::Unsafe,
+            Some(member),
+            Some(base),
+            "another pickle follows STOP (stacked pickles): a loader that calls pickle.load \
+             again reads it, a scanner that stops at the first misses it",
+        );
+        let name = format!("{member} (stacked pickle {stacked})");
+        let parsed = Parsed { pickle, error };
+        match scan_pickle(c, rest, base, &name, Some(Loader::Pickle), Some(&parsed)) {
+            Some(len) if len > 0 => {
+                rest = rest.get(len..).unwrap_or_default();
+                base += len as u64;
+            }
+            _ => return,
         }
     }
 }
@@ -306,7 +271,10 @@ mod tests {
     fn scan(bytes: &[u8]) -> (Collector<'static>, Option<usize>) {
         static OPTIONS: std::sync::OnceLock<ScanOptions> = std::sync::OnceLock::new();
         let mut c = Collector::new(OPTIONS.get_or_init(ScanOptions::default));
-        let len = scan_stream(&mut c, bytes, 0, "pickle", Trailing::Report, true);
+        let len = scan_pickle(&mut c, bytes, 0, "pickle", Some(Loader::Pickle), None);
+        if let Some(len) = len {
+            scan_trailing(&mut c, &bytes[len..], len as u64, "pickle");
+        }
         (c, len)
     }
 

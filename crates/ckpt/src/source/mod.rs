@@ -9,6 +9,7 @@
 //! once, and [`Source::checkpoint`] presents their union.
 
 mod folder;
+mod input;
 mod mmap;
 mod positioned;
 
@@ -26,7 +27,8 @@ use folder::Folder;
 pub(crate) use folder::{
     DCP_ALLOWED, DcpAudit, FolderKind, check_name, folder_kind, index_shards, read_small,
 };
-pub(crate) use positioned::{read_at, read_exact_at};
+pub(crate) use input::Input;
+pub(crate) use positioned::read_exact_at;
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +158,12 @@ impl Source {
     /// The file's bytes; empty for a checkpoint stored in several files.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or_default()
+    }
+
+    /// The file's bytes as the readers read them: through the map, and small places at
+    /// their offsets from the file.
+    pub(crate) fn input(&self) -> Input<'_> {
+        Input::mapped(self.bytes(), self.file.as_ref())
     }
 
     /// The file with its map (or all the files of a multi-file checkpoint), for writers

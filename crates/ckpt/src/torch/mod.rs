@@ -23,7 +23,6 @@ use crate::format::Format;
 use crate::limits::{self, Limits};
 use crate::model::{ByteOrder, Checkpoint, Details, Storage};
 use archive::Archive;
-pub(crate) use archive::open_zip;
 use interpret::{StorageId, Storages};
 
 pub use legacy::{read_legacy, read_legacy_with};
@@ -151,7 +150,7 @@ pub fn read_zip_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Check
 /// map (see [`Archive::open_from`]).
 pub(crate) fn read_zip_from<'data>(
     bytes: &'data [u8],
-    file: Option<&std::fs::File>,
+    file: Option<&'data std::fs::File>,
     limits: &Limits,
 ) -> Result<Checkpoint<'data>> {
     let archive = Archive::open_from(bytes, file, limits.inflated_len)?;

@@ -115,6 +115,12 @@ rules! {
     ZIP_OVERLAP = "zip.overlap", Error, "no two members share bytes";
     ZIP_LOCAL_HEADER = "zip.local-header", Error,
         "every member's local header exists and agrees with the central directory (name, method, sizes, CRC)";
+    ZIP_ENCRYPTED = "zip.encrypted", Error,
+        "no member is flagged encrypted (Python's zipfile refuses such a member while torch ignores the flag and loads it)";
+    ZIP_HIDDEN = "zip.hidden", Error,
+        "every local header is listed in the central directory (streaming readers see the others, torch and scanners do not)";
+    ZIP_UNACCOUNTED = "zip.unaccounted", Warning,
+        "every byte belongs to a member, a data descriptor or the central directory (no bytes before, between or after them)";
     ZIP_DESCRIPTOR = "zip.data-descriptor", Warning,
         "a data descriptor, when the local header defers to one, agrees with the central directory";
     ZIP_COMPRESSION = "zip.compression", Error,

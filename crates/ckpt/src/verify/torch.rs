@@ -12,46 +12,31 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
 use ckpt_pickle::{Object, ObjectId, Pickle};
-use zip::CompressionMethod;
 
 use super::{
     LEGACY_HEADER, LEGACY_PICKLE, LEGACY_STORAGE_MISSING, LEGACY_STORAGE_SIZE,
     LEGACY_STORAGE_UNUSED, LEGACY_TRAILING, Problem, Rule, Severity, TORCH_BYTEORDER, TORCH_PICKLE,
     TORCH_READ, TORCH_STORAGE_MISSING, TORCH_STORAGE_REF, TORCH_STORAGE_SIZE, TORCH_STORAGE_UNUSED,
     TORCH_VERSION, TORCH_VIEW_BOUNDS, ZIP_BOUNDS, ZIP_COMPRESSION, ZIP_CRC, ZIP_DESCRIPTOR,
-    ZIP_DIRECTORY, ZIP_DUPLICATE, ZIP_LAYOUT, ZIP_LOCAL_HEADER, ZIP_OVERLAP,
+    ZIP_DIRECTORY, ZIP_DUPLICATE, ZIP_ENCRYPTED, ZIP_HIDDEN, ZIP_LAYOUT, ZIP_LOCAL_HEADER,
+    ZIP_OVERLAP, ZIP_UNACCOUNTED,
 };
 use crate::error::{ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::{Checkpoint, Dtype};
+use crate::source::Input;
 use crate::torch::archive::Archive;
-use crate::torch::archive::{ZipMember, local_header_disagreements};
 use crate::torch::interpret::{self, StorageId, StorageKind};
 use crate::torch::legacy::{MAGIC_NUMBER, PROTOCOL_VERSION};
-use crate::torch::{
-    SUPPORTED_ZIP_VERSIONS, open_zip, parse_pickle, pickle_error, pickle_int, plain_only,
-};
+use crate::torch::{SUPPORTED_ZIP_VERSIONS, parse_pickle, pickle_error, pickle_int, plain_only};
+use crate::walk::AnomalyKind;
+use crate::walk::zip::{BZIP2, DEFLATED, LZMA, Member, STORED, Zip, method_name};
 
-const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
 /// Bytes inflated at a time when checking the CRC of a deflated member.
 const INFLATE_CHUNK: usize = 64 << 10;
 /// The largest deflated member whose CRC is checked: deflate expands up to about 1032
 /// times, so without a bound a small crafted file could keep verify busy for minutes.
 const MAX_CRC_INFLATE: u64 = 1 << 30;
-
-fn le16(bytes: &[u8], at: usize) -> Option<u16> {
-    bytes
-        .get(at..at.checked_add(2)?)
-        .and_then(|b| b.try_into().ok())
-        .map(u16::from_le_bytes)
-}
-
-fn le32(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes
-        .get(at..at.checked_add(4)?)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-}
 
 fn le64(bytes: &[u8], at: usize) -> Option<u64> {
     bytes
@@ -67,10 +52,15 @@ fn has_errors(out: &[Problem]) -> bool {
 /// Checks a torch zip (or TorchScript) archive.
 pub(super) fn check_zip(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>) {
     let start = out.len();
-    if !check_container(bytes, out) {
-        return;
-    }
-    let archive = match Archive::open(bytes, limits.inflated_len) {
+    let zip = match Zip::open(Input::new(bytes)) {
+        Ok(zip) => zip,
+        Err(e) => {
+            out.push(Problem::from_error(&ZIP_DIRECTORY, &e));
+            return;
+        }
+    };
+    check_container(&zip, out);
+    let archive = match Archive::new(zip, limits.inflated_len) {
         Ok(archive) => archive,
         Err(e) => {
             // What the container checks found is what keeps the archive closed.
@@ -86,42 +76,45 @@ pub(super) fn check_zip(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>) {
     }
 }
 
-/// The container: every member against its local header, data descriptor and CRC, and
-/// the members against each other. Returns whether the central directory could be read.
-fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
-    let mut zip = match open_zip(bytes) {
-        Ok(zip) => zip,
-        Err(e) => {
-            out.push(
-                Problem::new(
-                    &ZIP_DIRECTORY,
-                    format!("the zip archive cannot be read: {e}"),
-                )
-                .hint("the file is probably truncated or damaged; fetch it again"),
-            );
-            return false;
+/// The rule an anomaly of the zip container breaks.
+fn container_rule(kind: AnomalyKind) -> Option<&'static Rule> {
+    Some(match kind {
+        AnomalyKind::ZipEntry => &ZIP_DIRECTORY,
+        AnomalyKind::ZipDuplicate => &ZIP_DUPLICATE,
+        AnomalyKind::ZipLocalHeader => &ZIP_LOCAL_HEADER,
+        AnomalyKind::ZipBounds => &ZIP_BOUNDS,
+        AnomalyKind::ZipOverlap => &ZIP_OVERLAP,
+        AnomalyKind::ZipEncrypted => &ZIP_ENCRYPTED,
+        AnomalyKind::ZipCompression => &ZIP_COMPRESSION,
+        AnomalyKind::ZipDescriptor => &ZIP_DESCRIPTOR,
+        AnomalyKind::ZipHidden => &ZIP_HIDDEN,
+        AnomalyKind::ZipGap | AnomalyKind::ZipPrefix | AnomalyKind::ZipTrailing => &ZIP_UNACCOUNTED,
+        _ => return None,
+    })
+}
+
+/// The container: the zip's anomalies (local headers, descriptors, bounds, overlaps,
+/// hidden members, bytes nobody reads), torch's rules on members (one folder, stored or
+/// deflated, tensor records stored), and every member's CRC.
+fn check_container(zip: &Zip<'_>, out: &mut Vec<Problem>) {
+    for anomaly in &zip.anomalies {
+        let Some(rule) = container_rule(anomaly.kind) else {
+            continue;
+        };
+        let mut problem = Problem::new(rule, anomaly.message.clone());
+        if let Some(member) = &anomaly.member {
+            problem = problem.member(member.clone());
         }
-    };
-    if zip.has_duplicate_names() {
-        out.push(Problem::new(
-            &ZIP_DUPLICATE,
-            "two members share a name; readers disagree on which one counts",
-        ));
-    }
-    let mut members = Vec::with_capacity(zip.len());
-    for index in 0..zip.len() {
-        match zip.by_index_raw(index) {
-            Ok(file) => members.push(ZipMember::of(&file)),
-            Err(e) => out.push(Problem::new(
-                &ZIP_DIRECTORY,
-                format!("zip entry {index} cannot be read: {e}"),
-            )),
+        if let Some(offset) = anomaly.offset {
+            problem = problem.offset(offset);
         }
+        if anomaly.kind == AnomalyKind::ZipBounds {
+            problem = problem.hint("the file is truncated; fetch it again");
+        }
+        out.push(problem);
     }
-    drop(zip);
     let mut folder: Option<&str> = None;
-    let mut ranges = Vec::with_capacity(members.len());
-    for member in &members {
+    for member in &zip.members {
         let at = |rule: &'static Rule, message: String| {
             Problem::new(rule, message)
                 .member(member.name.clone())
@@ -145,36 +138,12 @@ fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
                 )),
             },
         }
-        check_local_header(bytes, member, out);
-        let Some(data_start) = member.data_start else {
+        let (Some(data_start), true) = (member.data_start, member.in_bounds) else {
             continue;
         };
-        let end = data_start.checked_add(member.compressed_size);
-        if end.is_none_or(|end| end > bytes.len() as u64) {
-            out.push(
-                at(
-                    &ZIP_BOUNDS,
-                    format!(
-                        "the member claims {} bytes at byte {data_start}, past the end of the \
-                         file ({} bytes)",
-                        member.compressed_size,
-                        bytes.len()
-                    ),
-                )
-                .hint("the file is truncated; fetch it again"),
-            );
-            continue;
-        }
-        // From the local header to the end of the data: a member whose data covers
-        // another's local header overlaps it too.
-        ranges.push((
-            member.header_start.min(data_start),
-            data_start + member.compressed_size,
-            &member.name,
-        ));
         let inner = member.name.split_once('/').map_or("", |(_, r)| r);
         match member.method {
-            CompressionMethod::Stored => {
+            STORED => {
                 if member.compressed_size != member.size {
                     out.push(at(
                         &ZIP_LOCAL_HEADER,
@@ -187,7 +156,7 @@ fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
                     continue;
                 }
             }
-            CompressionMethod::Deflated => {
+            DEFLATED => {
                 if inner.starts_with("data/") {
                     out.push(
                         at(
@@ -202,108 +171,33 @@ fn check_container(bytes: &[u8], out: &mut Vec<Problem>) -> bool {
                 }
             }
             other => {
-                out.push(at(
-                    &ZIP_COMPRESSION,
-                    format!("the member uses compression {other:?}; torch reads only stored and deflated members"),
-                ));
+                if matches!(other, BZIP2 | LZMA) {
+                    out.push(at(
+                        &ZIP_COMPRESSION,
+                        format!(
+                            "the member uses {}; torch reads only stored and deflated members",
+                            method_name(other)
+                        ),
+                    ));
+                }
                 continue;
             }
         }
-        check_crc(bytes, member, data_start, out);
-        check_descriptor(bytes, member, data_start, out);
-    }
-    ranges.sort_unstable();
-    for pair in ranges.windows(2) {
-        if let [(_, end, first), (start, _, second)] = pair
-            && start < end
-        {
-            out.push(
-                Problem::new(
-                    &ZIP_OVERLAP,
-                    format!(
-                        "members `{first}` and `{second}` share bytes (one's data covers the \
-                         other's header or data); torch never writes such archives"
-                    ),
-                )
-                .member((*second).clone())
-                .offset(*start),
-            );
-        }
-    }
-    true
-}
-
-/// The local header must exist where the central directory points and agree with it.
-fn check_local_header(bytes: &[u8], member: &ZipMember, out: &mut Vec<Problem>) {
-    for message in local_header_disagreements(bytes, member) {
-        out.push(
-            Problem::new(&ZIP_LOCAL_HEADER, message)
-                .member(member.name.clone())
-                .offset(member.header_start),
-        );
-    }
-}
-
-/// The data descriptor after a member whose local header defers to one (torch writes one
-/// after every non-empty record): its CRC and sizes must be the central directory's.
-fn check_descriptor(bytes: &[u8], member: &ZipMember, data_start: u64, out: &mut Vec<Problem>) {
-    let Some(at) = usize::try_from(member.header_start)
-        .ok()
-        .filter(|&at| at < bytes.len())
-    else {
-        return;
-    };
-    let Some(flags) = le16(bytes, at + 6) else {
-        return;
-    };
-    if flags & 0x8 == 0 || member.compressed_size == 0 {
-        return;
-    }
-    let Some(mut pos) = data_start
-        .checked_add(member.compressed_size)
-        .and_then(|end| usize::try_from(end).ok())
-    else {
-        return;
-    };
-    if bytes.get(pos..pos.saturating_add(4)) == Some(DESCRIPTOR) {
-        pos += 4;
-    }
-    let crc = le32(bytes, pos);
-    let short = (le32(bytes, pos + 4), le32(bytes, pos + 8));
-    let long = (le64(bytes, pos + 4), le64(bytes, pos + 12));
-    let sizes = (Some(member.compressed_size), Some(member.size));
-    let sizes_agree = (short.0.map(u64::from), short.1.map(u64::from)) == sizes || long == sizes;
-    if crc != Some(member.crc32) || !sizes_agree {
-        out.push(
-            Problem::new(
-                &ZIP_DESCRIPTOR,
-                format!(
-                    "the data descriptor after the member does not repeat the central \
-                     directory's CRC-32 {:08x} and sizes {}/{}",
-                    member.crc32, member.compressed_size, member.size
-                ),
-            )
-            .member(member.name.clone())
-            .offset(pos as u64),
-        );
+        check_crc(zip, member, data_start, out);
     }
 }
 
 /// The CRC-32 of the member's (inflated) bytes must be the central directory's. An
 /// archive saved with `torch.serialization.set_crc32_options(False)` records 0 for every
 /// member: such CRCs are not checked.
-fn check_crc(bytes: &[u8], member: &ZipMember, data_start: u64, out: &mut Vec<Problem>) {
+fn check_crc(zip: &Zip<'_>, member: &Member, data_start: u64, out: &mut Vec<Problem>) {
     if member.crc32 == 0 && member.size > 0 {
         return;
     }
-    let Some(data) = usize::try_from(data_start)
-        .ok()
-        .zip(usize::try_from(data_start.saturating_add(member.compressed_size)).ok())
-        .and_then(|(start, end)| bytes.get(start..end))
-    else {
+    let Ok(data) = zip.stored(member) else {
         return;
     };
-    if member.method != CompressionMethod::Stored && member.size > MAX_CRC_INFLATE {
+    if member.method != STORED && member.size > MAX_CRC_INFLATE {
         out.push(
             Problem::new(
                 &ZIP_COMPRESSION,
@@ -320,7 +214,7 @@ fn check_crc(bytes: &[u8], member: &ZipMember, data_start: u64, out: &mut Vec<Pr
         return;
     }
     let actual = match member.method {
-        CompressionMethod::Stored => Ok(crc32fast::hash(data)),
+        STORED => Ok(crc32fast::hash(data)),
         _ => inflated_crc(data, member.size),
     };
     let problem = match actual {

@@ -1,0 +1,225 @@
+//! Which files a scan reads, and the scan of one file: opened read-only and mapped, walked
+//! once (see [`crate::walk`]), judged.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::judge::scan_input;
+use super::{Collector, Report, ScanOptions};
+use crate::error::{Error, ErrorKind, Result};
+use crate::source::{Input, Source};
+use crate::walk::NPY_MAGIC;
+
+/// The most files a folder walk collects.
+const MAX_FILES: usize = 1 << 20;
+/// The deepest folder nesting walked.
+const MAX_DEPTH: usize = 64;
+
+/// Scans the file at `path`: opens it read-only (memory-mapped) and judges every part of
+/// it that a loader would unpickle. Never fails: problems are [`Report::errors`].
+pub fn scan_file(path: &Path, options: &ScanOptions) -> Report {
+    let mut report = Report::new(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.ends_with(".distcp") {
+        scan_distcp(path, &mut report);
+        return report;
+    }
+    match Source::open_file(path) {
+        Ok(source) => {
+            source.advise(crate::Access::Sparse);
+            let mut c = Collector::new(options);
+            report.format = scan_input(&mut c, source.input(), &name, "", 0).map(str::to_owned);
+            c.into_report(&mut report);
+            for error in report.errors.iter_mut() {
+                let taken = std::mem::replace(error, Error::invalid(""));
+                *error = taken.with_path(path);
+            }
+            report
+        }
+        Err(error) => {
+            report.errors.push(error);
+            report
+        }
+    }
+}
+
+/// A `.distcp` file holds raw tensor bytes and `torch.save` archives of plain values at
+/// places its folder's `.metadata` names: it is checked by reading the folder as a
+/// checkpoint, whose reader accepts only data. A metadata refused for its globals is the
+/// `.metadata` file's finding, not this file's.
+fn scan_distcp(path: &Path, report: &mut Report) {
+    report.format = Some("torch-dcp data".to_owned());
+    let folder = path.parent().unwrap_or(Path::new("."));
+    match Source::open(folder).and_then(|s| s.checkpoint().map(|_| ())) {
+        Ok(()) => {}
+        // The metadata names a global outside DCP's dataclasses: the `.metadata` file's
+        // own report says so; this file holds only what the metadata points into.
+        Err(e) if e.kind() == ErrorKind::Refused => {}
+        Err(e) => report.errors.push(e.with_path(path)),
+    }
+}
+
+/// Scans the bytes of one file named `name` (the name only tells `.metadata` and index
+/// files apart; formats are detected from the content).
+pub fn scan_bytes(bytes: &[u8], name: &str, options: &ScanOptions) -> Report {
+    let mut report = Report::new(Path::new(name));
+    let mut c = Collector::new(options);
+    report.format = scan_input(&mut c, Input::new(bytes), name, "", 0).map(str::to_owned);
+    c.into_report(&mut report);
+    report
+}
+
+// --- folders ---
+
+/// The files to scan under `paths`: files as given, folders walked recursively (symbolic
+/// links followed, loops skipped), and the shards a given shard index names. Each file
+/// once, in a deterministic order; paths that cannot be read are errors.
+pub fn collect_files(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
+    let mut out = Vec::new();
+    let mut seen_files = HashSet::new();
+    let mut seen_dirs = HashSet::new();
+    for path in paths {
+        let metadata = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(Err(Error::io("cannot open", path, e)));
+                continue;
+            }
+        };
+        if metadata.is_dir() {
+            walk_dir(path, 0, &mut seen_dirs, &mut seen_files, &mut out);
+        } else {
+            push_file(path, &mut seen_files, &mut out);
+            // An index brings its shards.
+            let is_index = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(".index.json"));
+            if is_index
+                && let Ok(bytes) = std::fs::read(path)
+                && let Ok(shards) = crate::source::index_shards(&bytes)
+            {
+                let folder = path.parent().unwrap_or(Path::new("."));
+                for shard in shards {
+                    if !shard.contains(['/', '\\']) && shard != ".." {
+                        push_file(&folder.join(shard), &mut seen_files, &mut out);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn push_file(path: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec<Result<PathBuf>>) {
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if seen.insert(key) && out.len() < MAX_FILES {
+        out.push(Ok(path.to_path_buf()));
+    }
+}
+
+fn walk_dir(
+    dir: &Path,
+    depth: usize,
+    seen_dirs: &mut HashSet<PathBuf>,
+    seen_files: &mut HashSet<PathBuf>,
+    out: &mut Vec<Result<PathBuf>>,
+) {
+    let Ok(canonical) = std::fs::canonicalize(dir) else {
+        out.push(Err(
+            Error::invalid("cannot resolve the folder").with_path(dir)
+        ));
+        return;
+    };
+    if depth > MAX_DEPTH || !seen_dirs.insert(canonical) {
+        return; // a symbolic link loop, or absurd nesting
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            out.push(Err(Error::io("cannot list", dir, e)));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => walk_dir(&path, depth + 1, seen_dirs, seen_files, out),
+            Ok(_) => {
+                if worth_scanning(&path) {
+                    push_file(&path, seen_files, out);
+                }
+            }
+            // A dangling link or a file we may not read.
+            Err(e) => out.push(Err(Error::io("cannot open", &path, e))),
+        }
+    }
+}
+
+/// Extensions of files that hold (or may hold) pickles or weights.
+const EXTENSIONS: &[&str] = &[
+    "pt",
+    "pth",
+    "bin",
+    "ckpt",
+    "pkl",
+    "pickle",
+    "joblib",
+    "dill",
+    "safetensors",
+    "npy",
+    "npz",
+    "distcp",
+    "mar",
+    "pt2",
+    "model",
+    "data",
+    "h5",
+    "pb",
+    "onnx",
+    "gguf",
+    "zip",
+    "tar",
+    "7z",
+    "gz",
+    "z",
+    "bz2",
+    "xz",
+    "lzma",
+];
+
+/// Whether a file met in a folder walk is scanned: checkpoint extensions, shard indexes,
+/// DCP metadata, and any file that starts like a zip or a protocol 2+ pickle.
+fn worth_scanning(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name == ".metadata" || name.ends_with(".index.json") {
+        return true;
+    }
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if ["onnx", "gguf", "h5", "pb", "7z"].contains(&ext.as_str()) {
+        return false; // formats without pickles, which ckpt does not read
+    }
+    if EXTENSIONS.contains(&ext.as_str()) {
+        return true;
+    }
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && (head.starts_with(b"PK\x03\x04")
+            || matches!(head, [0x80, 2..=5, ..])
+            || head.starts_with(NPY_MAGIC.get(..4).unwrap_or_default())
+            || head.starts_with(b"\x1f\x8b")
+            || head.starts_with(b"BZh")
+            || head.starts_with(b"\xfd7zX"))
+}

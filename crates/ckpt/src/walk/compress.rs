@@ -1,0 +1,274 @@
+//! Compressed bytes, inflated as the loaders inflate them, within a limit.
+//!
+//! Zip members: deflate (torch's miniz, Python's `zipfile`), bzip2 and lzma (`zipfile`,
+//! so `numpy.load` of an `.npz`). Whole files: the wrappers `joblib.load` recognises by
+//! their first bytes (zlib, gzip, bz2, lzma, xz) before it unpickles what they hold. Each
+//! is inflated streaming, never past `max` bytes (the `inflated-len` limit) and never with
+//! more memory than [`MEMORY_LIMIT`] for its dictionary; what was inflated before a limit or
+//! a damaged stream is kept, so that it is still scanned.
+
+use std::io::Read;
+
+use super::zip::{BZIP2, DEFLATED, LZMA};
+
+/// The most memory a decompressor's dictionary may take (LZMA and XZ streams declare
+/// theirs; Python's decompressors take what they declare).
+pub(crate) const MEMORY_LIMIT: u32 = 256 << 20;
+
+/// Bytes inflated from a compressed stream.
+#[derive(Debug, Default)]
+pub(crate) struct Inflated {
+    /// What was inflated: everything, or what came before the limit or the damage.
+    pub(crate) bytes: Vec<u8>,
+    /// Whether the stream was inflated to its end.
+    pub(crate) complete: bool,
+    /// Why it was not, when it was not.
+    pub(crate) problem: Option<String>,
+}
+
+/// Reads `reader` to its end, keeping at most `max` bytes: what it holds, whether it ended
+/// within `max`, and the error that stopped it.
+fn drain(reader: impl Read, max: u64) -> Inflated {
+    let mut bytes = Vec::new();
+    match reader.take(max.saturating_add(1)).read_to_end(&mut bytes) {
+        Ok(_) if bytes.len() as u64 > max => {
+            bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+            Inflated {
+                bytes,
+                complete: false,
+                problem: Some(format!(
+                    "it inflates to more than {max} bytes (the `inflated-len` limit)"
+                )),
+            }
+        }
+        Ok(_) => Inflated {
+            bytes,
+            complete: true,
+            problem: None,
+        },
+        Err(e) => Inflated {
+            bytes,
+            complete: false,
+            problem: Some(format!("it cannot be inflated: {e}")),
+        },
+    }
+}
+
+/// Inflates the data of a zip member compressed with `method`, at most `max` bytes of it;
+/// `declared` is the size its entry declares, where loaders stop reading (torch's miniz and
+/// Python's `zipfile` both give the member's first `declared` bytes). `None` for methods
+/// ckpt does not inflate.
+pub(crate) fn inflate(method: u16, data: &[u8], declared: u64, max: u64) -> Option<Inflated> {
+    let limit = declared.min(max);
+    let mut inflated = match method {
+        DEFLATED => drain(flate2::read::DeflateDecoder::new(data), limit),
+        BZIP2 => drain(bzip2::read::BzDecoder::new(data), limit),
+        LZMA => zip_lzma(data, declared, limit),
+        _ => return None,
+    };
+    if !inflated.complete && inflated.bytes.len() as u64 == declared && declared <= max {
+        // More than the entry declares: loaders stop at the declared size, and so does ckpt.
+        inflated.complete = true;
+        inflated.problem = None;
+    }
+    Some(inflated)
+}
+
+/// A zip member in LZMA (method 14): a 2-byte version, a 2-byte properties length, the
+/// LZMA properties (a byte and the dictionary size), then a raw LZMA stream.
+fn zip_lzma(data: &[u8], declared: u64, max: u64) -> Inflated {
+    let broken = |what: &str| Inflated {
+        problem: Some(format!("its LZMA header is {what}")),
+        ..Inflated::default()
+    };
+    let Some(&[_, _, len_lo, len_hi]) = data.get(..4) else {
+        return broken("cut short");
+    };
+    let props_len = usize::from(u16::from_le_bytes([len_lo, len_hi]));
+    let Some(props) = data.get(4..4 + props_len) else {
+        return broken("cut short");
+    };
+    let Some((&byte, dict)) = props.split_first() else {
+        return broken("empty");
+    };
+    let Some(dict) = dict.get(..4).and_then(|d| d.try_into().ok()) else {
+        return broken("cut short");
+    };
+    let dict = u32::from_le_bytes(dict);
+    let stream = data.get(4 + props_len..).unwrap_or_default();
+    // The dictionary never needs to be larger than what is inflated.
+    let size = declared.min(max.saturating_add(1));
+    let dict = dict.min(u32::try_from(size).unwrap_or(u32::MAX)).max(4096);
+    match lzma_rust2::LzmaReader::new_with_props(stream, size, byte, dict, None) {
+        Ok(reader) => drain(reader, max),
+        Err(e) => Inflated {
+            problem: Some(format!("its LZMA stream cannot be read: {e}")),
+            ..Inflated::default()
+        },
+    }
+}
+
+/// A compression wrapper around a whole file, as `joblib.load` detects it by the file's
+/// first bytes (`joblib.numpy_pickle_utils._detect_compressor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wrapper {
+    Zlib,
+    Gzip,
+    Bz2,
+    Lzma,
+    Xz,
+}
+
+impl Wrapper {
+    /// The wrapper `bytes` start with, in joblib's order of detection.
+    pub(crate) fn detect(bytes: &[u8]) -> Option<Wrapper> {
+        const PREFIXES: [(&[u8], Wrapper); 5] = [
+            (b"\x78", Wrapper::Zlib),
+            (b"\x1f\x8b", Wrapper::Gzip),
+            (b"BZ", Wrapper::Bz2),
+            (b"\x5d\x00", Wrapper::Lzma),
+            (b"\xfd\x37\x7a\x58\x5a", Wrapper::Xz),
+        ];
+        PREFIXES
+            .iter()
+            .find(|(prefix, _)| bytes.starts_with(prefix))
+            .map(|&(_, wrapper)| wrapper)
+    }
+
+    /// A name for messages (`gzip`...).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Wrapper::Zlib => "zlib",
+            Wrapper::Gzip => "gzip",
+            Wrapper::Bz2 => "bz2",
+            Wrapper::Lzma => "lzma",
+            Wrapper::Xz => "xz",
+        }
+    }
+
+    /// Inflates a whole wrapped file, at most `max` bytes; concatenated streams are read
+    /// one after the other, as joblib's file objects read them.
+    pub(crate) fn inflate(self, data: &[u8], max: u64) -> Inflated {
+        match self {
+            Wrapper::Zlib => drain(Concatenated::new(data), max),
+            Wrapper::Gzip => drain(flate2::read::MultiGzDecoder::new(data), max),
+            Wrapper::Bz2 => drain(bzip2::read::MultiBzDecoder::new(data), max),
+            Wrapper::Lzma => {
+                match lzma_rust2::LzmaReader::new_mem_limit(data, MEMORY_LIMIT / 1024, None) {
+                    Ok(reader) => drain(reader, max),
+                    Err(e) => Inflated {
+                        problem: Some(format!("its LZMA stream cannot be read: {e}")),
+                        ..Inflated::default()
+                    },
+                }
+            }
+            Wrapper::Xz => drain(
+                lzma_rust2::XzReader::new_mem_limit(data, true, MEMORY_LIMIT / 1024),
+                max,
+            ),
+        }
+    }
+}
+
+/// zlib streams back to back (joblib's `BinaryZlibFile` starts a new one where the last
+/// ends, until the data runs out).
+struct Concatenated<'a> {
+    rest: &'a [u8],
+    current: Option<flate2::bufread::ZlibDecoder<&'a [u8]>>,
+}
+
+impl<'a> Concatenated<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Concatenated {
+            rest: data,
+            current: None,
+        }
+    }
+}
+
+impl Read for Concatenated<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let decoder = match &mut self.current {
+                Some(decoder) => decoder,
+                None if self.rest.is_empty() => return Ok(0),
+                None => self
+                    .current
+                    .insert(flate2::bufread::ZlibDecoder::new(self.rest)),
+            };
+            let read = decoder.read(buffer)?;
+            if read > 0 || buffer.is_empty() {
+                return Ok(read);
+            }
+            // This stream ended: the next starts where it stopped reading.
+            let used = usize::try_from(decoder.total_in()).unwrap_or(usize::MAX);
+            let next = self.rest.get(used..).unwrap_or_default();
+            if used == 0 || next.len() == self.rest.len() {
+                self.rest = &[];
+            } else {
+                self.rest = next;
+            }
+            self.current = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const TEXT: &[u8] = b"\x80\x02cos\nsystem\nq\x00.";
+
+    #[test]
+    fn every_wrapper_joblib_knows_inflates() {
+        let zlib = {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(TEXT).unwrap();
+            e.finish().unwrap()
+        };
+        let mut twice = zlib.clone();
+        twice.extend_from_slice(&zlib);
+        let gzip = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(TEXT).unwrap();
+            e.finish().unwrap()
+        };
+        let bz2 = {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+            e.write_all(TEXT).unwrap();
+            e.finish().unwrap()
+        };
+        for (bytes, wrapper, expected) in [
+            (&zlib, Wrapper::Zlib, TEXT.to_vec()),
+            (&twice, Wrapper::Zlib, [TEXT, TEXT].concat()),
+            (&gzip, Wrapper::Gzip, TEXT.to_vec()),
+            (&bz2, Wrapper::Bz2, TEXT.to_vec()),
+        ] {
+            assert_eq!(Wrapper::detect(bytes), Some(wrapper));
+            let out = wrapper.inflate(bytes, 1 << 20);
+            assert!(out.complete, "{wrapper:?}: {:?}", out.problem);
+            assert_eq!(out.bytes, expected, "{wrapper:?}");
+        }
+        assert_eq!(Wrapper::detect(b"\x80\x02"), None);
+    }
+
+    #[test]
+    fn past_the_limit_the_inflated_part_is_kept() {
+        let big = vec![b'a'; 10_000];
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&big).unwrap();
+        let deflated = e.finish().unwrap();
+        let out = inflate(DEFLATED, &deflated, 10_000, 1000).unwrap();
+        assert!(!out.complete);
+        assert_eq!(out.bytes.len(), 1000);
+        assert!(out.problem.unwrap().contains("inflated-len"));
+        let out = inflate(DEFLATED, &deflated, 10_000, 1 << 20).unwrap();
+        assert!(out.complete);
+        assert_eq!(out.bytes, big);
+        let out = inflate(DEFLATED, b"\xff\xff\xff", 3, 1 << 20).unwrap();
+        assert!(!out.complete);
+        assert!(inflate(99, b"", 0, 10).is_none());
+    }
+}
