@@ -94,7 +94,12 @@ pub(crate) fn read_from<'data>(
     file: Option<&'data std::fs::File>,
     limits: &Limits,
 ) -> Result<Checkpoint<'data>> {
-    match detect(bytes)? {
+    let format = detect(bytes)?;
+    // Whatever the scanner calls dangerous, no reader reads: they would disagree on the file.
+    if let Some(finding) = scan::first_dangerous(source::Input::mapped(bytes, file), limits) {
+        return Err(scan::refusal(&finding));
+    }
+    match format {
         Format::Safetensors => safetensors::read_with(bytes, limits),
         Format::TorchZip | Format::TorchScript => torch::read_zip_from(bytes, file, limits),
         Format::TorchLegacy => torch::legacy::read_legacy_from(bytes, file, limits),

@@ -144,6 +144,28 @@ pub struct Finding {
     pub why: String,
 }
 
+impl Finding {
+    /// The finding in one sentence: what, where, why (`os.system` called in
+    /// `archive/data.pkl` at byte 130: `os` runs commands and touches files).
+    pub fn describe(&self) -> String {
+        let what = match (&self.global, self.usage) {
+            (Some(global), Some(usage)) => format!("`{global}` {}", usage.as_str()),
+            (Some(global), None) => format!("`{global}`"),
+            (None, _) => self.category.as_str().replace('-', " "),
+        };
+        let mut out = what;
+        if let Some(member) = &self.member {
+            out.push_str(&format!(" in `{member}`"));
+        }
+        if let Some(offset) = self.offset {
+            out.push_str(&format!(" at byte {offset}"));
+        }
+        out.push_str(": ");
+        out.push_str(&self.why);
+        out
+    }
+}
+
 /// The scan of one file.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -220,6 +242,51 @@ impl ScanOptions {
         self.allow.extend(allow);
         self
     }
+}
+
+/// The first finding that makes the bytes of one file `dangerous`, as `ckpt scan` judges
+/// them within `limits`: every reader refuses such a file, so that no command reads what the
+/// scanner calls dangerous.
+pub(crate) fn first_dangerous(input: crate::source::Input<'_>, limits: &crate::Limits) -> Option<Finding> {
+    let options = ScanOptions::default().with_limits(limits.clone());
+    let mut c = Collector::new(&options);
+    judge::scan_input(&mut c, input, "", "", 0);
+    c.findings
+        .into_iter()
+        .find(|f| f.verdict == Verdict::Dangerous)
+}
+
+/// The error of a reader refusing a file the scanner calls dangerous.
+pub(crate) fn refusal(finding: &Finding) -> Error {
+    let message = match (&finding.global, finding.usage) {
+        (Some(global), usage) => {
+            let verb = match usage {
+                Some(Usage::Called) => "calls",
+                Some(Usage::Instantiated) => "instantiates",
+                Some(Usage::Mutated) => "rewrites",
+                Some(Usage::Referenced) | None => "imports",
+            };
+            format!(
+                "the pickle {verb} `{global}` ({}): loading this file in Python runs code, and \
+                 ckpt reads nothing of a file its scanner calls dangerous",
+                finding.why
+            )
+        }
+        (None, _) => format!(
+            "{}: the scanner calls this file dangerous, so ckpt reads nothing of it",
+            finding.why
+        ),
+    };
+    let mut error = Error::new(crate::ErrorKind::Refused, message).with_hint(
+        "nothing of it was loaded; scanning the file lists every finding, with where and why",
+    );
+    if let Some(member) = &finding.member {
+        error = error.with_member(member.clone());
+    }
+    if let Some(offset) = finding.offset {
+        error = error.at_offset(offset);
+    }
+    error
 }
 
 /// What the scan of a file accumulates.

@@ -35,6 +35,8 @@ pub(crate) fn scan_pickle(
         }
     };
     let after_break = match error {
+        // A stream cut short has nothing after its break.
+        Some(error) if *error.kind() == ErrorKind::Truncated => Vec::new(),
         Some(error) => static_globals(data, base, &limits)
             .into_iter()
             .filter(|(offset, _, _)| *offset >= error.offset())
