@@ -97,7 +97,9 @@ pub fn detect(bytes: &[u8]) -> Result<Format> {
     if looks_like_safetensors(bytes) {
         return Ok(Format::Safetensors);
     }
-    if bytes.get(257..262) == Some(b"ustar") {
+    // torch.load tries a tar before a pickle: `tarfile` takes any first block whose header
+    // checksum is right (with or without the `ustar` magic).
+    if crate::walk::tar::is_tar(bytes) {
         return Ok(Format::TorchTar);
     }
     if is_torch_legacy(bytes) {
@@ -304,8 +306,15 @@ mod tests {
     #[test]
     fn tar_and_zip_kinds() {
         let mut tar = vec![0u8; 512];
+        tar[..8].copy_from_slice(b"sys_info");
         tar[257..262].copy_from_slice(b"ustar");
+        tar[148..156].copy_from_slice(b"        ");
+        let sum: u32 = tar.iter().map(|&b| u32::from(b)).sum();
+        tar[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         assert_eq!(detect(&tar).unwrap(), Format::TorchTar);
+        // tarfile checks the checksum, not the magic.
+        tar[0] = b'S';
+        assert_ne!(detect(&tar).ok(), Some(Format::TorchTar));
 
         let zip_with = |names: &[&str]| {
             let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

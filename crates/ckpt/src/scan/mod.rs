@@ -247,7 +247,10 @@ impl ScanOptions {
 /// The first finding that makes the bytes of one file `dangerous`, as `ckpt scan` judges
 /// them within `limits`: every reader refuses such a file, so that no command reads what the
 /// scanner calls dangerous.
-pub(crate) fn first_dangerous(input: crate::source::Input<'_>, limits: &crate::Limits) -> Option<Finding> {
+pub(crate) fn first_dangerous(
+    input: crate::source::Input<'_>,
+    limits: &crate::Limits,
+) -> Option<Finding> {
     let options = ScanOptions::default().with_limits(limits.clone());
     let mut c = Collector::new(&options);
     judge::scan_input(&mut c, input, "", "", 0);

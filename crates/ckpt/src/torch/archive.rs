@@ -42,13 +42,8 @@ pub(crate) struct Archive<'data> {
 }
 
 impl<'data> Archive<'data> {
-    /// Reads the zip in `bytes` as torch does; compressed records are inflated up to
-    /// `max_inflated` bytes.
-    pub(crate) fn open(bytes: &'data [u8], max_inflated: u64) -> Result<Self> {
-        Archive::new(Zip::open(Input::new(bytes))?, max_inflated)
-    }
-
-    /// [`Archive::open`], reading the directory and the local headers from `file` (whose
+    /// Reads the zip in `bytes` as torch does (compressed records are inflated up to
+    /// `max_inflated` bytes), reading the directory and the local headers from `file` (whose
     /// bytes `bytes` map) at their offsets rather than through the map: a map's page,
     /// once touched, stays resident with its neighbours (up to hundreds of KiB a touch on
     /// current kernels), so reading one header per tensor through it would make resident

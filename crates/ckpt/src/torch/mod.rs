@@ -362,6 +362,16 @@ pub fn read_pickle(bytes: &[u8]) -> Result<Checkpoint<'_>> {
 /// [`read_pickle`] within `limits`.
 pub fn read_pickle_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
     let pickle = parse_pickle(bytes, 0, "pickle", limits)?;
+    // torch's legacy loader checks the value of the first pickle, however it is spelled
+    // (opcodes before the number, another protocol): a magic number with more pickles after
+    // it is a legacy stream.
+    if pickle.byte_len() < bytes.len()
+        && pickle
+            .root()
+            .is_some_and(|root| crate::walk::is_legacy_magic(&pickle, root))
+    {
+        return read_legacy_with(bytes, limits);
+    }
     reject_trailing(&pickle, bytes, 0, "pickle").map_err(|e| {
         if bytes.starts_with(b"\x80\x02\x8a") {
             e.with_hint("this looks like a legacy torch.save stream whose magic number is wrong: the file is corrupted")

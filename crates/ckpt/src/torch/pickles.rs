@@ -4,8 +4,6 @@ use std::borrow::Cow;
 
 use crate::limits::Limits;
 
-use super::archive::Archive;
-use super::tar::tar_members;
 use crate::error::{Error, Result};
 use crate::format::{self, Format};
 
@@ -21,66 +19,14 @@ pub struct PickleSource<'data> {
     pub bytes: Cow<'data, [u8]>,
 }
 
-/// The pickles of a PyTorch file: `data.pkl` and `constants.pkl` of a zip, the five
-/// pickles of a legacy stream, the `sys_info` and `pickle` members of a tar, or the file
-/// itself for a plain pickle. Other formats have none.
+/// The pickles of a file, as its loaders unpickle them (see `crate::walk`): `data.pkl` of a
+/// torch zip; `data.pkl`, `constants.pkl` and the debug pickles of a TorchScript archive;
+/// the five pickles of a legacy stream; the pickles of a tar checkpoint's `storages`,
+/// `tensors` and `pickle` members; a `.metadata`; or the file itself for a plain pickle.
+/// Compressed ones are inflated (within the default `inflated-len` limit).
 pub fn pickles(bytes: &[u8]) -> Result<Vec<PickleSource<'_>>> {
     let limits = Limits::default();
-    let mut out = Vec::new();
     match format::detect(bytes)? {
-        Format::TorchZip | Format::TorchScript => {
-            let archive = Archive::open(bytes, limits.inflated_len)?;
-            for name in ["data.pkl", "constants.pkl"] {
-                if let Some(record) = archive.get(name) {
-                    out.push(PickleSource {
-                        name: record.name.clone(),
-                        offset: if record.compressed { 0 } else { record.start },
-                        bytes: archive.read(record)?,
-                    });
-                }
-            }
-        }
-        Format::TorchLegacy => {
-            let mut pos = 0usize;
-            for name in [
-                "magic number",
-                "protocol version",
-                "sys_info",
-                "object pickle",
-                "storage keys",
-            ] {
-                let rest = bytes.get(pos..).unwrap_or_default();
-                let len = ckpt_pickle::parse(rest, pos as u64, &limits.pickle)
-                    .map(|p| p.byte_len())
-                    .unwrap_or(rest.len());
-                out.push(PickleSource {
-                    name: name.to_owned(),
-                    offset: pos as u64,
-                    bytes: Cow::Borrowed(rest.get(..len).unwrap_or(rest)),
-                });
-                pos += len;
-                if pos >= bytes.len() {
-                    break;
-                }
-            }
-        }
-        Format::TorchTar => {
-            let members = tar_members(bytes)?;
-            for name in ["sys_info", "pickle"] {
-                if let Some(&(start, len)) = members.get(name) {
-                    out.push(PickleSource {
-                        name: name.to_owned(),
-                        offset: start as u64,
-                        bytes: Cow::Borrowed(bytes.get(start..start + len).unwrap_or_default()),
-                    });
-                }
-            }
-        }
-        Format::Pickle => out.push(PickleSource {
-            name: "pickle".to_owned(),
-            offset: 0,
-            bytes: Cow::Borrowed(bytes),
-        }),
         Format::Safetensors => {
             return Err(Error::invalid(
                 "a safetensors file holds no pickle (its header is JSON)",
@@ -91,6 +37,20 @@ pub fn pickles(bytes: &[u8]) -> Result<Vec<PickleSource<'_>>> {
                 "a torch.distributed.checkpoint is a folder; list the pickle of its `.metadata` file",
             ));
         }
+        _ => {}
+    }
+    let walked = crate::walk::walk(crate::source::Input::new(bytes), "", &limits);
+    let mut out = Vec::new();
+    for part in walked.parts {
+        if !matches!(part.use_, crate::walk::Use::Pickle { .. }) {
+            continue;
+        }
+        let loaded = part.content.load(limits.inflated_len);
+        out.push(PickleSource {
+            name: part.name.clone(),
+            offset: part.base(),
+            bytes: loaded.bytes,
+        });
     }
     Ok(out)
 }

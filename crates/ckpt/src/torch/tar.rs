@@ -17,70 +17,6 @@ use crate::format::Format;
 use crate::limits::{self, Limits};
 use crate::model::{ByteOrder, Checkpoint, Dtype, Storage, TensorView, Value};
 
-const BLOCK: usize = 512;
-
-/// The members of a tar archive: name -> (data start, length).
-pub(crate) fn tar_members(bytes: &[u8]) -> Result<HashMap<String, (usize, usize)>> {
-    let mut members = HashMap::new();
-    let mut pos = 0usize;
-    let mut long_name: Option<String> = None;
-    while let Some(header) = bytes.get(pos..pos + BLOCK) {
-        if header.iter().all(|&b| b == 0) {
-            break;
-        }
-        let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or_default();
-        let text = |range| {
-            let raw = field(range);
-            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-            String::from_utf8_lossy(raw.get(..end).unwrap_or_default()).into_owned()
-        };
-        let size_text = text(124..136);
-        let size = usize::from_str_radix(size_text.trim(), 8).map_err(|_| {
-            Error::malformed(format!("tar header has a bad size `{}`", size_text.trim()))
-                .at_offset(pos as u64)
-        })?;
-        let data = pos + BLOCK;
-        let end = data
-            .checked_add(size)
-            .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| {
-                Error::malformed(format!(
-                    "tar member of {size} bytes runs past the end of the file"
-                ))
-                .at_offset(pos as u64)
-                .with_hint("the file is truncated; fetch it again")
-            })?;
-        let kind = field(156..157).first().copied().unwrap_or(b'0');
-        let mut name = text(0..100);
-        let prefix = text(345..500);
-        if !prefix.is_empty() {
-            name = format!("{prefix}/{name}");
-        }
-        match kind {
-            // PAX extended header: a `path=` record renames the next member.
-            b'x' => {
-                let records =
-                    String::from_utf8_lossy(bytes.get(data..end).unwrap_or_default()).into_owned();
-                long_name = records
-                    .lines()
-                    .find_map(|line| line.split_once(" path=").map(|(_, path)| path.to_owned()));
-            }
-            // GNU long name.
-            b'L' => {
-                let raw = bytes.get(data..end).unwrap_or_default();
-                let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
-                long_name = Some(String::from_utf8_lossy(raw).into_owned());
-            }
-            _ => {
-                let name = long_name.take().unwrap_or(name);
-                members.insert(name, (data, size));
-            }
-        }
-        pos = data + size.div_ceil(BLOCK) * BLOCK;
-    }
-    Ok(members)
-}
-
 /// A little cursor over the binary parts of the `storages` and `tensors` members.
 struct Cursor<'data, 'l> {
     bytes: &'data [u8],
@@ -172,11 +108,11 @@ pub fn read_tar(bytes: &[u8]) -> Result<Checkpoint<'_>> {
 
 /// [`read_tar`] within `limits`.
 pub fn read_tar_with<'data>(bytes: &'data [u8], limits: &Limits) -> Result<Checkpoint<'data>> {
-    let members = tar_members(bytes)?;
+    let members = crate::walk::tar::members(bytes)?;
+    // `tarfile.getmember`: the last member of the name.
     let member = |name: &str| {
-        members
-            .get(name)
-            .copied()
+        crate::walk::tar::member(&members, name)
+            .map(|m| (m.data_start, m.size))
             .ok_or_else(|| Error::malformed(format!("the tar checkpoint has no `{name}` member")))
     };
     let mut objects = TarObjects {

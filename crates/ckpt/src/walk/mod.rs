@@ -28,6 +28,8 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::source::Input;
 
+pub(crate) use stream::is_legacy_magic;
+
 /// Which loaders unpickle a part (for messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Loader {
