@@ -7,10 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ckpt_pickle::Object;
+use ckpt_pickle::{Object, Pickle};
 
 use super::interpret::{self, Container, StorageId, StorageKind, Storages};
-use super::{details, parse_pickle, pickle_int, plain_only};
+use super::{details, pickle_int, plain_only};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::limits::Limits;
@@ -18,6 +18,83 @@ use crate::model::{ByteOrder, Checkpoint, Storage};
 
 pub(crate) const MAGIC_NUMBER: &str = "119547037146038801333356";
 pub(crate) const PROTOCOL_VERSION: i64 = 1001;
+
+/// The pickles a legacy stream starts with, in the order torch's loader unpickles them.
+pub(crate) const PICKLES: [&str; 5] = [
+    "magic number",
+    "protocol version",
+    "sys_info",
+    "object pickle",
+    "storage keys",
+];
+
+/// One of the pickles of a legacy stream, parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamPickle<'data> {
+    /// Which one ([`PICKLES`]).
+    pub(crate) name: &'static str,
+    /// Where it starts in `bytes`.
+    pub(crate) start: usize,
+    /// Its length to its `STOP`, or to the end of the bytes when it broke.
+    pub(crate) len: usize,
+    pub(crate) pickle: Pickle<'data>,
+    /// What stopped it, when it broke.
+    pub(crate) error: Option<ckpt_pickle::Error>,
+}
+
+/// The pickles of a legacy stream back to back from the start of `bytes` (byte `base` of
+/// the file), as torch's loader unpickles them: at most five, the last one being the one
+/// that broke when one did. The one parse of the stream's pickles that the reader, the
+/// walk and `verify` share.
+pub(crate) fn stream_pickles<'data>(
+    bytes: &'data [u8],
+    base: u64,
+    limits: &Limits,
+) -> Vec<StreamPickle<'data>> {
+    let mut out = Vec::with_capacity(PICKLES.len());
+    let mut start = 0usize;
+    for name in PICKLES {
+        let rest = bytes.get(start..).unwrap_or_default();
+        if rest.is_empty() {
+            break;
+        }
+        let (pickle, error) = ckpt_pickle::parse_partial(rest, base + start as u64, &limits.pickle);
+        let len = if error.is_some() {
+            rest.len()
+        } else {
+            pickle.byte_len()
+        };
+        let broken = error.is_some();
+        out.push(StreamPickle {
+            name,
+            start,
+            len,
+            pickle,
+            error,
+        });
+        start += len;
+        if broken {
+            break;
+        }
+    }
+    out
+}
+
+/// The storages the object pickle of a stream declares, by key: their kind (and so the
+/// size of an element) and their element count, as the first reference of a key decides.
+pub(crate) fn declared_storages(main: &Pickle<'_>) -> Result<HashMap<String, (StorageKind, u64)>> {
+    let mut kinds = HashMap::new();
+    for (_, object) in main.objects() {
+        if let Object::PersistentId(pid) = object
+            && let Some(storage) = interpret::storage_id(main, *pid)?
+        {
+            kinds
+                .entry(storage.key)
+                .or_insert((storage.kind, storage.numel));
+        }
+    }
+    Ok(kinds)
+}
 
 /// Where each storage of the stream lies.
 struct LegacyStorages<'data> {
@@ -97,28 +174,44 @@ pub(crate) fn read_legacy_from<'data>(
     file: Option<&std::fs::File>,
     limits: &Limits,
 ) -> Result<Checkpoint<'data>> {
-    let mut pos = 0usize;
-    let magic = parse_pickle(bytes, pos, "magic number", limits)?;
-    plain_only(&magic, "magic number")?;
-    if pickle_int(&magic).as_deref() != Some(MAGIC_NUMBER) {
+    let pickles = stream_pickles(bytes, 0, limits);
+    for part in &pickles {
+        if let Some(error) = &part.error {
+            return Err(super::pickle_error(error, part.name));
+        }
+    }
+    let [magic, protocol, sys_info, main, keys_pickle] = &pickles[..] else {
+        let end = pickles.last().map_or(0, |p| p.start + p.len);
+        return Err(Error::malformed(format!(
+            "the stream ends after {} of its 5 pickles",
+            pickles.len()
+        ))
+        .at_offset(end as u64)
+        .with_hint("the file is truncated; fetch it again"));
+    };
+    for header in [magic, protocol, sys_info, keys_pickle] {
+        plain_only(&header.pickle, header.name)?;
+    }
+    let main_bytes = bytes
+        .get(main.start..main.start + main.len)
+        .unwrap_or_default();
+    let (magic, sys_info, main) = (&magic.pickle, &sys_info.pickle, &main.pickle);
+    if pickle_int(magic).as_deref() != Some(MAGIC_NUMBER) {
         return Err(
             Error::malformed("the file does not start with torch's magic number").at_offset(0),
         );
     }
-    pos += magic.byte_len();
-    let protocol = parse_pickle(bytes, pos, "protocol version", limits)?;
-    plain_only(&protocol, "protocol version")?;
-    let version = protocol.root().and_then(|r| protocol.as_int(r));
+    let version = protocol
+        .pickle
+        .root()
+        .and_then(|r| protocol.pickle.as_int(r));
     if version != Some(PROTOCOL_VERSION) {
         return Err(Error::unsupported(format!(
             "legacy protocol version {}; torch reads only {PROTOCOL_VERSION}",
             version.map_or_else(|| "?".to_owned(), |v| v.to_string())
         ))
-        .at_offset(pos as u64));
+        .at_offset(protocol.start as u64));
     }
-    pos += protocol.byte_len();
-    let sys_info = parse_pickle(bytes, pos, "sys_info", limits)?;
-    plain_only(&sys_info, "sys_info")?;
     let mut records = BTreeMap::new();
     records.insert("protocol_version".to_owned(), PROTOCOL_VERSION.to_string());
     if let Some(Object::Dict(entries)) = sys_info.root().map(|r| sys_info.get(r)) {
@@ -134,14 +227,8 @@ pub(crate) fn read_legacy_from<'data>(
             }
         }
     }
-    pos += sys_info.byte_len();
-    let main_start = pos;
-    let main = parse_pickle(bytes, pos, "object pickle", limits)?;
-    pos += main.byte_len();
-    let main_bytes = bytes.get(main_start..pos).unwrap_or_default();
-    let keys_pickle = parse_pickle(bytes, pos, "storage keys", limits)?;
-    plain_only(&keys_pickle, "storage keys")?;
-    pos += keys_pickle.byte_len();
+    let mut pos = keys_pickle.start + keys_pickle.len;
+    let keys_pickle = &keys_pickle.pickle;
     let keys: Vec<String> = keys_pickle
         .root()
         .and_then(|r| keys_pickle.as_seq(r))
@@ -149,21 +236,12 @@ pub(crate) fn read_legacy_from<'data>(
             Error::malformed("the storage key list is not a list").at_offset(pos as u64)
         })?
         .iter()
-        .map(|&k| interpret::text(&keys_pickle, k))
+        .map(|&k| interpret::text(keys_pickle, k))
         .collect::<Option<_>>()
         .ok_or_else(|| Error::malformed("a storage key is not text").at_offset(pos as u64))?;
 
     // The element size of each storage comes from how the object pickle refers to it.
-    let mut kinds: HashMap<String, (StorageKind, u64)> = HashMap::new();
-    for (_, object) in main.objects() {
-        if let Object::PersistentId(pid) = object
-            && let Some(storage) = interpret::storage_id(&main, *pid)?
-        {
-            kinds
-                .entry(storage.key)
-                .or_insert((storage.kind, storage.numel));
-        }
-    }
+    let kinds = declared_storages(main)?;
     let mut ranges = HashMap::new();
     for key in &keys {
         let count = storage_count(bytes, file, pos).ok_or_else(|| {
@@ -210,9 +288,9 @@ pub(crate) fn read_legacy_from<'data>(
         .at_offset(pos as u64));
     }
     let mut storages = LegacyStorages { bytes, ranges };
-    let interpreted = interpret::interpret(&main, &mut storages, Container::Legacy, limits)
+    let interpreted = interpret::interpret(main, &mut storages, Container::Legacy, limits)
         .map_err(|e| e.with_member("object pickle"))?;
-    let mut details = details(&main, main_bytes, true);
+    let mut details = details(main, main_bytes, true);
     details.records = records;
     details.from_modules = interpreted.from_modules;
     details.root_is_module = interpreted.root_is_module;

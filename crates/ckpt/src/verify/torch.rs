@@ -27,8 +27,8 @@ use crate::model::{Checkpoint, Dtype};
 use crate::source::Input;
 use crate::torch::archive::Archive;
 use crate::torch::interpret::{self, StorageId, StorageKind};
-use crate::torch::legacy::{MAGIC_NUMBER, PROTOCOL_VERSION};
-use crate::torch::{SUPPORTED_ZIP_VERSIONS, parse_pickle, pickle_error, pickle_int, plain_only};
+use crate::torch::legacy::{self, MAGIC_NUMBER, PROTOCOL_VERSION};
+use crate::torch::{SUPPORTED_ZIP_VERSIONS, pickle_error, pickle_int, plain_only};
 use crate::walk::AnomalyKind;
 use crate::walk::zip::{BZIP2, DEFLATED, LZMA, Member, STORED, Zip, method_name};
 
@@ -599,77 +599,76 @@ pub(super) fn check_read(
 /// the size the pickle declares, nothing after the last one.
 pub(super) fn check_legacy(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>) {
     let start = out.len();
-    let mut pos = 0usize;
-    let header = |pos: usize, what: &str, out: &mut Vec<Problem>| -> Option<Pickle<'_>> {
-        match parse_pickle(bytes, pos, what, limits) {
-            Ok(pickle) => match plain_only(&pickle, what) {
-                Ok(()) => Some(pickle),
-                Err(e) => {
-                    out.push(Problem::from_error(&LEGACY_HEADER, &e));
-                    None
-                }
-            },
-            Err(e) => {
-                out.push(Problem::from_error(&LEGACY_HEADER, &e));
-                None
-            }
-        }
-    };
-    let Some(magic) = header(pos, "magic number", out) else {
-        return;
-    };
-    if pickle_int(&magic).as_deref() != Some(MAGIC_NUMBER) {
-        out.push(
-            Problem::new(
-                &LEGACY_HEADER,
-                "the file does not start with torch's magic number",
-            )
-            .offset(0),
-        );
-        return;
-    }
-    pos += magic.byte_len();
-    let Some(protocol) = header(pos, "protocol version", out) else {
-        return;
-    };
-    let version = protocol.root().and_then(|r| protocol.as_int(r));
-    if version != Some(PROTOCOL_VERSION) {
-        out.push(
-            Problem::new(
-                &LEGACY_HEADER,
-                format!(
-                    "the protocol version is {}; torch reads only {PROTOCOL_VERSION}",
-                    version.map_or_else(|| "not a number".to_owned(), |v| v.to_string())
-                ),
-            )
-            .offset(pos as u64),
-        );
-        return;
-    }
-    pos += protocol.byte_len();
-    let Some(sys_info) = header(pos, "sys_info", out) else {
-        return;
-    };
-    pos += sys_info.byte_len();
-    let main_member = "object pickle";
-    let main = match parse_pickle(bytes, pos, main_member, limits) {
-        Ok(main) => main,
-        Err(e) => {
-            out.push(Problem::from_error(&LEGACY_PICKLE, &e));
+    let pickles = legacy::stream_pickles(bytes, 0, limits);
+    for part in &pickles {
+        // The object pickle and the key list are the stream's own pickles; the three before
+        // them are headers of plain values.
+        let rule = if part.name == "object pickle" || part.name == "storage keys" {
+            &LEGACY_PICKLE
+        } else {
+            &LEGACY_HEADER
+        };
+        if let Some(error) = &part.error {
+            out.push(Problem::from_error(rule, &pickle_error(error, part.name)));
             return;
         }
+        if part.name != "object pickle"
+            && let Err(e) = plain_only(&part.pickle, part.name)
+        {
+            out.push(Problem::from_error(rule, &e));
+            return;
+        }
+        match part.name {
+            "magic number" if pickle_int(&part.pickle).as_deref() != Some(MAGIC_NUMBER) => {
+                out.push(
+                    Problem::new(
+                        &LEGACY_HEADER,
+                        "the file does not start with torch's magic number",
+                    )
+                    .offset(0),
+                );
+                return;
+            }
+            "protocol version" => {
+                let version = part.pickle.root().and_then(|r| part.pickle.as_int(r));
+                if version != Some(PROTOCOL_VERSION) {
+                    out.push(
+                        Problem::new(
+                            &LEGACY_HEADER,
+                            format!(
+                                "the protocol version is {}; torch reads only {PROTOCOL_VERSION}",
+                                version.map_or_else(|| "not a number".to_owned(), |v| v.to_string())
+                            ),
+                        )
+                        .offset(part.start as u64),
+                    );
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+    let main_member = "object pickle";
+    let [.., main, keys_part] = &pickles[..] else {
+        return;
     };
-    pos += main.byte_len();
-    let keys_at = pos;
-    let keys: Option<Vec<String>> = parse_pickle(bytes, pos, "storage keys", limits)
-        .and_then(|keys| plain_only(&keys, "storage keys").map(|()| keys))
-        .map_err(|e| out.push(Problem::from_error(&LEGACY_PICKLE, &e)))
-        .ok()
-        .and_then(|pickle| {
-            pos += pickle.byte_len();
-            let list = pickle.root().and_then(|r| pickle.as_seq(r))?;
-            list.iter().map(|&k| interpret::text(&pickle, k)).collect()
-        });
+    if pickles.len() < legacy::PICKLES.len() {
+        out.push(
+            Problem::new(&LEGACY_PICKLE, "the stream ends before its storage key list")
+                .offset((keys_part.start + keys_part.len) as u64)
+                .hint("the file is truncated; fetch it again"),
+        );
+        return;
+    }
+    let main = &main.pickle;
+    let mut pos = keys_part.start + keys_part.len;
+    let keys: Option<Vec<String>> = {
+        let pickle = &keys_part.pickle;
+        pickle
+            .root()
+            .and_then(|r| pickle.as_seq(r))
+            .and_then(|list| list.iter().map(|&k| interpret::text(pickle, k)).collect())
+    };
     let Some(keys) = keys else {
         if out.len() == start {
             out.push(
@@ -678,12 +677,12 @@ pub(super) fn check_legacy(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>
                     "the storage key list is not a list of text keys",
                 )
                 .member("storage keys")
-                .offset(keys_at as u64),
+                .offset(keys_part.start as u64),
             );
         }
         return;
     };
-    let declared = storage_refs(&main, main_member, &LEGACY_PICKLE, false, out);
+    let declared = storage_refs(main, main_member, &LEGACY_PICKLE, false, out);
     let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
     for (key, (_, at)) in &declared {
         if !listed.contains(key.as_str()) {
@@ -775,7 +774,7 @@ pub(super) fn check_legacy(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>
             .offset(pos as u64),
         );
     }
-    check_views(&main, main_member, &sizes, out);
+    check_views(main, main_member, &sizes, out);
     if out.len() == start {
         check_read(
             bytes,

@@ -11,16 +11,7 @@ use ckpt_pickle::{Object, ObjectId, Pickle};
 use super::{Anomaly, AnomalyKind, Loader, Parsed, Part, Rest, Use, Walk};
 use crate::limits::Limits;
 use crate::source::Input;
-use crate::torch::interpret;
-
-/// The pickles of a legacy stream, in order.
-const LEGACY: [&str; 5] = [
-    "magic number",
-    "protocol version",
-    "sys_info",
-    "object pickle",
-    "storage keys",
-];
+use crate::torch::{interpret, legacy};
 
 /// Whether `id` is torch's legacy magic number.
 pub(crate) fn is_legacy_magic(pickle: &Pickle<'_>, id: ObjectId) -> bool {
@@ -29,7 +20,7 @@ pub(crate) fn is_legacy_magic(pickle: &Pickle<'_>, id: ObjectId) -> bool {
         Object::BigInt(bytes) => ckpt_pickle::bigint_to_decimal(bytes, 64),
         _ => None,
     };
-    value.as_deref() == Some(crate::torch::legacy::MAGIC_NUMBER)
+    value.as_deref() == Some(legacy::MAGIC_NUMBER)
 }
 
 /// Whether the value `id` is made by running code (a call, an instance, a loader's
@@ -83,53 +74,41 @@ pub(super) fn walk_stream<'data>(
         );
         return Some("pickle");
     }
-    walk_legacy(input, first, limits, walk);
+    walk_legacy(input, limits, walk);
     Some("torch-legacy")
 }
 
-/// The pickles torch's legacy loader runs, then its storages; `first` is the magic number.
-fn walk_legacy<'data>(
-    input: Input<'data>,
-    first: Pickle<'data>,
-    limits: &Limits,
-    walk: &mut Walk<'data>,
-) {
+/// The pickles torch's legacy loader runs, then its storages.
+fn walk_legacy<'data>(input: Input<'data>, limits: &Limits, walk: &mut Walk<'data>) {
+    let pickles = legacy::stream_pickles(input.bytes(), input.base(), limits);
     let mut pos = 0u64;
-    let mut parsed: Vec<Pickle<'data>> = Vec::new();
-    let mut first = Some(first);
-    for name in LEGACY {
-        let rest = input.from(pos);
-        let (pickle, error) = match first.take() {
-            Some(pickle) => (pickle, None),
-            None => ckpt_pickle::parse_partial(rest, input.base() + pos, &limits.pickle),
-        };
-        let len = match error {
-            Some(_) => rest.len(),
-            None => pickle.byte_len(),
-        };
-        let broken = error.is_some();
-        parsed.push(pickle.clone());
+    let mut broken = false;
+    for part in &pickles {
+        let bytes = input
+            .slice(part.start as u64, part.len as u64)
+            .unwrap_or_default();
         walk.part(
             Part::stored(
-                name,
-                input.base() + pos,
-                rest.get(..len).unwrap_or(rest),
+                part.name,
+                input.base() + part.start as u64,
+                bytes,
                 Use::Pickle {
                     loader: Loader::Torch,
                     rest: Rest::Data,
                 },
             )
-            .with_parsed(Parsed { pickle, error }),
+            .with_parsed(Parsed {
+                pickle: part.pickle.clone(),
+                error: part.error.clone(),
+            }),
         );
-        pos += len as u64;
-        if broken {
-            return;
-        }
+        pos = (part.start + part.len) as u64;
+        broken |= part.error.is_some();
     }
-    let (Some(main), Some(keys)) = (parsed.get(3), parsed.get(4)) else {
+    let (Some(main), Some(keys), false) = (pickles.get(3), pickles.get(4), broken) else {
         return;
     };
-    match storages_end(input, main, keys, pos) {
+    match storages_end(input, &main.pickle, &keys.pickle, pos) {
         Some(end) if end < input.len() => {
             walk.anomaly(
                 Anomaly::new(
@@ -179,18 +158,11 @@ fn storages_end(
     keys: &Pickle<'_>,
     mut pos: u64,
 ) -> Option<u64> {
-    let mut units = std::collections::HashMap::new();
-    for (_, object) in main.objects() {
-        if let Object::PersistentId(pid) = object
-            && let Ok(Some(storage)) = interpret::storage_id(main, *pid)
-        {
-            units.entry(storage.key).or_insert(storage.kind.unit_size());
-        }
-    }
+    let units = legacy::declared_storages(main).ok()?;
     let list = keys.as_seq(keys.root()?)?;
     for &key in list {
         let key = interpret::text(keys, key)?;
-        let unit = *units.get(&key)?;
+        let unit = units.get(&key)?.0.unit_size();
         let count = input.peek(pos, 8).ok()?;
         let count = u64::from_le_bytes(count.as_ref().try_into().ok()?);
         pos = pos.checked_add(8)?.checked_add(count.checked_mul(unit)?)?;
