@@ -30,6 +30,66 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("pathlib.Path", "reads and writes files"),
     ("io", "opens files"),
     ("_io", "opens files"),
+    ("_pyio", "opens files (the pure-Python io module)"),
+    ("gzip", "opens files"),
+    ("bz2", "opens files"),
+    ("lzma", "opens files"),
+    ("mmap", "maps files and memory"),
+    ("fcntl", "controls file descriptors"),
+    (
+        "xml",
+        "parses files and URLs (and resolves external entities)",
+    ),
+    ("xmlrpc", "opens network connections"),
+    ("mailbox", "reads and writes mail files"),
+    ("netrc", "reads credential files"),
+    ("configparser", "reads configuration files"),
+    ("filecmp", "reads files"),
+    ("plistlib", "reads and writes files"),
+    ("wave", "opens files"),
+    ("aifc", "opens files"),
+    ("sunau", "opens files"),
+    ("imghdr", "opens files"),
+    ("sndhdr", "opens files"),
+    ("py_compile", "compiles files and writes bytecode"),
+    ("compileall", "compiles files and writes bytecode"),
+    ("zipapp", "writes archives"),
+    ("tabnanny", "reads files"),
+    ("posixpath", "reaches the file system"),
+    ("ntpath", "reaches the file system"),
+    ("genericpath", "reaches the file system"),
+    ("pwd", "reads the user database"),
+    ("grp", "reads the group database"),
+    ("resource", "changes process limits"),
+    ("select", "waits on file descriptors"),
+    ("selectors", "waits on file descriptors"),
+    ("syslog", "writes the system log"),
+    ("readline", "reads and writes history files"),
+    ("curses", "drives the terminal"),
+    ("termios", "drives the terminal"),
+    ("tty", "drives the terminal"),
+    ("sched", "runs callables"),
+    (
+        "copyreg.add_extension",
+        "writes into the process's pickle extension registry",
+    ),
+    (
+        "copyreg.remove_extension",
+        "writes into the process's pickle extension registry",
+    ),
+    (
+        "copyreg.pickle",
+        "writes into the process's pickle dispatch table",
+    ),
+    (
+        "copy_reg.add_extension",
+        "writes into the process's pickle extension registry",
+    ),
+    (
+        "unittest.mock",
+        "resolves any name to any object (mock.patch targets)",
+    ),
+    ("unittest", "runs test code and resolves names"),
     ("fileinput", "reads files"),
     ("linecache", "reads files"),
     // resolvers: turn a string into any callable
@@ -96,10 +156,10 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("concurrent.futures", "runs callables in workers"),
     ("threading", "runs callables in threads"),
     ("_thread", "runs callables in threads"),
-    ("asyncio.subprocess", "runs processes"),
-    ("asyncio.unix_events", "runs processes"),
-    ("asyncio.windows_events", "runs processes"),
-    ("asyncio.base_subprocess", "runs processes"),
+    (
+        "asyncio",
+        "runs processes, sockets and callbacks (asyncio.run, create_subprocess_shell)",
+    ),
     (
         "setuptools",
         "runs commands and writes files (spawn, file_util)",
@@ -109,12 +169,11 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
         "runs commands and writes files (spawn, file_util)",
     ),
     ("_distutils_hack", "patches the import system"),
-    ("logging.FileHandler", "writes files"),
     (
-        "logging.handlers",
-        "writes files and opens network connections",
+        "logging",
+        "writes files, opens network connections and imports code from configuration \
+         (basicConfig, FileHandler, handlers, config)",
     ),
-    ("logging.config", "imports and runs code from configuration"),
     ("builtins.open", "opens files"),
     ("sqlite3", "opens database files"),
     ("dbm", "opens database files"),
@@ -164,6 +223,8 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
         "calls native torch internals (_import_ir_module, ...)",
     ),
     ("torch.hub", "downloads and runs code"),
+    ("torch.utils.model_zoo", "downloads files (load_url)"),
+    ("torchvision.datasets.utils", "downloads and extracts files"),
     ("torch.package", "imports code from packages"),
     ("torch.ops", "calls any registered operator"),
     ("torch._ops", "calls any registered operator"),
@@ -191,7 +252,17 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("torch._inductor", "compiles and runs code"),
     ("numpy.load", "unpickles another file (a nested loader)"),
     ("numpy.lib.npyio", "loads files, with pickles"),
+    (
+        "numpy.lib._npyio_impl",
+        "loads files, with pickles (numpy 2's npyio)",
+    ),
     ("numpy.lib.format", "loads files, with pickles"),
+    (
+        "numpy.lib._format_impl",
+        "loads files, with pickles (numpy 2's format)",
+    ),
+    ("numpy.lib._datasource", "opens files and URLs"),
+    ("numpy.DataSource", "opens files and URLs"),
     ("numpy.f2py", "compiles and runs code"),
     ("numpy.testing", "runs Python code (runstring)"),
     ("numpy.distutils", "runs commands"),
@@ -404,6 +475,19 @@ pub(crate) fn classify(module: &str, name: &str, allow: &[String]) -> Judgement 
             );
         }
     }
+    // Any tail of the dotted path that is itself a dangerous path: `logging.io.FileIO` is
+    // `io.FileIO`, `torch._utils.torch.save` is `torch.save`.
+    if parts.len() > 1 {
+        for start in 0..parts.len() {
+            let tail = parts.get(start..).unwrap_or_default().join(".");
+            if let Some((prefix, why)) = DANGEROUS_MODULES.iter().find(|(p, _)| under(&tail, p)) {
+                return Judgement::new(
+                    Verdict::Dangerous,
+                    format!("reaches `{tail}` through attributes of `{module}`: `{prefix}` {why}"),
+                );
+            }
+        }
+    }
     // 2. Data, by exact name.
     if is_data(module, name) {
         return Judgement::new(
@@ -542,6 +626,17 @@ mod tests {
             ("marshal", "loads", Verdict::Dangerous),
             ("types", "CodeType", Verdict::Dangerous),
             ("copy_reg", "_reconstructor", Verdict::Unsafe),
+            ("copyreg", "add_extension", Verdict::Dangerous),
+            ("asyncio", "create_subprocess_shell", Verdict::Dangerous),
+            ("asyncio", "run", Verdict::Dangerous),
+            ("_pyio", "FileIO", Verdict::Dangerous),
+            ("logging", "basicConfig", Verdict::Dangerous),
+            ("unittest.mock", "_get_target", Verdict::Dangerous),
+            ("numpy.lib._npyio_impl", "load", Verdict::Dangerous),
+            ("numpy.lib._format_impl", "read_array", Verdict::Dangerous),
+            ("torch.utils.model_zoo", "load_url", Verdict::Dangerous),
+            ("xml.dom.minidom", "parse", Verdict::Dangerous),
+            ("gzip", "open", Verdict::Dangerous),
             ("__builtin__", "object", Verdict::Unsafe),
             ("builtins", "object.__subclasses__", Verdict::Dangerous),
         ];
@@ -561,6 +656,18 @@ mod tests {
         assert_eq!(verdict("mymod", "Foo.__globals__"), Verdict::Dangerous);
         assert_eq!(verdict("mymod", "X.sys.modules"), Verdict::Dangerous);
         assert_eq!(verdict("pathlib", "Path.touch"), Verdict::Dangerous);
+        // A tail of the path that is a dangerous path, whatever module it goes through.
+        assert_eq!(verdict("logging", "io.FileIO"), Verdict::Dangerous);
+        assert_eq!(verdict("torch._utils", "torch.save"), Verdict::Dangerous);
+        assert_eq!(
+            verdict("xml.sax.saxutils", "urllib.request.urlretrieve"),
+            Verdict::Dangerous
+        );
+        assert_eq!(
+            verdict("mymod", "helpers.pkgutil.resolve_name"),
+            Verdict::Dangerous
+        );
+        assert_eq!(verdict("mymod", "sub.Thing"), Verdict::Unsafe);
         // Unknown dotted names are at least unsafe.
         assert_eq!(verdict("mymod", "Outer.Inner"), Verdict::Unsafe);
         assert_eq!(

@@ -637,7 +637,8 @@ pub(super) fn check_legacy(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>
                             &LEGACY_HEADER,
                             format!(
                                 "the protocol version is {}; torch reads only {PROTOCOL_VERSION}",
-                                version.map_or_else(|| "not a number".to_owned(), |v| v.to_string())
+                                version
+                                    .map_or_else(|| "not a number".to_owned(), |v| v.to_string())
                             ),
                         )
                         .offset(part.start as u64),
@@ -654,9 +655,12 @@ pub(super) fn check_legacy(bytes: &[u8], limits: &Limits, out: &mut Vec<Problem>
     };
     if pickles.len() < legacy::PICKLES.len() {
         out.push(
-            Problem::new(&LEGACY_PICKLE, "the stream ends before its storage key list")
-                .offset((keys_part.start + keys_part.len) as u64)
-                .hint("the file is truncated; fetch it again"),
+            Problem::new(
+                &LEGACY_PICKLE,
+                "the stream ends before its storage key list",
+            )
+            .offset((keys_part.start + keys_part.len) as u64)
+            .hint("the file is truncated; fetch it again"),
         );
         return;
     }
