@@ -25,7 +25,7 @@ pub fn scan_file(path: &Path, options: &ScanOptions) -> Report {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if name.ends_with(".distcp") {
-        scan_distcp(path, &mut report);
+        scan_distcp(path, options, &mut report);
         return report;
     }
     match Source::open_file(path) {
@@ -47,19 +47,101 @@ pub fn scan_file(path: &Path, options: &ScanOptions) -> Report {
     }
 }
 
-/// A `.distcp` file holds raw tensor bytes and `torch.save` archives of plain values at
-/// places its folder's `.metadata` names: it is checked by reading the folder as a
-/// checkpoint, whose reader accepts only data. A metadata refused for its globals is the
-/// `.metadata` file's finding, not this file's.
-fn scan_distcp(path: &Path, report: &mut Report) {
+/// A `.distcp` file is items back to back at the places its folder's `.metadata` gives:
+/// each is a `torch.save` archive that the DCP reader `torch.load`s (bytes items with the
+/// full unpickler), walked here as an archive of its own. The `.metadata` is its own file's
+/// scan.
+fn scan_distcp(path: &Path, options: &ScanOptions, report: &mut Report) {
     report.format = Some("torch-dcp data".to_owned());
     let folder = path.parent().unwrap_or(Path::new("."));
-    match Source::open(folder).and_then(|s| s.checkpoint().map(|_| ())) {
-        Ok(()) => {}
-        // The metadata names a global outside DCP's dataclasses: the `.metadata` file's
-        // own report says so; this file holds only what the metadata points into.
-        Err(e) if e.kind() == ErrorKind::Refused => {}
-        Err(e) => report.errors.push(e.with_path(path)),
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut c = Collector::new(options);
+    let source = match Source::open(folder) {
+        Ok(source) => source,
+        // The metadata is refused (its own scan says why): the file is read as what DCP
+        // writes, archives back to back.
+        Err(e) if e.kind() == ErrorKind::Refused => {
+            scan_archives_back_to_back(&mut c, path, &name);
+            c.into_report(report);
+            return;
+        }
+        Err(e) => {
+            report.errors.push(e.with_path(path));
+            return;
+        }
+    };
+    let Some(audit) = source.dcp_audit() else {
+        report.errors.push(
+            Error::invalid("the folder of this .distcp file is not a DCP checkpoint")
+                .with_path(path),
+        );
+        return;
+    };
+    for (label, file, offset, bytes) in &audit.archives {
+        if *file == name {
+            scan_input(&mut c, Input::inflated(bytes, *offset), "", label, 1);
+        }
+    }
+    for error in audit.errors {
+        // A metadata refused for its globals is the `.metadata` file's finding.
+        if error.kind() != ErrorKind::Refused {
+            c.errors.push(error);
+        }
+    }
+    c.into_report(report);
+    for error in report.errors.iter_mut() {
+        let taken = std::mem::replace(error, Error::invalid(""));
+        *error = taken.with_path(path);
+    }
+}
+
+/// A `.distcp` file without the places of its items: each zip archive from the start, up to
+/// its end record, is walked as an archive; what follows the last is not accounted for.
+fn scan_archives_back_to_back(c: &mut Collector<'_>, path: &Path, name: &str) {
+    let source = match Source::open_file(path) {
+        Ok(source) => source,
+        Err(e) => {
+            c.errors.push(e);
+            return;
+        }
+    };
+    let bytes = source.bytes();
+    let mut at = 0usize;
+    while bytes
+        .get(at..)
+        .is_some_and(|rest| rest.starts_with(b"PK\x03\x04"))
+    {
+        let rest = bytes.get(at..).unwrap_or_default();
+        let Some(end) = rest
+            .windows(4)
+            .position(|w| w == b"PK\x05\x06")
+            .and_then(|eocd| {
+                let comment = rest.get(eocd + 20..eocd + 22)?;
+                Some(eocd + 22 + usize::from(u16::from_le_bytes(comment.try_into().ok()?)))
+            })
+            .filter(|&end| end <= rest.len())
+        else {
+            break;
+        };
+        let label = format!("{name} at byte {at}");
+        let archive = rest.get(..end).unwrap_or_default();
+        scan_input(c, Input::inflated(archive, at as u64), "", &label, 1);
+        at += end;
+    }
+    if at < bytes.len() {
+        c.container(
+            super::Verdict::Unsafe,
+            Some(name),
+            Some(at as u64),
+            format!(
+                "{} bytes are not archives, and the folder's metadata, which would say what \
+                 they are, cannot be read",
+                bytes.len() - at
+            ),
+        );
     }
 }
 

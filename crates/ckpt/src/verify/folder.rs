@@ -344,7 +344,7 @@ fn check_dcp(path: &Path, limits: &Limits) -> Result<Report> {
         }
         return Ok(report);
     };
-    for (label, bytes) in &audit.archives {
+    for (label, _, _, bytes) in &audit.archives {
         match verify_bytes_with(bytes, limits) {
             Ok(inner) => report
                 .problems

@@ -112,6 +112,9 @@ fn zip_lzma(data: &[u8], declared: u64, max: u64) -> Inflated {
 /// first bytes (`joblib.numpy_pickle_utils._detect_compressor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wrapper {
+    /// joblib's format before 0.10: `ZF`, the length in hex padded to 19 characters, then
+    /// one zlib stream (`joblib.numpy_pickle_compat.read_zfile`).
+    ZfCompat,
     Zlib,
     Gzip,
     Bz2,
@@ -122,6 +125,9 @@ pub(crate) enum Wrapper {
 impl Wrapper {
     /// The wrapper `bytes` start with, in joblib's order of detection.
     pub(crate) fn detect(bytes: &[u8]) -> Option<Wrapper> {
+        if bytes.starts_with(b"ZF") {
+            return Some(Wrapper::ZfCompat);
+        }
         const PREFIXES: [(&[u8], Wrapper); 5] = [
             (b"\x78", Wrapper::Zlib),
             (b"\x1f\x8b", Wrapper::Gzip),
@@ -138,6 +144,7 @@ impl Wrapper {
     /// A name for messages (`gzip`...).
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Wrapper::ZfCompat => "joblib zfile",
             Wrapper::Zlib => "zlib",
             Wrapper::Gzip => "gzip",
             Wrapper::Bz2 => "bz2",
@@ -150,6 +157,12 @@ impl Wrapper {
     /// one after the other, as joblib's file objects read them.
     pub(crate) fn inflate(self, data: &[u8], max: u64) -> Inflated {
         match self {
+            Wrapper::ZfCompat => {
+                // `ZF` and 19 characters of length; joblib <= 0.8.4 wrote one more space.
+                let stream = data.get(21..).unwrap_or_default();
+                let stream = stream.strip_prefix(b" ").unwrap_or(stream);
+                drain(flate2::read::ZlibDecoder::new(stream), max)
+            }
             Wrapper::Zlib => drain(Concatenated::new(data), max),
             Wrapper::Gzip => drain(flate2::read::MultiGzDecoder::new(data), max),
             Wrapper::Bz2 => drain(bzip2::read::MultiBzDecoder::new(data), max),

@@ -349,6 +349,7 @@ pub(crate) fn walk<'data>(input: Input<'data>, name: &str, limits: &Limits) -> W
         tar::walk_tar(input, limits, &mut walk);
     } else if let Some(wrapper) = compress::Wrapper::detect(bytes) {
         walk.format = Some(match wrapper {
+            compress::Wrapper::ZfCompat => "joblib (zfile)",
             compress::Wrapper::Zlib => "joblib (zlib)",
             compress::Wrapper::Gzip => "joblib (gzip)",
             compress::Wrapper::Bz2 => "joblib (bz2)",

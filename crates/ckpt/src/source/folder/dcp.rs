@@ -725,7 +725,9 @@ pub(super) fn checkpoint<'a>(
 /// 640`), for a caller to verify as a file of its own.
 pub(crate) struct Audit<'a> {
     pub(crate) errors: Vec<Error>,
-    pub(crate) archives: Vec<(String, &'a [u8])>,
+    /// Each archive: where it is (`__0_0.distcp at byte 640`), its file, its offset in the
+    /// file, and its bytes.
+    pub(crate) archives: Vec<(String, String, u64, &'a [u8])>,
 }
 
 /// Checks every item of the folder as [`checkpoint`] reads it, but goes on after an
@@ -760,7 +762,12 @@ pub(super) fn audit<'a>(
                     };
                     if let Ok(bytes) = slice(file, &chunk.place) {
                         let label = format!("{} at byte {}", file.name, chunk.place.offset);
-                        audit.archives.push((label, bytes));
+                        audit.archives.push((
+                            label,
+                            file.name.to_string(),
+                            chunk.place.offset,
+                            bytes,
+                        ));
                     }
                     match chunk_view(file, chunk, *dtype) {
                         Ok(view) => tiles.push(Tile::new(chunk.offsets.clone(), view)),
@@ -776,9 +783,12 @@ pub(super) fn audit<'a>(
             Item::Bytes(place) => match member(place).and_then(|file| slice(file, place)) {
                 Ok(bytes) => {
                     if let Some(file) = metadata.files.get(place.file) {
-                        audit
-                            .archives
-                            .push((format!("{file} at byte {}", place.offset), bytes));
+                        audit.archives.push((
+                            format!("{file} at byte {}", place.offset),
+                            file.clone(),
+                            place.offset,
+                            bytes,
+                        ));
                     }
                 }
                 Err(e) => audit.errors.push(located(e)),
