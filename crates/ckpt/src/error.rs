@@ -27,6 +27,10 @@ pub enum ErrorKind {
     /// The file needs code to load: its pickle uses a global that ckpt does not know as
     /// data (an `os.system` call, a custom class...). ckpt never runs it.
     Refused,
+    /// The file (or a part of it) is what the scanner calls dangerous: loading it reaches
+    /// code execution, processes, files, the network or more deserialization, or it hides
+    /// something from other readers. ckpt reads nothing of it.
+    Dangerous,
     /// The request cannot be carried out as asked: the output exists, the output is the
     /// input, a tensor cannot be stored in the target format...
     Invalid,
@@ -47,6 +51,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::LimitExceeded => "limit-exceeded",
             ErrorKind::Refused => "refused",
+            ErrorKind::Dangerous => "dangerous",
             ErrorKind::Invalid => "invalid",
             ErrorKind::Io => "io",
             ErrorKind::OutputExists => "output-exists",

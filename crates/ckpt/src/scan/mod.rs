@@ -280,7 +280,7 @@ pub(crate) fn refusal(finding: &Finding) -> Error {
             finding.why
         ),
     };
-    let mut error = Error::new(crate::ErrorKind::Refused, message).with_hint(
+    let mut error = Error::new(crate::ErrorKind::Dangerous, message).with_hint(
         "nothing of it was loaded; scanning the file lists every finding, with where and why",
     );
     if let Some(member) = &finding.member {

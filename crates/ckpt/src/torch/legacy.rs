@@ -186,6 +186,7 @@ pub(crate) fn read_legacy_from<'data>(
             "the stream ends after {} of its 5 pickles",
             pickles.len()
         ))
+        .with_member(PICKLES.get(pickles.len()).copied().unwrap_or_default())
         .at_offset(end as u64)
         .with_hint("the file is truncated; fetch it again"));
     };

@@ -90,6 +90,8 @@ macro_rules! rules {
 }
 
 rules! {
+    SCAN_DANGEROUS = "scan.dangerous", Error,
+        "nothing in the file is what the scanner calls dangerous (code execution, processes, files, the network, nested loaders, or bytes that some readers see and others do not)";
     ST_HEADER_LENGTH = "st.header-length", Error,
         "the 8-byte header length is present, at most 100,000,000, and within the file";
     ST_HEADER_UTF8 = "st.header-utf8", Error, "the header is UTF-8";
@@ -371,6 +373,11 @@ pub fn verify_bytes_with(bytes: &[u8], limits: &Limits) -> Result<Report> {
 
 fn problems_of(bytes: &[u8], format: Format, limits: &Limits) -> Result<Vec<Problem>> {
     let mut out = Vec::new();
+    // What every reader refuses, whatever else is wrong.
+    if let Some(finding) = crate::scan::first_dangerous(crate::source::Input::new(bytes), limits) {
+        let error = crate::scan::refusal(&finding);
+        out.push(Problem::from_error(&SCAN_DANGEROUS, &error));
+    }
     match format {
         Format::Safetensors => safetensors::check(bytes, &mut out),
         Format::TorchZip | Format::TorchScript => torch::check_zip(bytes, limits, &mut out),

@@ -505,3 +505,98 @@ fn the_attack_corpus_gets_its_expected_verdicts() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The loader corpus (`tests/fixtures/attack/loader/`, by `generate_loader.py`): files that
+/// `torch.load`, `numpy.load`, `joblib.load`, `torch.export.load` or a streaming unzip run
+/// (their twins prove it live in the interop suite). Every one is `dangerous`, with the
+/// payload's global named where it is; every twin (the payload replaced by a call to
+/// `builtins.print`) is at least `unsafe`.
+#[test]
+fn every_loader_corpus_file_is_dangerous_and_names_its_payload() {
+    let dir = fixtures().join("attack/loader");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let manifest = manifest.as_object().unwrap();
+    assert!(manifest.len() >= 40, "{}", manifest.len());
+    let worst = |path: &Path| -> Vec<Report> {
+        collect_files(&[path.to_path_buf()])
+            .into_iter()
+            .map(|file| scan_file(&file.unwrap(), &ScanOptions::default()))
+            .collect()
+    };
+    let mut wrong = Vec::new();
+    for (name, entry) in manifest {
+        let reports = worst(&dir.join(name));
+        let payload = entry["payload_global"].as_str().unwrap();
+        // The payload's global, or a dotted path through which it is reached.
+        let named = reports.iter().flat_map(|r| &r.findings).any(|f| {
+            f.verdict == Verdict::Dangerous
+                && f.offset.is_some()
+                && f.global
+                    .as_deref()
+                    .is_some_and(|g| g == payload || g.ends_with(&format!(".{payload}")))
+        });
+        let dangerous = reports.iter().any(|r| r.verdict == Verdict::Dangerous);
+        if !dangerous || (!named && entry["class"] != "hidden_member") {
+            let text: Vec<String> = reports.iter().map(describe).collect();
+            wrong.push(format!(
+                "{name}: want dangerous naming {payload}\n{}",
+                text.join("")
+            ));
+        }
+        let twin = worst(&dir.join("twins").join(name));
+        if !twin.iter().any(|r| r.verdict >= Verdict::Unsafe) {
+            let text: Vec<String> = twin.iter().map(describe).collect();
+            wrong.push(format!(
+                "twins/{name}: want at least unsafe\n{}",
+                text.join("")
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// What the scanner calls dangerous, no reader reads: `ckpt::Source::checkpoint` (behind
+/// inspect, convert, diff, stats) refuses every dangerous file of both corpora, naming why.
+#[test]
+fn readers_refuse_every_file_the_scanner_calls_dangerous() {
+    let mut checked = 0;
+    for corpus in ["attack/scan", "attack/loader", "attack/torch"] {
+        for file in collect_files(&[fixtures().join(corpus)]) {
+            let file = file.unwrap();
+            if file.components().any(|c| c.as_os_str() == "twins") {
+                continue;
+            }
+            let report = scan_file(&file, &ScanOptions::default());
+            if report.verdict != Verdict::Dangerous {
+                continue;
+            }
+            checked += 1;
+            // A DCP folder is read as a whole, from its folder.
+            let target = if file
+                .extension()
+                .is_some_and(|e| e == "distcp" || e == "metadata")
+                || file.file_name().is_some_and(|n| n == ".metadata")
+            {
+                file.parent().unwrap().to_path_buf()
+            } else {
+                file.clone()
+            };
+            let read = ckpt::Source::open(&target).and_then(|s| s.checkpoint().map(|_| ()));
+            match read {
+                Ok(()) => panic!(
+                    "{} is dangerous but reads:\n{}",
+                    file.display(),
+                    describe(&report)
+                ),
+                Err(e) => assert!(e.kind() != ckpt::ErrorKind::Io, "{}: {e}", file.display()),
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}

@@ -284,7 +284,11 @@ fn planted_zip_defects_fire_their_rule() {
     let name_len =
         u16::from_le_bytes([renamed[header as usize + 26], renamed[header as usize + 27]]) as usize;
     renamed[header as usize + 30 + name_len - 1] = b'x';
-    assert_eq!(rules_of_bytes(&renamed), ["zip.local-header"]);
+    // Readers disagree on such a file: the scanner calls it dangerous too.
+    assert_eq!(
+        rules_of_bytes(&renamed),
+        ["scan.dangerous", "zip.local-header"]
+    );
 
     // The data descriptor after data/0 repeats another CRC.
     let (_, end, _) = record_range(&good, "/data/0");
@@ -587,7 +591,10 @@ fn planted_zip_container_defects_fire_their_rule() {
 
     let mut twice = members.clone();
     twice.push(members[0]);
-    assert_eq!(rules_of_bytes(&raw_zip(&twice).0), ["zip.duplicate"]);
+    assert_eq!(
+        rules_of_bytes(&raw_zip(&twice).0),
+        ["scan.dangerous", "zip.duplicate"]
+    );
 
     // The last member claims a megabyte the file does not have.
     let last = members.len() - 1;
@@ -601,7 +608,10 @@ fn planted_zip_container_defects_fire_their_rule() {
     let to_next = locals[1] - locals[0] - 30 - members[0].0.len();
     let into_data = to_next + 30 + members[1].0.len() + 1;
     set_sizes(&mut overlap, locals[0], centrals[0], into_data as u32);
-    assert_eq!(rules_of_bytes(&overlap), ["zip.overlap", "zip.crc"]);
+    assert_eq!(
+        rules_of_bytes(&overlap),
+        ["scan.dangerous", "zip.overlap", "zip.crc"]
+    );
     let mut into_header = rebuilt.clone();
     set_sizes(
         &mut into_header,
@@ -610,7 +620,11 @@ fn planted_zip_container_defects_fire_their_rule() {
         (to_next + 8) as u32,
     );
     let found = rules_of_bytes(&into_header);
-    assert_eq!(&found[..2], ["zip.overlap", "zip.crc"], "{found:?}");
+    assert_eq!(
+        &found[..3],
+        ["scan.dangerous", "zip.overlap", "zip.crc"],
+        "{found:?}"
+    );
 
     // A deflated member claiming 3 GiB is not inflated to check its CRC (a zip bomb).
     let mut bomb = rebuilt.clone();

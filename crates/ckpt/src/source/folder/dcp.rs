@@ -687,6 +687,13 @@ pub(super) fn checkpoint<'a>(
                         needs.extend(value.details().needs.iter().cloned());
                         value.root().clone()
                     }
+                    // What the scanner calls dangerous refuses the whole folder.
+                    Err(error) if error.kind() == crate::ErrorKind::Dangerous => {
+                        return Err(error
+                            .with_path(metadata_path)
+                            .with_member(format!("{} at byte {}", file.name, place.offset))
+                            .with_tensor(entry.fqn.clone()));
+                    }
                     // Not plain data (an object of some class): listed, not read.
                     Err(error) => Value::Named {
                         type_name: "object".to_owned(),
