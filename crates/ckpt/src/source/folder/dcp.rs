@@ -688,7 +688,7 @@ pub(super) fn checkpoint<'a>(
                         value.root().clone()
                     }
                     // What the scanner calls dangerous refuses the whole folder.
-                    Err(error) if error.kind() == crate::ErrorKind::Dangerous => {
+                    Err(error) if error.kind() == ErrorKind::Dangerous => {
                         return Err(error
                             .with_path(metadata_path)
                             .with_member(format!("{} at byte {}", file.name, place.offset))
