@@ -115,9 +115,7 @@ fn scan_archives_back_to_back(c: &mut Collector<'_>, path: &Path, name: &str) {
         .is_some_and(|rest| rest.starts_with(b"PK\x03\x04"))
     {
         let rest = bytes.get(at..).unwrap_or_default();
-        let Some(end) = rest
-            .windows(4)
-            .position(|w| w == b"PK\x05\x06")
+        let Some(end) = memchr::memmem::find(rest, b"PK\x05\x06")
             .and_then(|eocd| {
                 let comment = rest.get(eocd + 20..eocd + 22)?;
                 Some(eocd + 22 + usize::from(u16::from_le_bytes(comment.try_into().ok()?)))

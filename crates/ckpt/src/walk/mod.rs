@@ -455,14 +455,14 @@ fn appended_zip<'data>(input: Input<'data>, own_end: Option<u64>, walk: &mut Wal
     let from = bytes.len().saturating_sub(22 + 65535);
     let Some(end_record) = bytes
         .get(from..)
-        .and_then(|tail| tail.windows(4).rposition(|w| w == b"PK\x05\x06"))
+        .and_then(|tail| memchr::memmem::rfind(tail, b"PK\x05\x06"))
         .map(|at| from + at)
     else {
         return;
     };
     let Some(start) = bytes
         .get(..end_record)
-        .and_then(|head| head.windows(4).position(|w| w == b"PK\x03\x04"))
+        .and_then(|head| memchr::memmem::find(head, b"PK\x03\x04"))
         .filter(|&start| start > 0)
     else {
         return;

@@ -72,9 +72,7 @@ impl End {
         let len = input.len();
         let from = len.saturating_sub(22 + 65535);
         let tail = input.peek(from, usize::try_from(len - from).unwrap_or(0))?;
-        let at = tail
-            .windows(4)
-            .rposition(|w| w == END)
+        let at = memchr::memmem::rfind(&tail, END)
             .filter(|&at| at + 22 <= tail.len())
             .ok_or_else(|| {
                 Error::malformed("the zip archive has no end of central directory record")
@@ -717,7 +715,7 @@ impl LocalHeader {
 
 /// Where `needle` first occurs in `haystack`.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// How many bytes of `data` a raw DEFLATE stream takes, when it ends in them.
