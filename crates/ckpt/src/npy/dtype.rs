@@ -869,7 +869,6 @@ fn commastring(astr: &str, cx: &mut Cx) -> R<(Vec<CommaItem>, bool)> {
             result.push(CommaItem::Type(dtype));
         } else {
             let options = literal::Options {
-                drop_long_suffix: false,
                 ..cx.literal.clone()
             };
             let value =
@@ -1641,7 +1640,6 @@ mod tests {
         Cx::new(
             1 << 20,
             literal::Options {
-                drop_long_suffix: false,
                 max_depth: 256,
                 max_int_bytes: 4096,
             },
@@ -1654,7 +1652,6 @@ mod tests {
         let value = literal::literal_eval(
             Text::Utf8(text),
             &literal::Options {
-                drop_long_suffix: false,
                 max_depth: 256,
                 max_int_bytes: 4096,
             },

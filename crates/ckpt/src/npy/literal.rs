@@ -19,10 +19,7 @@
 //!   anywhere, more than 200 nested brackets, a decimal integer of more than 4300 digits,
 //!   unhashable dict keys or set elements, text after the expression, an indented first line.
 //!
-//! numpy's `_filter_header` (for format 1.0 and 2.0 headers written by Python 2) drops an `L`
-//! name token right after a number token (`(3L, 4L)`): [`Options::drop_long_suffix`]. numpy
-//! only filters after a `SyntaxError`, but an `L` after a number always is one, and without
-//! such an `L` the filter changes nothing, so filtering up front gives the same result.
+//! numpy's retry with `_filter_header` (format 1.0 and 2.0) is in `filter.rs`.
 
 use super::Fail;
 use super::int::Int;
@@ -79,8 +76,6 @@ impl Text<'_> {
 /// How to parse, and the budgets.
 #[derive(Clone, Debug)]
 pub(crate) struct Options {
-    /// Drop Python 2 `L` suffixes after numbers (numpy's `_filter_header`).
-    pub(crate) drop_long_suffix: bool,
     /// Brackets open at once beyond which ckpt stops (undecided); CPython itself refuses
     /// more than [`MAX_LEVEL`].
     pub(crate) max_depth: usize,
@@ -924,54 +919,16 @@ impl Parser<'_> {
                 self.decimal_int(significant, start)?
             }
         };
-        // The end of a number: no identifier character may follow (`1L` is an error, unless
-        // _filter_header drops the `L`).
+        // The end of a number: no identifier character may follow (`1L`, `1if`).
         self.pos = p;
-        if self.at_identifier_char(p) {
-            if self.options.drop_long_suffix && self.standalone_l(p) {
-                self.pos = p + 1;
-            } else {
-                return Err(self.refused_at(start, "invalid number literal (a letter follows it)"));
-            }
-        }
-        if self.options.drop_long_suffix {
-            self.drop_more_l()?;
-        }
-        Ok((value, Form::Number))
-    }
-
-    /// `_filter_header` drops every `L` name that follows a number with only spaces or line
-    /// continuations between them.
-    fn drop_more_l(&mut self) -> R<()> {
-        loop {
-            let save = self.pos;
-            loop {
-                match self.text.char_at(self.pos) {
-                    Some((' ' | '\t' | '\x0c', n)) => self.pos += n,
-                    Some(('\\', n)) if self.peek_at(self.pos + n) == Some('\n') => {
-                        self.continuation(n)?;
-                    }
-                    _ => break,
-                }
-            }
-            if self.standalone_l(self.pos) {
-                self.pos += 1;
-            } else {
-                self.pos = save;
-                return Ok(());
-            }
-        }
-    }
-
-    fn at_identifier_char(&self, p: usize) -> bool {
-        self.text
+        if self
+            .text
             .byte(p)
             .is_some_and(|c| c == b'_' || c.is_ascii_alphanumeric() || !c.is_ascii())
-    }
-
-    /// An `L` at `p` that is a whole name.
-    fn standalone_l(&self, p: usize) -> bool {
-        self.text.byte(p) == Some(b'L') && !self.at_identifier_char(p + 1)
+        {
+            return Err(self.refused_at(start, "invalid number literal (a letter follows it)"));
+        }
+        Ok((value, Form::Number))
     }
 
     /// Digits (with single `_` between them) from `p`, appended to `out` without the `_`.
@@ -1131,7 +1088,6 @@ mod tests {
 
     fn options() -> Options {
         Options {
-            drop_long_suffix: false,
             max_depth: 256,
             max_int_bytes: 4096,
         }
@@ -1139,14 +1095,6 @@ mod tests {
 
     fn eval(text: &str) -> Result<Value, Fail> {
         literal_eval(Text::Utf8(text), &options())
-    }
-
-    fn eval_filtered(text: &str) -> Result<Value, Fail> {
-        let options = Options {
-            drop_long_suffix: true,
-            ..options()
-        };
-        literal_eval(Text::Utf8(text), &options)
     }
 
     fn show(text: &str) -> String {
@@ -1378,41 +1326,6 @@ mod tests {
         ));
         // A huge int cannot join a complex number: Python cannot make it a float.
         assert_eq!(show(&format!("0x1{} + 1j", "0".repeat(256))), "refused");
-    }
-
-    #[test]
-    fn python2_long_suffixes_are_dropped_only_when_filtering() {
-        for text in [
-            "(3L, 4L)",
-            "(1L,)",
-            "1 L",
-            "1L L",
-            "0x1fL",
-            "1.5L",
-            "1jL",
-            "(1 \\\n L)",
-        ] {
-            assert!(eval(text).is_err(), "{text:?}");
-            assert!(
-                eval_filtered(text).is_ok(),
-                "{text:?}: {:?}",
-                eval_filtered(text)
-            );
-        }
-        assert_eq!(eval_filtered("(3L, 4L)").unwrap().describe(), "(3, 4)");
-        for text in [
-            "1LL",
-            "1Lx",
-            "1eL",
-            "1_L",
-            "(1\nL)",
-            "(1 # c\nL)",
-            "L",
-            "(L,)",
-            "'a' L",
-        ] {
-            assert!(eval_filtered(text).is_err(), "{text:?}");
-        }
     }
 
     #[test]

@@ -46,6 +46,7 @@
 //! reads the header.)
 
 mod dtype;
+mod filter;
 mod int;
 mod literal;
 mod tables;
@@ -184,12 +185,28 @@ pub fn parse_header_with(bytes: &[u8], limits: &Limits) -> Result<Header> {
         Text::Latin1(header)
     };
     let options = literal::Options {
-        drop_long_suffix: !utf8,
         max_depth: limits.depth,
         max_int_bytes: limits.int_len,
     };
     let at = |fail: Fail| fail.into_error(header_offset);
-    let value = literal::literal_eval(text, &options).map_err(at)?;
+    let value = match literal::literal_eval(text, &options) {
+        Ok(value) => value,
+        // numpy tries again after `_filter_header` (meant for Python 2's `3L`) when the
+        // first try raised SyntaxError. A retry after ValueError or TypeError gives the same
+        // answer, so any refusal is retried.
+        Err(first @ Fail::Refused { .. }) if !utf8 => {
+            let Some(filtered) = filter::filter_header(header) else {
+                return Err(at(first));
+            };
+            literal::literal_eval(Text::Latin1(&filtered), &options)
+                .map_err(|second| match second {
+                    Fail::Refused { .. } => first,
+                    other => other,
+                })
+                .map_err(at)?
+        }
+        Err(other) => return Err(at(other)),
+    };
     let Value::Dict(dict) = &value else {
         return Err(refuse(
             header_offset,
