@@ -1049,6 +1049,9 @@ fn typestr_convert(kind: u8, size: i64) -> Option<Builtin> {
             b'=',
         ),
         (b'O', 4 | 8) => b(Kind::Object, 8, 8, b'|'),
+        // Reached by spellings that are not datetime strings to numpy (`'M+8'`, `'m 8'`).
+        (b'M', 8) => b(Kind::Datetime, 8, 8, b'='),
+        (b'm', 8) => b(Kind::Timedelta, 8, 8, b'='),
         _ => None,
     }
 }
@@ -1784,6 +1787,9 @@ mod tests {
             ),
             ("[((1, 'a'), '<f4'), ((1, 'b'), '<f4')]", "plain 8"),
             ("'S2147483647'", "plain 2147483647"),
+            ("'M+8'", "plain 8"),
+            ("'>m 8'", "plain 8"),
+            ("'m08'", "plain 8"),
             // Refused: numpy raises.
             ("'\\x18'", "error"),
             ("'O-0'", "error"),

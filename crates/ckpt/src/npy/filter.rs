@@ -23,14 +23,14 @@
 //! Where Python's tokenizer raises (`TokenError` at the end of an unclosed bracket, string or
 //! line continuation, `IndentationError` for an inconsistent dedent), so does numpy: `None`.
 
-use super::tables::PY_SPACE;
+use super::tables::{LATIN1_WORD, PY_SPACE};
 
 /// The text numpy parses after `_filter_header(text)`, or `None` where it raises; `text` is
 /// latin-1 (one byte, one character), as headers of format 1.0 and 2.0 are.
 pub(crate) fn filter_header(text: &[u8]) -> Option<Vec<u8>> {
     let mut t = Tokenizer::default();
     t.run(text)?;
-    Some(t.out)
+    (!t.failed).then_some(t.out)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,11 +63,13 @@ struct Tokenizer {
     prev: (usize, usize),
     startline: bool,
     indent_texts: Vec<Vec<u8>>,
+    /// `add_whitespace` raised ValueError (a token starting before the previous one ended).
+    failed: bool,
 }
 
+/// Python's `\w` on a latin-1 character.
 fn is_word(c: u8) -> bool {
-    // `\w`: ASCII letters, digits, `_`, and (close enough here) every non-ASCII character.
-    c == b'_' || c.is_ascii_alphanumeric() || !c.is_ascii()
+    c == b'_' || c.is_ascii_alphanumeric() || LATIN1_WORD.contains(&c)
 }
 
 impl Tokenizer {
@@ -102,6 +104,10 @@ impl Tokenizer {
         }
         // add_whitespace
         let (row, col) = start;
+        if row < self.prev.0 || (row == self.prev.0 && col < self.prev.1) {
+            self.failed = true;
+            return;
+        }
         if row > self.prev.0 {
             for _ in self.prev.0..row {
                 self.out.extend_from_slice(b"\\\n");
@@ -141,6 +147,9 @@ impl Tokenizer {
         let mut parenlev: i64 = 0;
         let mut continued = false;
         let mut contstr: Option<Continued> = None;
+        // Python's `needcont`: set by a one-quote string continued with a backslash, cleared
+        // only when a continued string ends, so it also applies to a later triple-quoted one.
+        let mut needcont = false;
         let mut indents: Vec<usize> = vec![0];
         let mut line: &[u8] = &[];
         loop {
@@ -163,7 +172,8 @@ impl Tokenizer {
                         .extend_from_slice(line.get(..end).unwrap_or_default());
                     self.emit(Kind::String, &c.text, c.start, (lnum, end));
                     pos = end;
-                } else if !c.triple && !line.ends_with(b"\\\n") && !line.ends_with(b"\\\r\n") {
+                    needcont = false;
+                } else if needcont && !line.ends_with(b"\\\n") && !line.ends_with(b"\\\r\n") {
                     c.text.extend_from_slice(line);
                     self.emit(Kind::Other, &c.text, c.start, (lnum, max));
                     continue;
@@ -225,7 +235,9 @@ impl Tokenizer {
             }
             while pos < max {
                 // Whitespace, then one of: continuation, end, comment, triple-quoted string,
-                // number, newline or operator, string, name; else one error character.
+                // number, newline or operator, string, name. When none matches, the first
+                // character (a space, if there was one) is an error token.
+                let unmatched = pos;
                 while matches!(line.get(pos), Some(b' ' | b'\t' | 0x0c)) {
                     pos += 1;
                 }
@@ -259,27 +271,19 @@ impl Tokenizer {
                     && at(quote_at + 1) == Some(quote)
                     && at(quote_at + 2) == Some(quote)
                 {
-                    {
-                        let body = quote_at + 3;
-                        if let Some(end) = end_triple(line, body, quote) {
-                            self.emit(
-                                Kind::String,
-                                line.get(start..end).unwrap_or_default(),
-                                (lnum, start),
-                                (lnum, end),
-                            );
-                            pos = end;
-                        } else {
-                            contstr = Some(Continued {
-                                start: (lnum, start),
-                                text: line.get(start..).unwrap_or_default().to_vec(),
-                                quote,
-                                triple: true,
-                            });
-                            break;
-                        }
+                    if let Some(end) = end_triple(line, quote_at + 3, quote) {
+                        let text = line.get(start..end).unwrap_or_default();
+                        self.emit(Kind::String, text, (lnum, start), (lnum, end));
+                        pos = end;
                         continue;
                     }
+                    contstr = Some(Continued {
+                        start: (lnum, start),
+                        text: line.get(start..).unwrap_or_default().to_vec(),
+                        quote,
+                        triple: true,
+                    });
+                    break;
                 }
                 if let Some(end) = number_end(line, start) {
                     self.emit(
@@ -332,6 +336,7 @@ impl Tokenizer {
                             continue;
                         }
                         Some(Single::Continues) => {
+                            needcont = true;
                             contstr = Some(Continued {
                                 start: (lnum, start),
                                 text: line.get(start..).unwrap_or_default().to_vec(),
@@ -356,8 +361,9 @@ impl Tokenizer {
                     pos = end;
                     continue;
                 }
-                self.emit(Kind::Other, &[c], (lnum, start), (lnum, start + 1));
-                pos = start + 1;
+                let c = at(unmatched).unwrap_or(c);
+                self.emit(Kind::Other, &[c], (lnum, unmatched), (lnum, unmatched + 1));
+                pos = unmatched + 1;
             }
         }
     }
@@ -575,6 +581,15 @@ mod tests {
         assert_eq!(filtered("\r{'a': 3L}\n"), "\r{'a': 3L}\n");
         assert_eq!(filtered("('''a\n''', 2L)"), "('''a\n''', 2 )");
         assert_eq!(filtered("('a\\\nb', 2L)"), "('a\\\nb', 2 )");
+        // Python's tokenizer keeps `needcont` from a broken continued string: a later
+        // triple-quoted string over lines then ends at its first line without a backslash.
+        assert_eq!(
+            filtered("(\"a\\\nb\n'''x\ny''')"),
+            "(\"a\\\nb\n\\\n'''x\ny''')"
+        );
+        // Spaces before a character nothing matches stay as they are.
+        assert_eq!(filtered("a \t\\x"), "a \t\\x");
+        assert_eq!(filtered("{}\r"), "{}\r");
     }
 
     /// The corpus records what numpy's `_filter_header` made of every 1.0/2.0 header that
@@ -624,7 +639,15 @@ mod tests {
 
     #[test]
     fn tokenize_errors_are_errors() {
-        for text in ["(1,", "1 \\\n", "'''a", "('a\\\n", "1)", " 1\n   2\n  3"] {
+        for text in [
+            "(1,",
+            "1 \\\n",
+            "'''a",
+            "('a\\\n",
+            "1)",
+            " 1\n   2\n  3",
+            "\r{}",
+        ] {
             assert_eq!(filter_header(text.as_bytes()), None, "{text:?}");
         }
     }

@@ -49,6 +49,7 @@ mod dtype;
 mod filter;
 mod int;
 mod literal;
+#[rustfmt::skip]
 mod tables;
 mod value;
 
