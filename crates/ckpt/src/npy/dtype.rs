@@ -17,6 +17,7 @@
 //! whose iteration order decides, an `int()` of non-ASCII digits, a size that overflows C's
 //! `int` in numpy's arithmetic).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -323,6 +324,7 @@ pub(crate) fn descr_to_dtype(descr: &Value, cx: &mut Cx) -> R<Descr> {
             let mut offsets = Vec::new();
             let mut offset: i64 = 0;
             for field in &fields {
+                let field: &Value = field;
                 let n = field.py_len().ok_or_else(|| {
                     error(format!(
                         "a field is a '{}', which has no len()",
@@ -330,7 +332,7 @@ pub(crate) fn descr_to_dtype(descr: &Value, cx: &mut Cx) -> R<Descr> {
                     ))
                 })?;
                 let parts = unpack(field, if n == 2 { 2 } else { 3 })?;
-                let (name, format) = match parts.as_slice() {
+                let (name, format): (&Value, Descr) = match parts.as_slice() {
                     [name, format] => (name, descr_to_dtype(format, cx)?),
                     [name, format, shape] => {
                         let base = descr_to_dtype(format, cx)?;
@@ -354,8 +356,8 @@ pub(crate) fn descr_to_dtype(descr: &Value, cx: &mut Cx) -> R<Descr> {
                         },
                         name => (Value::None, name.clone()),
                     };
-                    names.push(Item::Lit(name));
-                    titles.push(Item::Lit(title));
+                    names.push(Item::Lit(Cow::Owned(name)));
+                    titles.push(Item::Lit(Cow::Owned(title)));
                     formats.push(Item::Descr(format));
                     offsets.push(Item::Int(Int::Small(offset)));
                 }
@@ -381,7 +383,7 @@ pub(crate) fn descr_to_dtype(descr: &Value, cx: &mut Cx) -> R<Descr> {
 }
 
 /// Python's `a, b = v` / `a, b, c = v`.
-fn unpack(v: &Value, want: usize) -> R<Vec<Value>> {
+fn unpack(v: &Value, want: usize) -> R<Vec<Cow<'_, Value>>> {
     let items = v
         .py_iter()
         .ok_or_else(|| error(format!("cannot unpack a '{}'", v.type_name())))?;
@@ -562,7 +564,7 @@ fn intp_converter(val: &Value) -> Option<Vec<i64>> {
             if items.len() > MAX_DIMS {
                 return None;
             }
-            items.iter().map(dim).collect()
+            items.iter().map(|v| dim(v)).collect()
         }
         _ => None,
     }
@@ -1200,17 +1202,31 @@ fn divisor_to_multiple(base: Unit, num: i32, den: i32, text: &str) -> R<(Unit, i
 /// built (already-converted dtypes, computed offsets).
 enum Seq<'a> {
     Lit(&'a Value),
-    Items(Vec<Item>),
+    Items(Vec<Item<'a>>),
 }
 
 #[derive(Clone)]
-enum Item {
-    Lit(Value),
+enum Item<'a> {
+    Lit(Cow<'a, Value>),
     Descr(Descr),
     Int(Int),
 }
 
-impl Seq<'_> {
+impl<'a> Seq<'a> {
+    /// A literal as a sequence; a str is split once (indexing it walks it).
+    fn of(v: &'a Value) -> Seq<'a> {
+        match v {
+            Value::Str(_) => Seq::Items(
+                v.py_iter()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Item::Lit)
+                    .collect(),
+            ),
+            _ => Seq::Lit(v),
+        }
+    }
+
     fn len(&self) -> Option<usize> {
         match self {
             Seq::Lit(v) => v.py_len(),
@@ -1219,7 +1235,7 @@ impl Seq<'_> {
     }
 
     /// `self[i]`, or `None` where Python raises.
-    fn get(&self, i: usize) -> Option<Item> {
+    fn get(&self, i: usize) -> Option<Item<'a>> {
         match self {
             Seq::Lit(v) => v.py_index(i).map(Item::Lit),
             Seq::Items(items) => items.get(i).cloned(),
@@ -1234,7 +1250,7 @@ struct DictForm<'a> {
     offsets: Option<Seq<'a>>,
     titles: Option<Seq<'a>>,
     aligned: Option<&'a Value>,
-    itemsize: Option<Item>,
+    itemsize: Option<Item<'a>>,
     metadata: Option<&'a Value>,
 }
 
@@ -1245,12 +1261,14 @@ fn convert_dict(d: &Dict, align: bool, cx: &mut Cx) -> R<Descr> {
     };
     dict_form(
         DictForm {
-            names: Seq::Lit(&names.value),
-            formats: Seq::Lit(&formats.value),
-            offsets: d.get_str("offsets").map(|e| Seq::Lit(&e.value)),
-            titles: d.get_str("titles").map(|e| Seq::Lit(&e.value)),
+            names: Seq::of(&names.value),
+            formats: Seq::of(&formats.value),
+            offsets: d.get_str("offsets").map(|e| Seq::of(&e.value)),
+            titles: d.get_str("titles").map(|e| Seq::of(&e.value)),
             aligned: d.get_str("aligned").map(|e| &e.value),
-            itemsize: d.get_str("itemsize").map(|e| Item::Lit(e.value.clone())),
+            itemsize: d
+                .get_str("itemsize")
+                .map(|e| Item::Lit(Cow::Borrowed(&e.value))),
             metadata: d.get_str("metadata").map(|e| &e.value),
         },
         align,
@@ -1296,7 +1314,7 @@ fn dict_form(form: DictForm<'_>, align: bool, cx: &mut Cx) -> R<Descr> {
             .titles
             .as_ref()
             .and_then(|t| t.get(i))
-            .filter(|t| !matches!(t, Item::Lit(Value::None)));
+            .filter(|t| !matches!(t, Item::Lit(v) if matches!(**v, Value::None)));
         let format = form
             .formats
             .get(i)
@@ -1339,7 +1357,10 @@ fn dict_form(form: DictForm<'_>, align: bool, cx: &mut Cx) -> R<Descr> {
         }
         wrapped |= total > INT_MAX;
         let name = match form.names.get(i) {
-            Some(Item::Lit(Value::Str(name))) => name,
+            Some(Item::Lit(v)) => match v.as_ref() {
+                Value::Str(name) => name.clone(),
+                _ => return Err(error("field names must be strings")),
+            },
             Some(_) => return Err(error("field names must be strings")),
             None => return Err(error(format!("'names' has no item {i}"))),
         };
@@ -1350,11 +1371,13 @@ fn dict_form(form: DictForm<'_>, align: bool, cx: &mut Cx) -> R<Descr> {
             )));
         }
         seen.insert(name);
-        if let Some(Item::Lit(Value::Str(t))) = title {
-            if seen.contains(&t) {
+        if let Some(Item::Lit(v)) = &title
+            && let Value::Str(t) = v.as_ref()
+        {
+            if seen.contains(t) {
                 return Err(error("title already used as a name or title."));
             }
-            seen.insert(t);
+            seen.insert(t.clone());
         }
         refs |= descr.refs;
         spans.push((offset, descr.elsize, descr.refs));
@@ -1487,12 +1510,11 @@ fn usefields(d: &Dict, align: bool, cx: &mut Cx) -> R<Descr> {
                 return Err(error("invalid offset."));
             }
             let format = convert_any(parts.first().unwrap_or(&Value::None), align, cx)?;
-            let title = if n > 2 {
-                parts.get(2).cloned().unwrap_or(Value::None)
-            } else {
-                Value::None
+            let title = match parts.get(2) {
+                Some(t) if n > 2 => Cow::Borrowed(t),
+                _ => Cow::Owned(Value::None),
             };
-            fields.push((entry.key.clone(), format, num, title));
+            fields.push((&entry.key, format, num, title));
         }
         fields.sort_by(|a, b| a.2.cmp_int(&b.2));
         let mut names = Vec::new();
@@ -1500,7 +1522,7 @@ fn usefields(d: &Dict, align: bool, cx: &mut Cx) -> R<Descr> {
         let mut offsets = Vec::new();
         let mut titles = Vec::new();
         for (name, format, num, title) in fields {
-            names.push(Item::Lit(name));
+            names.push(Item::Lit(Cow::Borrowed(name)));
             formats.push(Item::Descr(format));
             offsets.push(Item::Int(num));
             titles.push(Item::Lit(title));
@@ -1544,12 +1566,12 @@ fn usefields(d: &Dict, align: bool, cx: &mut Cx) -> R<Descr> {
         titles.push(if len > 2 {
             item(2)?
         } else {
-            Item::Lit(Value::None)
+            Item::Lit(Cow::Owned(Value::None))
         });
     }
     dict_form(
         DictForm {
-            names: Seq::Lit(names),
+            names: Seq::of(names),
             formats: Seq::Items(formats),
             offsets: Some(Seq::Items(offsets)),
             titles: Some(Seq::Items(titles)),

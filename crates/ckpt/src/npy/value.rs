@@ -3,6 +3,7 @@
 //! hashing (dict keys and set elements are deduplicated as Python does), `len()`, iteration,
 //! indexing and unpacking.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -359,37 +360,42 @@ impl Value {
         })
     }
 
-    /// `iter(self)`, or `None` where Python raises `TypeError`. A set iterates in source
-    /// order here, which is one of the orders Python may use.
-    pub(crate) fn py_iter(&self) -> Option<Vec<Value>> {
+    /// `iter(self)`, or `None` where Python raises `TypeError`; items of containers are
+    /// borrowed. A set iterates in source order here, which is one of the orders Python may
+    /// use.
+    pub(crate) fn py_iter(&self) -> Option<Vec<Cow<'_, Value>>> {
         Some(match self {
             Value::Str(s) => s
                 .code_points()
-                .map(|p| Value::Str(PyStr::from_code_points([p])))
+                .map(|p| Cow::Owned(Value::Str(PyStr::from_code_points([p]))))
                 .collect(),
             Value::Bytes(b) => b
                 .iter()
-                .map(|&x| Value::Int(Int::Small(i64::from(x))))
+                .map(|&x| Cow::Owned(Value::Int(Int::Small(i64::from(x)))))
                 .collect(),
-            Value::Tuple(items) | Value::List(items) | Value::Set(items) => items.to_vec(),
-            Value::Dict(d) => d.entries().iter().map(|e| e.key.clone()).collect(),
+            Value::Tuple(items) | Value::List(items) | Value::Set(items) => {
+                items.iter().map(Cow::Borrowed).collect()
+            }
+            Value::Dict(d) => d.entries().iter().map(|e| Cow::Borrowed(&e.key)).collect(),
             _ => return None,
         })
     }
 
     /// `self[i]` for an int `i`, or `None` where Python raises (`IndexError`, `KeyError`,
-    /// `TypeError`).
-    pub(crate) fn py_index(&self, i: usize) -> Option<Value> {
+    /// `TypeError`). Indexing a str walks it: index long strings through [`Value::py_iter`].
+    pub(crate) fn py_index(&self, i: usize) -> Option<Cow<'_, Value>> {
         match self {
             Value::Str(s) => s
                 .code_points()
                 .nth(i)
-                .map(|p| Value::Str(PyStr::from_code_points([p]))),
-            Value::Bytes(b) => b.get(i).map(|&x| Value::Int(Int::Small(i64::from(x)))),
-            Value::Tuple(items) | Value::List(items) => items.get(i).cloned(),
+                .map(|p| Cow::Owned(Value::Str(PyStr::from_code_points([p])))),
+            Value::Bytes(b) => b
+                .get(i)
+                .map(|&x| Cow::Owned(Value::Int(Int::Small(i64::from(x))))),
+            Value::Tuple(items) | Value::List(items) => items.get(i).map(Cow::Borrowed),
             Value::Dict(d) => {
                 let key = Value::Int(Int::Small(i64::try_from(i).ok()?));
-                d.get(&key).ok().flatten().map(|e| e.value.clone())
+                d.get(&key).ok().flatten().map(|e| Cow::Borrowed(&e.value))
             }
             _ => None,
         }
@@ -526,7 +532,7 @@ mod tests {
         assert_eq!(PyStr::new("é").as_str(), Some("é"));
         let v = Value::Str(PyStr::new("ab"));
         assert_eq!(v.py_len(), Some(2));
-        assert!(matches!(v.py_index(1), Some(Value::Str(ref c)) if c.as_str() == Some("b")));
+        assert!(matches!(v.py_index(1).as_deref(), Some(Value::Str(c)) if c.as_str() == Some("b")));
     }
 
     #[test]
@@ -534,7 +540,7 @@ mod tests {
         let mut d = Dict::default();
         d.insert(Value::Bool(false), Value::str("x"), 0).unwrap();
         let v = Value::Dict(Box::new(d));
-        assert!(matches!(v.py_index(0), Some(Value::Str(_))));
+        assert!(matches!(v.py_index(0).as_deref(), Some(Value::Str(_))));
         assert!(v.py_index(1).is_none());
     }
 }

@@ -175,3 +175,103 @@ fn the_corpus_covers_every_verdict() {
         assert!(n > 0, "no case where numpy says {verdict}");
     }
 }
+
+/// A `.npy` file prefix around `header` (format 1.0, or 2.0 when longer than 1.0 allows, or
+/// 3.0 for characters beyond latin-1).
+fn npy(header: &str) -> Vec<u8> {
+    let (version, bytes): (u8, Vec<u8>) = if header.chars().all(|c| (c as u32) < 256) {
+        let bytes: Vec<u8> = header.chars().map(|c| c as u8).collect();
+        (if bytes.len() > 0xFFFF { 2 } else { 1 }, bytes)
+    } else {
+        (3, header.as_bytes().to_vec())
+    };
+    let mut file = b"\x93NUMPY".to_vec();
+    file.extend([version, 0]);
+    if version == 1 {
+        file.extend(u16::try_from(bytes.len()).unwrap().to_le_bytes());
+    } else {
+        file.extend(u32::try_from(bytes.len()).unwrap().to_le_bytes());
+    }
+    file.extend(bytes);
+    file
+}
+
+fn header(descr: &str) -> String {
+    format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (1,)}}")
+}
+
+#[test]
+fn every_truncation_and_flip_of_the_corpus_is_an_answer_not_a_panic() {
+    let (_, cases) = corpus();
+    for (n, case) in cases.iter().enumerate().filter(|(n, _)| n % 4 == 0) {
+        let file = unhex(case["file"].as_str().unwrap());
+        for end in 0..file.len().min(300) {
+            let _ = parse_header(&file[..end]);
+        }
+        for i in (0..file.len().min(300)).step_by(3) {
+            let mut flipped = file.clone();
+            flipped[i] ^= 1 << (n % 8);
+            let _ = parse_header(&flipped);
+        }
+    }
+}
+
+/// Inputs that cost quadratic time or memory when read naively; each must come back quickly
+/// (these take milliseconds; a quadratic reader takes minutes).
+#[test]
+fn hostile_headers_cost_linear_work() {
+    // A 1 MB string under 150 nested fields (copying the subtree at each level: 150 MB).
+    let deep = format!(
+        "{}'{}'{}",
+        "[('a', ".repeat(150),
+        "x".repeat(1 << 20),
+        ")]".repeat(150)
+    );
+    let e = parse_header(&npy(&header(&deep))).unwrap_err();
+    assert!(refused_by_numpy(&e), "{e}");
+    // 20,000 one-character names given as one str (indexing it from the start each time).
+    let names: String = (0..20_000u32)
+        .map(|i| char::from_u32(0x4E00 + i).unwrap())
+        .collect();
+    let formats = vec!["'i1'"; 20_000].join(",");
+    let union = format!("('V', {{'names': '{names}', 'formats': [{formats}]}})");
+    let h = parse_header(&npy(&header(&union))).unwrap();
+    assert_eq!((h.has_object, h.itemsize), (false, 20_000));
+    // 20,000 distinct set elements (deduplicated by hashing, not by comparing pairs).
+    let set: Vec<String> = (0..20_000)
+        .map(|i| format!("(('t{i}', 'a{i}'), 'f4')"))
+        .collect();
+    let h = parse_header(&npy(&header(&format!("{{{}}}", set.join(","))))).unwrap();
+    assert_eq!(h.itemsize, 80_000);
+    // Integers of 4,300 digits (the most CPython converts), again and again: a budget.
+    let big = vec!["9".repeat(4300); 400].join(",");
+    let e = parse_header(&npy(&header(&format!("[({big})]")))).unwrap_err();
+    assert_eq!(e.kind(), ckpt::ErrorKind::LimitExceeded, "{e}");
+    // A million signs, comments and continuations.
+    let e = parse_header(&npy(&header(&"-".repeat(1 << 20)))).unwrap_err();
+    assert!(refused_by_numpy(&e));
+    let noise = "# note\n ".repeat(100_000);
+    let h = parse_header(&npy(&header(&format!("[{noise}('a', 'O')]")))).unwrap();
+    assert!(h.has_object);
+}
+
+#[test]
+fn deep_headers_fit_small_stacks() {
+    let handle = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            let deepest = format!("{}('a', 'O'){}", "[".repeat(199), "]".repeat(199));
+            let nested_fields = format!("{}'O'{}", "[('a', ".repeat(99), ")]".repeat(99));
+            let nested_unions = format!("{}'O'{}", "('O', [('a', ".repeat(66), ")])".repeat(66));
+            [deepest, nested_fields, nested_unions]
+                .iter()
+                .map(|d| parse_header(&npy(&header(d))).map(|h| h.has_object))
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    let results = handle.join().unwrap();
+    // numpy: a list nested 199 deep is not a field list, the others hold objects.
+    assert!(results[0].as_ref().is_err_and(refused_by_numpy));
+    assert!(*results[1].as_ref().unwrap());
+    assert!(*results[2].as_ref().unwrap());
+}
