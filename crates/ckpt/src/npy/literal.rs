@@ -1181,7 +1181,7 @@ mod tests {
         assert_eq!(show("1, 2,"), "(1, 2)");
         assert_eq!(show("[1, [2, (3,)],]"), "[1, [2, (3,)]]");
         assert_eq!(show("{}"), "{}");
-        assert_eq!(show("{1: 'a', True: 'b', 1.0: 'c'}"), "{1: \"c\"}");
+        assert_eq!(show("{1: 'a', True: 'b', 1.0: 'c'}"), "{1: 'c'}");
         assert_eq!(show("{1, 1.0, True, 2}"), "{1, 2}");
         assert_eq!(show("set()"), "{}");
         assert_eq!(show("set ( )"), "{}");

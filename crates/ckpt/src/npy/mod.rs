@@ -38,12 +38,17 @@
 //! - any other kind ([`ErrorKind::Unsupported`], [`ErrorKind::LimitExceeded`]): ckpt could not
 //!   decide what numpy does (a `\N{...}` character name outside ckpt's table, a set whose
 //!   iteration order decides, a budget of [`Limits`] reached). **Assume numpy would unpickle
-//!   the data**: scan it as a pickle.
+//!   the data**: scan it as a pickle, from [`data_offset`].
 //!
-//! Where numpy's behaviour and ckpt's differ at all, ckpt errs towards "object": it never
-//! says an array is plain, or that numpy refuses it, when numpy would unpickle it. (Where
-//! CPython's own parser gives up on deep but legal nesting with a `MemoryError`, ckpt still
-//! reads the header.)
+//! ckpt never says an array is plain, or that numpy refuses it, when numpy would unpickle it.
+//! Where it differs from numpy at all, it says "undecided" (above), or it reads a header that
+//! numpy refuses: CPython's parser runs out of stack (`MemoryError`) on some legal nesting of
+//! fewer than 200 brackets, which ckpt reads. The differential corpus in
+//! `tests/fixtures/npy/` (made by numpy 2.4.6) checks all of this.
+//!
+//! The work is bounded by [`Limits`]: `header-len` for the header's bytes (numpy reads any
+//! length when it may unpickle), `depth` for brackets, `int-len` for integers; memory and time
+//! grow linearly with the header.
 
 mod dtype;
 mod filter;
@@ -108,6 +113,27 @@ impl Header {
 /// pickle.
 pub fn refused_by_numpy(error: &Error) -> bool {
     error.kind() == ErrorKind::Malformed
+}
+
+/// Where the data of the `.npy` array that starts `bytes` begins, from its framing alone
+/// (magic, a version numpy reads, and the header length), whatever the header says: for a
+/// header [`parse_header`] could not decide, this is where to scan the data as a pickle.
+/// `None` when the framing itself is broken (numpy refuses the file).
+pub fn data_offset(bytes: &[u8]) -> Option<u64> {
+    if bytes.get(..6)? != MAGIC {
+        return None;
+    }
+    let len_size = match (bytes.get(6)?, bytes.get(7)?) {
+        (1, 0) => 2,
+        (2 | 3, 0) => 4,
+        _ => return None,
+    };
+    let len = bytes
+        .get(8..8 + len_size)?
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    u64::try_from(8 + len_size).ok()?.checked_add(len)
 }
 
 /// Reads the header of the `.npy` array that starts `bytes`, within the default [`Limits`].
@@ -263,9 +289,8 @@ pub fn parse_header_with(bytes: &[u8], limits: &Limits) -> Result<Header> {
         options,
     );
     let built = dtype::descr_to_dtype(&descr.value, &mut cx).map_err(|fail| {
-        let error = fail.into_error(value_at(descr.offset));
-        let message = format!("descr {}: {}", descr.value.describe(), error.message());
-        rebuild(&error, message)
+        fail.prefixed(&format!("descr {}", descr.value.describe()))
+            .into_error(value_at(descr.offset))
     })?;
     // numpy.load then computes the element count: numpy.multiply.reduce(shape, dtype=int64).
     let shape = dims
@@ -306,18 +331,6 @@ fn refusal(message: String) -> Error {
     )
 }
 
-/// The same error with another message.
-fn rebuild(error: &Error, message: String) -> Error {
-    let mut out = Error::new(error.kind(), message);
-    if let Some(hint) = error.hint() {
-        out = out.with_hint(hint.to_owned());
-    }
-    if let Some(offset) = error.location().offset {
-        out = out.at_offset(offset);
-    }
-    out
-}
-
 /// Why a header could not be read, inside this module.
 #[derive(Debug)]
 pub(crate) enum Fail {
@@ -334,6 +347,24 @@ pub(crate) enum Fail {
 }
 
 impl Fail {
+    /// The same failure, its message after `context: `.
+    fn prefixed(self, context: &str) -> Fail {
+        match self {
+            Fail::Refused { at, message } => Fail::Refused {
+                at,
+                message: format!("{context}: {message}"),
+            },
+            Fail::Crash { message } => Fail::Crash {
+                message: format!("{context}: {message}"),
+            },
+            Fail::Undecided { at, message, limit } => Fail::Undecided {
+                at,
+                message: format!("{context}: {message}"),
+                limit,
+            },
+        }
+    }
+
     /// The crate's error, with the offset in the file (`base` plus the offset in the text,
     /// or `base` where the text offset is unknown).
     fn into_error(self, base: u64) -> Error {
@@ -462,6 +493,10 @@ mod tests {
         let py2 = b"{'descr': '|O', 'fortran_order': False, 'shape': (3L, 4L), }";
         assert!(parse_header(&npy(1, py2)).unwrap().has_object);
         assert!(refused_by_numpy(&parse_header(&npy(3, py2)).unwrap_err()));
+        // The retry also reads a first line indented with a form feed, as numpy does.
+        let ff = b"\x0c {'descr': '|O', 'fortran_order': False, 'shape': ()}";
+        assert!(parse_header(&npy(2, ff)).unwrap().has_object);
+        assert!(refused_by_numpy(&parse_header(&npy(3, ff)).unwrap_err()));
     }
 
     #[test]
@@ -555,6 +590,20 @@ mod tests {
         .unwrap_err();
         assert!(refused_by_numpy(&e));
         assert!(e.location().offset.is_some_and(|o| o > 10 + 40), "{e}");
+    }
+
+    #[test]
+    fn data_offset_needs_only_the_framing() {
+        let file = npy(
+            2,
+            b"{'descr': '\\N{SNOWMAN}', 'fortran_order': False, 'shape': ()}",
+        );
+        assert!(parse_header(&file).is_err());
+        assert_eq!(data_offset(&file), Some(u64::try_from(file.len()).unwrap()));
+        assert_eq!(data_offset(b"\x93NUMPY\x01\x00\x05\x00"), Some(15));
+        assert_eq!(data_offset(b"\x93NUMPY\x01\x01\x05\x00"), None);
+        assert_eq!(data_offset(b"\x93NUMPY\x02\x00\x05\x00"), None);
+        assert_eq!(data_offset(b"PK\x03\x04"), None);
     }
 
     #[test]

@@ -446,11 +446,10 @@ fn describe(v: &Value, out: &mut String, depth: usize) {
         Value::Complex(re, im) => {
             let _ = write!(out, "({re:?}+{im:?}j)");
         }
-        Value::Str(s) => {
-            let _ = write!(out, "{:?}", s.lossy());
-        }
+        Value::Str(s) => quote(out, &s.lossy()),
         Value::Bytes(b) => {
-            let _ = write!(out, "b{:?}", String::from_utf8_lossy(b));
+            out.push('b');
+            quote(out, &String::from_utf8_lossy(b));
         }
         Value::Tuple(items) => seq(out, items, "(", ")"),
         Value::List(items) => seq(out, items, "[", "]"),
@@ -474,9 +473,29 @@ fn describe(v: &Value, out: &mut String, depth: usize) {
     }
 }
 
+/// `text` in single quotes as Python prints it, control characters escaped.
+fn quote(out: &mut String, text: &str) {
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.extend(c.escape_debug()),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_described_as_python_prints_them() {
+        let v = Value::Tuple(vec![Value::str("a'b\n"), Value::Bytes(b"O".to_vec().into())].into());
+        assert_eq!(v.describe(), "('a\\'b\\n', b'O')");
+    }
 
     fn int(i: i64) -> Value {
         Value::Int(Int::Small(i))
