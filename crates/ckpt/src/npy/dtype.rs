@@ -870,11 +870,16 @@ fn commastring(astr: &str, cx: &mut Cx) -> R<(Vec<CommaItem>, bool)> {
         if repeats.is_empty() {
             result.push(CommaItem::Type(dtype));
         } else {
-            let options = literal::Options {
-                ..cx.literal.clone()
-            };
+            // Repeats are digits, commas, spaces and at most one pair of parentheses: an int or
+            // a flat tuple, with at least as many items as commas. Beyond 64 items numpy
+            // refuses the shape, so a longer one need not be parsed.
+            if repeats.matches(',').count() > MAX_DIMS {
+                return Err(error(format!(
+                    "repeats of {astr:?}: more than {MAX_DIMS} dimensions"
+                )));
+            }
             let value =
-                literal::literal_eval(Text::Utf8(&repeats), &options).map_err(|f| match f {
+                literal::literal_eval(Text::Utf8(&repeats), &cx.literal).map_err(|f| match f {
                     Fail::Refused { message, .. } => {
                         error(format!("repeats {repeats:?} of {astr:?}: {message}"))
                     }
@@ -1667,6 +1672,7 @@ mod tests {
             literal::Options {
                 max_depth: 256,
                 max_int_bytes: 4096,
+                max_values: (1 << 20, "header-len", 1 << 26),
             },
         )
     }
@@ -1679,6 +1685,7 @@ mod tests {
             &literal::Options {
                 max_depth: 256,
                 max_int_bytes: 4096,
+                max_values: (1 << 20, "header-len", 1 << 26),
             },
         )
         .unwrap_or_else(|e| panic!("{text}: {e:?}"));
@@ -1809,6 +1816,8 @@ mod tests {
             ),
             ("[((1, 'a'), '<f4'), ((1, 'b'), '<f4')]", "plain 8"),
             ("'S2147483647'", "plain 2147483647"),
+            (&format!("'({})i1,'", "1,".repeat(64)), "plain 1"),
+            (&format!("'({})i1,'", "1,".repeat(65)), "error"),
             ("'M+8'", "plain 8"),
             ("'>m 8'", "plain 8"),
             ("'m08'", "plain 8"),

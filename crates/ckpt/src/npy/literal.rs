@@ -81,6 +81,9 @@ pub(crate) struct Options {
     pub(crate) max_depth: usize,
     /// Bytes of one integer beyond which ckpt does not compute it (undecided).
     pub(crate) max_int_bytes: usize,
+    /// Values (constants and containers) beyond which ckpt stops (undecided), with the name
+    /// and value of the limit it derives from.
+    pub(crate) max_values: (usize, &'static str, u64),
 }
 
 /// CPython's tokenizer refuses more than this many nested brackets ("too many nested
@@ -105,6 +108,7 @@ pub(crate) fn literal_eval(text: Text<'_>, options: &Options) -> Result<Value, F
         level: 0,
         options,
         big_digits: 0,
+        values: 0,
     };
     // literal_eval strips leading spaces and tabs (not form feeds, not newlines).
     while matches!(p.text.byte(p.pos), Some(b' ' | b'\t')) {
@@ -174,6 +178,8 @@ struct Parser<'a> {
     /// Decimal digits of integers beyond 64 bits converted so far (a budget: conversion is
     /// quadratic).
     big_digits: usize,
+    /// Values parsed so far (a budget: each takes memory).
+    values: usize,
 }
 
 type R<T> = Result<T, Fail>;
@@ -427,6 +433,15 @@ impl Parser<'_> {
 
     fn parse_atom(&mut self) -> R<(Value, Form)> {
         self.skip_trivia()?;
+        self.values += 1;
+        let (max, name, limit) = self.options.max_values;
+        if self.values > max {
+            return Err(self.undecided(
+                self.pos,
+                format!("more than {max} values (one per 64 bytes of the limit)"),
+                Some((name, limit)),
+            ));
+        }
         let Some(c) = self.peek() else {
             return Err(self.refused("the text ends where a value should be"));
         };
@@ -1090,6 +1105,7 @@ mod tests {
         Options {
             max_depth: 256,
             max_int_bytes: 4096,
+            max_values: (1 << 20, "header-len", 1 << 26),
         }
     }
 

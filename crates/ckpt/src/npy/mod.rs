@@ -47,8 +47,10 @@
 //! `tests/fixtures/npy/` (made by numpy 2.4.6) checks all of this.
 //!
 //! The work is bounded by [`Limits`]: `header-len` for the header's bytes (numpy reads any
-//! length when it may unpickle), `depth` for brackets, `int-len` for integers; memory and time
-//! grow linearly with the header.
+//! length when it may unpickle) and, at one per 64 of those bytes, for the values it holds
+//! (each takes up to about a hundred bytes while the header is read: 1.5 million values and
+//! some 150 MB at the default limit); `depth` for brackets; `int-len` for integers. Time
+//! grows linearly with the header.
 
 mod dtype;
 mod filter;
@@ -214,6 +216,16 @@ pub fn parse_header_with(bytes: &[u8], limits: &Limits) -> Result<Header> {
     let options = literal::Options {
         max_depth: limits.depth,
         max_int_bytes: limits.int_len,
+        // Memory follows the values held (up to ~100 bytes each while reading), so they are
+        // bounded too: one per 64 bytes of `header-len` (1.5 million by default; real headers
+        // hold hundreds).
+        max_values: (
+            usize::try_from(limits.header_len / 64)
+                .unwrap_or(usize::MAX)
+                .max(1 << 12),
+            "header-len",
+            limits.header_len,
+        ),
     };
     let at = |fail: Fail| fail.into_error(header_offset);
     let value = match literal::literal_eval(text, &options) {
@@ -259,22 +271,20 @@ pub fn parse_header_with(bytes: &[u8], limits: &Limits) -> Result<Header> {
     };
     let value_at = |offset: usize| header_offset + u64::try_from(offset).unwrap_or(0);
     let dims = match &shape.value {
-        Value::Tuple(items) => items
-            .iter()
-            .map(|d| match d {
-                Value::Int(i) => Some(Dim::Int(i)),
-                Value::Bool(b) => Some(Dim::Bool(*b)),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>(),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        refuse(
-            value_at(shape.offset),
-            format!("shape is not valid: {}", shape.value.describe()),
-        )
-    })?;
+        Value::Tuple(items)
+            if items
+                .iter()
+                .all(|d| matches!(d, Value::Int(_) | Value::Bool(_))) =>
+        {
+            items
+        }
+        _ => {
+            return Err(refuse(
+                value_at(shape.offset),
+                format!("shape is not valid: {}", shape.value.describe()),
+            ));
+        }
+    };
     let Value::Bool(fortran_order) = fortran.value else {
         return Err(refuse(
             value_at(fortran.offset),
@@ -296,8 +306,9 @@ pub fn parse_header_with(bytes: &[u8], limits: &Limits) -> Result<Header> {
     let shape = dims
         .iter()
         .map(|d| match d {
-            Dim::Bool(b) => Some(i128::from(*b)),
-            Dim::Int(i) => i.to_i128(),
+            Value::Bool(b) => Some(i128::from(*b)),
+            Value::Int(i) => i.to_i128(),
+            _ => None,
         })
         .collect::<Option<Vec<i128>>>()
         .ok_or_else(|| {
@@ -317,11 +328,6 @@ pub fn parse_header_with(bytes: &[u8], limits: &Limits) -> Result<Header> {
         fortran_order,
         shape,
     })
-}
-
-enum Dim<'a> {
-    Int(&'a int::Int),
-    Bool(bool),
 }
 
 fn refusal(message: String) -> Error {

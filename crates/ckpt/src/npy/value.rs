@@ -149,7 +149,10 @@ pub(crate) struct Unhashable;
 #[derive(Clone, Debug, Default)]
 struct Index {
     state: RandomState,
-    buckets: HashMap<u64, Vec<usize>>,
+    /// The last position added with each hash...
+    last: HashMap<u64, usize>,
+    /// ...and, by position, the previous one with the same hash (`usize::MAX`: none).
+    previous: Vec<usize>,
 }
 
 impl Index {
@@ -163,17 +166,20 @@ impl Index {
         let mut hasher = self.state.build_hasher();
         hash_value(v, &mut hasher)?;
         let hash = hasher.finish();
-        let found = self.buckets.get(&hash).and_then(|bucket| {
-            bucket
-                .iter()
-                .copied()
-                .find(|&i| items.get(i).is_some_and(|item| py_eq(get(item), v)))
-        });
-        Ok((found, hash))
+        let mut at = self.last.get(&hash).copied();
+        while let Some(i) = at {
+            if items.get(i).is_some_and(|item| py_eq(get(item), v)) {
+                return Ok((Some(i), hash));
+            }
+            at = self.previous.get(i).copied().filter(|&p| p != usize::MAX);
+        }
+        Ok((None, hash))
     }
 
+    /// Records that the value at `position` (the next one) has `hash`.
     fn add(&mut self, hash: u64, position: usize) {
-        self.buckets.entry(hash).or_default().push(position);
+        let previous = self.last.insert(hash, position).unwrap_or(usize::MAX);
+        self.previous.push(previous);
     }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ckpt::npy::{Header, parse_header, refused_by_numpy};
+use ckpt::npy::{Header, parse_header, parse_header_with, refused_by_numpy};
 use serde_json::Value as Json;
 
 /// Where numpy refuses a header with this exception and ckpt reads it, and why that is allowed
@@ -265,6 +265,28 @@ fn hostile_headers_cost_linear_work() {
     let noise = "# note\n ".repeat(100_000);
     let h = parse_header(&npy(&header(&format!("[{noise}('a', 'O')]")))).unwrap();
     assert!(h.has_object);
+}
+
+#[test]
+fn values_are_bounded_by_the_header_len_limit() {
+    let mut limits = ckpt::Limits::default();
+    limits.set("header-len", "1MiB").unwrap();
+    // One value per 64 bytes of the limit: 16,384 here.
+    let shape = |n: usize| {
+        npy(&format!(
+            "{{'descr': '|O', 'fortran_order': False, 'shape': ({})}}",
+            "1,".repeat(n)
+        ))
+    };
+    assert!(
+        parse_header_with(&shape(16_000), &limits)
+            .unwrap()
+            .has_object
+    );
+    let e = parse_header_with(&shape(20_000), &limits).unwrap_err();
+    assert_eq!(e.kind(), ckpt::ErrorKind::LimitExceeded, "{e}");
+    assert!(!refused_by_numpy(&e));
+    assert!(e.message().contains("`header-len` limit"), "{e}");
 }
 
 #[test]
