@@ -48,6 +48,7 @@ mod error;
 pub mod format;
 pub mod limits;
 pub mod model;
+pub mod npy;
 mod output;
 mod progress;
 pub mod safetensors;

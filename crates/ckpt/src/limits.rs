@@ -49,7 +49,8 @@ pub struct Limits {
     /// `pickle-memo`, `pickle-string-len`, `pickle-line-len`, `pickle-int-digits`,
     /// `pickle-long-bytes`).
     pub pickle: ckpt_pickle::Limits,
-    /// `header-len`: bytes of a safetensors JSON header (the format's own limit, 100 MB).
+    /// `header-len`: bytes of a safetensors JSON header (the format's own limit, 100 MB), and of
+    /// a `.npy` array header (numpy has no limit of its own when it may unpickle).
     pub header_len: u64,
     /// `depth`: nesting of values in a checkpoint (dicts in lists in dicts...), and parts
     /// of a DCP entry's path.
@@ -110,7 +111,7 @@ pub const NAMES: &[(&str, &str)] = &[
         "pickle-long-bytes",
         "bytes of a LONG1/LONG4 integer in a pickle",
     ),
-    ("header-len", "bytes of a safetensors header"),
+    ("header-len", "bytes of a safetensors or .npy header"),
     ("depth", "nesting of values in a checkpoint"),
     ("name-len", "bytes of a dotted tensor or value name"),
     (

@@ -19,6 +19,7 @@ mod folders;
 mod fuzz_regressions;
 mod hostile_pickles;
 mod limits;
+mod npy;
 mod round_trips;
 mod safetensors_reference;
 mod safetensors_robustness;
