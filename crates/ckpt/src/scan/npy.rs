@@ -1,59 +1,56 @@
 //! numpy arrays: an object array's data is a pickle that `numpy.load(allow_pickle=True)`
-//! runs.
+//! runs. The header is read as numpy reads it ([`crate::npy`]: a Python literal, a dtype
+//! built as numpy builds it), and the dtype decides, never a search of its text.
 
-use super::Collector;
 use super::pickle::{scan_pickle, scan_trailing};
-use crate::error::Error;
-use crate::walk::{Loader, NPY_MAGIC};
+use super::{Collector, Verdict};
+use crate::npy;
+use crate::walk::Loader;
 
 /// A `.npy` array at the start of `bytes` (byte `base`): an object array holds a pickle
-/// after its header, which is scanned.
+/// after its header, which is scanned. A header ckpt cannot decide on is judged as an
+/// object array's.
 pub(crate) fn scan_npy(c: &mut Collector<'_>, bytes: &[u8], base: u64, member: &str) {
-    let header = (|| {
-        if !bytes.starts_with(NPY_MAGIC) {
-            return None;
+    let data_start = match npy::parse_header_with(bytes, &c.options.limits) {
+        Ok(header) if !header.has_object => return,
+        Ok(header) => header.data_offset,
+        // numpy refuses the header too: it reads no data.
+        Err(error) if npy::refused_by_numpy(&error) => {
+            c.errors.push(error.with_member(member.to_owned()));
+            return;
         }
-        let major = *bytes.get(6)?;
-        let (len, skip): (usize, usize) = match major {
-            1 => (
-                usize::from(u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?)),
-                10,
-            ),
-            2 | 3 => (
-                usize::try_from(u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?)).ok()?,
-                12,
-            ),
-            _ => return None,
-        };
-        let end = skip.checked_add(len)?;
-        Some((bytes.get(skip..end)?, end))
-    })();
-    let Some((header, data_start)) = header else {
-        c.errors.push(
-            Error::malformed("the .npy header cannot be read")
-                .with_member(member.to_owned())
-                .at_offset(base),
-        );
+        Err(error) => {
+            let Some(start) = npy::data_offset(bytes) else {
+                c.errors.push(error.with_member(member.to_owned()));
+                return;
+            };
+            c.container(
+                Verdict::Unsafe,
+                Some(member),
+                Some(base),
+                format!(
+                    "ckpt cannot tell whether numpy reads this array as objects ({}): its data \
+                     is scanned as the pickle it would be",
+                    error.message()
+                ),
+            );
+            start
+        }
+    };
+    let label = format!("{member} (object array)");
+    let Some(data) = usize::try_from(data_start)
+        .ok()
+        .and_then(|start| bytes.get(start..))
+    else {
         return;
     };
-    let text = String::from_utf8_lossy(header);
-    let descr = text
-        .split("'descr':")
-        .nth(1)
-        .and_then(|rest| rest.split("'fortran_order'").next())
-        .unwrap_or(&text);
-    let object = descr.contains('O') || descr.contains("object");
-    if object {
-        let label = format!("{member} (object array)");
-        let data = bytes.get(data_start..).unwrap_or_default();
-        let at = base + data_start as u64;
-        if let Some(end) = scan_pickle(c, data, at, &label, Some(Loader::Numpy), None) {
-            scan_trailing(
-                c,
-                data.get(end..).unwrap_or_default(),
-                at + end as u64,
-                &label,
-            );
-        }
+    let at = base + data_start;
+    if let Some(end) = scan_pickle(c, data, at, &label, Some(Loader::Numpy), None) {
+        scan_trailing(
+            c,
+            data.get(end..).unwrap_or_default(),
+            at + end as u64,
+            &label,
+        );
     }
 }
