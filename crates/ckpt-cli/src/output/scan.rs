@@ -85,10 +85,19 @@ fn render_file(out: &mut impl Write, file: &FileRow) -> io::Result<()> {
         }
     }
     if file.verdict == "unsafe" {
+        // Only where ckpt reads the format does it offer a way to the tensors.
+        let readable = matches!(
+            file.format.as_deref(),
+            Some("torch-zip" | "torch-legacy" | "torch-tar" | "torchscript" | "pickle")
+        );
+        let way = if readable {
+            "; `ckpt convert` extracts its tensors without running any of it"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "  {:<9}  loading it runs code ckpt cannot vouch for; `ckpt convert` extracts its \
-             tensors without running any of it",
+            "  {:<9}  loading it runs code ckpt cannot vouch for{way}",
             ""
         )?;
     }

@@ -45,9 +45,15 @@ pub(crate) fn scan_input(
                     member: Some(path(within, &part.name)),
                     offset: Some(part.offset),
                     count: 1,
-                    why: "TorchScript code: torch.jit.load compiles and runs it (it can read \
-                          and write files); `ckpt convert` extracts the tensors without it"
-                        .to_owned(),
+                    why: if walked.format == Some("pt2") {
+                        "an exported program (or a compiled library): torch.export.load \
+                         rebuilds its graph of operators, which run when it is called"
+                            .to_owned()
+                    } else {
+                        "TorchScript code: torch.jit.load compiles and runs it (it can read \
+                         and write files); `ckpt convert` extracts the tensors without it"
+                            .to_owned()
+                    },
                 });
             }
             continue;

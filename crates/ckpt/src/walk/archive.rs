@@ -122,6 +122,20 @@ pub(super) fn walk_zip<'data>(input: Input<'data>, walk: &mut Walk<'data>) {
                     rest: Rest::Nothing,
                 })
             }
+            // The exported program (a graph of operators torch runs when it is called) and
+            // compiled AOTInductor libraries (native code the package loader maps).
+            (Kind::Export, Some(n))
+                if (n.starts_with("models/") && n.ends_with(".json"))
+                    || n.ends_with(".so")
+                    || n.ends_with(".dll")
+                    || n.ends_with(".dylib") =>
+            {
+                if code_seen {
+                    continue;
+                }
+                code_seen = true;
+                Some(Use::Code)
+            }
             _ => None,
         };
         member_part(&zip, member, use_, walk);
