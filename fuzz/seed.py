@@ -48,7 +48,8 @@ def main():
         "read": torch + safetensors,
         "safetensors_roundtrip": safetensors,
         "pickle": pickles,
-        "scan": files_under("attack/scan/*"),
+        "scan": files_under("attack/scan/*", "attack/loader/*", "attack/loader/twins/*"),
+        "npy": files_under("**/*.npy"),
         "verify": torch + safetensors,
     }.items():
         for path in paths:
