@@ -114,7 +114,97 @@ known_bugs! {
     value_hand_readonly_bytearray: Value "hand_readonly_bytearray",
         "limitation: READONLY_BUFFER keeps a bytearray; CPython makes a read-only memoryview of it";
 
-    // bad/ files CPython refuses and the crate accepts.
+    // Found by reading _pickle.c against the crate (corpus cases added before the fixes).
+    ops_quirk_float_nul: Ops "quirk_float_nul",
+        "bug: Decoder fails: bad argument: `1.5\\x00x` is not a float (at byte 0, in FLOAT)";
+    ops_quirk_int_nul: Ops "quirk_int_nul",
+        "bug: Decoder fails: bad argument: `12\\x00zz` is not an integer (at byte 0, in INT)";
+    ops_quirk_int_underscore_nul: Ops "quirk_int_underscore_nul",
+        "bug: Decoder fails: bad argument: `1_0\\x00zz` is not an integer (at byte 0, in INT)";
+    ops_quirk_long_hex_huge: Ops "quirk_long_hex_huge",
+        "bug: Decoder fails: the pickle exceeds the limit `max_int_digits` (4300) (at byte 1, in LONG)";
+    ops_quirk_long_line: Ops "quirk_long_line",
+        "bug: op #0: pickletools [0,'GLOBAL','mod nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn";
+    ops_quirk_long_nul: Ops "quirk_long_nul",
+        "bug: Decoder fails: bad argument: `7\\x00junk` is not an integer (at byte 0, in LONG)";
+    ops_quirk_memo_text_nul: Ops "quirk_memo_text_nul",
+        "bug: Decoder fails: bad argument: memo index `1\\x00x` is not a number (at byte 1, in PUT)";
+    ops_quirk_memo_text_underscore: Ops "quirk_memo_text_underscore",
+        "bug: op #1: pickletools [1,'PUT','10'], Decoder 'error: bad argument: memo index `1_0` is not a number (at byte 1, ";
+    value_hand_extension_inst_obj: Value "hand_extension_inst_obj",
+        "bug: parse fails: EXT1 names a global by copyreg extension code 7, which no registry defines in a plain Python (at ";
+    value_hand_extension_registry: Value "hand_extension_registry",
+        "bug: parse fails: EXT1 names a global by copyreg extension code 5, which no registry defines in a plain Python (at ";
+    value_quirk_add_extension_code_forms: Value "quirk_add_extension_code_forms",
+        "bug: parse fails: EXT1 names a global by copyreg extension code 9, which no registry defines in a plain Python (at ";
+    value_quirk_build_on_plain_values: Value "quirk_build_on_plain_values",
+        "bug: parse fails: BUILD sets the state of a list, which has no attributes (at byte 7, in BUILD)";
+    value_quirk_bytearray_append: Value "quirk_bytearray_append",
+        "bug: parse fails: APPEND appends to a bytearray, which cannot hold items (at byte 14, in APPEND)";
+    value_quirk_bytearray_setitem: Value "quirk_bytearray_setitem",
+        "bug: parse fails: SETITEM sets items of a bytearray, which is not a mapping (at byte 17, in SETITEM)";
+    value_quirk_empty_batches_anywhere: Value "quirk_empty_batches_anywhere",
+        "bug: parse fails: APPENDS appends to a int, which cannot hold items (at byte 5, in APPENDS)";
+    value_quirk_float_nul: Value "quirk_float_nul",
+        "bug: parse fails: bad argument: `1.5\\x00x` is not a float (at byte 0, in FLOAT)";
+    value_quirk_int_nul: Value "quirk_int_nul",
+        "bug: parse fails: bad argument: `12\\x00zz` is not an integer (at byte 0, in INT)";
+    value_quirk_int_underscore_nul: Value "quirk_int_underscore_nul",
+        "bug: parse fails: bad argument: `1_0\\x00zz` is not an integer (at byte 0, in INT)";
+    value_quirk_int_vertical_tab: Value "quirk_int_vertical_tab",
+        "bug: differs from CPython's value";
+    value_quirk_long_hex_huge: Value "quirk_long_hex_huge",
+        "bug: parse fails: the pickle exceeds the limit `max_int_digits` (4300) (at byte 1, in LONG)";
+    value_quirk_long_line: Value "quirk_long_line",
+        "bug: parse fails: the pickle exceeds the limit `max_line_len` (65536) (at byte 0, in GLOBAL)";
+    value_quirk_long_nul: Value "quirk_long_nul",
+        "bug: parse fails: bad argument: `7\\x00junk` is not an integer (at byte 0, in LONG)";
+    value_quirk_memo_text_nul: Value "quirk_memo_text_nul",
+        "bug: parse fails: bad argument: memo index `1\\x00x` is not a number (at byte 1, in PUT)";
+    value_quirk_memo_text_underscore: Value "quirk_memo_text_underscore",
+        "bug: parse fails: bad argument: memo index `1_0` is not a number (at byte 1, in PUT)";
+    value_quirk_persid_mutated: Value "quirk_persid_mutated",
+        "bug: parse fails: APPENDS appends to a persistent id, which cannot hold items (at byte 10, in APPENDS)";
+    value_quirk_readonly_buffer_build: Value "quirk_readonly_buffer_build",
+        "bug: parse fails: BUILD sets the state of a bytearray, which has no attributes (at byte 16, in BUILD)";
+    value_quirk_readonly_buffer_twice: Value "quirk_readonly_buffer_twice",
+        "bug: differs from CPython's value";
+    rejects_add_extension_arity: Rejects "add_extension_arity",
+        "bug: parse succeeds with {'args':[{'str':'os'},{'int':'5'}],'call':{'global':'copyreg.add_extension'}} where CPytho";
+    rejects_add_extension_code_conflict: Rejects "add_extension_code_conflict",
+        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'popen'},{'int':'5'}],'call':{'global':'copyreg.add_extension";
+    rejects_add_extension_code_none: Rejects "add_extension_code_none",
+        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'system'},null],'call':{'global':'copyreg.add_extension'}} wh";
+    rejects_add_extension_code_too_big: Rejects "add_extension_code_too_big",
+        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'system'},{'int':'2147483648'}],'call':{'global':'copyreg.add";
+    rejects_add_extension_code_zero: Rejects "add_extension_code_zero",
+        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'system'},{'int':'0'}],'call':{'global':'copyreg.add_extensio";
+    rejects_add_extension_key_conflict: Rejects "add_extension_key_conflict",
+        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'system'},{'int':'6'}],'call':{'global':'copyreg.add_extensio";
+    rejects_build_empty_dict_on_int: Rejects "build_empty_dict_on_int",
+        "bug: parse succeeds with {'int':'1'} where CPython raises AttributeError: 'int' object has no attribute '__dict__'";
+    rejects_ext4_negative: Rejects "ext4_negative",
+        "bug: error kind Unsupported (EXT4 names a global by copyreg extension code -1, which no registry defines in a plain";
+    rejects_ext_code_zero: Rejects "ext_code_zero",
+        "bug: error kind Unsupported (EXT1 names a global by copyreg extension code 0, which no registry defines in a plain ";
+    rejects_get_negative: Rejects "get_negative",
+        "bug: error kind BadArgument (bad argument: memo index `-1` is not a number (at byte 4, in GET)), expected one of ['";
+    rejects_get_too_many_digits: Rejects "get_too_many_digits",
+        "bug: parse succeeds with null where CPython raises ValueError: Exceeds the limit (4300 digits) for integer string c";
+    rejects_global_empty_module: Rejects "global_empty_module",
+        "bug: parse succeeds with {'global':'.name'} where CPython raises pickle.UnpicklingError: pickle data was truncated";
+    rejects_global_empty_name: Rejects "global_empty_name",
+        "bug: parse succeeds with {'global':'mod.'} where CPython raises pickle.UnpicklingError: pickle data was truncated";
+    rejects_inst_empty_name: Rejects "inst_empty_name",
+        "bug: parse succeeds with {'args':[],'kwargs':null,'new':{'global':'mod.'}} where CPython raises pickle.UnpicklingEr";
+    rejects_obj_int: Rejects "obj_int",
+        "bug: parse succeeds with {'args':[],'kwargs':null,'new':{'int':'1'}} where CPython raises TypeError: 'int' object i";
+    rejects_readonly_buffer_int: Rejects "readonly_buffer_int",
+        "bug: parse succeeds with {'int':'1'} where CPython raises TypeError: memoryview: a bytes-like object is required, n";
+    rejects_reduce_int: Rejects "reduce_int",
+        "bug: parse succeeds with {'args':[],'call':{'int':'1'}} where CPython raises TypeError: 'int' object is not callabl";
+    rejects_string_hex_escape_sign: Rejects "string_hex_escape_sign",
+        "bug: parse succeeds with {'str':'\\u000f'} where CPython raises ValueError: invalid \\x escape at position 0";
 }
 
 #[test]
