@@ -29,6 +29,7 @@
 //! # Ok::<(), ckpt_pickle::Error>(())
 //! ```
 
+mod bigint;
 mod compat;
 mod decode;
 mod error;
@@ -38,13 +39,15 @@ mod machine;
 mod object;
 mod opcode;
 mod sniff;
+mod text;
 
+pub use bigint::{bigint_from_decimal, bigint_from_i128, bigint_to_decimal};
 pub use compat::python3_name;
 pub use decode::{Arg, Decoder, Instruction};
 pub use error::{Error, ErrorKind};
 pub use limits::Limits;
 pub use listing::write_listing;
 pub use machine::{parse, parse_partial};
-pub use object::{Extras, InstanceKind, Object, ObjectId, Pickle, bigint_to_decimal};
+pub use object::{Extras, InstanceKind, Object, ObjectId, Pickle};
 pub use opcode::{Argument, HIGHEST_PROTOCOL, Opcode};
 pub use sniff::{Sniffed, sniff};
