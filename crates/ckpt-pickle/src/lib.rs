@@ -33,6 +33,7 @@ mod bigint;
 mod compat;
 mod decode;
 mod error;
+mod extension;
 mod limits;
 mod listing;
 mod machine;

@@ -55,8 +55,11 @@ pub enum Object<'a> {
     Str(Arc<str>),
     /// A byte string (also Python 2 `str` values that are not UTF-8).
     Bytes(Cow<'a, [u8]>),
-    /// A `bytearray`.
+    /// A `bytearray` (`BYTEARRAY8`; `APPEND`/`SETITEM` onto it change it, as in Python).
     ByteArray(Cow<'a, [u8]>),
+    /// A read-only `memoryview` of a bytearray (the object given): what `READONLY_BUFFER`
+    /// makes of one.
+    MemoryView(ObjectId),
     /// A tuple.
     Tuple(Vec<ObjectId>),
     /// A list.
@@ -95,7 +98,9 @@ pub enum Object<'a> {
     },
     /// `persistent_load(pid)`: how torch refers to tensor storages.
     PersistentId(ObjectId),
-    /// An object from the copyreg extension registry (`EXT1`/`EXT2`/`EXT4`), by code.
+    /// `EXT1`/`EXT2`/`EXT4` of a code that no `copyreg.add_extension` call of the pickle
+    /// registered (a code it did register is an [`Object::Global`]). Reading stops there,
+    /// as in CPython; [`crate::parse_partial`] keeps the object.
     Extension(i64),
 }
 

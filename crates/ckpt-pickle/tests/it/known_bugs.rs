@@ -112,56 +112,6 @@ known_bugs! {
         "limitation (Rust strings cannot hold lone surrogates): pickle.dumps('\\ud800', 4) reads as U+FFFD x3, not a lone surrogate";
     value_surrogates_p5: Value "surrogates_p5",
         "limitation (Rust strings cannot hold lone surrogates): pickle.dumps('\\ud800', 5) reads as U+FFFD x3, not a lone surrogate";
-    value_hand_readonly_bytearray: Value "hand_readonly_bytearray",
-        "limitation: READONLY_BUFFER keeps a bytearray; CPython makes a read-only memoryview of it";
-
-    // Found by reading _pickle.c against the crate (corpus cases added before the fixes).
-    value_hand_extension_inst_obj: Value "hand_extension_inst_obj",
-        "bug: parse fails: EXT1 names a global by copyreg extension code 7, which no registry defines in a plain Python (at ";
-    value_hand_extension_registry: Value "hand_extension_registry",
-        "bug: parse fails: EXT1 names a global by copyreg extension code 5, which no registry defines in a plain Python (at ";
-    value_quirk_add_extension_code_forms: Value "quirk_add_extension_code_forms",
-        "bug: parse fails: EXT1 names a global by copyreg extension code 9, which no registry defines in a plain Python (at ";
-    value_quirk_build_on_plain_values: Value "quirk_build_on_plain_values",
-        "bug: parse fails: BUILD sets the state of a list, which has no attributes (at byte 7, in BUILD)";
-    value_quirk_bytearray_append: Value "quirk_bytearray_append",
-        "bug: parse fails: APPEND appends to a bytearray, which cannot hold items (at byte 14, in APPEND)";
-    value_quirk_bytearray_setitem: Value "quirk_bytearray_setitem",
-        "bug: parse fails: SETITEM sets items of a bytearray, which is not a mapping (at byte 17, in SETITEM)";
-    value_quirk_empty_batches_anywhere: Value "quirk_empty_batches_anywhere",
-        "bug: parse fails: APPENDS appends to a int, which cannot hold items (at byte 5, in APPENDS)";
-    value_quirk_persid_mutated: Value "quirk_persid_mutated",
-        "bug: parse fails: APPENDS appends to a persistent id, which cannot hold items (at byte 10, in APPENDS)";
-    value_quirk_readonly_buffer_build: Value "quirk_readonly_buffer_build",
-        "bug: parse fails: BUILD sets the state of a bytearray, which has no attributes (at byte 16, in BUILD)";
-    value_quirk_readonly_buffer_twice: Value "quirk_readonly_buffer_twice",
-        "bug: differs from CPython's value";
-    rejects_add_extension_arity: Rejects "add_extension_arity",
-        "bug: parse succeeds with {'args':[{'str':'os'},{'int':'5'}],'call':{'global':'copyreg.add_extension'}} where CPytho";
-    rejects_add_extension_code_conflict: Rejects "add_extension_code_conflict",
-        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'popen'},{'int':'5'}],'call':{'global':'copyreg.add_extension";
-    rejects_add_extension_code_none: Rejects "add_extension_code_none",
-        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'system'},null],'call':{'global':'copyreg.add_extension'}} wh";
-    rejects_add_extension_code_too_big: Rejects "add_extension_code_too_big",
-        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'system'},{'int':'2147483648'}],'call':{'global':'copyreg.add";
-    rejects_add_extension_code_zero: Rejects "add_extension_code_zero",
-        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'system'},{'int':'0'}],'call':{'global':'copyreg.add_extensio";
-    rejects_add_extension_key_conflict: Rejects "add_extension_key_conflict",
-        "bug: parse succeeds with {'args':[{'str':'os'},{'str':'system'},{'int':'6'}],'call':{'global':'copyreg.add_extensio";
-    rejects_build_empty_dict_on_int: Rejects "build_empty_dict_on_int",
-        "bug: parse succeeds with {'int':'1'} where CPython raises AttributeError: 'int' object has no attribute '__dict__'";
-    rejects_ext4_negative: Rejects "ext4_negative",
-        "bug: error kind Unsupported (EXT4 names a global by copyreg extension code -1, which no registry defines in a plain";
-    rejects_ext_code_zero: Rejects "ext_code_zero",
-        "bug: error kind Unsupported (EXT1 names a global by copyreg extension code 0, which no registry defines in a plain ";
-    rejects_get_negative: Rejects "get_negative",
-        "bug: error kind BadArgument (bad argument: memo index `-1` is not a number (at byte 4, in GET)), expected one of ['";
-    rejects_obj_int: Rejects "obj_int",
-        "bug: parse succeeds with {'args':[],'kwargs':null,'new':{'int':'1'}} where CPython raises TypeError: 'int' object i";
-    rejects_readonly_buffer_int: Rejects "readonly_buffer_int",
-        "bug: parse succeeds with {'int':'1'} where CPython raises TypeError: memoryview: a bytes-like object is required, n";
-    rejects_reduce_int: Rejects "reduce_int",
-        "bug: parse succeeds with {'args':[],'call':{'int':'1'}} where CPython raises TypeError: 'int' object is not callabl";
 }
 
 #[test]
