@@ -13,10 +13,76 @@ use std::sync::Arc;
 /// The highest code `copyreg.add_extension` takes (codes are 1 to 0x7fffffff).
 const MAX_CODE: i64 = 0x7fff_ffff;
 
-/// Whether `module.name` is `copyreg.add_extension` (`copy_reg` is its Python 2 name,
-/// which protocols 0 to 2 map to `copyreg`).
-pub(crate) fn is_add_extension(module: &str, name: &str) -> bool {
-    matches!(module, "copyreg" | "copy_reg") && name == "add_extension"
+/// Whether `module.name` is `copyreg.add_extension` for an unpickler in `protocol`:
+/// `copy_reg` is its Python 2 name, which CPython maps to `copyreg` only below protocol 3
+/// (the protocol of the last `PROTO` read, 0 before any); above, `copy_reg` is a module
+/// Python 3 does not have.
+pub(crate) fn is_add_extension(module: &str, name: &str, protocol: u8) -> bool {
+    name == "add_extension" && (module == "copyreg" || module == "copy_reg" && protocol < 3)
+}
+
+/// Why `int(code)` (or its range check) fails in `add_extension`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CodeError {
+    /// `ValueError: code out of range` (also for ints too large to compare).
+    OutOfRange,
+    /// `int()` refuses the value (`ValueError`, `OverflowError`).
+    NotANumber(String),
+    /// Decimal text over the digit limit (CPython's `ValueError` at 4300 digits).
+    TooManyDigits,
+}
+
+/// `int(x)` of a float, as a code.
+pub(crate) fn code_from_float(x: f64) -> Result<i64, CodeError> {
+    if !x.is_finite() {
+        return Err(CodeError::NotANumber(format!(
+            "cannot convert float {x} to integer"
+        )));
+    }
+    let truncated = x.trunc();
+    if truncated.abs() >= 9.2e18 {
+        return Err(CodeError::OutOfRange);
+    }
+    #[allow(clippy::cast_possible_truncation)] // integral and in range
+    Ok(truncated as i64)
+}
+
+/// `int(text)` of `str` (ASCII) or `bytes` text, as a code: base 10 with whitespace around,
+/// a sign and underscores (`PyLong_FromString` over the whole text, a NUL included).
+pub(crate) fn code_from_text(text: &[u8], max_digits: usize) -> Result<i64, CodeError> {
+    let not_a_number = || {
+        CodeError::NotANumber(format!(
+            "invalid literal for int(): `{}`",
+            text.escape_ascii()
+        ))
+    };
+    if text.contains(&0) {
+        return Err(not_a_number());
+    }
+    let literal = crate::text::py_long_literal(text, crate::text::IntBase::Decimal)
+        .ok_or_else(not_a_number)?;
+    if literal.digits.len() > max_digits {
+        return Err(CodeError::TooManyDigits);
+    }
+    let significant: Vec<u8> = literal
+        .digits
+        .iter()
+        .copied()
+        .skip_while(|&d| d == b'0')
+        .collect();
+    if significant.len() > 18 {
+        return Err(CodeError::OutOfRange);
+    }
+    let magnitude: i64 = std::str::from_utf8(&significant)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map_or(Ok(0), str::parse)
+        .map_err(|_| CodeError::OutOfRange)?;
+    Ok(if literal.negative {
+        -magnitude
+    } else {
+        magnitude
+    })
 }
 
 /// What a code is registered for.
@@ -135,7 +201,36 @@ mod tests {
         assert!(registry.add(Key::Opaque, 5).is_err());
         assert_eq!(registry.get(7), Some(&Entry::Opaque));
         assert_eq!(registry.get(8), None);
-        assert!(is_add_extension("copy_reg", "add_extension"));
-        assert!(!is_add_extension("copyreg", "remove_extension"));
+        assert!(is_add_extension("copy_reg", "add_extension", 2));
+        assert!(!is_add_extension("copy_reg", "add_extension", 3));
+        assert!(is_add_extension("copyreg", "add_extension", 5));
+        assert!(!is_add_extension("copyreg", "remove_extension", 0));
+    }
+
+    #[test]
+    fn codes_as_int_reads_them() {
+        assert_eq!(code_from_text(b" 9 ", 4300), Ok(9));
+        assert_eq!(code_from_text(b"1_0", 4300), Ok(10));
+        assert_eq!(code_from_text(b"-007", 4300), Ok(-7));
+        assert!(matches!(
+            code_from_text(b"0x10", 4300),
+            Err(CodeError::NotANumber(_))
+        ));
+        assert!(matches!(
+            code_from_text(b"9\0", 4300),
+            Err(CodeError::NotANumber(_))
+        ));
+        assert_eq!(
+            code_from_text(b"99999999999999999999", 4300),
+            Err(CodeError::OutOfRange)
+        );
+        assert_eq!(code_from_text(b"1", 0), Err(CodeError::TooManyDigits));
+        assert_eq!(code_from_float(10.7), Ok(10));
+        assert_eq!(code_from_float(-0.5), Ok(0));
+        assert!(matches!(
+            code_from_float(f64::NAN),
+            Err(CodeError::NotANumber(_))
+        ));
+        assert_eq!(code_from_float(1e300), Err(CodeError::OutOfRange));
     }
 }

@@ -13,7 +13,8 @@
 //! offset and the opcode.
 //!
 //! - [`parse`] reads a pickle into a [`Pickle`]; [`parse_partial`] also keeps what was
-//!   built before an error (for scanners).
+//!   built before an error (for scanners), and [`static_globals`] lists every global the
+//!   stream names by decoding alone, past the point where the machine stops.
 //! - [`Decoder`] yields the decoded opcodes one by one; [`write_listing`] prints them like
 //!   `python -m pickletools`.
 //! - [`Opcode`] is the one table of every opcode of protocols 0 to 5.
@@ -34,6 +35,7 @@ mod compat;
 mod decode;
 mod error;
 mod extension;
+mod globals;
 mod limits;
 mod listing;
 mod machine;
@@ -46,6 +48,7 @@ pub use bigint::{bigint_from_decimal, bigint_from_i128, bigint_to_decimal};
 pub use compat::python3_name;
 pub use decode::{Arg, Decoder, Instruction};
 pub use error::{Error, ErrorKind};
+pub use globals::{StaticGlobal, StaticName, static_globals};
 pub use limits::Limits;
 pub use listing::write_listing;
 pub use machine::{parse, parse_partial};

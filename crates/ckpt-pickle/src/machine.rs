@@ -10,11 +10,10 @@ use std::collections::{HashMap, HashSet};
 
 use crate::decode::{Arg, Decoder, Instruction};
 use crate::error::{Error, ErrorKind};
-use crate::extension::{self, Entry, Key, Registry};
+use crate::extension::{self, CodeError, Entry, Key, Registry, code_from_float, code_from_text};
 use crate::limits::Limits;
 use crate::object::{Extras, InstanceKind, Node, Object, ObjectId, Pickle};
 use crate::opcode::{HIGHEST_PROTOCOL, Opcode};
-use crate::text::{IntBase, py_long_literal};
 
 /// Reads the pickle at the start of `data` (which starts at byte `base` of its file) up to
 /// its `STOP`, without importing or calling anything.
@@ -44,6 +43,7 @@ pub fn parse_partial<'a>(
         marks: Vec::new(),
         memo: HashMap::new(),
         protocol: None,
+        protocol_now: 0,
         root: None,
         hashable: HashSet::new(),
         extensions: Registry::default(),
@@ -69,6 +69,9 @@ struct Machine<'a> {
     marks: Vec<usize>,
     memo: HashMap<u64, ObjectId>,
     protocol: Option<u8>,
+    /// The protocol of the last `PROTO` (CPython's `self->proto`, which its `find_class`
+    /// maps Python 2 names by).
+    protocol_now: u8,
     root: Option<ObjectId>,
     /// Tuples and frozensets already found hashable (they never change once built).
     hashable: HashSet<ObjectId>,
@@ -584,7 +587,7 @@ impl<'a> Machine<'a> {
         let Object::Global { module, name } = self.object(callable) else {
             return Ok(());
         };
-        if !extension::is_add_extension(module, name) {
+        if !extension::is_add_extension(module, name, self.protocol_now) {
             return Ok(());
         }
         let [module, name, code] = *args else {
@@ -598,9 +601,6 @@ impl<'a> Machine<'a> {
         let Some(code) = self.python_int(code, at)? else {
             return Ok(());
         };
-        if !(1..=0x7fff_ffff).contains(&code) {
-            return Err(at.wrong("copyreg.add_extension: code out of range"));
-        }
         let key = match (self.object(module), self.object(name)) {
             (Object::Str(module), Object::Str(name)) => Key::Named(module.clone(), name.clone()),
             _ => {
@@ -618,26 +618,14 @@ impl<'a> Machine<'a> {
     /// Python's `int(x)` for `add_extension`'s code: `Ok(None)` when only code could
     /// tell, an error where Python raises.
     fn python_int(&self, id: ObjectId, at: &At) -> Result<Option<i64>, Error> {
-        let out_of_range = || at.wrong("copyreg.add_extension: code out of range");
-        let not_a_number = |what: &str| {
-            at.wrong(format!(
-                "copyreg.add_extension: int() of {what} is not a number"
-            ))
-        };
         let text: &[u8] = match self.object(id) {
             Object::Int(i) => return Ok(Some(*i)),
             Object::Bool(b) => return Ok(Some(i64::from(*b))),
-            Object::BigInt(_) => return Err(out_of_range()),
+            Object::BigInt(_) => return Err(self.code_error(CodeError::OutOfRange, at)),
             Object::Float(x) => {
-                if !x.is_finite() {
-                    return Err(not_a_number("a NaN or infinite float"));
-                }
-                let truncated = x.trunc();
-                if truncated.abs() >= 9.2e18 {
-                    return Err(out_of_range());
-                }
-                #[allow(clippy::cast_possible_truncation)] // integral and in range
-                return Ok(Some(truncated as i64));
+                return code_from_float(*x)
+                    .map(Some)
+                    .map_err(|e| self.code_error(e, at));
             }
             // Non-ASCII text may hold Unicode digits Python reads: only code could tell.
             Object::Str(text) if !text.is_ascii() => return Ok(None),
@@ -656,37 +644,19 @@ impl<'a> Machine<'a> {
                 )));
             }
         };
-        if text.contains(&0) {
-            return Err(not_a_number("text with a NUL byte"));
+        code_from_text(text, self.limits.max_int_digits)
+            .map(Some)
+            .map_err(|e| self.code_error(e, at))
+    }
+
+    fn code_error(&self, error: CodeError, at: &At) -> Error {
+        match error {
+            CodeError::OutOfRange => at.wrong("copyreg.add_extension: code out of range"),
+            CodeError::NotANumber(what) => at.wrong(format!("copyreg.add_extension: {what}")),
+            CodeError::TooManyDigits => {
+                Self::limit(at, "max_int_digits", self.limits.max_int_digits)
+            }
         }
-        let literal = py_long_literal(text, IntBase::Decimal)
-            .ok_or_else(|| not_a_number(&format!("`{}`", text.escape_ascii())))?;
-        if literal.digits.len() > self.limits.max_int_digits {
-            return Err(Self::limit(
-                at,
-                "max_int_digits",
-                self.limits.max_int_digits,
-            ));
-        }
-        let significant: Vec<u8> = literal
-            .digits
-            .iter()
-            .copied()
-            .skip_while(|&d| d == b'0')
-            .collect();
-        if significant.len() > 18 {
-            return Err(out_of_range());
-        }
-        let magnitude: i64 = std::str::from_utf8(&significant)
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map_or(Ok(0), str::parse)
-            .map_err(|_| out_of_range())?;
-        Ok(Some(if literal.negative {
-            -magnitude
-        } else {
-            magnitude
-        }))
     }
 
     /// A Python 2 `str`: text when it is valid UTF-8 (as `torch.load` decodes it), else bytes.
@@ -719,6 +689,7 @@ impl<'a> Machine<'a> {
                     return Err(at.error(ErrorKind::UnsupportedProtocol(version)));
                 }
                 self.protocol.get_or_insert(version);
+                self.protocol_now = version;
             }
             // The decoder checked that the frame's bytes are there; that is all CPython does.
             Opcode::Frame => {}
