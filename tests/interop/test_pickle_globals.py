@@ -47,7 +47,7 @@ def corpus_files():
             yield pytest.param(path, id=f"{folder}/{path.stem}")
 
 
-@pytest.mark.parametrize("path", corpus_files())
+@pytest.mark.parametrize("path", list(corpus_files()))
 def test_corpus_file_globals(path):
     doc = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     extensions = {int(code): tuple(pair.split(" ", 1)) for code, pair in doc.get("extensions", {}).items()}
