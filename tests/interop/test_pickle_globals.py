@@ -6,7 +6,8 @@ asks for.
 `(module, name)` it receives and returns an inert stand-in; only `copyreg.add_extension`
 does something, registering its code in a registry of the load's own) over
 
-* every file of the differential corpus (`ok/`, `bad/`: the `globals` of each JSON),
+* every file of the differential corpus (`ok/`, `bad/`: the `globals` of each JSON, read as
+  `pickle.loads` reads bytes, and as `pickle.load` reads an `io.BytesIO` where that differs),
 * every file of `tests/fixtures/attack/` read from byte 0, pickle after pickle, and every
   `*.pkl` member of the zips there (`attack_globals.json`),
 * 2000 random streams from a seeded generator (`streams.py`, `streams.json`),
@@ -51,9 +52,12 @@ def corpus_files():
 def test_corpus_file_globals(path):
     doc = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     extensions = {int(code): tuple(pair.split(" ", 1)) for code, pair in doc.get("extensions", {}).items()}
-    outcome = run(path.read_bytes(), doc.get("encoding", "ASCII"), extensions)
+    data = path.read_bytes()
+    outcome = run(data, doc.get("encoding", "ASCII"), extensions)
     assert unique(outcome.found) == doc["globals"]
     assert (outcome.error is None) == (path.parent.name == "ok")
+    # Read as torch.load reads (an io.BytesIO), where that differs.
+    assert record.stream_reading(data, outcome, doc.get("encoding", "ASCII"), extensions) == doc.get("stream")
 
 
 def test_attack_corpus_globals():

@@ -55,6 +55,24 @@ pub enum Arg<'a> {
     },
 }
 
+/// How a loader takes the bytes of a pickle. CPython's C unpickler reads them in two ways
+/// that agree on every pickle a pickler writes, and differ where an opcode crosses the end
+/// of a `FRAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Framing {
+    /// `pickle.loads(bytes)`, and files it can peek into: the bytes in order; `FRAME` only
+    /// checks that its bytes are there.
+    #[default]
+    Contiguous,
+    /// `pickle.load(stream)` on a stream it cannot peek into (`io.BytesIO`, which
+    /// `torch.load` reads `data.pkl` through; frames larger than a file's buffer): a frame
+    /// is read whole, and an opcode whose argument crosses its end is read from after the
+    /// frame, the rest of the frame skipped (`bytes` payloads excepted, which continue
+    /// into the stream); after `STOP` the stream stands at the end of the frame.
+    Stream,
+}
+
 /// Decodes the opcodes of a pickle that starts at `data[0]`, stopping after `STOP`.
 #[derive(Debug, Clone)]
 pub struct Decoder<'a> {
@@ -63,24 +81,70 @@ pub struct Decoder<'a> {
     base: u64,
     limits: Limits,
     done: bool,
+    framing: Framing,
+    /// The end of the frame a `Stream` reader holds in its buffer (no buffer when `pos` is
+    /// past it).
+    frame_end: usize,
+    /// The first opcode where the two framings read different bytes.
+    divergence: Option<u64>,
 }
 
 impl<'a> Decoder<'a> {
     /// A decoder over `data`, whose first byte is at offset `base` of the enclosing file
-    /// (errors and instructions report offsets from there).
+    /// (errors and instructions report offsets from there), reading as
+    /// [`Framing::Contiguous`].
     pub fn new(data: &'a [u8], base: u64, limits: Limits) -> Self {
+        Self::with_framing(data, base, limits, Framing::Contiguous)
+    }
+
+    /// A decoder that reads as `framing` does.
+    pub fn with_framing(data: &'a [u8], base: u64, limits: Limits, framing: Framing) -> Self {
         Decoder {
             data,
             pos: 0,
             base,
             limits,
             done: false,
+            framing,
+            frame_end: 0,
+            divergence: None,
         }
     }
 
     /// How many bytes have been consumed (after `STOP`: the length of the pickle).
     pub fn position(&self) -> usize {
         self.pos
+    }
+
+    /// Where a [`Framing::Stream`] reader stands now: after `STOP`, where a loader that
+    /// calls `pickle.load` again on the same stream starts the next pickle (the end of the
+    /// frame `STOP` was read from, else right after it).
+    pub fn stream_position(&self) -> usize {
+        self.pos.max(self.frame_end)
+    }
+
+    /// The offset of the first opcode so far whose argument crosses the end of a frame,
+    /// where the other [`Framing`] reads other bytes (and so other opcodes, other globals).
+    /// A pickler never writes one.
+    pub fn divergence(&self) -> Option<u64> {
+        self.divergence
+    }
+
+    /// Before reading `n` bytes at `pos`: a read that crosses the end of the frame in the
+    /// buffer. `whole` is CPython's `_Unpickler_Read`, which then drops the rest of the
+    /// frame and reads from after it; otherwise `_Unpickler_ReadInto` (the payloads of
+    /// `bytes` and `bytearray`), which takes what the frame holds and goes on into the
+    /// stream: the same bytes either way.
+    fn cross_frame(&mut self, n: usize, at: usize, whole: bool) {
+        if self.pos < self.frame_end && self.pos.saturating_add(n) > self.frame_end {
+            if whole {
+                self.divergence.get_or_insert(self.base + at as u64);
+                if self.framing == Framing::Stream {
+                    self.pos = self.frame_end;
+                }
+            }
+            self.frame_end = 0;
+        }
     }
 
     /// The limits in force.
@@ -93,6 +157,11 @@ impl<'a> Decoder<'a> {
     }
 
     fn take(&mut self, n: usize, at: usize, op: Opcode) -> Result<&'a [u8], Error> {
+        self.cross_frame(n, at, true);
+        self.take_here(n, at, op)
+    }
+
+    fn take_here(&mut self, n: usize, at: usize, op: Opcode) -> Result<&'a [u8], Error> {
         let end = self
             .pos
             .checked_add(n)
@@ -119,6 +188,11 @@ impl<'a> Decoder<'a> {
         at: usize,
         op: Opcode,
     ) -> Result<&'a [u8], Error> {
+        let whole = !matches!(
+            op.argument(),
+            Argument::Bytes1 | Argument::Bytes4 | Argument::Bytes8
+        );
+        self.cross_frame(usize::try_from(len).unwrap_or(usize::MAX), at, whole);
         let available = (self.data.len() - self.pos) as u64;
         if len > available {
             return Err(self.error(
@@ -140,18 +214,26 @@ impl<'a> Decoder<'a> {
             ));
         }
         // `len` is at most what remains of `data`, so it fits in a usize.
-        self.take(usize::try_from(len).unwrap_or(usize::MAX), at, op)
+        self.take_here(usize::try_from(len).unwrap_or(usize::MAX), at, op)
     }
 
     /// A text-mode argument: the bytes up to `\n` (not included). CPython reads lines of
     /// any length; here a line is a string like any other, within `max_string_len`.
     fn line(&mut self, at: usize, op: Opcode) -> Result<&'a [u8], Error> {
+        if self.pos < self.frame_end {
+            // CPython looks for the newline in the frame it holds; without one there, it
+            // reads the line from after the frame.
+            let in_frame = self.data.get(self.pos..self.frame_end).unwrap_or_default();
+            if !in_frame.contains(&b'\n') {
+                self.cross_frame(in_frame.len() + 1, at, true);
+            }
+        }
         let max = self.limits.max_string_len;
         let rest = self.data.get(self.pos..).unwrap_or_default();
         let window = rest.get(..max.saturating_add(1)).unwrap_or(rest);
         match window.iter().position(|&b| b == b'\n') {
             Some(n) => {
-                let line = self.take(n + 1, at, op)?;
+                let line = self.take_here(n + 1, at, op)?;
                 Ok(line.get(..n).unwrap_or_default())
             }
             None if window.len() > max => Err(self.error(
@@ -175,6 +257,21 @@ impl<'a> Decoder<'a> {
         Ok(line)
     }
 
+    /// `FRAME`'s bytes are read whole (`_Unpickler_Read`), unless the frame in the buffer
+    /// already holds them (a frame inside a frame); `Contiguous` only checks they are there.
+    fn frame(&mut self, len: u64, at: usize) -> Result<(), Error> {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if self.pos.saturating_add(len) <= self.frame_end {
+            return Ok(());
+        }
+        self.cross_frame(len, at, true);
+        if len > self.data.len() - self.pos {
+            return Err(self.error(ErrorKind::Truncated, at, Some(Opcode::Frame)));
+        }
+        self.frame_end = self.pos + len;
+        Ok(())
+    }
+
     fn bad(&self, what: String, at: usize, op: Opcode) -> Error {
         self.error(ErrorKind::BadArgument(what), at, Some(op))
     }
@@ -190,8 +287,8 @@ impl<'a> Decoder<'a> {
             Argument::U32 => Arg::Int(i64::from(u32::from_le_bytes(self.array(at, op)?))),
             Argument::U64 => {
                 let value = u64::from_le_bytes(self.array(at, op)?);
-                if op == Opcode::Frame && value > (self.data.len() - self.pos) as u64 {
-                    return Err(self.error(ErrorKind::Truncated, at, Some(op)));
+                if op == Opcode::Frame {
+                    self.frame(value, at)?;
                 }
                 Arg::Int(
                     i64::try_from(value)
@@ -524,6 +621,83 @@ mod tests {
         );
         assert_eq!(error.offset(), 100);
         assert!(decoder.next().is_none());
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut data = b"\x80\x04\x95".to_vec();
+        data.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        data.extend_from_slice(body);
+        data
+    }
+
+    fn framed_args(data: &[u8], framing: Framing) -> (Vec<Arg<'_>>, Option<u64>, usize) {
+        let mut decoder = Decoder::with_framing(data, 0, Limits::default(), framing);
+        let mut args = Vec::new();
+        while let Some(Ok(ins)) = decoder.next_instruction() {
+            args.push(ins.arg);
+        }
+        (args, decoder.divergence(), decoder.stream_position())
+    }
+
+    #[test]
+    fn the_two_framings() {
+        // A GLOBAL line crossing the end of its frame: `module name` read in order, `ule name`
+        // by a stream reader, which drops the frame's rest (CPython 3.11: pickle.loads vs
+        // pickle.load(io.BytesIO(...))).
+        let mut data = frame(b"(cmod");
+        data.extend_from_slice(b"ule\nname\nl.");
+        let (args, divergence, _) = framed_args(&data, Framing::Contiguous);
+        assert_eq!(
+            args[3],
+            Arg::Global {
+                module: "module".into(),
+                name: "name".into()
+            }
+        );
+        assert_eq!(divergence, Some(12));
+        let (args, divergence, _) = framed_args(&data, Framing::Stream);
+        assert_eq!(
+            args[3],
+            Arg::Global {
+                module: "ule".into(),
+                name: "name".into()
+            }
+        );
+        assert_eq!(divergence, Some(12));
+
+        // A BINUNICODE crossing: the stream reader takes its bytes from after the frame.
+        let mut data = frame(b"X\x03\x00\x00\x00a");
+        data.extend_from_slice(b"bcd.");
+        assert_eq!(
+            framed_args(&data, Framing::Contiguous).0[2],
+            Arg::Str("abc".into())
+        );
+        assert_eq!(
+            framed_args(&data, Framing::Stream).0[2],
+            Arg::Str("bcd".into())
+        );
+
+        // Bytes payloads go on into the stream: both read the same, no divergence.
+        let mut data = frame(b"C\x05ab");
+        data.extend_from_slice(b"cde.");
+        for framing in [Framing::Contiguous, Framing::Stream] {
+            let (args, divergence, _) = framed_args(&data, framing);
+            assert_eq!(args[2], Arg::Bytes(Cow::Borrowed(b"abcde")));
+            assert_eq!(divergence, None);
+        }
+
+        // STOP inside a frame that goes on: a stream reader stands at the frame's end after
+        // it (io.BytesIO's position 15), a reader of bytes right after STOP (13).
+        let mut data = frame(b"N.XX");
+        data.extend_from_slice(b"N.");
+        let mut decoder = Decoder::with_framing(&data, 0, Limits::default(), Framing::Stream);
+        while decoder.next_instruction().is_some() {}
+        assert_eq!((decoder.position(), decoder.stream_position()), (13, 15));
+
+        // A pickler's frames: no divergence, and each reader ends where STOP is.
+        let data = frame(b"K\x01K\x02\x86.");
+        let (_, divergence, end) = framed_args(&data, Framing::Stream);
+        assert_eq!((divergence, end), (None, data.len()));
     }
 
     #[test]

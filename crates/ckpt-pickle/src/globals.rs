@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::decode::{Arg, Decoder};
+use crate::decode::{Arg, Decoder, Framing};
 use crate::extension::{self, Entry, Key, Registry, code_from_float, code_from_text};
 use crate::limits::Limits;
 use crate::opcode::Opcode;
@@ -421,7 +421,8 @@ impl Pass {
 ///
 /// Unlike [`crate::parse`] it never refuses an opcode: it reads on past the point where the
 /// machine stops (a wrong type, a limit of the machine, an unregistered extension code),
-/// until the opcodes stop decoding or `STOP`. A scanner calls it after a machine error to
+/// until the opcodes stop decoding or `STOP`. When an opcode crosses the end of a `FRAME`
+/// (see [`crate::Framing`]), the globals of both readings are reported, in offset order. A scanner calls it after a machine error to
 /// judge what lies beyond the break. Its memory follows the limits: `max_stack`,
 /// `max_marks` and `max_memo` bound what it tracks, `max_objects` what it reports, and each
 /// opcode's argument is decoded within the same limits as for the machine.
@@ -437,6 +438,28 @@ impl Pass {
 /// assert_eq!(found[0].offset, 20);
 /// ```
 pub fn static_globals(data: &[u8], base: u64, limits: &Limits) -> Vec<StaticGlobal> {
+    let (mut found, divergence) = static_pass(data, base, limits, Framing::Contiguous);
+    // Where an opcode crosses the end of a frame, loaders reading a stream see other
+    // bytes: their globals too.
+    if divergence.is_some() {
+        let (stream, _) = static_pass(data, base, limits, Framing::Stream);
+        for global in stream {
+            if !found.contains(&global) && found.len() < limits.max_objects {
+                found.push(global);
+            }
+        }
+        found.sort_by_key(|g| g.offset);
+    }
+    found
+}
+
+/// One reading of the stream: what it names, and where the framings part ways.
+fn static_pass(
+    data: &[u8],
+    base: u64,
+    limits: &Limits,
+    framing: Framing,
+) -> (Vec<StaticGlobal>, Option<u64>) {
     let mut pass = Pass {
         limits: limits.clone(),
         stack: Vec::new(),
@@ -446,13 +469,11 @@ pub fn static_globals(data: &[u8], base: u64, limits: &Limits) -> Vec<StaticGlob
         protocol: 0,
         found: Vec::new(),
     };
-    for instruction in Decoder::new(data, base, limits.clone()) {
-        let Ok(instruction) = instruction else {
-            break;
-        };
+    let mut decoder = Decoder::with_framing(data, base, limits.clone(), framing);
+    while let Some(Ok(instruction)) = decoder.next_instruction() {
         pass.step(instruction.offset, instruction.opcode, instruction.arg);
     }
-    pass.found
+    (pass.found, decoder.divergence())
 }
 
 #[cfg(test)]
@@ -539,6 +560,25 @@ mod tests {
         // A conflicting registration does not count.
         let data = b"\x80\x02ccopyreg\nadd_extension\nq\x00X\x02\x00\x00\x00osX\x01\x00\x00\x00aK\x05\x87R0h\x00X\x02\x00\x00\x00osX\x01\x00\x00\x00bK\x05\x87R0\x82\x05.";
         assert_eq!(names(data).last().unwrap().2, named("os", "a"));
+    }
+
+    #[test]
+    fn both_readings_of_a_frame_crossing() {
+        // The GLOBAL line crosses the end of its frame: `\xffos` (not UTF-8: decoding stops)
+        // read in order, `os system` read as a stream (torch.load's io.BytesIO).
+        let mut data = b"\x80\x04\x95\x03\x00\x00\x00\x00\x00\x00\x00(c\xff".to_vec();
+        data.extend_from_slice(b"os\nsystem\nl.");
+        assert_eq!(names(&data), [(12, Opcode::Global, named("os", "system"))]);
+        // Both names where each reading makes one.
+        let mut data = b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00(cmod".to_vec();
+        data.extend_from_slice(b"ule\nname\nl.");
+        assert_eq!(
+            names(&data),
+            [
+                (12, Opcode::Global, named("module", "name")),
+                (12, Opcode::Global, named("ule", "name")),
+            ]
+        );
     }
 
     #[test]

@@ -46,12 +46,12 @@ mod text;
 
 pub use bigint::{bigint_from_decimal, bigint_from_i128, bigint_to_decimal};
 pub use compat::python3_name;
-pub use decode::{Arg, Decoder, Instruction};
+pub use decode::{Arg, Decoder, Framing, Instruction};
 pub use error::{Error, ErrorKind};
 pub use globals::{StaticGlobal, StaticName, static_globals};
 pub use limits::Limits;
 pub use listing::write_listing;
-pub use machine::{parse, parse_partial};
+pub use machine::{parse, parse_partial, parse_partial_framed};
 pub use object::{Extras, InstanceKind, Object, ObjectId, Pickle};
 pub use opcode::{Argument, HIGHEST_PROTOCOL, Opcode};
 pub use sniff::{Sniffed, sniff};

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use crate::decode::{Arg, Decoder, Instruction};
+use crate::decode::{Arg, Decoder, Framing, Instruction};
 use crate::error::{Error, ErrorKind};
 use crate::extension::{self, CodeError, Entry, Key, Registry, code_from_float, code_from_text};
 use crate::limits::Limits;
@@ -34,8 +34,20 @@ pub fn parse_partial<'a>(
     base: u64,
     limits: &Limits,
 ) -> (Pickle<'a>, Option<Error>) {
+    parse_partial_framed(data, base, limits, Framing::Contiguous)
+}
+
+/// Like [`parse_partial`], reading the bytes as `framing` does: [`Framing::Stream`] is what
+/// `torch.load` and `pickle.load` on an unbuffered stream see when an opcode crosses the
+/// end of a frame (see [`Pickle::divergence`]).
+pub fn parse_partial_framed<'a>(
+    data: &'a [u8],
+    base: u64,
+    limits: &Limits,
+    framing: Framing,
+) -> (Pickle<'a>, Option<Error>) {
     let mut machine = Machine {
-        decoder: Decoder::new(data, base, limits.clone()),
+        decoder: Decoder::with_framing(data, base, limits.clone(), framing),
         limits: limits.clone(),
         nodes: Vec::new(),
         extras: HashMap::new(),
@@ -56,6 +68,8 @@ pub fn parse_partial<'a>(
         root: machine.root,
         protocol: machine.protocol,
         len,
+        stream_len: machine.decoder.stream_position(),
+        divergence: machine.decoder.divergence(),
     };
     (pickle, error)
 }

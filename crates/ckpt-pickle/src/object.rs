@@ -131,6 +131,8 @@ pub struct Pickle<'a> {
     pub(crate) root: Option<ObjectId>,
     pub(crate) protocol: Option<u8>,
     pub(crate) len: usize,
+    pub(crate) stream_len: usize,
+    pub(crate) divergence: Option<u64>,
 }
 
 const NO_EXTRAS: &Extras = &Extras {
@@ -187,6 +189,24 @@ impl<'a> Pickle<'a> {
     /// How many bytes the pickle took, `STOP` included (or up to the error, when partial).
     pub fn byte_len(&self) -> usize {
         self.len
+    }
+
+    /// Where a loader reading an unbuffered stream stands after `STOP` (see
+    /// [`Framing::Stream`](crate::Framing::Stream)): past [`Pickle::byte_len`] when `STOP`
+    /// lies inside a frame that goes on after it. A loader calling `pickle.load` again on the
+    /// same stream starts the next pickle there; one reading a file it can peek into starts
+    /// it right after `STOP`.
+    pub fn stream_len(&self) -> usize {
+        self.stream_len
+    }
+
+    /// The offset of the first opcode whose argument crosses the end of a `FRAME`, if any:
+    /// from there the two ways CPython reads a pickle ([`Framing`](crate::Framing)) read
+    /// different bytes, so a loader may see other opcodes and globals than this reading
+    /// (parse it again with [`crate::parse_partial_framed`]; [`crate::static_globals`]
+    /// reports the globals of both). No pickler writes such a pickle.
+    pub fn divergence(&self) -> Option<u64> {
+        self.divergence
     }
 
     /// The bytes of a `Bytes` or `ByteArray` object, borrowed from the input when possible.
