@@ -51,6 +51,19 @@ pub fn bigint_to_decimal(le: &[u8], max_bytes: usize) -> Option<String> {
     Some(text)
 }
 
+/// The value of little-endian two's complement bytes when it fits in 64 bits, however many
+/// redundant sign bytes spell it.
+pub(crate) fn bigint_to_i64(le: &[u8]) -> Option<i64> {
+    let negative = le.last().is_some_and(|&b| b & 0x80 != 0);
+    let fill = if negative { 0xff } else { 0 };
+    let (low, high) = le.split_at(le.len().min(8));
+    let mut buf = [fill; 8];
+    buf.get_mut(..low.len())?.copy_from_slice(low);
+    let value = i64::from_le_bytes(buf);
+    // The bytes above the low eight only repeat the sign, which the low eight agree with.
+    (high.iter().all(|&b| b == fill) && (value < 0) == negative).then_some(value)
+}
+
 /// `value` in the shortest little-endian two's complement form (Python's
 /// `pickle.encode_long`; no bytes for 0), as `LONG1` writes it.
 pub fn bigint_from_i128(value: i128) -> Vec<u8> {
@@ -218,6 +231,19 @@ mod tests {
         assert_eq!(bigint_from_decimal(""), None);
         assert_eq!(bigint_from_decimal("-"), None);
         assert_eq!(bigint_from_decimal("+1"), None);
+    }
+
+    #[test]
+    fn small_values_in_any_number_of_bytes() {
+        assert_eq!(bigint_to_i64(b""), Some(0));
+        assert_eq!(bigint_to_i64(b"\xff"), Some(-1));
+        assert_eq!(bigint_to_i64(b"\xff\x00"), Some(255));
+        assert_eq!(bigint_to_i64(&[0xff; 20]), Some(-1));
+        assert_eq!(bigint_to_i64(b"\0\0\0\0\0\0\0\x80"), Some(i64::MIN));
+        // 2**63 and -2**63 - 1 do not fit.
+        assert_eq!(bigint_to_i64(b"\0\0\0\0\0\0\0\x80\x00"), None);
+        assert_eq!(bigint_to_i64(b"\xff\xff\xff\xff\xff\xff\xff\x7f\xff"), None);
+        assert_eq!(bigint_to_i64(b"\x01\0\0\0\0\0\0\0\x01"), None);
     }
 
     #[test]

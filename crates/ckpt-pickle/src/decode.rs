@@ -517,21 +517,12 @@ fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
-/// `LONG1`/`LONG4` payloads: little-endian two's complement; short ones become `Int`.
+/// `LONG1`/`LONG4` payloads: little-endian two's complement; values that fit in 64 bits
+/// (however many bytes spell them) become `Int`.
 fn long(bytes: &[u8]) -> Arg<'_> {
-    if bytes.len() <= 8 {
-        let fill = if bytes.last().is_some_and(|&b| b & 0x80 != 0) {
-            0xff
-        } else {
-            0
-        };
-        let mut buf = [fill; 8];
-        buf.get_mut(..bytes.len())
-            .unwrap_or_default()
-            .copy_from_slice(bytes);
-        Arg::Int(i64::from_le_bytes(buf))
-    } else {
-        Arg::BigInt(Cow::Borrowed(bytes))
+    match crate::bigint::bigint_to_i64(bytes) {
+        Some(value) => Arg::Int(value),
+        None => Arg::BigInt(Cow::Borrowed(bytes)),
     }
 }
 
@@ -566,6 +557,9 @@ mod tests {
         assert_eq!(long(b"\xff"), Arg::Int(-1));
         assert_eq!(long(b"\x00\x80\x00"), Arg::Int(32768));
         assert_eq!(long(b"\x00\x80"), Arg::Int(-32768));
+        // Redundant sign bytes: CPython's int is the same.
+        assert_eq!(long(b"\x05\0\0\0\0\0\0\0\0\0"), Arg::Int(5));
+        assert_eq!(long(&[0xff; 12]), Arg::Int(-1));
         assert_eq!(
             long(b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"),
             Arg::BigInt(Cow::Borrowed(b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"))
