@@ -11,7 +11,7 @@ seconds=${1:?usage: run.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(torch folder read pickle safetensors_roundtrip scan verify npy)
+    targets=(torch folder read pickle pickle_globals safetensors_roundtrip scan verify npy)
 fi
 python3 seed.py > /dev/null
 mkdir -p logs

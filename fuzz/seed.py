@@ -7,6 +7,7 @@ are kept, so this can be rerun after fixtures are added.
 """
 
 import hashlib
+import json
 import struct
 from pathlib import Path
 
@@ -42,12 +43,14 @@ def main():
     counts = {}
     torch = files_under("ok/torch/*", "bad/torch/*", "attack/torch/*", "fuzz/*")
     pickles = files_under("pickle/**/*.pkl", "attack/scan/*.pkl")
+    streams = [bytes.fromhex(s["hex"]) for s in json.loads((FIXTURES / "pickle" / "streams.json").read_text())["streams"]]
     safetensors = files_under("**/*.safetensors")
     for target, paths in {
         "torch": torch,
         "read": torch + safetensors,
         "safetensors_roundtrip": safetensors,
         "pickle": pickles,
+        "pickle_globals": pickles,
         "scan": files_under("attack/scan/*", "attack/loader/*", "attack/loader/twins/*"),
         "npy": files_under("**/*.npy"),
         "verify": torch + safetensors,
@@ -55,6 +58,10 @@ def main():
         for path in paths:
             add(target, path.read_bytes())
         counts[target] = len(paths)
+    # The random streams of the pickle corpus (globals by every route, registrations).
+    for data in streams:
+        add("pickle_globals", data)
+    counts["pickle_globals"] += len(streams)
     folders = [p for p in sorted(FIXTURES.glob("*/dcp/*")) + sorted(FIXTURES.glob("*/shards/*")) if p.is_dir()]
     for path in folders:
         add("folder", folder_input(path))

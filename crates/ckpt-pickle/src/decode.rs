@@ -8,9 +8,14 @@
 
 use std::borrow::Cow;
 
+use crate::bigint::from_digits;
 use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::opcode::{Argument, Opcode};
+use crate::text::{
+    IntBase, c_string, decode_raw_unicode_escape, parse_c_double, py_long_literal, strtol_base0,
+    unquote_python_string, utf8,
+};
 
 /// One decoded opcode with its argument.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +55,24 @@ pub enum Arg<'a> {
     },
 }
 
+/// How a loader takes the bytes of a pickle. CPython's C unpickler reads them in two ways
+/// that agree on every pickle a pickler writes, and differ where an opcode crosses the end
+/// of a `FRAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Framing {
+    /// `pickle.loads(bytes)`, and files it can peek into: the bytes in order; `FRAME` only
+    /// checks that its bytes are there.
+    #[default]
+    Contiguous,
+    /// `pickle.load(stream)` on a stream it cannot peek into (`io.BytesIO`, which
+    /// `torch.load` reads `data.pkl` through; frames larger than a file's buffer): a frame
+    /// is read whole, and an opcode whose argument crosses its end is read from after the
+    /// frame, the rest of the frame skipped (`bytes` payloads excepted, which continue
+    /// into the stream); after `STOP` the stream stands at the end of the frame.
+    Stream,
+}
+
 /// Decodes the opcodes of a pickle that starts at `data[0]`, stopping after `STOP`.
 #[derive(Debug, Clone)]
 pub struct Decoder<'a> {
@@ -58,24 +81,70 @@ pub struct Decoder<'a> {
     base: u64,
     limits: Limits,
     done: bool,
+    framing: Framing,
+    /// The end of the frame a `Stream` reader holds in its buffer (no buffer when `pos` is
+    /// past it).
+    frame_end: usize,
+    /// The first opcode where the two framings read different bytes.
+    divergence: Option<u64>,
 }
 
 impl<'a> Decoder<'a> {
     /// A decoder over `data`, whose first byte is at offset `base` of the enclosing file
-    /// (errors and instructions report offsets from there).
+    /// (errors and instructions report offsets from there), reading as
+    /// [`Framing::Contiguous`].
     pub fn new(data: &'a [u8], base: u64, limits: Limits) -> Self {
+        Self::with_framing(data, base, limits, Framing::Contiguous)
+    }
+
+    /// A decoder that reads as `framing` does.
+    pub fn with_framing(data: &'a [u8], base: u64, limits: Limits, framing: Framing) -> Self {
         Decoder {
             data,
             pos: 0,
             base,
             limits,
             done: false,
+            framing,
+            frame_end: 0,
+            divergence: None,
         }
     }
 
     /// How many bytes have been consumed (after `STOP`: the length of the pickle).
     pub fn position(&self) -> usize {
         self.pos
+    }
+
+    /// Where a [`Framing::Stream`] reader stands now: after `STOP`, where a loader that
+    /// calls `pickle.load` again on the same stream starts the next pickle (the end of the
+    /// frame `STOP` was read from, else right after it).
+    pub fn stream_position(&self) -> usize {
+        self.pos.max(self.frame_end)
+    }
+
+    /// The offset of the first opcode so far whose argument crosses the end of a frame,
+    /// where the other [`Framing`] reads other bytes (and so other opcodes, other globals).
+    /// A pickler never writes one.
+    pub fn divergence(&self) -> Option<u64> {
+        self.divergence
+    }
+
+    /// Before reading `n` bytes at `pos`: a read that crosses the end of the frame in the
+    /// buffer. `whole` is CPython's `_Unpickler_Read`, which then drops the rest of the
+    /// frame and reads from after it; otherwise `_Unpickler_ReadInto` (the payloads of
+    /// `bytes` and `bytearray`), which takes what the frame holds and goes on into the
+    /// stream: the same bytes either way.
+    fn cross_frame(&mut self, n: usize, at: usize, whole: bool) {
+        if self.pos < self.frame_end && self.pos.saturating_add(n) > self.frame_end {
+            if whole {
+                self.divergence.get_or_insert(self.base + at as u64);
+                if self.framing == Framing::Stream {
+                    self.pos = self.frame_end;
+                }
+            }
+            self.frame_end = 0;
+        }
     }
 
     /// The limits in force.
@@ -88,6 +157,11 @@ impl<'a> Decoder<'a> {
     }
 
     fn take(&mut self, n: usize, at: usize, op: Opcode) -> Result<&'a [u8], Error> {
+        self.cross_frame(n, at, true);
+        self.take_here(n, at, op)
+    }
+
+    fn take_here(&mut self, n: usize, at: usize, op: Opcode) -> Result<&'a [u8], Error> {
         let end = self
             .pos
             .checked_add(n)
@@ -114,6 +188,11 @@ impl<'a> Decoder<'a> {
         at: usize,
         op: Opcode,
     ) -> Result<&'a [u8], Error> {
+        let whole = !matches!(
+            op.argument(),
+            Argument::Bytes1 | Argument::Bytes4 | Argument::Bytes8
+        );
+        self.cross_frame(usize::try_from(len).unwrap_or(usize::MAX), at, whole);
         let available = (self.data.len() - self.pos) as u64;
         if len > available {
             return Err(self.error(
@@ -135,30 +214,62 @@ impl<'a> Decoder<'a> {
             ));
         }
         // `len` is at most what remains of `data`, so it fits in a usize.
-        self.take(usize::try_from(len).unwrap_or(usize::MAX), at, op)
+        self.take_here(usize::try_from(len).unwrap_or(usize::MAX), at, op)
     }
 
-    /// A text-mode argument: the bytes up to `\n` (not included).
+    /// A text-mode argument: the bytes up to `\n` (not included). CPython reads lines of
+    /// any length; here a line is a string like any other, within `max_string_len`.
     fn line(&mut self, at: usize, op: Opcode) -> Result<&'a [u8], Error> {
+        if self.pos < self.frame_end {
+            // CPython looks for the newline in the frame it holds; without one there, it
+            // reads the line from after the frame.
+            let in_frame = self.data.get(self.pos..self.frame_end).unwrap_or_default();
+            if !in_frame.contains(&b'\n') {
+                self.cross_frame(in_frame.len() + 1, at, true);
+            }
+        }
+        let max = self.limits.max_string_len;
         let rest = self.data.get(self.pos..).unwrap_or_default();
-        let window = rest
-            .get(..self.limits.max_line_len.saturating_add(1))
-            .unwrap_or(rest);
+        let window = rest.get(..max.saturating_add(1)).unwrap_or(rest);
         match window.iter().position(|&b| b == b'\n') {
             Some(n) => {
-                let line = self.take(n + 1, at, op)?;
+                let line = self.take_here(n + 1, at, op)?;
                 Ok(line.get(..n).unwrap_or_default())
             }
-            None if window.len() > self.limits.max_line_len => Err(self.error(
+            None if window.len() > max => Err(self.error(
                 ErrorKind::LimitExceeded {
-                    limit: "max_line_len",
-                    max: self.limits.max_line_len as u64,
+                    limit: "max_string_len",
+                    max: max as u64,
                 },
                 at,
                 Some(op),
             )),
             None => Err(self.error(ErrorKind::Truncated, at, Some(op))),
         }
+    }
+
+    /// A line CPython refuses when empty (`len < 2` with its newline, in `_pickle.c`).
+    fn nonempty_line(&mut self, what: &str, at: usize, op: Opcode) -> Result<&'a [u8], Error> {
+        let line = self.line(at, op)?;
+        if line.is_empty() {
+            return Err(self.bad(format!("the {what} line is empty"), at, op));
+        }
+        Ok(line)
+    }
+
+    /// `FRAME`'s bytes are read whole (`_Unpickler_Read`), unless the frame in the buffer
+    /// already holds them (a frame inside a frame); `Contiguous` only checks they are there.
+    fn frame(&mut self, len: u64, at: usize) -> Result<(), Error> {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if self.pos.saturating_add(len) <= self.frame_end {
+            return Ok(());
+        }
+        self.cross_frame(len, at, true);
+        if len > self.data.len() - self.pos {
+            return Err(self.error(ErrorKind::Truncated, at, Some(Opcode::Frame)));
+        }
+        self.frame_end = self.pos + len;
+        Ok(())
     }
 
     fn bad(&self, what: String, at: usize, op: Opcode) -> Error {
@@ -176,8 +287,8 @@ impl<'a> Decoder<'a> {
             Argument::U32 => Arg::Int(i64::from(u32::from_le_bytes(self.array(at, op)?))),
             Argument::U64 => {
                 let value = u64::from_le_bytes(self.array(at, op)?);
-                if op == Opcode::Frame && value > (self.data.len() - self.pos) as u64 {
-                    return Err(self.error(ErrorKind::Truncated, at, Some(op)));
+                if op == Opcode::Frame {
+                    self.frame(value, at)?;
                 }
                 Arg::Int(
                     i64::try_from(value)
@@ -186,40 +297,41 @@ impl<'a> Decoder<'a> {
             }
             Argument::F64 => Arg::Float(f64::from_be_bytes(self.array(at, op)?)),
             Argument::DecimalLine => {
-                let line = self.line(at, op)?;
+                let line = self.nonempty_line("number", at, op)?;
+                let text = c_string(line);
                 if op == Opcode::Int {
-                    // CPython's C unpickler: strtol(base 0), a bool when the line is two
-                    // characters worth 0 or 1, else Python's int(text, 0).
-                    match c_strtol_base0(line) {
+                    // CPython's C unpickler: strtol(base 0) over the C string, a bool when
+                    // the line is two bytes worth 0 or 1, else PyLong_FromString(base 0).
+                    match strtol_base0(text) {
                         Some(x @ (0 | 1)) if line.len() == 2 => Arg::Bool(x == 1),
                         Some(x) => Arg::Int(x),
-                        None => self.python_int(line, at, op)?,
+                        None => self.python_int(text, IntBase::Prefixed, at, op)?,
                     }
                 } else {
-                    let text = ascii(line).trim();
-                    Arg::Int(
-                        text.parse::<i64>()
-                            .ok()
-                            .filter(|&i| i >= 0)
-                            .ok_or_else(|| {
-                                self.bad(
-                                    format!("memo index `{}` is not a number", line.escape_ascii()),
-                                    at,
-                                    op,
-                                )
-                            })?,
-                    )
+                    // PUT/GET: PyLong_FromString(base 10), then a C ssize_t. Negative
+                    // indices are the machine's to refuse (PUT) or miss (GET).
+                    match self.python_int(text, IntBase::Decimal, at, op)? {
+                        Arg::Int(i) => Arg::Int(i),
+                        _ => {
+                            return Err(self.bad(
+                                format!("memo index `{}` is too large", text.escape_ascii()),
+                                at,
+                                op,
+                            ));
+                        }
+                    }
                 }
             }
             Argument::LongLine => {
-                let line = self.line(at, op)?;
+                let line = self.nonempty_line("number", at, op)?;
                 let line = line.strip_suffix(b"L").unwrap_or(line);
-                self.python_int(line, at, op)?
+                self.python_int(c_string(line), IntBase::Prefixed, at, op)?
             }
             Argument::FloatLine => {
-                let line = self.line(at, op)?;
-                Arg::Float(parse_c_double(line).ok_or_else(|| {
-                    self.bad(format!("`{}` is not a float", line.escape_ascii()), at, op)
+                let line = self.nonempty_line("number", at, op)?;
+                let text = c_string(line);
+                Arg::Float(parse_c_double(text).ok_or_else(|| {
+                    self.bad(format!("`{}` is not a float", text.escape_ascii()), at, op)
                 })?)
             }
             Argument::QuotedLine => {
@@ -242,7 +354,7 @@ impl<'a> Decoder<'a> {
             Argument::TextLinePair => {
                 // GLOBAL names are UTF-8; INST names ASCII (as CPython decodes them).
                 let mut name_part = |what: &str| -> Result<&'a str, Error> {
-                    let line = self.line(at, op)?;
+                    let line = self.nonempty_line(&format!("{what} name"), at, op)?;
                     let text = std::str::from_utf8(line)
                         .map_err(|_| self.bad(format!("the {what} name is not UTF-8"), at, op))?;
                     if op == Opcode::Inst && !text.is_ascii() {
@@ -322,27 +434,44 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    /// Python's `int(text, 0)`: an `Int` when it fits, else a `BigInt`.
-    fn python_int(&self, line: &[u8], at: usize, op: Opcode) -> Result<Arg<'a>, Error> {
-        let not_int = || {
+    /// `PyLong_FromString(text, NULL, base)`: an `Int` when it fits, else a `BigInt`.
+    /// Decimal text has at most `max_int_digits` digits (CPython's own limit, 4300);
+    /// text in a power-of-two base (`0x`, `0o`, `0b`), which CPython does not limit, is
+    /// converted in linear time within `max_long_bytes`.
+    fn python_int(
+        &self,
+        text: &[u8],
+        base: IntBase,
+        at: usize,
+        op: Opcode,
+    ) -> Result<Arg<'a>, Error> {
+        let literal = py_long_literal(text, base).ok_or_else(|| {
             self.bad(
-                format!("`{}` is not an integer", line.escape_ascii()),
+                format!("`{}` is not an integer", text.escape_ascii()),
                 at,
                 op,
             )
+        })?;
+        let limit = if literal.radix == 10 {
+            (literal.digits.len() > self.limits.max_int_digits)
+                .then_some(("max_int_digits", self.limits.max_int_digits))
+        } else {
+            let significant = literal.digits.iter().skip_while(|&&d| d == b'0').count();
+            let bits = significant.saturating_mul(literal.radix.trailing_zeros() as usize);
+            (bits / 8 > self.limits.max_long_bytes)
+                .then_some(("max_long_bytes", self.limits.max_long_bytes))
         };
-        let (negative, radix, digits) = python_int_literal(line).ok_or_else(not_int)?;
-        if digits.len() > self.limits.max_int_digits {
+        if let Some((limit, max)) = limit {
             return Err(self.error(
                 ErrorKind::LimitExceeded {
-                    limit: "max_int_digits",
-                    max: self.limits.max_int_digits as u64,
+                    limit,
+                    max: max as u64,
                 },
                 at,
                 Some(op),
             ));
         }
-        let bytes = digits_to_twos_complement(&digits, radix, negative);
+        let bytes = from_digits(&literal.digits, literal.radix, literal.negative);
         Ok(match long(&bytes) {
             Arg::Int(i) => Arg::Int(i),
             _ => Arg::BigInt(Cow::Owned(bytes)),
@@ -388,308 +517,13 @@ fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
-/// UTF-8 text as CPython decodes pickle strings (`surrogatepass`): valid UTF-8, where
-/// encoded lone surrogates are also accepted. Rust strings cannot hold those, so they become
-/// U+FFFD; anything else that is not UTF-8 is `None`.
-fn utf8(bytes: &[u8]) -> Option<Cow<'_, str>> {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return Some(Cow::Borrowed(text));
-    }
-    let mut out = String::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        match std::str::from_utf8(rest) {
-            Ok(text) => {
-                out.push_str(text);
-                break;
-            }
-            Err(e) => {
-                let (valid, tail) = rest.split_at(e.valid_up_to());
-                out.push_str(std::str::from_utf8(valid).ok()?);
-                // An encoded surrogate: ED A0..BF 80..BF.
-                match tail {
-                    [0xed, 0xa0..=0xbf, 0x80..=0xbf, after @ ..] => {
-                        out.push('\u{fffd}');
-                        rest = after;
-                    }
-                    _ => return None,
-                }
-            }
-        }
-    }
-    Some(Cow::Owned(out))
-}
-
-/// C's `strtol(text, &end, 0)` when it reads the whole text and fits in 64 bits: leading
-/// whitespace, a sign, then hex after `0x`, octal after `0`, or decimal.
-fn c_strtol_base0(text: &[u8]) -> Option<i64> {
-    let text = text.trim_ascii_start();
-    let (negative, text) = match text {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        _ => (false, text),
-    };
-    let (radix, digits) = match text {
-        [b'0', b'x' | b'X', rest @ ..] if rest.first().is_some_and(u8::is_ascii_hexdigit) => {
-            (16, rest)
-        }
-        [b'0', rest @ ..] if !rest.is_empty() => (8, rest),
-        _ => (10, text),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut value: i128 = 0;
-    for &d in digits {
-        let digit = char::from(d).to_digit(radix)?;
-        value = value
-            .checked_mul(i128::from(radix))?
-            .checked_add(i128::from(digit))?;
-        if value > i128::from(u64::MAX) {
-            return None;
-        }
-    }
-    let value = if negative { -value } else { value };
-    i64::try_from(value).ok()
-}
-
-/// Python's `int(text, 0)` literal: `(negative, radix, digits)`, or `None` if Python
-/// refuses it (whitespace around, a sign, `0x`/`0o`/`0b` prefixes, single underscores
-/// between digits, no leading zeros in a non-zero decimal).
-fn python_int_literal(text: &[u8]) -> Option<(bool, u32, String)> {
-    let text = std::str::from_utf8(text).ok()?.trim();
-    let (negative, text) = match text.as_bytes().first() {
-        Some(b'-') => (true, text.get(1..)?),
-        Some(b'+') => (false, text.get(1..)?),
-        _ => (false, text),
-    };
-    let lower = text.to_ascii_lowercase();
-    let (radix, body, prefixed) = match lower.get(..2) {
-        Some("0x") => (16, lower.get(2..)?, true),
-        Some("0o") => (8, lower.get(2..)?, true),
-        Some("0b") => (2, lower.get(2..)?, true),
-        _ => (10, lower.as_str(), false),
-    };
-    // Underscores: one at a time, between digits (or right after a base prefix).
-    let body = if prefixed {
-        body.strip_prefix('_').unwrap_or(body)
-    } else {
-        body
-    };
-    if body.is_empty() || body.starts_with('_') || body.ends_with('_') || body.contains("__") {
-        return None;
-    }
-    let digits: String = body.chars().filter(|&c| c != '_').collect();
-    if !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    if radix == 10
-        && digits.len() > 1
-        && digits.starts_with('0')
-        && digits.chars().any(|c| c != '0')
-    {
-        return None;
-    }
-    Some((negative, radix, digits))
-}
-
-/// CPython's `PyOS_string_to_double` on a whole `FLOAT` line: no surrounding space, no
-/// underscores, `inf`/`nan` spelled out, and an overflow is an error.
-fn parse_c_double(text: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(text).ok()?;
-    let bare = text.trim_start_matches(['+', '-']).to_ascii_lowercase();
-    let special = matches!(bare.as_str(), "inf" | "infinity" | "nan");
-    if !special
-        && !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
-    {
-        return None;
-    }
-    let value: f64 = text.parse().ok()?;
-    if value.is_infinite() && !special {
-        return None;
-    }
-    Some(value)
-}
-
-/// `LONG1`/`LONG4` payloads: little-endian two's complement; short ones become `Int`.
+/// `LONG1`/`LONG4` payloads: little-endian two's complement; values that fit in 64 bits
+/// (however many bytes spell them) become `Int`.
 fn long(bytes: &[u8]) -> Arg<'_> {
-    if bytes.len() <= 8 {
-        let fill = if bytes.last().is_some_and(|&b| b & 0x80 != 0) {
-            0xff
-        } else {
-            0
-        };
-        let mut buf = [fill; 8];
-        buf.get_mut(..bytes.len())
-            .unwrap_or_default()
-            .copy_from_slice(bytes);
-        Arg::Int(i64::from_le_bytes(buf))
-    } else {
-        Arg::BigInt(Cow::Borrowed(bytes))
+    match crate::bigint::bigint_to_i64(bytes) {
+        Some(value) => Arg::Int(value),
+        None => Arg::BigInt(Cow::Borrowed(bytes)),
     }
-}
-
-/// Digits in `radix` to little-endian two's complement bytes (minimal length).
-#[allow(clippy::cast_possible_truncation)] // keeping the low 32 bits of a limb product is the point
-fn digits_to_twos_complement(digits: &str, radix: u32, negative: bool) -> Vec<u8> {
-    // Magnitude in base 2^32 limbs, little-endian.
-    let mut limbs: Vec<u32> = vec![0];
-    for chunk in digits.as_bytes().chunks(7) {
-        let (mut carry, scale) = chunk.iter().fold((0u64, 1u64), |(value, scale), &d| {
-            let digit = char::from(d).to_digit(radix).unwrap_or(0);
-            (
-                value * u64::from(radix) + u64::from(digit),
-                scale * u64::from(radix),
-            )
-        });
-        for limb in &mut limbs {
-            let product = u64::from(*limb) * scale + carry;
-            *limb = product as u32;
-            carry = product >> 32;
-        }
-        if carry > 0 {
-            limbs.push(carry as u32);
-        }
-    }
-    let mut bytes: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
-    // Room for the sign bit before negating (0x80000001 needs a fifth byte as -0x80000001).
-    bytes.push(0);
-    if negative {
-        // Two's complement: invert and add one.
-        let mut carry = true;
-        for byte in &mut bytes {
-            *byte = !*byte;
-            if carry {
-                let (sum, overflow) = byte.overflowing_add(1);
-                *byte = sum;
-                carry = overflow;
-            }
-        }
-    }
-    // Trim redundant sign bytes, keeping the sign bit right.
-    let sign = if negative { 0xff } else { 0x00 };
-    while let [.., before, last] = bytes[..] {
-        if last == sign && (before & 0x80 == sign & 0x80) {
-            bytes.pop();
-        } else {
-            break;
-        }
-    }
-    if !negative && bytes.last().is_some_and(|&b| b & 0x80 != 0) {
-        bytes.push(0);
-    }
-    bytes
-}
-
-/// The quoted literal of a protocol-0 `STRING` (`'abc\n'`): strip the quotes, then undo
-/// Python's escapes (`codecs.escape_decode`).
-fn unquote_python_string(line: &[u8]) -> Result<Vec<u8>, String> {
-    let inner = match line {
-        [q @ (b'\'' | b'"'), inner @ .., last] if last == q => inner,
-        _ => return Err("STRING argument is not a quoted literal".to_owned()),
-    };
-    let mut out = Vec::with_capacity(inner.len());
-    let mut rest = inner;
-    while let Some((&b, tail)) = rest.split_first() {
-        rest = tail;
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        let Some((&e, tail)) = rest.split_first() else {
-            return Err("STRING ends with a lone backslash".to_owned());
-        };
-        rest = tail;
-        match e {
-            b'\n' => {}
-            b'\\' => out.push(b'\\'),
-            b'\'' => out.push(b'\''),
-            b'"' => out.push(b'"'),
-            b'a' => out.push(0x07),
-            b'b' => out.push(0x08),
-            b'f' => out.push(0x0c),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(0x0b),
-            b'x' => {
-                let hex = rest.get(..2).ok_or("STRING has a short \\x escape")?;
-                let text = std::str::from_utf8(hex).map_err(|_| "bad \\x escape")?;
-                out.push(u8::from_str_radix(text, 16).map_err(|_| "bad \\x escape in STRING")?);
-                rest = rest.get(2..).unwrap_or_default();
-            }
-            b'0'..=b'7' => {
-                let mut value = u32::from(e - b'0');
-                for _ in 0..2 {
-                    match rest.first() {
-                        Some(&d @ b'0'..=b'7') => {
-                            value = value * 8 + u32::from(d - b'0');
-                            rest = rest.get(1..).unwrap_or_default();
-                        }
-                        _ => break,
-                    }
-                }
-                out.push(value.to_le_bytes()[0]);
-            }
-            other => {
-                out.push(b'\\');
-                out.push(other);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Python's `raw-unicode-escape` codec: bytes are Latin-1 characters, except `\uXXXX` and
-/// `\UXXXXXXXX` after an odd run of backslashes, which must be complete and in range.
-/// Surrogate code points (which Rust strings cannot hold) become U+FFFD.
-fn decode_raw_unicode_escape(bytes: &[u8]) -> Result<String, String> {
-    let mut out = String::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'\\' {
-            let run = bytes
-                .get(i..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|&&c| c == b'\\')
-                .count();
-            let after = i + run;
-            let width = match bytes.get(after) {
-                Some(b'u') => Some(4),
-                Some(b'U') => Some(8),
-                _ => None,
-            };
-            if let (true, Some(width)) = (run % 2 == 1, width) {
-                let digits = bytes
-                    .get(after + 1..after + 1 + width)
-                    .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
-                    .ok_or_else(|| {
-                        format!(
-                            "truncated \\{} escape",
-                            if width == 4 { "uXXXX" } else { "UXXXXXXXX" }
-                        )
-                    })?;
-                let code = std::str::from_utf8(digits)
-                    .ok()
-                    .and_then(|d| u32::from_str_radix(d, 16).ok())
-                    .filter(|&c| c <= 0x10ffff)
-                    .ok_or_else(|| "\\Uxxxxxxxx out of range".to_owned())?;
-                out.extend(std::iter::repeat_n('\\', run - 1));
-                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                i = after + 1 + width;
-                continue;
-            }
-            out.extend(std::iter::repeat_n('\\', run));
-            i = after;
-            continue;
-        }
-        out.push(char::from(b));
-        i += 1;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -723,21 +557,13 @@ mod tests {
         assert_eq!(long(b"\xff"), Arg::Int(-1));
         assert_eq!(long(b"\x00\x80\x00"), Arg::Int(32768));
         assert_eq!(long(b"\x00\x80"), Arg::Int(-32768));
+        // Redundant sign bytes: CPython's int is the same.
+        assert_eq!(long(b"\x05\0\0\0\0\0\0\0\0\0"), Arg::Int(5));
+        assert_eq!(long(&[0xff; 12]), Arg::Int(-1));
         assert_eq!(
             long(b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"),
             Arg::BigInt(Cow::Borrowed(b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"))
         );
-        assert_eq!(
-            digits_to_twos_complement("119547037146038801333356", 10, false),
-            b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
-        );
-        // -2**80: Python's pickle.encode_long gives 00 00 00 00 00 00 00 00 00 00 ff.
-        assert_eq!(
-            digits_to_twos_complement("1208925819614629174706176", 10, true),
-            b"\0\0\0\0\0\0\0\0\0\0\xff"
-        );
-        assert_eq!(digits_to_twos_complement("255", 10, false), b"\xff\x00");
-        assert_eq!(digits_to_twos_complement("128", 10, true), b"\x80");
     }
 
     #[test]
@@ -760,21 +586,6 @@ mod tests {
             }
         );
         assert_eq!(args[7], Arg::Int(3));
-    }
-
-    #[test]
-    fn raw_unicode_escape() {
-        assert_eq!(decode_raw_unicode_escape(b"a\\u0041").unwrap(), "aA");
-        assert_eq!(
-            decode_raw_unicode_escape(b"a\\\\u0041").unwrap(),
-            "a\\\\u0041"
-        );
-        assert_eq!(decode_raw_unicode_escape(b"\\\\\\u0041").unwrap(), "\\\\A");
-        assert_eq!(decode_raw_unicode_escape(b"\\U0001F642").unwrap(), "🙂");
-        assert_eq!(decode_raw_unicode_escape(b"\xe9").unwrap(), "é");
-        assert_eq!(decode_raw_unicode_escape(b"\\x").unwrap(), "\\x");
-        assert!(decode_raw_unicode_escape(b"\\u12").is_err());
-        assert!(decode_raw_unicode_escape(b"\\U00110000").is_err());
     }
 
     #[test]
@@ -804,6 +615,83 @@ mod tests {
         );
         assert_eq!(error.offset(), 100);
         assert!(decoder.next().is_none());
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut data = b"\x80\x04\x95".to_vec();
+        data.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        data.extend_from_slice(body);
+        data
+    }
+
+    fn framed_args(data: &[u8], framing: Framing) -> (Vec<Arg<'_>>, Option<u64>, usize) {
+        let mut decoder = Decoder::with_framing(data, 0, Limits::default(), framing);
+        let mut args = Vec::new();
+        while let Some(Ok(ins)) = decoder.next_instruction() {
+            args.push(ins.arg);
+        }
+        (args, decoder.divergence(), decoder.stream_position())
+    }
+
+    #[test]
+    fn the_two_framings() {
+        // A GLOBAL line crossing the end of its frame: `module name` read in order, `ule name`
+        // by a stream reader, which drops the frame's rest (CPython 3.11: pickle.loads vs
+        // pickle.load(io.BytesIO(...))).
+        let mut data = frame(b"(cmod");
+        data.extend_from_slice(b"ule\nname\nl.");
+        let (args, divergence, _) = framed_args(&data, Framing::Contiguous);
+        assert_eq!(
+            args[3],
+            Arg::Global {
+                module: "module".into(),
+                name: "name".into()
+            }
+        );
+        assert_eq!(divergence, Some(12));
+        let (args, divergence, _) = framed_args(&data, Framing::Stream);
+        assert_eq!(
+            args[3],
+            Arg::Global {
+                module: "ule".into(),
+                name: "name".into()
+            }
+        );
+        assert_eq!(divergence, Some(12));
+
+        // A BINUNICODE crossing: the stream reader takes its bytes from after the frame.
+        let mut data = frame(b"X\x03\x00\x00\x00a");
+        data.extend_from_slice(b"bcd.");
+        assert_eq!(
+            framed_args(&data, Framing::Contiguous).0[2],
+            Arg::Str("abc".into())
+        );
+        assert_eq!(
+            framed_args(&data, Framing::Stream).0[2],
+            Arg::Str("bcd".into())
+        );
+
+        // Bytes payloads go on into the stream: both read the same, no divergence.
+        let mut data = frame(b"C\x05ab");
+        data.extend_from_slice(b"cde.");
+        for framing in [Framing::Contiguous, Framing::Stream] {
+            let (args, divergence, _) = framed_args(&data, framing);
+            assert_eq!(args[2], Arg::Bytes(Cow::Borrowed(b"abcde")));
+            assert_eq!(divergence, None);
+        }
+
+        // STOP inside a frame that goes on: a stream reader stands at the frame's end after
+        // it (io.BytesIO's position 15), a reader of bytes right after STOP (13).
+        let mut data = frame(b"N.XX");
+        data.extend_from_slice(b"N.");
+        let mut decoder = Decoder::with_framing(&data, 0, Limits::default(), Framing::Stream);
+        while decoder.next_instruction().is_some() {}
+        assert_eq!((decoder.position(), decoder.stream_position()), (13, 15));
+
+        // A pickler's frames: no divergence, and each reader ends where STOP is.
+        let data = frame(b"K\x01K\x02\x86.");
+        let (_, divergence, end) = framed_args(&data, Framing::Stream);
+        assert_eq!((divergence, end), (None, data.len()));
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub enum ErrorKind {
     StackUnderflow,
     /// An opcode needed a `MARK` and there was none.
     NoMark,
-    /// `GET` of a memo slot that was never `PUT`.
-    MissingMemo(u64),
+    /// `GET` of a memo slot that was never `PUT` (or of a negative one).
+    MissingMemo(i64),
     /// An opcode was applied to a value of the wrong kind (`APPEND` onto a dict...).
     WrongType(String),
     /// The pickle needs something a file cannot provide (out-of-band buffers).

@@ -17,13 +17,15 @@ pub struct Limits {
     pub max_marks: usize,
     /// Entries in the memo.
     pub max_memo: usize,
-    /// Bytes of one string or bytes argument.
+    /// Bytes of one string or bytes argument, and of one text line of protocol 0
+    /// (numbers, names, quoted strings: CPython reads lines of any length, so a line is a
+    /// string like any other).
     pub max_string_len: usize,
-    /// Bytes of one text-mode argument line (protocol 0 numbers, names).
-    pub max_line_len: usize,
-    /// Decimal digits of an integer given as text (Python's own limit is 4300).
+    /// Decimal digits of an integer given as text (`INT`, `LONG`, `PUT`, `GET`): Python's
+    /// own limit, 4300 by default, since the conversion takes the square of their number.
     pub max_int_digits: usize,
-    /// Bytes of a `LONG1`/`LONG4` integer.
+    /// Bytes of a `LONG1`/`LONG4` integer, and of an integer given as text in a
+    /// power-of-two base (`0x`, `0o`, `0b`), which Python does not limit.
     pub max_long_bytes: usize,
 }
 
@@ -35,7 +37,6 @@ impl Default for Limits {
             max_marks: 1 << 20,
             max_memo: 64 << 20,
             max_string_len: 1 << 30,
-            max_line_len: 1 << 16,
             max_int_digits: 4300,
             max_long_bytes: 1 << 20,
         }

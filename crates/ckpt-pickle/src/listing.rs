@@ -63,7 +63,7 @@ fn write_arg(arg: &Arg<'_>, out: &mut dyn Write) -> fmt::Result {
     match arg {
         Arg::None => Ok(()),
         Arg::Int(i) => write!(out, "{i}"),
-        Arg::BigInt(bytes) => match crate::object::bigint_to_decimal(bytes, 64) {
+        Arg::BigInt(bytes) => match crate::bigint::bigint_to_decimal(bytes, 64) {
             Some(decimal) => out.write_str(&decimal),
             None => write!(out, "<{}-byte integer>", bytes.len()),
         },

@@ -1,9 +1,16 @@
 //! The pickle machine: runs decoded opcodes on a stack, building symbolic objects.
+//!
+//! It takes exactly what CPython's C unpickler (`_pickle.c`) takes, opcode by opcode: a
+//! scanner built on it must never stop where a loader would read on. Where CPython's
+//! outcome depends on a value only code could make (the result of a call, an imported
+//! global, a persistent object), the machine reads on and records what was done to it.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
-use crate::decode::{Arg, Decoder, Instruction};
+use crate::decode::{Arg, Decoder, Framing, Instruction};
 use crate::error::{Error, ErrorKind};
+use crate::extension::{self, CodeError, Entry, Key, Registry, code_from_float, code_from_text};
 use crate::limits::Limits;
 use crate::object::{Extras, InstanceKind, Node, Object, ObjectId, Pickle};
 use crate::opcode::{HIGHEST_PROTOCOL, Opcode};
@@ -27,8 +34,20 @@ pub fn parse_partial<'a>(
     base: u64,
     limits: &Limits,
 ) -> (Pickle<'a>, Option<Error>) {
+    parse_partial_framed(data, base, limits, Framing::Contiguous)
+}
+
+/// Like [`parse_partial`], reading the bytes as `framing` does: [`Framing::Stream`] is what
+/// `torch.load` and `pickle.load` on an unbuffered stream see when an opcode crosses the
+/// end of a frame (see [`Pickle::divergence`]).
+pub fn parse_partial_framed<'a>(
+    data: &'a [u8],
+    base: u64,
+    limits: &Limits,
+    framing: Framing,
+) -> (Pickle<'a>, Option<Error>) {
     let mut machine = Machine {
-        decoder: Decoder::new(data, base, limits.clone()),
+        decoder: Decoder::with_framing(data, base, limits.clone(), framing),
         limits: limits.clone(),
         nodes: Vec::new(),
         extras: HashMap::new(),
@@ -36,8 +55,10 @@ pub fn parse_partial<'a>(
         marks: Vec::new(),
         memo: HashMap::new(),
         protocol: None,
+        protocol_now: 0,
         root: None,
-        hashable: std::collections::HashSet::new(),
+        hashable: HashSet::new(),
+        extensions: Registry::default(),
     };
     let error = machine.run().err();
     let len = machine.decoder.position();
@@ -47,6 +68,8 @@ pub fn parse_partial<'a>(
         root: machine.root,
         protocol: machine.protocol,
         len,
+        stream_len: machine.decoder.stream_position(),
+        divergence: machine.decoder.divergence(),
     };
     (pickle, error)
 }
@@ -60,9 +83,14 @@ struct Machine<'a> {
     marks: Vec<usize>,
     memo: HashMap<u64, ObjectId>,
     protocol: Option<u8>,
+    /// The protocol of the last `PROTO` (CPython's `self->proto`, which its `find_class`
+    /// maps Python 2 names by).
+    protocol_now: u8,
     root: Option<ObjectId>,
     /// Tuples and frozensets already found hashable (they never change once built).
-    hashable: std::collections::HashSet<ObjectId>,
+    hashable: HashSet<ObjectId>,
+    /// copyreg's extension registry, as this pickle fills it.
+    extensions: Registry,
 }
 
 /// Where an error happened: the instruction being run.
@@ -74,6 +102,40 @@ struct At {
 impl At {
     fn error(&self, kind: ErrorKind) -> Error {
         Error::new(kind, self.offset, Some(self.opcode))
+    }
+
+    fn wrong(&self, what: impl Into<String>) -> Error {
+        self.error(ErrorKind::WrongType(what.into()))
+    }
+}
+
+/// Whether only running code could tell what an object is: an imported global, the
+/// result of a call, an instance, a persistent object. CPython's outcome on those depends
+/// on what they turn out to be, so the machine reads on and records what is done to them.
+fn is_opaque(object: &Object<'_>) -> bool {
+    matches!(
+        object,
+        Object::Global { .. }
+            | Object::Call { .. }
+            | Object::Instance { .. }
+            | Object::PersistentId(_)
+            | Object::Extension(_)
+    )
+}
+
+/// An integer value the way Python's `operator.index` sees it (`bool` is an `int`).
+enum IntValue {
+    Small(i64),
+    Big,
+    NotInt,
+}
+
+fn int_value(object: &Object<'_>) -> IntValue {
+    match object {
+        Object::Int(i) => IntValue::Small(*i),
+        Object::Bool(b) => IntValue::Small(i64::from(*b)),
+        Object::BigInt(_) => IntValue::Big,
+        _ => IntValue::NotInt,
     }
 }
 
@@ -128,13 +190,16 @@ impl<'a> Machine<'a> {
         Ok(id)
     }
 
-    fn pop(&mut self, at: &At) -> Result<ObjectId, Error> {
-        // Values below the topmost mark belong to an outer frame.
-        if self
-            .marks
+    /// Whether the topmost mark leaves no value above it (values below it belong to an
+    /// outer frame: CPython's `fence`).
+    fn at_fence(&self) -> bool {
+        self.marks
             .last()
             .is_some_and(|&mark| mark >= self.stack.len())
-        {
+    }
+
+    fn pop(&mut self, at: &At) -> Result<ObjectId, Error> {
+        if self.at_fence() {
             return Err(at.error(ErrorKind::StackUnderflow));
         }
         self.stack
@@ -143,11 +208,7 @@ impl<'a> Machine<'a> {
     }
 
     fn top(&self, at: &At) -> Result<ObjectId, Error> {
-        if self
-            .marks
-            .last()
-            .is_some_and(|&mark| mark >= self.stack.len())
-        {
+        if self.at_fence() {
             return Err(at.error(ErrorKind::StackUnderflow));
         }
         self.stack
@@ -174,6 +235,10 @@ impl<'a> Machine<'a> {
         self.nodes.get_mut(id.index()).map(|n| &mut n.object)
     }
 
+    fn kind(&self, id: ObjectId) -> &'static str {
+        kind_name(self.object(id))
+    }
+
     fn memo_put(&mut self, index: u64, at: &At) -> Result<(), Error> {
         let top = self.top(at)?;
         if self.memo.len() >= self.limits.max_memo && !self.memo.contains_key(&index) {
@@ -183,122 +248,283 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn memo_get(&mut self, index: u64, at: &At) -> Result<(), Error> {
-        let id = *self
-            .memo
-            .get(&index)
+    fn memo_get(&mut self, index: i64, at: &At) -> Result<(), Error> {
+        let id = u64::try_from(index)
+            .ok()
+            .and_then(|index| self.memo.get(&index))
+            .copied()
             .ok_or_else(|| at.error(ErrorKind::MissingMemo(index)))?;
         self.push(id, at)
     }
 
+    /// Records what an opcode did to an opaque object.
+    fn extras(&mut self, target: ObjectId) -> &mut Extras {
+        self.extras.entry(target).or_default()
+    }
+
+    /// `APPEND`/`APPENDS`: `list.extend`, else the target's own `extend` (or `append`):
+    /// a bytearray takes ints 0 to 255.
     fn append(&mut self, target: ObjectId, items: Vec<ObjectId>, at: &At) -> Result<(), Error> {
-        match self.object_mut(target) {
-            Some(Object::List(list)) => list.extend(items),
-            // A global may be a list or dict at load time (a registry): appending to it
-            // mutates it for every later user, which scanners must see.
-            Some(Object::Instance { .. } | Object::Call { .. } | Object::Global { .. }) => {
-                self.extras.entry(target).or_default().items.extend(items);
+        // CPython returns before looking at the target when there is nothing to add.
+        if items.is_empty() {
+            return Ok(());
+        }
+        match self.object(target) {
+            Object::List(_) => {
+                if let Some(Object::List(list)) = self.object_mut(target) {
+                    list.extend(items);
+                }
             }
+            Object::ByteArray(_) => {
+                let mut bytes = Vec::with_capacity(items.len());
+                let mut opaque = false;
+                for &item in &items {
+                    match int_value(self.object(item)) {
+                        IntValue::Small(value) => {
+                            bytes.push(u8::try_from(value).map_err(|_| {
+                                at.wrong(format!(
+                                    "{} of {value} onto a bytearray: byte must be in range(0, 256)",
+                                    at.opcode.name()
+                                ))
+                            })?)
+                        }
+                        IntValue::Big => {
+                            return Err(at.wrong(format!(
+                                "{} of a big int onto a bytearray: byte must be in range(0, 256)",
+                                at.opcode.name()
+                            )));
+                        }
+                        IntValue::NotInt if is_opaque(self.object(item)) => opaque = true,
+                        IntValue::NotInt => {
+                            return Err(at.wrong(format!(
+                                "{} onto a bytearray: '{}' object cannot be interpreted as an \
+                                 integer",
+                                at.opcode.name(),
+                                self.kind(item)
+                            )));
+                        }
+                    }
+                }
+                if opaque {
+                    // Bytes that only code could tell: what was appended is recorded.
+                    self.extras(target).items.extend(items);
+                } else if let Some(Object::ByteArray(array)) = self.object_mut(target) {
+                    array.to_mut().extend_from_slice(&bytes);
+                }
+            }
+            // A global may be a list or a registry at load time: appending to it mutates it
+            // for every later user, which scanners must see.
+            object if is_opaque(object) => self.extras(target).items.extend(items),
             _ => {
-                return Err(at.error(ErrorKind::WrongType(format!(
-                    "{} appends to a {}, which cannot hold items",
+                return Err(at.wrong(format!(
+                    "{} onto a {}, which has no extend() or append()",
                     at.opcode.name(),
-                    kind_name(self.object(target))
-                ))));
+                    self.kind(target)
+                )));
             }
         }
         Ok(())
     }
 
+    /// `SETITEM`/`SETITEMS`: `target[key] = value` for each pair, in order.
     fn set_items(
         &mut self,
         target: ObjectId,
         pairs: Vec<(ObjectId, ObjectId)>,
         at: &At,
     ) -> Result<(), Error> {
-        if matches!(self.object(target), Object::List(_)) {
-            // `list[index] = value`, as CPython does.
-            for (key, value) in pairs {
-                let index = match self.object(key) {
-                    Object::Int(i) => *i,
-                    Object::Bool(b) => i64::from(*b),
-                    other => {
-                        return Err(at.error(ErrorKind::WrongType(format!(
-                            "list indices must be integers, not {}",
-                            kind_name(other)
-                        ))));
-                    }
-                };
-                let Some(Object::List(list)) = self.object_mut(target) else {
-                    return Err(at.error(ErrorKind::StackUnderflow));
-                };
-                let len = i64::try_from(list.len()).unwrap_or(i64::MAX);
-                let slot = if index < 0 { index + len } else { index };
-                match usize::try_from(slot)
-                    .ok()
-                    .and_then(|slot| list.get_mut(slot))
-                {
-                    Some(item) => *item = value,
-                    None => {
-                        return Err(at.error(ErrorKind::WrongType(
-                            "list assignment index out of range".to_owned(),
-                        )));
-                    }
-                }
-            }
+        if pairs.is_empty() {
             return Ok(());
         }
-        if matches!(self.object(target), Object::Dict(_)) {
-            for &(key, _) in &pairs {
-                self.check_hashable(key, at)?;
+        match self.object(target) {
+            Object::Dict(_) => {
+                for &(key, _) in &pairs {
+                    self.check_hashable(key, at)?;
+                }
+                if let Some(Object::Dict(entries)) = self.object_mut(target) {
+                    entries.extend(pairs);
+                }
             }
-        }
-        match self.object_mut(target) {
-            Some(Object::Dict(entries)) => entries.extend(pairs),
-            Some(Object::Instance { .. } | Object::Call { .. } | Object::Global { .. }) => {
-                self.extras.entry(target).or_default().entries.extend(pairs);
+            Object::List(_) | Object::ByteArray(_) => {
+                for (key, value) in pairs {
+                    self.set_index(target, key, value, at)?;
+                }
+            }
+            object if is_opaque(object) => self.extras(target).entries.extend(pairs),
+            Object::MemoryView(_) => {
+                return Err(at.wrong(format!(
+                    "{} onto a read-only memoryview: cannot modify read-only memory",
+                    at.opcode.name()
+                )));
             }
             _ => {
-                return Err(at.error(ErrorKind::WrongType(format!(
-                    "{} sets items of a {}, which is not a mapping",
+                return Err(at.wrong(format!(
+                    "{} onto a {}, which does not support item assignment",
                     at.opcode.name(),
-                    kind_name(self.object(target))
-                ))));
+                    self.kind(target)
+                )));
             }
         }
         Ok(())
     }
 
-    /// Whether an object is a plain value of a known Python type (not something a call
-    /// would produce, whose type only running code could tell).
-    fn is_plain(object: &Object<'_>) -> bool {
-        !matches!(
-            object,
-            Object::Call { .. }
-                | Object::Instance { .. }
-                | Object::PersistentId(_)
-                | Object::Extension(_)
-        )
+    /// `list[index] = value` or `bytearray[index] = value`.
+    fn set_index(
+        &mut self,
+        target: ObjectId,
+        key: ObjectId,
+        value: ObjectId,
+        at: &At,
+    ) -> Result<(), Error> {
+        let kind = self.kind(target);
+        let index = match int_value(self.object(key)) {
+            IntValue::Small(index) => index,
+            IntValue::Big => {
+                return Err(at.wrong(format!(
+                    "{kind} index out of range (cannot fit 'int' into an index-sized integer)"
+                )));
+            }
+            // A slice or an object with __index__, which only code could make.
+            IntValue::NotInt if is_opaque(self.object(key)) => {
+                self.extras(target).entries.push((key, value));
+                return Ok(());
+            }
+            IntValue::NotInt => {
+                return Err(at.wrong(format!(
+                    "{kind} indices must be integers or slices, not {}",
+                    self.kind(key)
+                )));
+            }
+        };
+        let byte = match self.object(target) {
+            Object::ByteArray(_) => match int_value(self.object(value)) {
+                IntValue::Small(v) => Some(u8::try_from(v).map_err(|_| {
+                    at.wrong(format!(
+                        "bytearray item of {v}: byte must be in range(0, 256)"
+                    ))
+                })?),
+                IntValue::Big => {
+                    return Err(at.wrong("bytearray item: byte must be in range(0, 256)"));
+                }
+                IntValue::NotInt if is_opaque(self.object(value)) => {
+                    self.extras(target).entries.push((key, value));
+                    return Ok(());
+                }
+                IntValue::NotInt => {
+                    return Err(at.wrong(format!(
+                        "bytearray item: '{}' object cannot be interpreted as an integer",
+                        self.kind(value)
+                    )));
+                }
+            },
+            _ => None,
+        };
+        let out_of_range = || at.wrong(format!("{kind} assignment index out of range"));
+        match self.object_mut(target) {
+            Some(Object::List(list)) => {
+                let slot = wrap_index(index, list.len()).ok_or_else(out_of_range)?;
+                let item = list.get_mut(slot).ok_or_else(out_of_range)?;
+                *item = value;
+            }
+            Some(Object::ByteArray(array)) => {
+                let slot = wrap_index(index, array.len()).ok_or_else(out_of_range)?;
+                let item = array.to_mut().get_mut(slot).ok_or_else(out_of_range)?;
+                *item = byte.unwrap_or_default();
+            }
+            _ => return Err(at.error(ErrorKind::StackUnderflow)),
+        }
+        Ok(())
+    }
+
+    /// `ADDITEMS`: `set.update`, else the target's own `add`.
+    fn add_items(&mut self, target: ObjectId, items: Vec<ObjectId>, at: &At) -> Result<(), Error> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        match self.object(target) {
+            Object::Set(_) => {
+                for &item in &items {
+                    self.check_hashable(item, at)?;
+                }
+                if let Some(Object::Set(set)) = self.object_mut(target) {
+                    set.extend(items);
+                }
+            }
+            object if is_opaque(object) => self.extras(target).items.extend(items),
+            _ => {
+                return Err(at.wrong(format!(
+                    "ADDITEMS onto a {}, which has no add()",
+                    self.kind(target)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `BUILD` onto a value of a known type: those have no `__setstate__`, no `__dict__`
+    /// and no settable attributes, so CPython's default `__setstate__` takes only a state
+    /// of `None` or `(None, {})`. A state only code could make may be one of those.
+    fn build_plain(&self, target: ObjectId, state: ObjectId, at: &At) -> Result<(), Error> {
+        let kind = self.kind(target);
+        let (state, slots) = match self.object(state) {
+            Object::Tuple(items) => match items[..] {
+                [state, slots] => (state, Some(slots)),
+                _ => (state, None),
+            },
+            _ => (state, None),
+        };
+        match self.object(state) {
+            Object::None => {}
+            object if is_opaque(object) => {}
+            Object::Dict(_) => {
+                return Err(at.wrong(format!(
+                    "BUILD with a dict state onto a {kind}: '{kind}' object has no attribute \
+                     '__dict__'"
+                )));
+            }
+            _ => return Err(at.wrong(format!("BUILD onto a {kind}: state is not a dictionary"))),
+        }
+        match slots.map(|slots| self.object(slots)) {
+            None => {}
+            Some(Object::Dict(entries)) if entries.is_empty() => {}
+            Some(object) if is_opaque(object) => {}
+            Some(Object::Dict(_)) => {
+                return Err(at.wrong(format!(
+                    "BUILD with slot state onto a {kind}: '{kind}' object has no attributes to \
+                     set"
+                )));
+            }
+            Some(_) => {
+                return Err(at.wrong(format!(
+                    "BUILD onto a {kind}: slot state is not a dictionary"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Refuses what CPython refuses as a dict key or set member: lists, dicts, sets,
-    /// bytearrays, and tuples holding them.
+    /// bytearrays (and read-only views of them), and tuples holding them.
     fn check_hashable(&mut self, id: ObjectId, at: &At) -> Result<(), Error> {
         // Each tuple is walked once per pickle: shared (memoised) tuples cannot make this
         // exponential, and a tuple used as a key many times costs one walk.
         let mut pending = vec![id];
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         while let Some(id) = pending.pop() {
             if self.hashable.contains(&id) || !seen.insert(id) {
                 continue;
             }
             match self.object(id) {
-                Object::List(_) | Object::Dict(_) | Object::Set(_) | Object::ByteArray(_) => {
-                    return Err(at.error(ErrorKind::WrongType(format!(
+                Object::List(_)
+                | Object::Dict(_)
+                | Object::Set(_)
+                | Object::ByteArray(_)
+                | Object::MemoryView(_) => {
+                    return Err(at.wrong(format!(
                         "{} uses an unhashable {} as a key or set member",
                         at.opcode.name(),
-                        kind_name(self.object(id))
-                    ))));
+                        self.kind(id)
+                    )));
                 }
                 Object::Tuple(items) | Object::FrozenSet(items) => {
                     pending.extend(items.iter().copied())
@@ -314,15 +540,27 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// `REDUCE` and `OBJ` call their callable: values of a known type are not callable.
+    fn check_callable(&self, id: ObjectId, at: &At) -> Result<(), Error> {
+        if !is_opaque(self.object(id)) {
+            return Err(at.wrong(format!(
+                "{} calls a {}: '{}' object is not callable",
+                at.opcode.name(),
+                self.kind(id),
+                self.kind(id)
+            )));
+        }
+        Ok(())
+    }
+
     /// `NEWOBJ` needs a class: a global, or something only code could make.
     fn check_class(&self, id: ObjectId, at: &At) -> Result<(), Error> {
-        let object = self.object(id);
-        if Self::is_plain(object) && !matches!(object, Object::Global { .. }) {
-            return Err(at.error(ErrorKind::WrongType(format!(
-                "{} needs a class, not a {}",
+        if !is_opaque(self.object(id)) {
+            return Err(at.wrong(format!(
+                "{} class argument must be a type, not {}",
                 at.opcode.name(),
-                kind_name(object)
-            ))));
+                self.kind(id)
+            )));
         }
         Ok(())
     }
@@ -330,23 +568,23 @@ impl<'a> Machine<'a> {
     /// `REDUCE`/`NEWOBJ` arguments must be a tuple (or something only code could make).
     fn check_tuple(&self, id: ObjectId, what: &str, at: &At) -> Result<(), Error> {
         let object = self.object(id);
-        if Self::is_plain(object) && !matches!(object, Object::Tuple(_)) {
-            return Err(at.error(ErrorKind::WrongType(format!(
+        if !is_opaque(object) && !matches!(object, Object::Tuple(_)) {
+            return Err(at.wrong(format!(
                 "{} {what} must be a tuple, not a {}",
                 at.opcode.name(),
                 kind_name(object)
-            ))));
+            )));
         }
         Ok(())
     }
 
     fn pairs(items: Vec<ObjectId>, at: &At) -> Result<Vec<(ObjectId, ObjectId)>, Error> {
         if !items.len().is_multiple_of(2) {
-            return Err(at.error(ErrorKind::WrongType(format!(
+            return Err(at.wrong(format!(
                 "{} has an odd number of keys and values ({})",
                 at.opcode.name(),
                 items.len()
-            ))));
+            )));
         }
         Ok(items
             .chunks_exact(2)
@@ -357,8 +595,86 @@ impl<'a> Machine<'a> {
             .collect())
     }
 
+    /// A call of `callable` with `args` (`REDUCE`, `OBJ`, `INST`): when the callable is
+    /// `copyreg.add_extension`, the registration it makes.
+    fn on_call(&mut self, callable: ObjectId, args: &[ObjectId], at: &At) -> Result<(), Error> {
+        let Object::Global { module, name } = self.object(callable) else {
+            return Ok(());
+        };
+        if !extension::is_add_extension(module, name, self.protocol_now) {
+            return Ok(());
+        }
+        let [module, name, code] = *args else {
+            return Err(at.wrong(format!(
+                "copyreg.add_extension() takes 3 arguments ({} given)",
+                args.len()
+            )));
+        };
+        // `code = int(code)` first; a code only code could make registers nothing the
+        // machine can name (a later EXT of it stops here, as unregistered).
+        let Some(code) = self.python_int(code, at)? else {
+            return Ok(());
+        };
+        let key = match (self.object(module), self.object(name)) {
+            (Object::Str(module), Object::Str(name)) => Key::Named(module.clone(), name.clone()),
+            _ => {
+                // The key must be hashable; anything else registers an entry EXT refuses.
+                self.check_hashable(module, at)?;
+                self.check_hashable(name, at)?;
+                Key::Opaque
+            }
+        };
+        self.extensions
+            .add(key, code)
+            .map_err(|what| at.wrong(format!("copyreg.add_extension: {what}")))
+    }
+
+    /// Python's `int(x)` for `add_extension`'s code: `Ok(None)` when only code could
+    /// tell, an error where Python raises.
+    fn python_int(&self, id: ObjectId, at: &At) -> Result<Option<i64>, Error> {
+        let text: &[u8] = match self.object(id) {
+            Object::Int(i) => return Ok(Some(*i)),
+            Object::Bool(b) => return Ok(Some(i64::from(*b))),
+            Object::BigInt(_) => return Err(self.code_error(CodeError::OutOfRange, at)),
+            Object::Float(x) => {
+                return code_from_float(*x)
+                    .map(Some)
+                    .map_err(|e| self.code_error(e, at));
+            }
+            // Non-ASCII text may hold Unicode digits Python reads: only code could tell.
+            Object::Str(text) if !text.is_ascii() => return Ok(None),
+            Object::Str(text) => text.as_bytes(),
+            Object::Bytes(bytes) | Object::ByteArray(bytes) => bytes,
+            Object::MemoryView(array) => match self.object(*array) {
+                Object::ByteArray(bytes) => bytes,
+                _ => return Ok(None),
+            },
+            object if is_opaque(object) => return Ok(None),
+            object => {
+                return Err(at.wrong(format!(
+                    "copyreg.add_extension: int() argument must be a string, a bytes-like \
+                     object or a real number, not '{}'",
+                    kind_name(object)
+                )));
+            }
+        };
+        code_from_text(text, self.limits.max_int_digits)
+            .map(Some)
+            .map_err(|e| self.code_error(e, at))
+    }
+
+    fn code_error(&self, error: CodeError, at: &At) -> Error {
+        match error {
+            CodeError::OutOfRange => at.wrong("copyreg.add_extension: code out of range"),
+            CodeError::NotANumber(what) => at.wrong(format!("copyreg.add_extension: {what}")),
+            CodeError::TooManyDigits => {
+                Self::limit(at, "max_int_digits", self.limits.max_int_digits)
+            }
+        }
+    }
+
     /// A Python 2 `str`: text when it is valid UTF-8 (as `torch.load` decodes it), else bytes.
-    fn py2_str(bytes: std::borrow::Cow<'a, [u8]>) -> Object<'a> {
+    fn py2_str(bytes: Cow<'a, [u8]>) -> Object<'a> {
         match std::str::from_utf8(&bytes) {
             Ok(text) => Object::Str(text.into()),
             Err(_) => Object::Bytes(bytes),
@@ -374,23 +690,22 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn memo_index(arg: &Arg<'_>, at: &At) -> Result<u64, Error> {
-        u64::try_from(Self::int_arg(arg, at)?)
-            .map_err(|_| at.error(ErrorKind::BadArgument("negative memo index".to_owned())))
-    }
-
     /// Runs one instruction; returns true after `STOP`.
     fn step(&mut self, instruction: Instruction<'a>, at: &At) -> Result<bool, Error> {
         let Instruction { opcode, arg, .. } = instruction;
         match opcode {
             Opcode::Proto => {
+                // Any protocol up to 5, anywhere in the stream (CPython only checks the
+                // number); the first one is the pickle's.
                 let version = Self::int_arg(&arg, at)?;
                 let version = u8::try_from(version).unwrap_or(u8::MAX);
                 if version > HIGHEST_PROTOCOL {
                     return Err(at.error(ErrorKind::UnsupportedProtocol(version)));
                 }
                 self.protocol.get_or_insert(version);
+                self.protocol_now = version;
             }
+            // The decoder checked that the frame's bytes are there; that is all CPython does.
             Opcode::Frame => {}
             Opcode::Stop => {
                 let root = self.pop(at)?;
@@ -404,9 +719,8 @@ impl<'a> Machine<'a> {
                 self.marks.push(self.stack.len());
             }
             Opcode::Pop => {
-                if self.marks.last().is_some_and(|&m| m >= self.stack.len())
-                    || self.stack.is_empty()
-                {
+                // A mark with nothing above it is what POP discards.
+                if self.at_fence() || self.stack.is_empty() {
                     self.pop_mark(at)?;
                 } else {
                     self.pop(at)?;
@@ -485,7 +799,25 @@ impl<'a> Machine<'a> {
                 )));
             }
             Opcode::ReadonlyBuffer => {
-                self.top(at)?;
+                // `memoryview(top)`, made read-only: bytes (and views) are already
+                // read-only and stay; a bytearray becomes a read-only view of itself.
+                let top = self.top(at)?;
+                match self.object(top) {
+                    Object::ByteArray(_) => {
+                        let view = self.new_object(Object::MemoryView(top), at)?;
+                        if let Some(slot) = self.stack.last_mut() {
+                            *slot = view;
+                        }
+                    }
+                    Object::Bytes(_) | Object::MemoryView(_) => {}
+                    object if is_opaque(object) => {}
+                    object => {
+                        return Err(at.wrong(format!(
+                            "READONLY_BUFFER of a {}: memoryview: a bytes-like object is required",
+                            kind_name(object)
+                        )));
+                    }
+                }
             }
             Opcode::EmptyTuple => {
                 self.push_new(Object::Tuple(Vec::new()), at)?;
@@ -548,25 +880,7 @@ impl<'a> Machine<'a> {
             Opcode::AddItems => {
                 let items = self.pop_mark(at)?;
                 let target = self.top(at)?;
-                match self.object(target) {
-                    Object::Set(_) => {
-                        for &item in &items {
-                            self.check_hashable(item, at)?;
-                        }
-                        if let Some(Object::Set(set)) = self.object_mut(target) {
-                            set.extend(items);
-                        }
-                    }
-                    Object::Instance { .. } | Object::Call { .. } => {
-                        self.extras.entry(target).or_default().items.extend(items);
-                    }
-                    other => {
-                        return Err(at.error(ErrorKind::WrongType(format!(
-                            "ADDITEMS adds to a {}, which has no add()",
-                            kind_name(other)
-                        ))));
-                    }
-                }
+                self.add_items(target, items, at)?;
             }
             Opcode::SetItem => {
                 let value = self.pop(at)?;
@@ -576,8 +890,11 @@ impl<'a> Machine<'a> {
             }
             Opcode::SetItems => {
                 let items = self.pop_mark(at)?;
-                let pairs = Self::pairs(items, at)?;
                 let target = self.top(at)?;
+                if items.is_empty() {
+                    return Ok(false);
+                }
+                let pairs = Self::pairs(items, at)?;
                 self.set_items(target, pairs, at)?;
             }
             Opcode::Global => {
@@ -597,12 +914,13 @@ impl<'a> Machine<'a> {
             Opcode::StackGlobal => {
                 let name = self.pop(at)?;
                 let module = self.pop(at)?;
+                // Exactly `str` (PyUnicode_CheckExact). Values only code could make might
+                // be strings too, but then the global cannot be named here: the machine
+                // stops, and `static_globals` reads on past it.
                 let (Object::Str(module), Object::Str(name)) =
                     (self.object(module), self.object(name))
                 else {
-                    return Err(at.error(ErrorKind::WrongType(
-                        "STACK_GLOBAL needs two strings (module and name)".to_owned(),
-                    )));
+                    return Err(at.wrong("STACK_GLOBAL needs two strings (module and name)"));
                 };
                 let global = Object::Global {
                     module: module.clone(),
@@ -614,6 +932,11 @@ impl<'a> Machine<'a> {
                 let args = self.pop(at)?;
                 let callable = self.pop(at)?;
                 self.check_tuple(args, "arguments", at)?;
+                self.check_callable(callable, at)?;
+                if let Object::Tuple(items) = self.object(args) {
+                    let items = items.clone();
+                    self.on_call(callable, &items, at)?;
+                }
                 self.push_new(Object::Call { callable, args }, at)?;
             }
             Opcode::NewObj => {
@@ -638,11 +961,11 @@ impl<'a> Machine<'a> {
                 self.check_class(class, at)?;
                 self.check_tuple(args, "arguments", at)?;
                 let object = self.object(kwargs);
-                if Self::is_plain(object) && !matches!(object, Object::Dict(_)) {
-                    return Err(at.error(ErrorKind::WrongType(format!(
+                if !is_opaque(object) && !matches!(object, Object::Dict(_)) {
+                    return Err(at.wrong(format!(
                         "NEWOBJ_EX keyword arguments must be a dict, not a {}",
                         kind_name(object)
-                    ))));
+                    )));
                 }
                 self.push_new(
                     Object::Instance {
@@ -660,6 +983,10 @@ impl<'a> Machine<'a> {
                     return Err(at.error(ErrorKind::StackUnderflow));
                 }
                 let class = items.remove(0);
+                // CPython's `instantiate`: `cls(*args)`, or `cls.__new__(cls)` for a class
+                // without arguments; either way a value of a known type fails.
+                self.check_callable(class, at)?;
+                self.on_call(class, &items, at)?;
                 let args = self.new_object(Object::Tuple(items), at)?;
                 self.push_new(
                     Object::Instance {
@@ -685,6 +1012,7 @@ impl<'a> Machine<'a> {
                     },
                     at,
                 )?;
+                self.on_call(class, &items, at)?;
                 let args = self.new_object(Object::Tuple(items), at)?;
                 self.push_new(
                     Object::Instance {
@@ -699,29 +1027,17 @@ impl<'a> Machine<'a> {
             Opcode::Build => {
                 let state = self.pop(at)?;
                 let target = self.top(at)?;
-                let empty_state = match self.object(state) {
-                    Object::None => true,
-                    Object::Dict(entries) => entries.is_empty(),
-                    _ => false,
-                };
-                let target_object = self.object(target);
-                // CPython: a None (or empty) state does nothing; plain values have no
-                // `__dict__` or `__setstate__` to take any other state.
-                if Self::is_plain(target_object) && !matches!(target_object, Object::Global { .. })
-                {
-                    if !empty_state {
-                        return Err(at.error(ErrorKind::WrongType(format!(
-                            "BUILD sets the state of a {}, which has no attributes",
-                            kind_name(target_object)
-                        ))));
-                    }
-                } else {
+                if is_opaque(self.object(target)) {
                     // Objects of unknown classes may define `__setstate__`, which CPython
                     // calls even with None: every state is recorded.
-                    self.extras.entry(target).or_default().states.push(state);
+                    self.extras(target).states.push(state);
+                } else {
+                    self.build_plain(target, state, at)?;
                 }
             }
             Opcode::PersId => {
+                // Without a persistent_load CPython refuses; torch gives one, so the id is
+                // kept for what the loader would make of it.
                 let Arg::Str(text) = arg else {
                     return Err(at.error(ErrorKind::BadArgument(
                         "expected a persistent id".to_owned(),
@@ -736,26 +1052,55 @@ impl<'a> Machine<'a> {
             }
             Opcode::Ext1 | Opcode::Ext2 | Opcode::Ext4 => {
                 let code = Self::int_arg(&arg, at)?;
-                // The copyreg extension registry is empty in a plain Python: CPython fails
-                // ("unregistered extension code"). The object stays visible to
-                // `parse_partial`.
-                self.push_new(Object::Extension(code), at)?;
-                return Err(at.error(ErrorKind::Unsupported(format!(
-                    "{} names a global by copyreg extension code {code}, which no registry \
-                     defines in a plain Python",
-                    at.opcode.name()
-                ))));
+                if code <= 0 {
+                    return Err(at.error(ErrorKind::BadArgument(format!(
+                        "EXT specifies code {code} (codes start at 1)"
+                    ))));
+                }
+                match self.extensions.get(code) {
+                    Some(Entry::Named(module, name)) => {
+                        let global = Object::Global {
+                            module: module.clone(),
+                            name: name.clone(),
+                        };
+                        self.push_new(global, at)?;
+                    }
+                    entry => {
+                        // The object stays visible to `parse_partial`.
+                        let opaque = entry.is_some();
+                        self.push_new(Object::Extension(code), at)?;
+                        if opaque {
+                            return Err(at.wrong(format!(
+                                "{} of code {code}, which the pickle registered for something \
+                                 other than two strings",
+                                at.opcode.name()
+                            )));
+                        }
+                        return Err(at.error(ErrorKind::Unsupported(format!(
+                            "unregistered extension code {code}: {} names a global by a copyreg \
+                             extension code that no copyreg.add_extension call of the pickle \
+                             registered before it",
+                            at.opcode.name()
+                        ))));
+                    }
+                }
             }
             Opcode::Put | Opcode::BinPut | Opcode::LongBinPut => {
-                let index = Self::memo_index(&arg, at)?;
+                let index = Self::int_arg(&arg, at)?;
+                let index = u64::try_from(index).map_err(|_| {
+                    at.error(ErrorKind::BadArgument(format!(
+                        "negative PUT argument {index}"
+                    )))
+                })?;
                 self.memo_put(index, at)?;
             }
             Opcode::Memoize => {
+                // The next index is the number of memo entries (CPython's memo_len).
                 let index = self.memo.len() as u64;
                 self.memo_put(index, at)?;
             }
             Opcode::Get | Opcode::BinGet | Opcode::LongBinGet => {
-                let index = Self::memo_index(&arg, at)?;
+                let index = Self::int_arg(&arg, at)?;
                 self.memo_get(index, at)?;
             }
         }
@@ -763,16 +1108,28 @@ impl<'a> Machine<'a> {
     }
 }
 
-/// A short name for the kind of an object, for messages.
+/// A Python index into a sequence of `len` items (negative counts from the end).
+fn wrap_index(index: i64, len: usize) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    let slot = if index < 0 {
+        index.checked_add(len)?
+    } else {
+        index
+    };
+    usize::try_from(slot).ok()
+}
+
+/// A short name for the kind of an object, for messages (Python's type names).
 pub(crate) fn kind_name(object: &Object<'_>) -> &'static str {
     match object {
-        Object::None => "None",
+        Object::None => "NoneType",
         Object::Bool(_) => "bool",
         Object::Int(_) | Object::BigInt(_) => "int",
         Object::Float(_) => "float",
         Object::Str(_) => "str",
         Object::Bytes(_) => "bytes",
         Object::ByteArray(_) => "bytearray",
+        Object::MemoryView(_) => "memoryview",
         Object::Tuple(_) => "tuple",
         Object::List(_) => "list",
         Object::Dict(_) => "dict",
@@ -984,6 +1341,88 @@ mod tests {
                 .objects()
                 .any(|(_, o)| matches!(o, Object::Global { module, .. } if &**module == "os"))
         );
+    }
+
+    #[test]
+    fn the_pickle_fills_its_own_extension_registry() {
+        // copyreg.add_extension("os", "system", 5); EXT1 5 is os.system.
+        let pickle = run(b"\x80\x02ccopyreg\nadd_extension\nX\x02\x00\x00\x00osX\x06\x00\x00\x00systemK\x05\x87R0\x82\x05.");
+        assert_eq!(
+            pickle.as_global(pickle.root().unwrap()),
+            Some(("os", "system"))
+        );
+        // Before the registration, the code is unregistered: the object stays visible.
+        let (partial, error) = parse_partial(b"\x80\x02\x82\x05.", 0, &Limits::default());
+        assert!(
+            matches!(error.unwrap().kind(), ErrorKind::Unsupported(m) if m.contains("unregistered extension code 5"))
+        );
+        assert!(partial.objects().any(|(_, o)| o == &Object::Extension(5)));
+        // A code only code could make registers nothing and fails nothing.
+        let pickle = run(b"\x80\x02ccopyreg\nadd_extension\nX\x02\x00\x00\x00osX\x06\x00\x00\x00systemcm\nf\n)R\x87R.");
+        assert!(matches!(
+            pickle.get(pickle.root().unwrap()),
+            Object::Call { .. }
+        ));
+        // Names only code could make register an entry EXT cannot name.
+        let error = fail(
+            b"\x80\x02ccopyreg\nadd_extension\ncm\nf\n)RX\x01\x00\x00\x00nK\x05\x87R0\x82\x05.",
+        );
+        assert!(matches!(error.kind(), ErrorKind::WrongType(_)), "{error}");
+        // An unhashable name fails at the registration, as in copyreg.
+        let error = fail(b"\x80\x02ccopyreg\nadd_extension\n]X\x01\x00\x00\x00nK\x05\x87R.");
+        assert!(error.message().contains("unhashable"), "{error}");
+    }
+
+    #[test]
+    fn values_only_code_could_make_are_taken_anywhere() {
+        // SETITEM with a computed key on a list and a bytearray, APPEND of a computed item
+        // onto a bytearray, BUILD of a computed state onto an int, REDUCE with a global as
+        // its argument tuple: CPython's outcome depends on the values, so the machine reads on.
+        let pickle = run(b"\x80\x05(]cm\nk\n)RK\x01s\x96\x01\x00\x00\x00\x00\x00\x00\x00acm\nk\n)RK\x01scm\nv\n)RaK\x01cm\ns\n)Rbcm\nf\ncm\nargs\nRl.");
+        let items = pickle.as_seq(pickle.root().unwrap()).unwrap();
+        assert_eq!(pickle.extras(items[0]).entries.len(), 1);
+        assert_eq!(pickle.as_bytes(items[1]).unwrap().as_ref(), b"a");
+        assert_eq!(pickle.extras(items[1]).entries.len(), 1);
+        assert_eq!(pickle.extras(items[1]).items.len(), 1);
+        assert_eq!(pickle.as_int(items[2]), Some(1));
+        assert!(matches!(pickle.get(items[3]), Object::Call { .. }));
+    }
+
+    #[test]
+    fn bytearrays_grow_and_change_like_pythons() {
+        let pickle =
+            run(b"\x80\x05\x96\x02\x00\x00\x00\x00\x00\x00\x00ab(K\x01\x88eJ\xfe\xff\xff\xffKzs.");
+        assert_eq!(
+            pickle.as_bytes(pickle.root().unwrap()).unwrap().as_ref(),
+            b"abz\x01"
+        );
+        assert!(
+            fail(b"\x80\x05\x96\x00\x00\x00\x00\x00\x00\x00\x00J\xff\xff\xff\xffa.")
+                .message()
+                .contains("range(0, 256)")
+        );
+        assert!(
+            fail(b"\x80\x05\x96\x00\x00\x00\x00\x00\x00\x00\x00K\x00K\x00s.")
+                .message()
+                .contains("out of range")
+        );
+        // A read-only view refuses both.
+        assert!(
+            fail(b"\x80\x05\x96\x00\x00\x00\x00\x00\x00\x00\x00\x98K\x00a.")
+                .message()
+                .contains("memoryview")
+        );
+    }
+
+    #[test]
+    fn negative_memo_indices() {
+        assert_eq!(
+            fail(b"Np-1\n.").kind(),
+            &ErrorKind::BadArgument("negative PUT argument -1".to_owned())
+        );
+        assert_eq!(fail(b"Np0\ng-1\n.").kind(), &ErrorKind::MissingMemo(-1));
+        // PUT -0 is slot 0.
+        assert!(parse(b"Np-0\ng0\n\x86.", 0, &Limits::default()).is_ok());
     }
 
     #[test]

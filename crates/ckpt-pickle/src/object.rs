@@ -55,8 +55,11 @@ pub enum Object<'a> {
     Str(Arc<str>),
     /// A byte string (also Python 2 `str` values that are not UTF-8).
     Bytes(Cow<'a, [u8]>),
-    /// A `bytearray`.
+    /// A `bytearray` (`BYTEARRAY8`; `APPEND`/`SETITEM` onto it change it, as in Python).
     ByteArray(Cow<'a, [u8]>),
+    /// A read-only `memoryview` of a bytearray (the object given): what `READONLY_BUFFER`
+    /// makes of one.
+    MemoryView(ObjectId),
     /// A tuple.
     Tuple(Vec<ObjectId>),
     /// A list.
@@ -95,7 +98,9 @@ pub enum Object<'a> {
     },
     /// `persistent_load(pid)`: how torch refers to tensor storages.
     PersistentId(ObjectId),
-    /// An object from the copyreg extension registry (`EXT1`/`EXT2`/`EXT4`), by code.
+    /// `EXT1`/`EXT2`/`EXT4` of a code that no `copyreg.add_extension` call of the pickle
+    /// registered (a code it did register is an [`Object::Global`]). Reading stops there,
+    /// as in CPython; [`crate::parse_partial`] keeps the object.
     Extension(i64),
 }
 
@@ -126,6 +131,8 @@ pub struct Pickle<'a> {
     pub(crate) root: Option<ObjectId>,
     pub(crate) protocol: Option<u8>,
     pub(crate) len: usize,
+    pub(crate) stream_len: usize,
+    pub(crate) divergence: Option<u64>,
 }
 
 const NO_EXTRAS: &Extras = &Extras {
@@ -184,6 +191,24 @@ impl<'a> Pickle<'a> {
         self.len
     }
 
+    /// Where a loader reading an unbuffered stream stands after `STOP` (see
+    /// [`Framing::Stream`](crate::Framing::Stream)): past [`Pickle::byte_len`] when `STOP`
+    /// lies inside a frame that goes on after it. A loader calling `pickle.load` again on the
+    /// same stream starts the next pickle there; one reading a file it can peek into starts
+    /// it right after `STOP`.
+    pub fn stream_len(&self) -> usize {
+        self.stream_len
+    }
+
+    /// The offset of the first opcode whose argument crosses the end of a `FRAME`, if any:
+    /// from there the two ways CPython reads a pickle ([`Framing`](crate::Framing)) read
+    /// different bytes, so a loader may see other opcodes and globals than this reading
+    /// (parse it again with [`crate::parse_partial_framed`]; [`crate::static_globals`]
+    /// reports the globals of both). No pickler writes such a pickle.
+    pub fn divergence(&self) -> Option<u64> {
+        self.divergence
+    }
+
     /// The bytes of a `Bytes` or `ByteArray` object, borrowed from the input when possible.
     pub fn as_bytes(&self, id: ObjectId) -> Option<&Cow<'a, [u8]>> {
         match self.get(id) {
@@ -223,79 +248,5 @@ impl<'a> Pickle<'a> {
             Object::Global { module, name } => Some((module, name)),
             _ => None,
         }
-    }
-}
-
-/// The decimal text of a little-endian two's complement integer (`Object::BigInt`), or
-/// `None` when it has more than `max_bytes` bytes (the conversion is quadratic).
-pub fn bigint_to_decimal(le: &[u8], max_bytes: usize) -> Option<String> {
-    if le.len() > max_bytes {
-        return None;
-    }
-    let negative = le.last().is_some_and(|&b| b & 0x80 != 0);
-    // Magnitude as little-endian base-2^32 limbs.
-    let mut bytes = le.to_vec();
-    if negative {
-        let mut carry = true;
-        for byte in &mut bytes {
-            *byte = !*byte;
-            if carry {
-                let (sum, overflow) = byte.overflowing_add(1);
-                *byte = sum;
-                carry = overflow;
-            }
-        }
-    }
-    let mut limbs: Vec<u32> = bytes
-        .chunks(4)
-        .map(|c| {
-            c.iter()
-                .rev()
-                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
-        })
-        .collect();
-    let mut digits = Vec::new();
-    while limbs.iter().any(|&l| l != 0) {
-        let mut rest = 0u64;
-        for limb in limbs.iter_mut().rev() {
-            let value = (rest << 32) | u64::from(*limb);
-            *limb = u32::try_from(value / 1_000_000_000).unwrap_or(u32::MAX);
-            rest = value % 1_000_000_000;
-        }
-        digits.push(rest);
-    }
-    let mut text = String::new();
-    if negative {
-        text.push('-');
-    }
-    match digits.split_last() {
-        None => text.push('0'),
-        Some((first, rest)) => {
-            text.push_str(&first.to_string());
-            for chunk in rest.iter().rev() {
-                text.push_str(&format!("{chunk:09}"));
-            }
-        }
-    }
-    Some(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn big_integers_in_decimal() {
-        assert_eq!(
-            bigint_to_decimal(b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 64).unwrap(),
-            "119547037146038801333356"
-        );
-        assert_eq!(
-            bigint_to_decimal(b"\0\0\0\0\0\0\0\0\0\0\xff", 64).unwrap(),
-            "-1208925819614629174706176"
-        );
-        assert_eq!(bigint_to_decimal(b"", 64).unwrap(), "0");
-        assert_eq!(bigint_to_decimal(b"\xff", 64).unwrap(), "-1");
-        assert_eq!(bigint_to_decimal(&[0; 100], 64), None);
     }
 }

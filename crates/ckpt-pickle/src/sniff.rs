@@ -6,15 +6,15 @@ use crate::opcode::{HIGHEST_PROTOCOL, Opcode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Sniffed {
-    /// The protocol announced by a leading `PROTO` opcode (2 to 5), or `None` for
-    /// protocol 0 and 1 pickles, which do not announce themselves.
+    /// The protocol announced by a leading `PROTO` opcode (0 to 5: the pickler writes it
+    /// from protocol 2, CPython reads any), or `None` for pickles without one.
     pub protocol: Option<u8>,
 }
 
 /// Tells whether `bytes` start like a pickle, without reading further than needed.
 ///
-/// A protocol 2+ pickle starts with `PROTO n` (`0x80 n`, with `n <= 5`). Protocol 0 and 1
-/// pickles have no header; they are recognised by an opening opcode that pushes a value
+/// A protocol 2+ pickle starts with `PROTO n` (`0x80 n`; CPython reads any `n <= 5`,
+/// so `0x80 0` and `0x80 1` start a pickle too). Protocol 0 and 1 pickles have no header; they are recognised by an opening opcode that pushes a value
 /// and the `STOP` opcode (`.`) as the last byte. This is a hint for format detection,
 /// not a validation: only parsing the whole stream proves a pickle.
 ///
@@ -27,11 +27,9 @@ pub fn sniff(bytes: &[u8]) -> Option<Sniffed> {
     let (&first, rest) = bytes.split_first()?;
     if first == Opcode::Proto.byte() {
         let &protocol = rest.first()?;
-        return (2..=HIGHEST_PROTOCOL)
-            .contains(&protocol)
-            .then_some(Sniffed {
-                protocol: Some(protocol),
-            });
+        return (protocol <= HIGHEST_PROTOCOL).then_some(Sniffed {
+            protocol: Some(protocol),
+        });
     }
     let opens_a_value = matches!(
         Opcode::from_byte(first)?,
@@ -64,7 +62,8 @@ mod tests {
 
     #[test]
     fn recognises_protocols() {
-        for protocol in 2..=5 {
+        // CPython reads PROTO 0 and 1 too, though its pickler never writes them.
+        for protocol in 0..=5 {
             let bytes = [0x80, protocol, b'N', b'.'];
             assert_eq!(sniff(&bytes).unwrap().protocol, Some(protocol));
         }

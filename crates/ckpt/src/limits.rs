@@ -46,8 +46,7 @@ pub const MAX_EXPANSION: usize = 64;
 #[non_exhaustive]
 pub struct Limits {
     /// The pickle VM's limits (`pickle-objects`, `pickle-stack`, `pickle-marks`,
-    /// `pickle-memo`, `pickle-string-len`, `pickle-line-len`, `pickle-int-digits`,
-    /// `pickle-long-bytes`).
+    /// `pickle-memo`, `pickle-string-len`, `pickle-int-digits`, `pickle-long-bytes`).
     pub pickle: ckpt_pickle::Limits,
     /// `header-len`: bytes of a safetensors JSON header (the format's own limit, 100 MB), and of
     /// a `.npy` array header (numpy has no limit of its own when it may unpickle).
@@ -101,15 +100,17 @@ pub const NAMES: &[(&str, &str)] = &[
     ("pickle-stack", "values on a pickle's stack at once"),
     ("pickle-marks", "MARKs open at once in a pickle"),
     ("pickle-memo", "entries in a pickle's memo"),
-    ("pickle-string-len", "bytes of one string in a pickle"),
-    ("pickle-line-len", "bytes of one text line in a pickle"),
+    (
+        "pickle-string-len",
+        "bytes of one string or text line in a pickle",
+    ),
     (
         "pickle-int-digits",
         "decimal digits of an integer given as text in a pickle",
     ),
     (
         "pickle-long-bytes",
-        "bytes of a LONG1/LONG4 integer in a pickle",
+        "bytes of a LONG1/LONG4 or 0x/0o/0b text integer in a pickle",
     ),
     ("header-len", "bytes of a safetensors or .npy header"),
     ("depth", "nesting of values in a checkpoint"),
@@ -137,7 +138,6 @@ impl Limits {
             "pickle-marks" => p.max_marks as u64,
             "pickle-memo" => p.max_memo as u64,
             "pickle-string-len" => p.max_string_len as u64,
-            "pickle-line-len" => p.max_line_len as u64,
             "pickle-int-digits" => p.max_int_digits as u64,
             "pickle-long-bytes" => p.max_long_bytes as u64,
             "header-len" => self.header_len,
@@ -182,7 +182,6 @@ impl Limits {
             "pickle-marks" => p.max_marks = count,
             "pickle-memo" => p.max_memo = count,
             "pickle-string-len" => p.max_string_len = count,
-            "pickle-line-len" => p.max_line_len = count,
             "pickle-int-digits" => p.max_int_digits = count,
             "pickle-long-bytes" => p.max_long_bytes = count,
             "header-len" => self.header_len = number,
@@ -247,7 +246,6 @@ mod tests {
             "max_marks",
             "max_memo",
             "max_string_len",
-            "max_line_len",
             "max_int_digits",
             "max_long_bytes",
         ] {

@@ -1,7 +1,9 @@
 //! Every corpus file read by the crate and compared with what CPython did.
 
-use ckpt_pickle::{Decoder, Error, ErrorKind, Limits, parse, parse_partial};
-use serde_json::json;
+use ckpt_pickle::{
+    Decoder, Error, ErrorKind, Framing, Limits, parse, parse_partial, parse_partial_framed,
+};
+use serde_json::{Value, json};
 
 use crate::corpus::{self, Case, Check};
 use crate::render::{self, Renderer};
@@ -62,7 +64,49 @@ pub(crate) fn check_value(case: &Case) -> Result<(), String> {
             render::canonical(&got)
         ));
     }
-    Ok(())
+    check_stream(case, pickle.divergence())
+}
+
+/// (b') Read as a stream (`pickle.load` of an `io.BytesIO`, as `torch.load` reads), the
+/// file gives what CPython gave that way: the `stream` reading of the JSON where it differs
+/// from `pickle.loads`, which the crate must see coming (`Pickle::divergence`); else the
+/// same as `pickle.loads`.
+pub(crate) fn check_stream(case: &Case, divergence: Option<u64>) -> Result<(), String> {
+    let Some(stream) = case.json.get("stream") else {
+        return match divergence {
+            None => Ok(()),
+            Some(at) => Err(format!(
+                "a divergence of the framings at {at}, CPython sees none"
+            )),
+        };
+    };
+    if divergence.is_none() {
+        return Err("CPython reads it otherwise as a stream; the crate sees no divergence".into());
+    }
+    let (pickle, error) = parse_partial_framed(&case.bytes, 0, &Limits::default(), Framing::Stream);
+    match (&stream["value"], error) {
+        (Value::Null, Some(_)) => Ok(()),
+        (Value::Null, None) => Err("read as a stream, parse succeeds where CPython fails".into()),
+        (_, Some(e)) => Err(format!("read as a stream, parse fails: {e}")),
+        (want, None) => {
+            let end = stream["end"].as_u64().unwrap() as usize;
+            if pickle.stream_len() != end {
+                return Err(format!(
+                    "stream end {} (CPython: {end})",
+                    pickle.stream_len()
+                ));
+            }
+            let got = Renderer::new(&pickle, &case.json).root();
+            if &got != want {
+                return Err(format!(
+                    "read as a stream\n  CPython: {}\n  crate:   {}",
+                    render::canonical(want),
+                    render::canonical(&got)
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 pub(crate) fn kind_name(kind: &ErrorKind) -> &'static str {
@@ -120,11 +164,11 @@ pub(crate) fn check_rejects(case: &Case) -> Result<(), String> {
     };
     check_error(case, &error)?;
     // parse_partial reports the same error.
-    let (_, partial) = parse_partial(&case.bytes, 0, &Limits::default());
+    let (pickle, partial) = parse_partial(&case.bytes, 0, &Limits::default());
     if partial.as_ref() != Some(&error) {
         return Err(format!("parse_partial gives {partial:?}, parse {error:?}"));
     }
-    Ok(())
+    check_stream(case, pickle.divergence())
 }
 
 #[test]

@@ -41,6 +41,7 @@ const BY_DESIGN: &[(Check, &str, &str)] = &[
     (Check::Ops, "quirk_int_octal", "INT 010 is 8"),
     (Check::Ops, "quirk_int_plus_one", "INT +1 is True"),
     (Check::Ops, "quirk_int_space_one", "INT ' 1' is True"),
+    (Check::Ops, "quirk_int_vertical_tab", "INT '\\v1' is True"),
     // The corpus registers copyreg extension codes before pickling; a plain Python has no
     // such registry, so the crate refuses EXT opcodes (`parse_partial` still shows them).
     (Check::Value, "ext_p2", "EXT1 is refused"),
@@ -111,10 +112,6 @@ known_bugs! {
         "limitation (Rust strings cannot hold lone surrogates): pickle.dumps('\\ud800', 4) reads as U+FFFD x3, not a lone surrogate";
     value_surrogates_p5: Value "surrogates_p5",
         "limitation (Rust strings cannot hold lone surrogates): pickle.dumps('\\ud800', 5) reads as U+FFFD x3, not a lone surrogate";
-    value_hand_readonly_bytearray: Value "hand_readonly_bytearray",
-        "limitation: READONLY_BUFFER keeps a bytearray; CPython makes a read-only memoryview of it";
-
-    // bad/ files CPython refuses and the crate accepts.
 }
 
 #[test]

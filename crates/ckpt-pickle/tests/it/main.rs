@@ -1,5 +1,6 @@
 //! Integration tests of ckpt-pickle: a differential corpus against CPython 3.11
-//! (`tests/fixtures/pickle/`, made by its `generate.py`) and robustness properties.
+//! (`tests/fixtures/pickle/`, made by its `generate.py`), the globals CPython's unpickler
+//! asks for against those the crate reports, and robustness properties.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,6 +15,7 @@
 
 mod corpus;
 mod differential;
+mod globals;
 mod known_bugs;
 mod render;
 mod robustness;

@@ -256,6 +256,11 @@ impl<'a> Renderer<'a> {
             Object::Str(s) => json!({"str": &**s}),
             Object::Bytes(b) => json!({"bytes": hex(b)}),
             Object::ByteArray(b) => json!({"bytearray": hex(b)}),
+            // READONLY_BUFFER's view of a bytearray: its bytes as they are at the end.
+            Object::MemoryView(array) => match pickle.as_bytes(*array) {
+                Some(b) => json!({"memoryview": hex(b), "readonly": true}),
+                None => json!({"memoryview of": format!("{:?}", pickle.get(*array))}),
+            },
             Object::Global { module, name } => {
                 json!({"global": compat().global(self.protocol, module, name)})
             }

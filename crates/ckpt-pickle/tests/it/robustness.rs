@@ -1,16 +1,49 @@
 //! No input makes the crate panic: prefixes of every corpus file, random bytes, bit flips.
 
 use ckpt_pickle::{
-    Decoder, ErrorKind, Limits, Object, ObjectId, Pickle, parse, parse_partial, write_listing,
+    Decoder, ErrorKind, Limits, Object, ObjectId, Opcode, Pickle, StaticName, parse, parse_partial,
+    static_globals, write_listing,
 };
 use proptest::prelude::*;
 
 use crate::corpus;
 use crate::differential::kind_name;
 
+/// Every global the machine made (even before an error) is one [`static_globals`] reports
+/// at the same offset under the same name, or an `EXT` code the static pass could not
+/// follow (a registration it cannot read). Returns how many globals it checked.
+pub(crate) fn static_pass_covers_machine(data: &[u8]) -> usize {
+    let limits = Limits::default();
+    let (pickle, _) = parse_partial(data, 0, &limits);
+    let found = static_globals(data, 0, &limits);
+    let mut checked = 0;
+    for (id, object) in pickle.objects() {
+        let Object::Global { module, name } = object else {
+            continue;
+        };
+        checked += 1;
+        let offset = pickle.offset(id);
+        let global = found
+            .iter()
+            .find(|g| g.offset == offset)
+            .unwrap_or_else(|| {
+                panic!("no static global at {offset} for {module}.{name}: {data:?}")
+            });
+        let covered = global.module_name() == Some((module, name))
+            || matches!(global.opcode, Opcode::Ext1 | Opcode::Ext2 | Opcode::Ext4)
+                && matches!(global.name, StaticName::Extension(_));
+        assert!(
+            covered,
+            "{module}.{name} at {offset}: {global:?} in {data:?}"
+        );
+    }
+    checked
+}
+
 /// Everything the crate offers, run on `data`: must not panic, and must be consistent.
 fn read_everything(data: &[u8]) -> Result<Pickle<'_>, ckpt_pickle::Error> {
     let limits = Limits::default();
+    static_pass_covers_machine(data);
     let decoded: Vec<_> = Decoder::new(data, 7, limits.clone()).collect();
     let mut listing = String::new();
     let listed = write_listing(data, 7, &limits, &mut listing).unwrap();
@@ -162,8 +195,9 @@ proptest! {
         protocol in 0u8..7,
         body in proptest::collection::vec(any::<(u8, u8)>(), 0..200),
     ) {
-        // Opcode bytes and small arguments are much likelier than in random bytes.
-        const LIKELY: &[u8] = b"(.NKaeltdsubR012hq}])\x81\x85\x86\x87\x8f\x90\x91\x92\x93\x94\x95\x98Qo\n\x00\x01";
+        // Opcode bytes and small arguments are much likelier than in random bytes; strings
+        // (`\x8c\x01` + a byte) and EXT codes make STACK_GLOBALs and registrations.
+        const LIKELY: &[u8] = b"(.NKaeltdsubR012hq}])\x81\x82\x85\x86\x87\x8f\x90\x91\x92\x93\x94\x95\x96\x98Qo\n\x00\x01\x8c\x01";
         let mut data = vec![0x80, protocol];
         data.extend(body.into_iter().map(|(choice, byte)| {
             if choice < 220 { LIKELY[usize::from(byte) % LIKELY.len()] } else { byte }

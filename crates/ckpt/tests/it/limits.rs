@@ -89,10 +89,6 @@ fn every_limit_holds_at_the_edge_and_names_itself() {
             "pickle-string-len",
             fixture("ok/torch/checkpoint-2.15-zip.pt"),
         ),
-        (
-            "pickle-line-len",
-            fixture("ok/torch/checkpoint-2.15-zip.pt"),
-        ),
         ("pickle-int-digits", fixture("pickle/ok/bigints_p0.pkl")),
         (
             "pickle-long-bytes",

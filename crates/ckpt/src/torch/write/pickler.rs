@@ -25,6 +25,8 @@
 
 use std::collections::HashMap;
 
+use ckpt_pickle::{Opcode, bigint_from_decimal, bigint_from_i128};
+
 use super::storage::{Reference, Registry, StorageType, torch_dtype};
 use crate::model::{Dict, Dtype, DtypeClass, Quantization, TensorView, Value, shape};
 use crate::torch::allowlist;
@@ -33,38 +35,6 @@ use crate::torch::allowlist;
 const MAX_DEPTH: usize = 512;
 /// Python's `pickle._BATCHSIZE`: items per `APPENDS` / `SETITEMS`.
 const BATCH: usize = 1000;
-
-const MARK: u8 = b'(';
-const STOP: u8 = b'.';
-const BININT: u8 = b'J';
-const BININT1: u8 = b'K';
-const BININT2: u8 = b'M';
-const NONE: u8 = b'N';
-const BINPERSID: u8 = b'Q';
-const REDUCE: u8 = b'R';
-const BINUNICODE: u8 = b'X';
-const APPEND: u8 = b'a';
-const BUILD: u8 = b'b';
-const GLOBAL: u8 = b'c';
-const APPENDS: u8 = b'e';
-const BINGET: u8 = b'h';
-const LONG_BINGET: u8 = b'j';
-const BINPUT: u8 = b'q';
-const LONG_BINPUT: u8 = b'r';
-const SETITEM: u8 = b's';
-const TUPLE: u8 = b't';
-const SETITEMS: u8 = b'u';
-const EMPTY_DICT: u8 = b'}';
-const EMPTY_LIST: u8 = b']';
-const EMPTY_TUPLE: u8 = b')';
-const BINFLOAT: u8 = b'G';
-const PROTO: u8 = 0x80;
-const TUPLE1: u8 = 0x85;
-const TUPLE2: u8 = 0x86;
-const TUPLE3: u8 = 0x87;
-const NEWTRUE: u8 = 0x88;
-const NEWFALSE: u8 = 0x89;
-const LONG1: u8 = 0x8a;
 
 /// A value that cannot be written, by its dotted name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,9 +68,10 @@ pub(super) fn pickle<'data>(
         path: String::new(),
         cast,
     };
-    pickler.out.extend_from_slice(&[PROTO, 2]);
+    pickler.op(Opcode::Proto);
+    pickler.out.push(2);
     pickler.value(root, 0);
-    pickler.out.push(STOP);
+    pickler.op(Opcode::Stop);
     Pickled {
         bytes: pickler.out,
         problems: pickler.problems,
@@ -173,7 +144,7 @@ impl<'data> Pickler<'_, 'data> {
             what: what.into(),
         });
         // Something must stand in the stream; nothing is written anyway.
-        self.out.push(NONE);
+        self.op(Opcode::None);
     }
 
     /// Runs `f` with `segment` appended to the dotted name.
@@ -189,11 +160,23 @@ impl<'data> Pickler<'_, 'data> {
 
     // --- opcodes -------------------------------------------------------------------------
 
+    /// An opcode byte, from the one opcode table.
+    fn op(&mut self, opcode: Opcode) {
+        self.out.push(opcode.byte());
+    }
+
+    fn ops(&mut self, opcodes: &[Opcode]) {
+        self.out.extend(opcodes.iter().map(|op| op.byte()));
+    }
+
     fn put(&mut self, slot: u32) {
         match u8::try_from(slot) {
-            Ok(small) => self.out.extend_from_slice(&[BINPUT, small]),
+            Ok(small) => {
+                self.op(Opcode::BinPut);
+                self.out.push(small);
+            }
             Err(_) => {
-                self.out.push(LONG_BINPUT);
+                self.op(Opcode::LongBinPut);
                 self.out.extend_from_slice(&slot.to_le_bytes());
             }
         }
@@ -201,9 +184,12 @@ impl<'data> Pickler<'_, 'data> {
 
     fn get(&mut self, slot: u32) {
         match u8::try_from(slot) {
-            Ok(small) => self.out.extend_from_slice(&[BINGET, small]),
+            Ok(small) => {
+                self.op(Opcode::BinGet);
+                self.out.push(small);
+            }
             Err(_) => {
-                self.out.push(LONG_BINGET);
+                self.op(Opcode::LongBinGet);
                 self.out.extend_from_slice(&slot.to_le_bytes());
             }
         }
@@ -225,7 +211,7 @@ impl<'data> Pickler<'_, 'data> {
             ));
             return;
         }
-        self.out.push(GLOBAL);
+        self.op(Opcode::Global);
         self.out.extend_from_slice(module.as_bytes());
         self.out.push(b'\n');
         self.out.extend_from_slice(name.as_bytes());
@@ -236,31 +222,36 @@ impl<'data> Pickler<'_, 'data> {
     }
 
     fn none(&mut self) {
-        self.out.push(NONE);
+        self.op(Opcode::None);
     }
 
     fn bool(&mut self, value: bool) {
-        self.out.push(if value { NEWTRUE } else { NEWFALSE });
+        self.op(if value {
+            Opcode::NewTrue
+        } else {
+            Opcode::NewFalse
+        });
     }
 
     /// An integer, in the shortest form Python's pickler uses at protocol 2.
     fn int(&mut self, value: i64) {
         if let Ok(small) = u8::try_from(value) {
-            self.out.extend_from_slice(&[BININT1, small]);
+            self.op(Opcode::BinInt1);
+            self.out.push(small);
         } else if let Ok(short) = u16::try_from(value) {
-            self.out.push(BININT2);
+            self.op(Opcode::BinInt2);
             self.out.extend_from_slice(&short.to_le_bytes());
         } else if let Ok(int) = i32::try_from(value) {
-            self.out.push(BININT);
+            self.op(Opcode::BinInt);
             self.out.extend_from_slice(&int.to_le_bytes());
         } else {
-            self.long1(&encode_long(i128::from(value)));
+            self.long1(&bigint_from_i128(i128::from(value)));
         }
     }
 
     fn long1(&mut self, bytes: &[u8]) {
         // Callers pass at most 255 bytes.
-        self.out.push(LONG1);
+        self.op(Opcode::Long1);
         self.out.push(u8::try_from(bytes.len()).unwrap_or(u8::MAX));
         self.out.extend_from_slice(bytes);
     }
@@ -274,7 +265,7 @@ impl<'data> Pickler<'_, 'data> {
     }
 
     fn big_int(&mut self, decimal: &str) {
-        match decimal_to_long(decimal) {
+        match bigint_from_decimal(decimal) {
             Some(bytes) if bytes.len() <= usize::from(u8::MAX) => {
                 match i64::try_from(decimal.parse::<i128>().unwrap_or(i128::MAX)) {
                     Ok(small) => self.int(small),
@@ -290,14 +281,14 @@ impl<'data> Pickler<'_, 'data> {
     }
 
     fn float(&mut self, value: f64) {
-        self.out.push(BINFLOAT);
+        self.op(Opcode::BinFloat);
         self.out.extend_from_slice(&value.to_be_bytes());
     }
 
     fn str(&mut self, text: &str) {
         match u32::try_from(text.len()) {
             Ok(len) => {
-                self.out.push(BINUNICODE);
+                self.op(Opcode::BinUnicode);
                 self.out.extend_from_slice(&len.to_le_bytes());
                 self.out.extend_from_slice(text.as_bytes());
             }
@@ -308,25 +299,25 @@ impl<'data> Pickler<'_, 'data> {
     /// Starts a tuple of `len` items: a `MARK` when `TUPLE1..3` cannot close it.
     fn tuple_start(&mut self, len: usize) {
         if len > 3 {
-            self.out.push(MARK);
+            self.op(Opcode::Mark);
         }
     }
 
     /// Ends a tuple of `len` items.
     fn tuple_end(&mut self, len: usize) {
-        self.out.push(match len {
-            0 => EMPTY_TUPLE,
-            1 => TUPLE1,
-            2 => TUPLE2,
-            3 => TUPLE3,
-            _ => TUPLE,
+        self.op(match len {
+            0 => Opcode::EmptyTuple,
+            1 => Opcode::Tuple1,
+            2 => Opcode::Tuple2,
+            3 => Opcode::Tuple3,
+            _ => Opcode::Tuple,
         });
     }
 
     /// `collections.OrderedDict()`, empty (the `backward_hooks` of every tensor).
     fn empty_ordered_dict(&mut self) {
         self.global("collections", "OrderedDict");
-        self.out.extend_from_slice(&[EMPTY_TUPLE, REDUCE]);
+        self.ops(&[Opcode::EmptyTuple, Opcode::Reduce]);
     }
 
     // --- values --------------------------------------------------------------------------
@@ -346,19 +337,19 @@ impl<'data> Pickler<'_, 'data> {
                 self.global("__builtin__", "complex");
                 self.float(*re);
                 self.float(*im);
-                self.out.extend_from_slice(&[TUPLE2, REDUCE]);
+                self.ops(&[Opcode::Tuple2, Opcode::Reduce]);
             }
             Value::Str(text) => self.str(text),
             Value::Bytes(bytes) => self.bytes(bytes),
             Value::ByteArray(bytes) => {
                 self.global("__builtin__", "bytearray");
                 if bytes.is_empty() {
-                    self.out.push(EMPTY_TUPLE);
+                    self.op(Opcode::EmptyTuple);
                 } else {
                     self.bytes(bytes);
-                    self.out.push(TUPLE1);
+                    self.op(Opcode::Tuple1);
                 }
-                self.out.push(REDUCE);
+                self.op(Opcode::Reduce);
             }
             Value::List(items) => self.list(items, depth),
             Value::Tuple(items) => {
@@ -372,7 +363,7 @@ impl<'data> Pickler<'_, 'data> {
                 // Protocol 2: `set([items])`.
                 self.global("__builtin__", "set");
                 self.list(items, depth);
-                self.out.extend_from_slice(&[TUPLE1, REDUCE]);
+                self.ops(&[Opcode::Tuple1, Opcode::Reduce]);
             }
             Value::FrozenSet(_) => self.problem(
                 "a frozenset: torch.load(weights_only=True) cannot build one (builtins.frozenset \
@@ -390,7 +381,7 @@ impl<'data> Pickler<'_, 'data> {
                     self.int(dim);
                 }
                 self.tuple_end(dims.len());
-                self.out.extend_from_slice(&[TUPLE1, REDUCE]);
+                self.ops(&[Opcode::Tuple1, Opcode::Reduce]);
             }
             Value::Device(device) => self.device(device),
             Value::Dtype(dtype) => self.dtype(*dtype),
@@ -405,29 +396,32 @@ impl<'data> Pickler<'_, 'data> {
         let text: String = bytes.iter().map(|&b| char::from(b)).collect();
         self.str(&text);
         self.str("latin1");
-        self.out.extend_from_slice(&[TUPLE2, REDUCE]);
+        self.ops(&[Opcode::Tuple2, Opcode::Reduce]);
     }
 
     fn list(&mut self, items: &[Value<'data>], depth: usize) {
-        self.out.push(EMPTY_LIST);
+        self.op(Opcode::EmptyList);
         let mut index = 0usize;
         for batch in items.chunks(BATCH) {
             if batch.len() > 1 {
-                self.out.push(MARK);
+                self.op(Opcode::Mark);
             }
             for item in batch {
                 self.named(&index.to_string(), |p| p.value(item, depth + 1));
                 index += 1;
             }
-            self.out
-                .push(if batch.len() > 1 { APPENDS } else { APPEND });
+            self.op(if batch.len() > 1 {
+                Opcode::Appends
+            } else {
+                Opcode::Append
+            });
         }
     }
 
     fn dict(&mut self, dict: &Dict<'data>, depth: usize) {
         if dict.ordered {
             self.global("collections", "OrderedDict");
-            self.out.extend_from_slice(&[EMPTY_TUPLE, REDUCE]);
+            self.ops(&[Opcode::EmptyTuple, Opcode::Reduce]);
         } else {
             if !dict.attributes.is_empty() {
                 self.problem(
@@ -436,11 +430,11 @@ impl<'data> Pickler<'_, 'data> {
                 );
                 return;
             }
-            self.out.push(EMPTY_DICT);
+            self.op(Opcode::EmptyDict);
         }
         for batch in dict.entries.chunks(BATCH) {
             if batch.len() > 1 {
-                self.out.push(MARK);
+                self.op(Opcode::Mark);
             }
             for (key, item) in batch {
                 let segment = key.name_segment();
@@ -449,22 +443,25 @@ impl<'data> Pickler<'_, 'data> {
                     p.value(item, depth + 1);
                 });
             }
-            self.out
-                .push(if batch.len() > 1 { SETITEMS } else { SETITEM });
+            self.op(if batch.len() > 1 {
+                Opcode::SetItems
+            } else {
+                Opcode::SetItem
+            });
         }
         if !dict.attributes.is_empty() {
             // `OrderedDict.__reduce__` gives its `__dict__` as the state: BUILD sets it.
             self.attributes(&dict.attributes, depth);
-            self.out.push(BUILD);
+            self.op(Opcode::Build);
         }
     }
 
     /// A dict of attribute names to values (an object's `__dict__`).
     fn attributes(&mut self, attributes: &[(String, Value<'data>)], depth: usize) {
-        self.out.push(EMPTY_DICT);
+        self.op(Opcode::EmptyDict);
         for batch in attributes.chunks(BATCH) {
             if batch.len() > 1 {
-                self.out.push(MARK);
+                self.op(Opcode::Mark);
             }
             for (name, item) in batch {
                 self.named(name, |p| {
@@ -472,8 +469,11 @@ impl<'data> Pickler<'_, 'data> {
                     p.value(item, depth + 1);
                 });
             }
-            self.out
-                .push(if batch.len() > 1 { SETITEMS } else { SETITEM });
+            self.op(if batch.len() > 1 {
+                Opcode::SetItems
+            } else {
+                Opcode::SetItem
+            });
         }
     }
 
@@ -491,11 +491,11 @@ impl<'data> Pickler<'_, 'data> {
         match index {
             Some(index) => {
                 self.int(index);
-                self.out.push(TUPLE2);
+                self.op(Opcode::Tuple2);
             }
-            None => self.out.push(TUPLE1),
+            None => self.op(Opcode::Tuple1),
         }
-        self.out.push(REDUCE);
+        self.op(Opcode::Reduce);
     }
 
     fn dtype(&mut self, dtype: Dtype) {
@@ -519,7 +519,7 @@ impl<'data> Pickler<'_, 'data> {
             "torch.layout" => {
                 self.global("torch.serialization", "_get_layout");
                 self.str(name);
-                self.out.extend_from_slice(&[TUPLE1, REDUCE]);
+                self.ops(&[Opcode::Tuple1, Opcode::Reduce]);
             }
             other => self.problem(format!(
                 "a `{other}` value (`{name}`), which torch.load(weights_only=True) cannot build"
@@ -611,16 +611,16 @@ impl<'data> Pickler<'_, 'data> {
                 self.attributes(attributes, depth);
             }
             self.tuple_end(len);
-            self.out.push(REDUCE);
+            self.op(Opcode::Reduce);
         } else if !attributes.is_empty() {
             // `Tensor.__reduce_ex__` of a tensor with Python state.
             self.global("torch._tensor", "_rebuild_from_type_v2");
-            self.out.push(MARK);
+            self.op(Opcode::Mark);
             self.global("torch._utils", rebuild_function(&reference, layout.dtype));
             self.global("torch", "Tensor");
             self.rebuild_args(view, &layout, &reference, view.requires_grad());
             self.attributes(attributes, depth);
-            self.out.extend_from_slice(&[TUPLE, REDUCE]);
+            self.ops(&[Opcode::Tuple, Opcode::Reduce]);
         } else {
             self.rebuild(view, &layout, &reference, view.requires_grad());
         }
@@ -636,7 +636,7 @@ impl<'data> Pickler<'_, 'data> {
     ) {
         self.global("torch._utils", rebuild_function(reference, layout.dtype));
         self.rebuild_args(view, layout, reference, requires_grad);
-        self.out.push(REDUCE);
+        self.op(Opcode::Reduce);
     }
 
     /// The argument tuple of the rebuild function.
@@ -647,7 +647,7 @@ impl<'data> Pickler<'_, 'data> {
         reference: &Reference,
         requires_grad: bool,
     ) {
-        self.out.push(MARK);
+        self.op(Opcode::Mark);
         self.persistent_id(reference);
         self.count(layout.offset);
         self.dims(&layout.shape);
@@ -672,23 +672,26 @@ impl<'data> Pickler<'_, 'data> {
                     .into_iter()
                     .filter_map(|(name, on)| on.then_some(name))
                     .collect();
-                self.out.push(EMPTY_DICT);
+                self.op(Opcode::EmptyDict);
                 if flags.len() > 1 {
-                    self.out.push(MARK);
+                    self.op(Opcode::Mark);
                 }
                 for flag in &flags {
                     self.str(flag);
                     self.bool(true);
                 }
-                self.out
-                    .push(if flags.len() > 1 { SETITEMS } else { SETITEM });
+                self.op(if flags.len() > 1 {
+                    Opcode::SetItems
+                } else {
+                    Opcode::SetItem
+                });
             }
         }
-        self.out.push(TUPLE);
+        self.op(Opcode::Tuple);
     }
 
     fn persistent_id(&mut self, reference: &Reference) {
-        self.out.push(MARK);
+        self.op(Opcode::Mark);
         self.str("storage");
         let (module, name) = reference.storage_type.global();
         self.global(module, name);
@@ -698,7 +701,7 @@ impl<'data> Pickler<'_, 'data> {
             Ok(numel) => self.int(numel),
             Err(_) => self.problem("a storage of more than 2^63 elements"),
         }
-        self.out.extend_from_slice(&[TUPLE, BINPERSID]);
+        self.ops(&[Opcode::Tuple, Opcode::BinPersId]);
     }
 
     /// A tuple of dimensions or strides.
@@ -721,7 +724,7 @@ impl<'data> Pickler<'_, 'data> {
                 self.global("torch", "per_tensor_affine");
                 self.float(*scale);
                 self.int(*zero_point);
-                self.out.push(TUPLE3);
+                self.op(Opcode::Tuple3);
             }
             Some(Quantization::PerChannel {
                 scales,
@@ -755,12 +758,12 @@ impl<'data> Pickler<'_, 'data> {
                     );
                     return;
                 };
-                self.out.push(MARK);
+                self.op(Opcode::Mark);
                 self.global("torch", "per_channel_affine");
                 self.owned_tensor(scales, scale_dtype);
                 self.owned_tensor(zeros, zero_dtype);
                 self.count(*axis);
-                self.out.push(TUPLE);
+                self.op(Opcode::Tuple);
             }
             None => self.problem(
                 "a quantized tensor without quantization parameters: torch cannot rebuild it",
@@ -779,16 +782,16 @@ impl<'data> Pickler<'_, 'data> {
             }
         };
         self.global("torch._utils", "_rebuild_tensor_v2");
-        self.out.push(MARK);
+        self.op(Opcode::Mark);
         self.persistent_id(&reference);
         self.int(0);
         self.count(numel);
-        self.out.push(TUPLE1);
+        self.op(Opcode::Tuple1);
         self.int(1);
-        self.out.push(TUPLE1);
+        self.op(Opcode::Tuple1);
         self.bool(false);
         self.empty_ordered_dict();
-        self.out.extend_from_slice(&[TUPLE, REDUCE]);
+        self.ops(&[Opcode::Tuple, Opcode::Reduce]);
     }
 }
 
@@ -802,78 +805,6 @@ fn rebuild_function(reference: &Reference, dtype: Dtype) -> &'static str {
     } else {
         "_rebuild_tensor_v2"
     }
-}
-
-/// Python's `pickle.encode_long`: the shortest little-endian two's complement bytes
-/// (none for 0).
-fn encode_long(value: i128) -> Vec<u8> {
-    if value == 0 {
-        return Vec::new();
-    }
-    let mut bytes = value.to_le_bytes().to_vec();
-    // Drop redundant sign bytes: a top byte that only repeats the sign of the one below.
-    while let [.., below, top] = bytes[..] {
-        let redundant = (top == 0 && below & 0x80 == 0) || (top == 0xFF && below & 0x80 != 0);
-        if !redundant {
-            break;
-        }
-        bytes.pop();
-    }
-    bytes
-}
-
-/// A decimal integer (`-123...`) as [`encode_long`] bytes, or `None` if it is not one.
-fn decimal_to_long(decimal: &str) -> Option<Vec<u8>> {
-    let (negative, digits) = match decimal.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, decimal),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // The magnitude, little-endian base 256.
-    let mut magnitude: Vec<u8> = Vec::new();
-    for digit in digits.bytes() {
-        let mut carry = u32::from(digit - b'0');
-        for byte in &mut magnitude {
-            let wide = u32::from(*byte) * 10 + carry;
-            *byte = (wide & 0xFF) as u8;
-            carry = wide >> 8;
-        }
-        while carry > 0 {
-            magnitude.push((carry & 0xFF) as u8);
-            carry >>= 8;
-        }
-        // Bound the work: 4 KiB of magnitude is far beyond what LONG1 holds anyway.
-        if magnitude.len() > 4096 {
-            return Some(magnitude);
-        }
-    }
-    while magnitude.last() == Some(&0) {
-        magnitude.pop();
-    }
-    if magnitude.is_empty() {
-        return Some(Vec::new());
-    }
-    let mut bytes = magnitude;
-    if negative {
-        // Two's complement: invert and add one.
-        let mut carry = true;
-        for byte in &mut bytes {
-            *byte = !*byte;
-            if carry {
-                let (sum, overflow) = byte.overflowing_add(1);
-                *byte = sum;
-                carry = overflow;
-            }
-        }
-        if bytes.last().is_some_and(|&top| top & 0x80 == 0) {
-            bytes.push(0xFF);
-        }
-    } else if bytes.last().is_some_and(|&top| top & 0x80 != 0) {
-        bytes.push(0);
-    }
-    Some(bytes)
 }
 
 /// `values` as little-endian float32, when each is exactly a float32.
@@ -1234,31 +1165,6 @@ mod tests {
         assert!(found[0].what.contains("frozenset"));
         assert!(found[1].what.contains("slice"));
         assert!(found[2].what.contains("LONG4"));
-    }
-
-    #[test]
-    fn long_encoding_matches_python() {
-        // pickle.encode_long
-        let cases: &[(i128, &[u8])] = &[
-            (0, b""),
-            (255, b"\xff\x00"),
-            (-256, b"\x00\xff"),
-            (-128, b"\x80"),
-            (127, b"\x7f"),
-            (-32768, b"\x00\x80"),
-            (1 << 63, b"\x00\x00\x00\x00\x00\x00\x00\x80\x00"),
-        ];
-        for &(value, want) in cases {
-            assert_eq!(encode_long(value), want, "{value}");
-            assert_eq!(
-                decimal_to_long(&value.to_string()).unwrap(),
-                want,
-                "{value}"
-            );
-        }
-        assert_eq!(decimal_to_long("-0"), Some(vec![]));
-        assert_eq!(decimal_to_long("12a"), None);
-        assert_eq!(decimal_to_long(""), None);
     }
 
     #[test]
