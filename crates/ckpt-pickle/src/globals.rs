@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::decode::{Arg, Decoder, Framing};
+use crate::error::ErrorKind;
 use crate::extension::{self, Entry, Key, Registry, code_from_float, code_from_text};
 use crate::limits::Limits;
-use crate::opcode::Opcode;
+use crate::opcode::{Argument, Opcode};
 
 /// A global a pickle names, found by [`static_globals`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -469,11 +470,54 @@ fn static_pass(
         protocol: 0,
         found: Vec::new(),
     };
-    let mut decoder = Decoder::with_framing(data, base, limits.clone(), framing);
-    while let Some(Ok(instruction)) = decoder.next_instruction() {
-        pass.step(instruction.offset, instruction.opcode, instruction.arg);
+    let mut start = 0usize;
+    let mut divergence = None;
+    loop {
+        let rest = data.get(start..).unwrap_or_default();
+        let mut decoder = Decoder::with_framing(rest, base + start as u64, limits.clone(), framing);
+        let mut failed = None;
+        while let Some(instruction) = decoder.next_instruction() {
+            match instruction {
+                Ok(instruction) => {
+                    pass.step(instruction.offset, instruction.opcode, instruction.arg)
+                }
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        divergence = divergence.or(decoder.divergence());
+        // A text argument whose value one reader refuses and another takes (a float
+        // with underscores, which the C unpickler refuses and Python's `float()` reads): its
+        // extent is known, so the pass goes on after its line with an unknown value.
+        let Some(error) = failed else { break };
+        let line_argument = matches!(
+            error.opcode().map(Opcode::argument),
+            Some(
+                Argument::DecimalLine
+                    | Argument::LongLine
+                    | Argument::FloatLine
+                    | Argument::QuotedLine
+                    | Argument::UnicodeLine
+            )
+        );
+        if !line_argument || !matches!(error.kind(), ErrorKind::BadArgument(_)) {
+            break;
+        }
+        let Some(at) = usize::try_from(error.offset().saturating_sub(base)).ok() else {
+            break;
+        };
+        let Some(end) = data
+            .get(at..)
+            .and_then(|tail| tail.iter().position(|&b| b == b'\n'))
+        else {
+            break;
+        };
+        pass.push(Token::Other);
+        start = at + end + 1;
     }
-    (pass.found, decoder.divergence())
+    (pass.found, divergence)
 }
 
 #[cfg(test)]
@@ -492,6 +536,16 @@ mod tests {
             module: module.into(),
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn a_line_one_reader_refuses_is_read_past() {
+        // FLOAT `1_0.5`: the C unpickler refuses it, Python's float() (joblib's unpickler)
+        // reads 10.5 and goes on to the payload.
+        assert_eq!(
+            names(b"\x80\x04F1_0.5\n0\x8c\x02os\x8c\x06system\x93."),
+            [(22, Opcode::StackGlobal, named("os", "system"))]
+        );
     }
 
     #[test]

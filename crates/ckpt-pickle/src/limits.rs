@@ -2,7 +2,10 @@
 //!
 //! Most sizes are already bounded by the input (a string cannot be longer than the bytes
 //! that remain, each opcode creates at most one object), so the defaults only stop inputs
-//! that are legal but absurd. Each limit has a name, which errors report.
+//! that are legal but absurd. They are budgets on bytes and objects, never a narrower
+//! grammar than CPython's: a mark, a long integer or a line is as welcome as it is to
+//! `pickle.load`, up to memory proportional to the input. Each limit has a name, which
+//! errors report.
 
 /// Limits on the resources a pickle may use. [`Limits::default`] is safe for untrusted
 /// input; raise single fields when a real file needs it.
@@ -34,11 +37,13 @@ impl Default for Limits {
         Limits {
             max_objects: 64 << 20,
             max_stack: 16 << 20,
-            max_marks: 1 << 20,
+            // Each MARK is a byte of input; CPython opens as many as memory holds.
+            max_marks: 16 << 20,
             max_memo: 64 << 20,
             max_string_len: 1 << 30,
             max_int_digits: 4300,
-            max_long_bytes: 1 << 20,
+            // LONG4 takes up to 2 GiB in CPython: a budget on bytes, as for strings.
+            max_long_bytes: 1 << 30,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ckpt_pickle::{Arg, Decoder, ErrorKind, Limits, Object, ObjectId, Opcode, Pickle};
+use ckpt_pickle::{ErrorKind, Object, ObjectId, Opcode, Pickle, StaticGlobal, StaticName};
 
 use super::globals::classify;
 use super::{Category, Collector, Finding, Usage, Verdict};
@@ -34,12 +34,27 @@ pub(crate) fn scan_pickle(
             (&owned.0, owned.1.as_ref())
         }
     };
-    let after_break = match error {
+    // Where the two ways CPython reads a frame part (`pickle.loads` of the bytes, `torch.load`
+    // of an `io.BytesIO`), the stream reading is judged too.
+    if pickle.divergence().is_some() {
+        let (stream, _) =
+            ckpt_pickle::parse_partial_framed(data, base, &limits, ckpt_pickle::Framing::Stream);
+        judge_globals(c, &stream, member);
+        c.container(
+            Verdict::Dangerous,
+            Some(member),
+            pickle.divergence(),
+            "an opcode here crosses the end of a FRAME: pickle.loads and torch.load (which reads \
+             through io.BytesIO) read different bytes from here on (no pickler writes this); \
+             both readings were judged",
+        );
+    }
+    let after_break: Vec<StaticGlobal> = match error {
         // A stream cut short has nothing after its break.
         Some(error) if *error.kind() == ErrorKind::Truncated => Vec::new(),
-        Some(error) => static_globals(data, base, &limits)
+        Some(error) => ckpt_pickle::static_globals(data, base, &limits)
             .into_iter()
-            .filter(|(offset, _, _)| *offset >= error.offset())
+            .filter(|g| g.offset >= error.offset())
             .collect(),
         None => Vec::new(),
     };
@@ -91,16 +106,13 @@ pub(crate) fn scan_pickle(
         }
         _ => {}
     }
-    // The static names after the break: a reader that does not stop where ckpt's VM
-    // stops would still import them.
-    for (offset, module, name) in after_break {
-        judge(
+    // The names after the break: a reader that does not stop where ckpt's VM stops would
+    // still import them.
+    for global in after_break {
+        judge_static(
             c,
-            &module,
-            &name,
-            Usage::Referenced,
+            &global,
             member,
-            offset,
             " (after the point where the pickle breaks)",
         );
     }
@@ -174,18 +186,50 @@ pub(crate) fn scan_trailing(c: &mut Collector<'_>, rest: &[u8], base: u64, membe
     }
 }
 
-/// Every `GLOBAL` and `INST` of a stream by its text, as far as the opcodes decode.
-fn static_globals(data: &[u8], base: u64, limits: &Limits) -> Vec<(u64, String, String)> {
-    Decoder::new(data, base, limits.clone())
-        .map_while(Result::ok)
-        .filter(|i| matches!(i.opcode, Opcode::Global | Opcode::Inst))
-        .filter_map(|i| match i.arg {
-            Arg::Global { module, name } => {
-                Some((i.offset, module.into_owned(), name.into_owned()))
-            }
-            _ => None,
-        })
-        .collect()
+/// Judges a global found by decoding alone: a name, an extension code the pickle did not
+/// register, or a `STACK_GLOBAL` of computed operands.
+fn judge_static(c: &mut Collector<'_>, global: &StaticGlobal, member: &str, note: &str) {
+    match &global.name {
+        StaticName::Named { module, name } => {
+            judge(
+                c,
+                module,
+                name,
+                Usage::Referenced,
+                member,
+                global.offset,
+                note,
+            );
+        }
+        StaticName::Extension(code) => c.add(Finding {
+            verdict: Verdict::Unsafe,
+            category: Category::Global,
+            global: None,
+            usage: None,
+            member: Some(member.to_owned()),
+            offset: Some(global.offset),
+            count: 1,
+            why: format!(
+                "names a global by copyreg extension code {code}, which only the loading \
+                 process's registry resolves{note}"
+            ),
+        }),
+        StaticName::Computed => c.add(Finding {
+            verdict: Verdict::Dangerous,
+            category: Category::ComputedGlobal,
+            global: None,
+            usage: None,
+            member: Some(member.to_owned()),
+            offset: Some(global.offset),
+            count: 1,
+            why: format!(
+                "STACK_GLOBAL takes its module and name from values that are not plain \
+                 strings (the result of a call, a memo trick): the global is computed at \
+                 load time and can be anything{note}"
+            ),
+        }),
+        _ => {}
+    }
 }
 
 /// Classifies every global of a (possibly partial) pickle with its strongest use, and
