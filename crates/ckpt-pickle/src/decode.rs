@@ -116,6 +116,27 @@ impl<'a> Decoder<'a> {
         self.pos
     }
 
+    /// Passes over `n` bytes that a loader reads itself between two opcodes (the raw data
+    /// of an array joblib writes inline); an error when fewer remain.
+    pub(crate) fn pass_over(&mut self, n: usize, at: u64, opcode: Opcode) -> Result<(), Error> {
+        match self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.data.len())
+        {
+            Some(end) => {
+                self.pos = end;
+                Ok(())
+            }
+            None => Err(Error::new(ErrorKind::Truncated, at, Some(opcode))),
+        }
+    }
+
+    /// The bytes not read yet.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.data.get(self.pos..).unwrap_or_default()
+    }
+
     /// Where a [`Framing::Stream`] reader stands now: after `STOP`, where a loader that
     /// calls `pickle.load` again on the same stream starts the next pickle (the end of the
     /// frame `STOP` was read from, else right after it).

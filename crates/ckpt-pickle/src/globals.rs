@@ -454,6 +454,174 @@ pub fn static_globals(data: &[u8], base: u64, limits: &Limits) -> Vec<StaticGlob
     found
 }
 
+/// [`static_globals`] of a stream too large to hold in memory (a compressed member that
+/// inflates past a limit): the opcodes are read from `reader` one by one, each argument of
+/// at most `keep` bytes decoded as [`static_globals`] decodes it, longer ones skipped
+/// without being held (their values are unknown to the pass). At most `budget` bytes are
+/// read. Offsets count from `base`, as the stream's own. Stops at `STOP`, at the end of the
+/// stream or the budget, or where the opcodes stop decoding.
+pub fn static_globals_read<R: std::io::Read>(
+    reader: R,
+    base: u64,
+    limits: &Limits,
+    keep: usize,
+    budget: u64,
+) -> Vec<StaticGlobal> {
+    let mut pass = Pass {
+        limits: limits.clone(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        registry: Registry::default(),
+        protocol: 0,
+        found: Vec::new(),
+    };
+    let mut stream = Stream {
+        reader: std::io::Read::take(reader, budget),
+        offset: base,
+        ended: false,
+    };
+    let mut buffer = Vec::new();
+    while let Some(opcode) = stream.byte().and_then(Opcode::from_byte) {
+        let offset = stream.offset - 1;
+        buffer.clear();
+        buffer.push(opcode.byte());
+        // The argument's bytes: kept (and decoded) when short, skipped when long.
+        let kept = match opcode.argument() {
+            Argument::None => true,
+            Argument::U8 => stream.take(1, &mut buffer),
+            Argument::U16 => stream.take(2, &mut buffer),
+            Argument::I32 | Argument::U32 => stream.take(4, &mut buffer),
+            Argument::U64 | Argument::F64 => stream.take(8, &mut buffer),
+            Argument::DecimalLine
+            | Argument::LongLine
+            | Argument::FloatLine
+            | Argument::QuotedLine
+            | Argument::TextLine
+            | Argument::UnicodeLine => stream.line(keep, &mut buffer),
+            Argument::TextLinePair => {
+                stream.line(keep, &mut buffer) && stream.line(keep, &mut buffer)
+            }
+            Argument::Long1 | Argument::String1 | Argument::Bytes1 | Argument::Unicode1 => {
+                stream.sized(1, keep, &mut buffer)
+            }
+            Argument::Long4 | Argument::String4 | Argument::Bytes4 | Argument::Unicode4 => {
+                stream.sized(4, keep, &mut buffer)
+            }
+            Argument::Bytes8 | Argument::Unicode8 => stream.sized(8, keep, &mut buffer),
+        };
+        if stream.ended {
+            break;
+        }
+        if opcode == Opcode::Frame {
+            continue;
+        }
+        if !kept {
+            // A value this pass does not hold.
+            pass.push(Token::Other);
+            continue;
+        }
+        let mut decoder = Decoder::new(&buffer, offset, limits.clone());
+        match decoder.next_instruction() {
+            Some(Ok(instruction)) => {
+                pass.step(instruction.offset, instruction.opcode, instruction.arg);
+                if instruction.opcode == Opcode::Stop {
+                    break;
+                }
+            }
+            // A value one reader refuses and another takes: unknown, the pass goes on.
+            Some(Err(error)) if matches!(error.kind(), ErrorKind::BadArgument(_)) => {
+                pass.push(Token::Other);
+            }
+            _ => break,
+        }
+    }
+    pass.found
+}
+
+/// The reading of [`static_globals_read`]: where it is, and whether the stream ended.
+struct Stream<R> {
+    reader: std::io::Take<R>,
+    offset: u64,
+    ended: bool,
+}
+
+impl<R: std::io::Read> Stream<R> {
+    fn byte(&mut self) -> Option<u8> {
+        let mut one = [0u8; 1];
+        match std::io::Read::read_exact(&mut self.reader, &mut one) {
+            Ok(()) => {
+                self.offset += 1;
+                let [b] = one;
+                Some(b)
+            }
+            Err(_) => {
+                self.ended = true;
+                None
+            }
+        }
+    }
+
+    /// `n` more bytes into `buffer`.
+    fn take(&mut self, n: usize, buffer: &mut Vec<u8>) -> bool {
+        for _ in 0..n {
+            match self.byte() {
+                Some(b) => buffer.push(b),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// A line, newline included, into `buffer` when it is at most `keep` bytes; `false`
+    /// (the rest of the line skipped) when it is longer.
+    fn line(&mut self, keep: usize, buffer: &mut Vec<u8>) -> bool {
+        let start = buffer.len();
+        loop {
+            let Some(b) = self.byte() else {
+                return false;
+            };
+            if buffer.len() - start < keep {
+                buffer.push(b);
+            }
+            if b == b'\n' {
+                return buffer.len() - start <= keep && buffer.last() == Some(&b'\n');
+            }
+        }
+    }
+
+    /// A little-endian length of `width` bytes, then that many bytes: kept when at most
+    /// `keep`, skipped otherwise.
+    fn sized(&mut self, width: usize, keep: usize, buffer: &mut Vec<u8>) -> bool {
+        let start = buffer.len();
+        if !self.take(width, buffer) {
+            return false;
+        }
+        let mut raw = [0u8; 8];
+        for (slot, b) in raw.iter_mut().zip(buffer.get(start..).unwrap_or_default()) {
+            *slot = *b;
+        }
+        let len = u64::from_le_bytes(raw);
+        // A negative 4-byte length (LONG4, BINSTRING) stops CPython: nothing to skip.
+        if width == 4 && len & 0x8000_0000 != 0 {
+            return true;
+        }
+        if usize::try_from(len).is_ok_and(|len| len <= keep) {
+            return self.take(usize::try_from(len).unwrap_or(0), buffer);
+        }
+        let skipped = std::io::copy(
+            &mut std::io::Read::take(&mut self.reader, len),
+            &mut std::io::sink(),
+        )
+        .unwrap_or(0);
+        self.offset += skipped;
+        if skipped < len {
+            self.ended = true;
+        }
+        false
+    }
+}
+
 /// One reading of the stream: what it names, and where the framings part ways.
 fn static_pass(
     data: &[u8],
@@ -536,6 +704,29 @@ mod tests {
             module: module.into(),
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn streams_are_read_past_what_they_cannot_hold() {
+        // A 1 MiB BINBYTES8, popped, then os.system: the bytes are skipped, not held.
+        let mut data = b"\x80\x04\x8e".to_vec();
+        data.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        data.extend(std::iter::repeat_n(0u8, 1 << 20));
+        data.extend_from_slice(b"0\x8c\x02os\x8c\x06system\x93.");
+        let found = static_globals_read(&data[..], 0, &Limits::default(), 64, u64::MAX);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].module_name(), Some(("os", "system")));
+        assert_eq!(found[0].offset, data.len() as u64 - 2);
+        assert_eq!(found, static_globals(&data, 0, &Limits::default()));
+        // Within a budget: nothing past it is read.
+        assert!(static_globals_read(&data[..], 0, &Limits::default(), 64, 1 << 19).is_empty());
+        // Long lines kept or skipped.
+        let text = b"cos\nsystem\n.";
+        assert_eq!(
+            static_globals_read(&text[..], 0, &Limits::default(), 64, u64::MAX),
+            static_globals(text, 0, &Limits::default())
+        );
+        assert!(static_globals_read(&text[..], 0, &Limits::default(), 3, u64::MAX).is_empty());
     }
 
     #[test]

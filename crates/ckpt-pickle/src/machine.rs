@@ -46,6 +46,24 @@ pub fn parse_partial_framed<'a>(
     limits: &Limits,
     framing: Framing,
 ) -> (Pickle<'a>, Option<Error>) {
+    parse_partial_inline(data, base, limits, framing, &mut |_, _, _| 0)
+}
+
+/// What a loader reads itself after a `BUILD`, outside the pickle's opcodes: called with
+/// the objects built so far, the object `BUILD` gave a state to, and the bytes that follow;
+/// returns how many of them the loader reads (joblib's unpickler reads an array's raw data,
+/// or a whole nested pickle, right after the `BUILD` of a `NumpyArrayWrapper`).
+pub type Inline<'h, 'a> = dyn FnMut(&Pickle<'a>, ObjectId, &'a [u8]) -> usize + 'h;
+
+/// [`parse_partial_framed`] for a loader that reads data of its own between opcodes
+/// ([`Inline`]): the machine passes over what `inline` says the loader reads.
+pub fn parse_partial_inline<'a>(
+    data: &'a [u8],
+    base: u64,
+    limits: &Limits,
+    framing: Framing,
+    inline: &mut Inline<'_, 'a>,
+) -> (Pickle<'a>, Option<Error>) {
     let mut machine = Machine {
         decoder: Decoder::with_framing(data, base, limits.clone(), framing),
         limits: limits.clone(),
@@ -60,7 +78,7 @@ pub fn parse_partial_framed<'a>(
         hashable: HashSet::new(),
         extensions: Registry::default(),
     };
-    let error = machine.run().err();
+    let error = machine.run(inline).err();
     let len = machine.decoder.position();
     let pickle = Pickle {
         nodes: machine.nodes,
@@ -140,18 +158,45 @@ fn int_value(object: &Object<'_>) -> IntValue {
 }
 
 impl<'a> Machine<'a> {
-    fn run(&mut self) -> Result<(), Error> {
+    fn run(&mut self, inline: &mut Inline<'_, 'a>) -> Result<(), Error> {
         while let Some(instruction) = self.decoder.next_instruction() {
             let instruction = instruction?;
             let at = At {
                 offset: instruction.offset,
                 opcode: instruction.opcode,
             };
+            let build = instruction.opcode == Opcode::Build;
             if self.step(instruction, &at)? {
                 return Ok(());
             }
+            if build && let Some(&target) = self.stack.last() {
+                let n = self.inline(inline, target);
+                if n > 0 {
+                    self.decoder.pass_over(n, at.offset, at.opcode)?;
+                }
+            }
         }
         Err(Error::new(ErrorKind::Truncated, 0, None))
+    }
+
+    /// Asks `inline` what the loader reads after the `BUILD` of `target`.
+    fn inline(&mut self, inline: &mut Inline<'_, 'a>, target: ObjectId) -> usize {
+        if !is_opaque(self.object(target)) {
+            return 0;
+        }
+        let view = Pickle {
+            nodes: std::mem::take(&mut self.nodes),
+            extras: std::mem::take(&mut self.extras),
+            root: None,
+            protocol: self.protocol,
+            len: self.decoder.position(),
+            stream_len: self.decoder.position(),
+            divergence: None,
+        };
+        let n = inline(&view, target, self.decoder.rest());
+        self.nodes = view.nodes;
+        self.extras = view.extras;
+        n
     }
 
     fn limit(at: &At, limit: &'static str, max: usize) -> Error {

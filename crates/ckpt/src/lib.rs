@@ -46,6 +46,7 @@ pub mod diff;
 mod digest;
 mod error;
 pub mod format;
+mod joblib;
 pub mod limits;
 pub mod model;
 pub mod npy;

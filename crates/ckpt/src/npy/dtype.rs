@@ -402,6 +402,12 @@ fn unpack(v: &Value, want: usize) -> R<Vec<Cow<'_, Value>>> {
 }
 
 /// `_convert_from_any(obj, align)`: `numpy.dtype(obj)`.
+/// `numpy.dtype(v)`: the constructor's own reading of a value (a string, a tuple, a list of
+/// fields, a dict in either form), as pickled dtypes are rebuilt.
+pub(crate) fn numpy_dtype(v: &Value, cx: &mut Cx) -> R<Descr> {
+    convert_any(v, false, cx)
+}
+
 fn convert_any(v: &Value, align: bool, cx: &mut Cx) -> R<Descr> {
     cx.step()?;
     stacker::maybe_grow(64 << 10, 1 << 20, || match v {

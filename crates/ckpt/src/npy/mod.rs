@@ -60,6 +60,10 @@ mod literal;
 mod tables;
 mod value;
 
+pub(crate) use int::Int as PyInt;
+pub(crate) use value::PyStr;
+pub(crate) use value::{Dict as PyDict, Value as PyValue};
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{self, Limits};
 
@@ -401,6 +405,24 @@ impl Fail {
             .at_offset(place(at)),
         }
     }
+}
+
+/// What `numpy.dtype(descr)` builds: the size of an element and whether it holds objects. For dtypes met outside a
+/// `.npy` header (the arrays joblib pickles with their dtype).
+pub(crate) fn dtype_of(descr: &PyValue, limits: &Limits) -> Result<(u64, bool)> {
+    let options = literal::Options {
+        max_depth: limits.depth,
+        max_int_bytes: limits.int_len,
+        max_values: (1 << 16, "header-len", limits.header_len),
+    };
+    let mut cx = dtype::Cx::new(1 << 16, options);
+    let built = dtype::numpy_dtype(descr, &mut cx).map_err(|fail| {
+        fail.prefixed(&format!("dtype {}", descr.describe()))
+            .into_error(0)
+    })?;
+    let size = u64::try_from(built.elsize)
+        .map_err(|_| Error::malformed(format!("dtype {} has a negative size", descr.describe())))?;
+    Ok((size, built.refs))
 }
 
 #[cfg(test)]

@@ -488,7 +488,15 @@ pub(crate) fn classify(module: &str, name: &str, allow: &[String]) -> Judgement 
             }
         }
     }
-    // 2. Data, by exact name.
+    // 2. Data, by exact name. joblib's array wrapper is a container its unpickler fills
+    // with an array's bytes (ckpt reads them as it does); to `pickle.load` it is an empty
+    // object.
+    if crate::joblib::is_wrapper(module, name) {
+        return Judgement::new(
+            Verdict::Safe,
+            "joblib's numpy array wrapper: the array's bytes follow it in the stream",
+        );
+    }
     if is_data(module, name) {
         return Judgement::new(
             Verdict::Safe,

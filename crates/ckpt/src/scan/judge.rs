@@ -3,11 +3,13 @@
 //! reads it, archives inside are walked in turn, and every anomaly of the containers is a
 //! finding. Only pickles, headers and directories are read: tensor bytes are never touched.
 
-use super::pickle::{scan_pickle, scan_trailing};
+use std::io::Read;
+
+use super::pickle::{judge_static, scan_pickle, scan_trailing};
 use super::{Category, Collector, Finding, Verdict};
 use crate::error::Error;
 use crate::source::Input;
-use crate::walk::{self, Anomaly, AnomalyKind, Part, Rest, Use};
+use crate::walk::{self, Anomaly, AnomalyKind, Content, Part, Rest, Use};
 
 /// The deepest nesting of archives walked (a member of a member of...).
 const MAX_NESTING: usize = 8;
@@ -128,6 +130,48 @@ fn judge_part(c: &mut Collector<'_>, part: &Part<'_>, within: &str, depth: usize
             scan_input(c, input, name, &place, depth + 1);
         }
         Use::Code => {}
+    }
+    if loaded.over_limit {
+        stream_past_the_limit(c, part, &place, bytes);
+    }
+}
+
+/// What a compressed part names past the `inflated-len` limit: the part inflated so far was
+/// judged; the rest of the stream is read on (up to 16 times the limit), holding no more
+/// than a mebibyte of it at once, and every global decoding finds there is judged.
+fn stream_past_the_limit(c: &mut Collector<'_>, part: &Part<'_>, place: &str, held: &[u8]) {
+    let start = match part.use_ {
+        Use::Pickle { .. } | Use::Probe => 0,
+        // An object array's pickle starts after its header.
+        Use::Npy => match crate::npy::parse_header_with(held, &c.options.limits) {
+            Ok(header) if !header.has_object => return,
+            Ok(header) => header.data_offset,
+            Err(_) => match crate::npy::data_offset(held) {
+                Some(start) => start,
+                None => return,
+            },
+        },
+        // A compressed file joblib unpickles from its first byte.
+        Use::Nested if matches!(part.content, Content::Wrapped { .. }) => 0,
+        Use::Nested | Use::Code => return,
+    };
+    let Some(mut reader) = part.content.reader() else {
+        return;
+    };
+    if std::io::copy(&mut (&mut reader).take(start), &mut std::io::sink()).ok() != Some(start) {
+        return;
+    }
+    let budget = c.options.limits.inflated_len.saturating_mul(16);
+    let found =
+        ckpt_pickle::static_globals_read(reader, start, &c.options.limits.pickle, 1 << 20, budget);
+    let judged = held.len() as u64;
+    for global in found.iter().filter(|g| g.offset >= judged) {
+        judge_static(
+            c,
+            global,
+            place,
+            " (past the `inflated-len` limit, read streaming)",
+        );
     }
 }
 

@@ -27,13 +27,54 @@ pub(crate) fn scan_pickle(
 ) -> Option<usize> {
     let limits = c.options.limits.pickle.clone();
     let owned;
+    // joblib writes numpy arrays inline, after the BUILD of a NumpyArrayWrapper: its
+    // unpickler reads them (or an object array's nested pickle) from the stream itself.
+    let mut nested: Vec<(usize, usize)> = Vec::new();
+    let joblib = memchr::memmem::find(data, b"NumpyArrayWrapper").is_some();
     let (pickle, error) = match parsed {
-        Some(parsed) => (&parsed.pickle, parsed.error.as_ref()),
-        None => {
+        Some(parsed) if !joblib => (&parsed.pickle, parsed.error.as_ref()),
+        _ if joblib => {
+            let all = c.options.limits.clone();
+            let mut hook = |view: &Pickle<'_>, target: ObjectId, rest: &[u8]| -> usize {
+                match crate::joblib::inline(view, target, rest, &all) {
+                    Ok(crate::joblib::Inline::Raw(n)) => n,
+                    Ok(crate::joblib::Inline::Pickle) => {
+                        let inner = ckpt_pickle::parse_partial(rest, 0, &limits).0;
+                        let at = data.len() - rest.len();
+                        nested.push((at, inner.byte_len()));
+                        inner.byte_len()
+                    }
+                    _ => 0,
+                }
+            };
+            owned = ckpt_pickle::parse_partial_inline(
+                data,
+                base,
+                &limits,
+                ckpt_pickle::Framing::Contiguous,
+                &mut hook,
+            );
+            (&owned.0, owned.1.as_ref())
+        }
+        _ => {
             owned = ckpt_pickle::parse_partial(data, base, &limits);
             (&owned.0, owned.1.as_ref())
         }
     };
+    // Each object array's pickle, as joblib reads it.
+    for &(at, len) in &nested {
+        let bytes = data.get(at..).unwrap_or_default();
+        let name = format!("{member} (object array at byte {})", base + at as u64);
+        let _ = len;
+        scan_pickle(
+            c,
+            bytes,
+            base + at as u64,
+            &name,
+            Some(Loader::Joblib),
+            None,
+        );
+    }
     // Where the two ways CPython reads a frame part (`pickle.loads` of the bytes, `torch.load`
     // of an `io.BytesIO`), the stream reading is judged too.
     if pickle.divergence().is_some() {
@@ -188,7 +229,7 @@ pub(crate) fn scan_trailing(c: &mut Collector<'_>, rest: &[u8], base: u64, membe
 
 /// Judges a global found by decoding alone: a name, an extension code the pickle did not
 /// register, or a `STACK_GLOBAL` of computed operands.
-fn judge_static(c: &mut Collector<'_>, global: &StaticGlobal, member: &str, note: &str) {
+pub(crate) fn judge_static(c: &mut Collector<'_>, global: &StaticGlobal, member: &str, note: &str) {
     match &global.name {
         StaticName::Named { module, name } => {
             judge(

@@ -20,10 +20,10 @@ pub(crate) const MEMORY_LIMIT: u32 = 256 << 20;
 pub(crate) struct Inflated {
     /// What was inflated: everything, or what came before the limit or the damage.
     pub(crate) bytes: Vec<u8>,
-    /// Whether the stream was inflated to its end.
-    pub(crate) complete: bool,
     /// Why it was not, when it was not.
     pub(crate) problem: Option<String>,
+    /// Whether it stopped at the limit (the stream goes on past it).
+    pub(crate) over_limit: bool,
 }
 
 /// Reads `reader` to its end, keeping at most `max` bytes: what it holds, whether it ended
@@ -35,23 +35,41 @@ fn drain(reader: impl Read, max: u64) -> Inflated {
             bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
             Inflated {
                 bytes,
-                complete: false,
                 problem: Some(format!(
                     "it inflates to more than {max} bytes (the `inflated-len` limit)"
                 )),
+                over_limit: true,
             }
         }
         Ok(_) => Inflated {
             bytes,
-            complete: true,
             problem: None,
+            over_limit: false,
         },
         Err(e) => Inflated {
             bytes,
-            complete: false,
             problem: Some(format!("it cannot be inflated: {e}")),
+            over_limit: false,
         },
     }
+}
+
+/// A reader of the inflated data of a zip member compressed with `method` (`declared`: the
+/// size its entry declares, where loaders stop reading); `None` for methods ckpt does not
+/// inflate, an error for a stream that cannot start.
+pub(crate) fn member_reader<'a>(
+    method: u16,
+    data: &'a [u8],
+    declared: u64,
+) -> Option<Result<Box<dyn Read + 'a>, String>> {
+    Some(match method {
+        DEFLATED => Ok(Box::new(
+            flate2::read::DeflateDecoder::new(data).take(declared),
+        )),
+        BZIP2 => Ok(Box::new(bzip2::read::BzDecoder::new(data).take(declared))),
+        LZMA => zip_lzma(data, declared),
+        _ => return None,
+    })
 }
 
 /// Inflates the data of a zip member compressed with `method`, at most `max` bytes of it;
@@ -60,52 +78,42 @@ fn drain(reader: impl Read, max: u64) -> Inflated {
 /// ckpt does not inflate.
 pub(crate) fn inflate(method: u16, data: &[u8], declared: u64, max: u64) -> Option<Inflated> {
     let limit = declared.min(max);
-    let mut inflated = match method {
-        DEFLATED => drain(flate2::read::DeflateDecoder::new(data), limit),
-        BZIP2 => drain(bzip2::read::BzDecoder::new(data), limit),
-        LZMA => zip_lzma(data, declared, limit),
-        _ => return None,
-    };
-    if !inflated.complete && inflated.bytes.len() as u64 == declared && declared <= max {
-        // More than the entry declares: loaders stop at the declared size, and so does ckpt.
-        inflated.complete = true;
-        inflated.problem = None;
-    }
-    Some(inflated)
+    Some(match member_reader(method, data, declared)? {
+        Ok(reader) => drain(reader, limit),
+        Err(problem) => Inflated {
+            problem: Some(problem),
+            ..Inflated::default()
+        },
+    })
 }
 
 /// A zip member in LZMA (method 14): a 2-byte version, a 2-byte properties length, the
 /// LZMA properties (a byte and the dictionary size), then a raw LZMA stream.
-fn zip_lzma(data: &[u8], declared: u64, max: u64) -> Inflated {
-    let broken = |what: &str| Inflated {
-        problem: Some(format!("its LZMA header is {what}")),
-        ..Inflated::default()
-    };
+fn zip_lzma<'a>(data: &'a [u8], declared: u64) -> Result<Box<dyn Read + 'a>, String> {
+    let broken = |what: &str| format!("its LZMA header is {what}");
     let Some(&[_, _, len_lo, len_hi]) = data.get(..4) else {
-        return broken("cut short");
+        return Err(broken("cut short"));
     };
     let props_len = usize::from(u16::from_le_bytes([len_lo, len_hi]));
     let Some(props) = data.get(4..4 + props_len) else {
-        return broken("cut short");
+        return Err(broken("cut short"));
     };
     let Some((&byte, dict)) = props.split_first() else {
-        return broken("empty");
+        return Err(broken("empty"));
     };
     let Some(dict) = dict.get(..4).and_then(|d| d.try_into().ok()) else {
-        return broken("cut short");
+        return Err(broken("cut short"));
     };
     let dict = u32::from_le_bytes(dict);
     let stream = data.get(4 + props_len..).unwrap_or_default();
-    // The dictionary never needs to be larger than what is inflated.
-    let size = declared.min(max.saturating_add(1));
-    let dict = dict.min(u32::try_from(size).unwrap_or(u32::MAX)).max(4096);
-    match lzma_rust2::LzmaReader::new_with_props(stream, size, byte, dict, None) {
-        Ok(reader) => drain(reader, max),
-        Err(e) => Inflated {
-            problem: Some(format!("its LZMA stream cannot be read: {e}")),
-            ..Inflated::default()
-        },
-    }
+    // The dictionary never needs to be larger than what is inflated, nor than the memory
+    // limit.
+    let dict = dict
+        .min(u32::try_from(declared).unwrap_or(u32::MAX))
+        .clamp(4096, MEMORY_LIMIT);
+    lzma_rust2::LzmaReader::new_with_props(stream, declared, byte, dict, None)
+        .map(|reader| Box::new(reader) as Box<dyn Read + 'a>)
+        .map_err(|e| format!("its LZMA stream cannot be read: {e}"))
 }
 
 /// A compression wrapper around a whole file, as `joblib.load` detects it by the file's
@@ -153,32 +161,39 @@ impl Wrapper {
         }
     }
 
-    /// Inflates a whole wrapped file, at most `max` bytes; concatenated streams are read
-    /// one after the other, as joblib's file objects read them.
-    pub(crate) fn inflate(self, data: &[u8], max: u64) -> Inflated {
-        match self {
+    /// A reader of a whole wrapped file's inflated bytes; concatenated streams are read one
+    /// after the other, as joblib's file objects read them.
+    pub(crate) fn reader<'a>(self, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, String> {
+        Ok(match self {
             Wrapper::ZfCompat => {
                 // `ZF` and 19 characters of length; joblib <= 0.8.4 wrote one more space.
                 let stream = data.get(21..).unwrap_or_default();
                 let stream = stream.strip_prefix(b" ").unwrap_or(stream);
-                drain(flate2::read::ZlibDecoder::new(stream), max)
+                Box::new(flate2::read::ZlibDecoder::new(stream))
             }
-            Wrapper::Zlib => drain(Concatenated::new(data), max),
-            Wrapper::Gzip => drain(flate2::read::MultiGzDecoder::new(data), max),
-            Wrapper::Bz2 => drain(bzip2::read::MultiBzDecoder::new(data), max),
-            Wrapper::Lzma => {
-                match lzma_rust2::LzmaReader::new_mem_limit(data, MEMORY_LIMIT / 1024, None) {
-                    Ok(reader) => drain(reader, max),
-                    Err(e) => Inflated {
-                        problem: Some(format!("its LZMA stream cannot be read: {e}")),
-                        ..Inflated::default()
-                    },
-                }
-            }
-            Wrapper::Xz => drain(
-                lzma_rust2::XzReader::new_mem_limit(data, true, MEMORY_LIMIT / 1024),
-                max,
+            Wrapper::Zlib => Box::new(Concatenated::new(data)),
+            Wrapper::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
+            Wrapper::Bz2 => Box::new(bzip2::read::MultiBzDecoder::new(data)),
+            Wrapper::Lzma => Box::new(
+                lzma_rust2::LzmaReader::new_mem_limit(data, MEMORY_LIMIT / 1024, None)
+                    .map_err(|e| format!("its LZMA stream cannot be read: {e}"))?,
             ),
+            Wrapper::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(
+                data,
+                true,
+                MEMORY_LIMIT / 1024,
+            )),
+        })
+    }
+
+    /// Inflates a whole wrapped file, at most `max` bytes.
+    pub(crate) fn inflate(self, data: &[u8], max: u64) -> Inflated {
+        match self.reader(data) {
+            Ok(reader) => drain(reader, max),
+            Err(problem) => Inflated {
+                problem: Some(problem),
+                ..Inflated::default()
+            },
         }
     }
 }
@@ -261,7 +276,7 @@ mod tests {
         ] {
             assert_eq!(Wrapper::detect(bytes), Some(wrapper));
             let out = wrapper.inflate(bytes, 1 << 20);
-            assert!(out.complete, "{wrapper:?}: {:?}", out.problem);
+            assert!(out.problem.is_none(), "{wrapper:?}: {:?}", out.problem);
             assert_eq!(out.bytes, expected, "{wrapper:?}");
         }
         assert_eq!(Wrapper::detect(b"\x80\x02"), None);
@@ -274,14 +289,14 @@ mod tests {
         e.write_all(&big).unwrap();
         let deflated = e.finish().unwrap();
         let out = inflate(DEFLATED, &deflated, 10_000, 1000).unwrap();
-        assert!(!out.complete);
+        assert!(out.over_limit);
         assert_eq!(out.bytes.len(), 1000);
         assert!(out.problem.unwrap().contains("inflated-len"));
         let out = inflate(DEFLATED, &deflated, 10_000, 1 << 20).unwrap();
-        assert!(out.complete);
+        assert!(out.problem.is_none());
         assert_eq!(out.bytes, big);
         let out = inflate(DEFLATED, b"\xff\xff\xff", 3, 1 << 20).unwrap();
-        assert!(!out.complete);
+        assert!(out.problem.is_some());
         assert!(inflate(99, b"", 0, 10).is_none());
     }
 }

@@ -44,6 +44,8 @@ pub(crate) enum Loader {
     Pickle,
     /// `torch.export.load`.
     Export,
+    /// `joblib.load` (an object array's nested pickle).
+    Joblib,
     /// `torch.distributed.checkpoint`'s reader.
     Dcp,
 }
@@ -57,6 +59,7 @@ impl Loader {
             Loader::Numpy => "numpy.load(allow_pickle=True)",
             Loader::Pickle => "pickle.load",
             Loader::Export => "torch.export.load",
+            Loader::Joblib => "joblib.load",
             Loader::Dcp => "torch.distributed.checkpoint",
         }
     }
@@ -126,6 +129,8 @@ pub(crate) struct Loaded<'data> {
     pub(crate) bytes: Cow<'data, [u8]>,
     /// Why inflating stopped early, when it did.
     pub(crate) problem: Option<String>,
+    /// Whether it stopped at the limit, with more to come ([`Content::reader`] reads on).
+    pub(crate) over_limit: bool,
 }
 
 impl<'data> Content<'data> {
@@ -136,6 +141,7 @@ impl<'data> Content<'data> {
                 return Loaded {
                     bytes: Cow::Borrowed(bytes),
                     problem: None,
+                    over_limit: false,
                 };
             }
             Content::Zip { method, data, size } => compress::inflate(method, data, size, max)
@@ -151,6 +157,18 @@ impl<'data> Content<'data> {
         Loaded {
             bytes: Cow::Owned(inflated.bytes),
             problem: inflated.problem,
+            over_limit: inflated.over_limit,
+        }
+    }
+
+    /// A reader of the (inflated) bytes, from the start, for what is too large to hold.
+    pub(crate) fn reader(&self) -> Option<Box<dyn std::io::Read + 'data>> {
+        match *self {
+            Content::Stored(bytes) => Some(Box::new(bytes)),
+            Content::Zip { method, data, size } => {
+                compress::member_reader(method, data, size)?.ok()
+            }
+            Content::Wrapped { wrapper, data } => wrapper.reader(data).ok(),
         }
     }
 

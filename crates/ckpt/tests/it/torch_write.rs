@@ -21,6 +21,9 @@ fn ok_files() -> Vec<PathBuf> {
                 && !name.ends_with(".txt")
                 // A `.distcp` file is part of its DCP folder (torch.load refuses it alone).
                 && !name.ends_with(".distcp")
+                // joblib files are for the scanner (ckpt does not read them as checkpoints).
+                && !name.contains(".joblib")
+                && !name.ends_with(".md")
                 && path.extension().is_some()
             {
                 out.push(path);
