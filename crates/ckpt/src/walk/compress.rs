@@ -30,7 +30,7 @@ pub(crate) struct Inflated {
 /// within `max`, and the error that stopped it.
 fn drain(reader: impl Read, max: u64) -> Inflated {
     let mut bytes = Vec::new();
-    match reader.take(max.saturating_add(1)).read_to_end(&mut bytes) {
+    match read_within(reader, max.saturating_add(1), &mut bytes) {
         Ok(_) if bytes.len() as u64 > max => {
             bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
             Inflated {
@@ -70,6 +70,42 @@ pub(crate) fn member_reader<'a>(
         LZMA => zip_lzma(data, declared),
         _ => return None,
     })
+}
+
+/// Reads at most `max` bytes of `reader` into `out`, growing it by at most its size at a
+/// time and never past `max` (`read_to_end` may double a buffer past what it will hold).
+fn read_within(mut reader: impl Read, max: u64, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    loop {
+        if out.len() >= max {
+            return Ok(());
+        }
+        if out.len() == out.capacity() {
+            let grow = out.len().max(64 << 10).min(max - out.len());
+            out.try_reserve_exact(grow).map_err(std::io::Error::other)?;
+        }
+        let start = out.len();
+        let room = out.capacity().min(max) - start;
+        out.resize(start + room, 0);
+        let read = loop {
+            match reader.read(out.get_mut(start..).unwrap_or_default()) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        match read {
+            Ok(n) => {
+                out.truncate(start + n);
+                if n == 0 {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+    }
 }
 
 /// Inflates the data of a zip member compressed with `method`, at most `max` bytes of it;

@@ -130,7 +130,8 @@ fn a_call_the_root_never_reaches_is_still_refused() {
     // os.system('echo') is called, its result popped, and the root is an empty dict:
     // unpickling runs the call even though nothing keeps its result.
     let body = [global("os", "system"), unicode("echo"), b"\x85R0}".to_vec()].concat();
-    refused_with(&proto2(&body), ErrorKind::Refused, "os.system");
+    // The scanner calls it dangerous: no reader reads it.
+    refused_with(&proto2(&body), ErrorKind::Dangerous, "os.system");
 }
 
 #[test]
@@ -138,7 +139,7 @@ fn a_callable_dressed_as_a_module_is_refused() {
     // INST builds `os.system('echo pwned')`, then BUILD gives it a module's state.
     let mut body = b"(S'echo pwned'\nios\nsystem\n".to_vec();
     body.extend_from_slice(b"(dS'_parameters'\n(dsS'_buffers'\n(dsS'_modules'\n(dsb.");
-    refused_with(&body, ErrorKind::Refused, "os.system");
+    refused_with(&body, ErrorKind::Dangerous, "os.system");
 }
 
 #[test]
@@ -168,7 +169,7 @@ fn calling_a_computed_object_is_refused() {
 fn a_legacy_sys_info_that_runs_code_is_refused() {
     let sys_info = proto2(&[global("os", "system"), unicode("echo"), b"\x85R0}".to_vec()].concat());
     let bytes = legacy(&sys_info, &proto2(b"}"), &[]);
-    let error = refused_with(&bytes, ErrorKind::Refused, "sys_info");
+    let error = refused_with(&bytes, ErrorKind::Dangerous, "os.system");
     assert_eq!(error.location().member.as_deref(), Some("sys_info"));
 }
 
