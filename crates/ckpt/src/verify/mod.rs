@@ -447,7 +447,8 @@ mod tests {
             let (family, name) = rule.id.split_once('.').unwrap();
             assert!(
                 [
-                    "st", "zip", "torch", "legacy", "tar", "pickle", "hf", "dcp", "manifest"
+                    "st", "zip", "torch", "legacy", "tar", "pickle", "hf", "dcp", "manifest",
+                    "scan"
                 ]
                 .contains(&family),
                 "{}",
