@@ -42,10 +42,12 @@
 
 pub mod cast;
 mod convert;
+mod dcp;
 pub mod diff;
 mod digest;
 mod error;
 pub mod format;
+mod hf;
 mod joblib;
 pub mod limits;
 pub mod model;

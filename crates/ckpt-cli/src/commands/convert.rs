@@ -185,13 +185,13 @@ fn dtype(arg: DtypeArg) -> Dtype {
     }
 }
 
-fn key_map(args: &ConvertArgs) -> ckpt::Result<KeyMap> {
-    let mut map = super::name_filter(&args.include, &args.exclude)?;
-    for prefix in &args.strip_prefix {
-        map = map.strip_prefix(prefix)?;
-    }
-    for spec in &args.rename {
-        map = map.rename(spec)?;
-    }
-    Ok(map)
+fn key_map(args: &ConvertArgs) -> anyhow::Result<KeyMap> {
+    let map = super::name_filter(&args.include, &args.exclude)?;
+    let map = super::add_rules(
+        map,
+        "--strip-prefix",
+        &args.strip_prefix,
+        KeyMap::strip_prefix,
+    )?;
+    super::add_rules(map, "--rename", &args.rename, KeyMap::rename)
 }

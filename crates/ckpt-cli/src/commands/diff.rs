@@ -6,8 +6,9 @@ use ckpt::diff::{DiffOptions, Summary, Tolerance, Values};
 use ckpt::{Access, KeyMap, Source};
 use serde::Serialize;
 
+use super::add_rules;
 use crate::args::DiffArgs;
-use crate::exit::Outcome;
+use crate::exit::{Outcome, flag};
 use crate::output;
 use crate::term::Progress;
 
@@ -130,14 +131,24 @@ pub(crate) struct SummaryRow {
 
 pub(crate) fn run(args: &DiffArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
     let tolerance = if args.atol.is_some() || args.rtol.is_some() {
-        Tolerance::allclose(args.atol, args.rtol)?
+        // With the default rtol, only atol can be wrong; then only rtol.
+        Tolerance::allclose(args.atol, None).map_err(flag("--atol"))?;
+        Tolerance::allclose(args.atol, args.rtol).map_err(flag("--rtol"))?
     } else {
         Tolerance::Exact
     };
     let options = DiffOptions {
         tolerance,
-        keys_a: key_map(args, &args.strip_prefix_a, &args.rename_a)?,
-        keys_b: key_map(args, &args.strip_prefix_b, &args.rename_b)?,
+        keys_a: key_map(
+            args,
+            ("--strip-prefix-a", &args.strip_prefix_a),
+            ("--rename-a", &args.rename_a),
+        )?,
+        keys_b: key_map(
+            args,
+            ("--strip-prefix-b", &args.strip_prefix_b),
+            ("--rename-b", &args.rename_b),
+        )?,
         // --include and --exclude, on the names after renaming.
         filter: super::name_filter(&args.include, &args.exclude)?,
         ignore_dtype: args.ignore_dtype,
@@ -282,16 +293,22 @@ pub(crate) fn unravel(mut flat: u64, shape: &[usize]) -> Vec<u64> {
     index
 }
 
-/// Both sides' options first, then one side's.
-fn key_map(args: &DiffArgs, strip: &[String], rename: &[String]) -> ckpt::Result<KeyMap> {
-    let mut map = KeyMap::new();
-    for prefix in args.strip_prefix.iter().chain(strip) {
-        map = map.strip_prefix(prefix)?;
-    }
-    for spec in args.rename.iter().chain(rename) {
-        map = map.rename(spec)?;
-    }
-    Ok(map)
+/// Both sides' options first, then one side's (each with its flag's name).
+fn key_map(
+    args: &DiffArgs,
+    (strip_flag, strip): (&'static str, &[String]),
+    (rename_flag, rename): (&'static str, &[String]),
+) -> anyhow::Result<KeyMap> {
+    let map = KeyMap::new();
+    let map = add_rules(
+        map,
+        "--strip-prefix",
+        &args.strip_prefix,
+        KeyMap::strip_prefix,
+    )?;
+    let map = add_rules(map, strip_flag, strip, KeyMap::strip_prefix)?;
+    let map = add_rules(map, "--rename", &args.rename, KeyMap::rename)?;
+    add_rules(map, rename_flag, rename, KeyMap::rename)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ mod verify;
 use ckpt::KeyMap;
 
 use crate::args::{Cli, Command};
-use crate::exit::Outcome;
+use crate::exit::{Outcome, flag};
 
 /// Runs the command the user asked for.
 pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
@@ -29,13 +29,21 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
 
 /// The names `--include` and `--exclude` keep (and, by the caller, more of [`KeyMap`]'s
 /// rules).
-fn name_filter(include: &[String], exclude: &[String]) -> ckpt::Result<KeyMap> {
-    let mut map = KeyMap::new();
-    for pattern in include {
-        map = map.include(pattern)?;
-    }
-    for pattern in exclude {
-        map = map.exclude(pattern)?;
+fn name_filter(include: &[String], exclude: &[String]) -> anyhow::Result<KeyMap> {
+    let map = add_rules(KeyMap::new(), "--include", include, KeyMap::include)?;
+    add_rules(map, "--exclude", exclude, KeyMap::exclude)
+}
+
+/// `map` with a rule (`rule`: [`KeyMap::include`], [`KeyMap::rename`]...) for each value the
+/// flag `name` was given, in order; an error names the flag.
+fn add_rules(
+    mut map: KeyMap,
+    name: &'static str,
+    values: &[String],
+    rule: fn(KeyMap, &str) -> ckpt::Result<KeyMap>,
+) -> anyhow::Result<KeyMap> {
+    for value in values {
+        map = rule(map, value).map_err(flag(name))?;
     }
     Ok(map)
 }

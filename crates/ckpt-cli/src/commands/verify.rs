@@ -9,7 +9,7 @@ use ckpt::{Access, AtomicOutput, Source};
 use serde::Serialize;
 
 use crate::args::VerifyArgs;
-use crate::exit::{Hinted, Outcome};
+use crate::exit::{Flag, Hinted, Outcome};
 use crate::output;
 use crate::term::Progress;
 
@@ -95,7 +95,12 @@ pub(crate) fn run(args: &VerifyArgs, limits: &ckpt::Limits) -> anyhow::Result<Ou
         Some(path) => {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read the manifest {}", path.display()))?;
-            let manifest = Manifest::parse(&bytes).map_err(|e| e.with_path(path))?;
+            let manifest = Manifest::parse(&bytes).map_err(|e| {
+                Flag::error("--manifest", e.with_path(path)).hint(
+                    "a manifest is written by `ckpt verify --hash M FILE` (or `ckpt inspect \
+                     --json --hash`)",
+                )
+            })?;
             Some((path, manifest))
         }
         None => None,

@@ -260,12 +260,31 @@ fn key_surgery_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixtures().join("ok/tiny-mlp.safetensors");
     let input = input.to_str().unwrap();
+    // The library's words, with the flags they come from (in the message or the hint).
     for (args, needle) in [
-        (&["--rename", "[=x"][..], "not a regular expression"),
-        (&["--rename", "noequals"][..], "REGEX=REPLACEMENT"),
-        (&["--include", "a["][..], "not a valid pattern"),
+        (
+            &["--rename", "[=x"][..],
+            "--rename: rename rule `[=x`: not a regular expression",
+        ),
+        (
+            &["--rename", "noequals"][..],
+            "--rename: `noequals` is not a rename rule REGEX=REPLACEMENT",
+        ),
+        (
+            &["--include", "a["][..],
+            "--include: `a[` is not a valid include pattern",
+        ),
+        (
+            &["--strip-prefix", ""][..],
+            "--strip-prefix: a prefix to strip cannot be empty",
+        ),
         (&["--rename", r"^\d\.=x."][..], "would both be written as"),
+        (
+            &["--rename", r"^\d\.=x."][..],
+            "the rename rules (--rename)",
+        ),
         (&["--exclude", "*"][..], "leave no tensor"),
+        (&["--exclude", "*"][..], "the exclude patterns (--exclude)"),
     ] {
         let mut all = vec!["convert"];
         all.extend_from_slice(args);
@@ -446,7 +465,8 @@ fn torch_output_refuses_what_torch_cannot_load() {
         "`slice`",
         "`slice_none`",
         "`huge`",
-        "--include '*'",
+        "one key of the checkpoint (--key)",
+        "an include pattern (--include) such as `*`",
     ] {
         assert!(stderr.contains(name), "{name}: {stderr}");
     }

@@ -1,8 +1,9 @@
 //! Key surgery: which tensors a conversion keeps, and under which names.
 //!
-//! Names are the dotted full names `ckpt inspect` shows (`encoder.layer.0.attn.weight`).
-//! Filters look at those source names; then prefixes are stripped and renames applied, in
-//! the order they were given. Two tensors may not end up under one name.
+//! Names are the dotted full names of the checkpoint's tensors
+//! (`encoder.layer.0.attn.weight`). Include and exclude patterns look at those source
+//! names; then prefixes are stripped and rename rules applied, in the order they were
+//! given. Two tensors may not end up under one name.
 
 use std::collections::HashMap;
 
@@ -29,19 +30,21 @@ impl KeyMap {
         KeyMap::default()
     }
 
-    /// Keeps only tensors whose source name matches one of the `--include` globs (`*` and
-    /// `?` also match dots; `[abc]`, `{a,b}` work as in a shell). Repeatable.
+    /// Adds an include pattern: only tensors whose source name matches one of the include
+    /// patterns are kept (globs: `*` and `?` also match dots; `[abc]`, `{a,b}` work as in a
+    /// shell). Repeatable.
     pub fn include(mut self, pattern: &str) -> Result<Self> {
         self.include.push(pattern.to_owned());
-        self.include_set = Some(glob_set(&self.include, "--include")?);
+        self.include_set = Some(glob_set(&self.include, "include")?);
         Ok(self)
     }
 
-    /// Drops tensors whose source name matches one of the `--exclude` globs. Repeatable;
-    /// exclusion wins over inclusion.
+    /// Adds an exclude pattern: tensors whose source name matches one of the exclude
+    /// patterns (globs, as [`KeyMap::include`]) are dropped. Repeatable; exclusion wins over
+    /// inclusion.
     pub fn exclude(mut self, pattern: &str) -> Result<Self> {
         self.exclude.push(pattern.to_owned());
-        self.exclude_set = Some(glob_set(&self.exclude, "--exclude")?);
+        self.exclude_set = Some(glob_set(&self.exclude, "exclude")?);
         Ok(self)
     }
 
@@ -50,23 +53,26 @@ impl KeyMap {
     /// order.
     pub fn strip_prefix(mut self, prefix: &str) -> Result<Self> {
         if prefix.is_empty() {
-            return Err(Error::invalid("--strip-prefix needs a non-empty prefix"));
+            return Err(Error::invalid("a prefix to strip cannot be empty"));
         }
         self.strip_prefixes.push(prefix.to_owned());
         Ok(self)
     }
 
-    /// Adds a rename `REGEX=REPLACEMENT`: every match of the regular expression in a name
+    /// Adds a rename rule `REGEX=REPLACEMENT`: every match of the regular expression in a name
     /// is replaced, as Python's `re.sub` does; the replacement may use `$1` or `${name}`
     /// for groups. The first `=` separates the two parts (write `\x3D` for a `=` in the
     /// expression). Repeatable, applied in order after prefixes are stripped.
     pub fn rename(mut self, spec: &str) -> Result<Self> {
         let (pattern, replacement) = spec.split_once('=').ok_or_else(|| {
-            Error::invalid(format!("--rename `{spec}` is not REGEX=REPLACEMENT"))
-                .with_hint("for example --rename '^transformer\\.=model.' (an empty replacement deletes the match)")
+            Error::invalid(format!("`{spec}` is not a rename rule REGEX=REPLACEMENT")).with_hint(
+                "for example `^transformer\\.=model.` (an empty replacement deletes the match)",
+            )
         })?;
         let regex = Regex::new(pattern).map_err(|e| {
-            Error::invalid(format!("--rename `{spec}`: not a regular expression: {e}"))
+            Error::invalid(format!(
+                "rename rule `{spec}`: not a regular expression: {e}"
+            ))
         })?;
         self.renames.push((regex, replacement.to_owned()));
         Ok(self)
@@ -134,7 +140,10 @@ impl KeyMap {
                 return Err(Error::invalid(format!(
                     "tensors `{first}` and `{name}` would both be written as `{new}`"
                 ))
-                .with_hint("change --strip-prefix/--rename, or drop one with --exclude"));
+                .with_hint(
+                    "change the prefix stripping or the rename rules, or leave one of the two \
+                     out with an exclude pattern",
+                ));
             }
             if new != name {
                 mapped.renamed.push((name, new.clone()));
@@ -156,12 +165,13 @@ pub struct Mapped<T> {
     pub dropped: Vec<String>,
 }
 
-fn glob_set(patterns: &[String], option: &str) -> Result<GlobSet> {
+/// The glob set of `patterns`; `which` (`include`, `exclude`) names them in errors.
+fn glob_set(patterns: &[String], which: &str) -> Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
         let glob = Glob::new(pattern).map_err(|e| {
             Error::invalid(format!(
-                "{option} `{pattern}` is not a valid pattern: {}",
+                "`{pattern}` is not a valid {which} pattern: {}",
                 e.kind()
             ))
         })?;
@@ -169,12 +179,12 @@ fn glob_set(patterns: &[String], option: &str) -> Result<GlobSet> {
     }
     builder
         .build()
-        .map_err(|e| Error::invalid(format!("{option}: {e}")))
+        .map_err(|e| Error::invalid(format!("the {which} patterns: {e}")))
 }
 
 /// The prefix every name has when the names look saved from a wrapper (`module.` from
 /// `DataParallel`/`DistributedDataParallel`, `_orig_mod.` from `torch.compile`), if all of
-/// them have the same one. Used to suggest `--strip-prefix`.
+/// them have the same one: a prefix to strip, worth suggesting.
 pub fn common_wrapper_prefix<'n>(names: impl IntoIterator<Item = &'n str>) -> Option<&'static str> {
     const WRAPPERS: [&str; 2] = ["module.", "_orig_mod."];
     let mut names = names.into_iter().peekable();

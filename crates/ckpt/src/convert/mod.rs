@@ -181,7 +181,8 @@ pub struct Converted {
     /// Source names of the tensors the key map's filters left out.
     pub excluded: Vec<String>,
     /// A prefix every written name has that looks added by a training wrapper (`module.`
-    /// from `DataParallel`): `--strip-prefix` would remove it. Only when nothing was renamed.
+    /// from `DataParallel`): stripping it ([`KeyMap::strip_prefix`]) would remove it. Only
+    /// when nothing was renamed.
     pub wrapper_prefix: Option<&'static str>,
     /// What casting to [`ConvertOptions::dtype`] did to each tensor it changed, by output
     /// name (tensors already of that dtype are not listed: they are written as they are).
@@ -236,7 +237,10 @@ pub fn convert(
             excluded.len()
         ))
         .with_path(input)
-        .with_hint("check --include/--exclude against the names `ckpt inspect` shows"));
+        .with_hint(
+            "check the include patterns and the exclude patterns against the names of the \
+             checkpoint's tensors",
+        ));
     }
     // Suggested only for names as the source has them, not for names chosen by renames.
     let wrapper_prefix = if renamed.is_empty() {
@@ -331,8 +335,8 @@ fn parameters_of(tensors: &[(String, &TensorView<'_>)]) -> u64 {
 /// file or as shards. Returns the files written and the plain values left out.
 ///
 /// The whole tree is kept (dicts and their order, plain values, parameters, tied storages)
-/// when the key map is the identity, the output is one file, and the subtree `--key`
-/// chose is a dict (or there is no `--key`). A whole module or a TorchScript archive is
+/// when the key map is the identity, the output is one file, and the subtree the key
+/// chose is a dict (or there is no key). A whole module or a TorchScript archive is
 /// already its `state_dict()` in the tree.
 fn convert_to_torch(
     source: &Source,
@@ -777,7 +781,7 @@ mod tests {
             assert_eq!(c.details().records["archive_folder"], "whole");
         });
 
-        // `--key` of a dict keeps that dict whole.
+        // The key of a dict keeps that dict whole.
         let model = dir.path().join("model.pt");
         let options = ConvertOptions::new(Target::Torch).key(Some("model".into()));
         convert(&input, &model, &options, &()).unwrap();
@@ -800,7 +804,7 @@ mod tests {
             assert_eq!(c.tensors()[0].0, "optimizer.state.0.step");
         });
 
-        // `--key` of a list: a flat state dict of its tensors.
+        // The key of a list: a flat state dict of its tensors.
         let list = dir.path().join("list.pth");
         let options = ConvertOptions::new(Target::Torch).key(Some("optimizer.param_groups".into()));
         let done = convert(&input, &list, &options, &()).unwrap();

@@ -94,18 +94,18 @@ impl Tolerance {
     /// arguments: one left out keeps torch's default (`atol = 1e-8`, `rtol = 1e-5`). Fails
     /// for a negative or non-finite tolerance.
     pub fn allclose(atol: Option<f64>, rtol: Option<f64>) -> Result<Tolerance> {
-        let check = |value: f64, name: &str| {
+        let check = |value: f64, which: &str| {
             if value.is_finite() && value >= 0.0 {
                 Ok(value)
             } else {
                 Err(Error::invalid(format!(
-                    "--{name} must be a finite number >= 0, not {value}"
+                    "the {which} tolerance must be a finite number >= 0, not {value}"
                 )))
             }
         };
         Ok(Tolerance::Close {
-            atol: check(atol.unwrap_or(DEFAULT_ATOL), "atol")?,
-            rtol: check(rtol.unwrap_or(DEFAULT_RTOL), "rtol")?,
+            atol: check(atol.unwrap_or(DEFAULT_ATOL), "absolute")?,
+            rtol: check(rtol.unwrap_or(DEFAULT_RTOL), "relative")?,
         })
     }
 }

@@ -582,7 +582,7 @@ impl<'data> TensorView<'data> {
                  produces at most {MAX_EXPANSION} times a storage's size beyond {MAX_EXPANDED_LEN} bytes",
                 self.nbytes
             ))
-            .with_hint("such views come from `expand()` or from a crafted file; `ckpt inspect` without `--hash` still lists the tensor"));
+            .with_hint("such views come from `expand()` or from a crafted file; the tensor can still be listed without its elements"));
         }
         Ok(())
     }
@@ -801,7 +801,7 @@ impl<'data> TensorView<'data> {
     ///
     /// It depends only on the dtype-level values, not on the container: the same tensor
     /// hashes the same in a safetensors file, a torch zip, a big-endian legacy file or as a
-    /// strided view, which is how `ckpt inspect --hash` proves a conversion lossless.
+    /// strided view, which is how hashes prove a conversion lossless.
     pub fn sha256(&self) -> Result<[u8; 32]> {
         let mut hasher = Sha256::new();
         self.for_each_chunk(|chunk| {

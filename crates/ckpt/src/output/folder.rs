@@ -48,8 +48,8 @@ impl AtomicFolder {
                 )
                 .with_path(target)
                 .with_hint(
-                    "pass --force to write into it (files of an earlier sharded conversion \
-                     are replaced, other files are kept)",
+                    "allow overwriting to write into it (files of an earlier sharded \
+                     conversion are replaced, other files are kept)",
                 ));
             }
             _ => {}

@@ -90,7 +90,8 @@ pub fn read_header_with(bytes: &[u8], limits: &Limits) -> Result<Header> {
         return Err(if header_len > MAX_HEADER_LEN {
             error.with_hint(format!(
                 "the file is corrupted or not a safetensors file: readers refuse headers \
-                 over {MAX_HEADER_LEN} bytes (`--limit header-len=N` raises ckpt's limit)"
+                 over {MAX_HEADER_LEN} bytes, and ckpt reads one only if its `header-len` \
+                 limit is raised"
             ))
         } else {
             error

@@ -180,7 +180,7 @@ pub fn collect_files(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
                 .is_some_and(|n| n.to_string_lossy().ends_with(".index.json"));
             if is_index
                 && let Ok(bytes) = std::fs::read(path)
-                && let Ok(shards) = crate::source::index_shards(&bytes)
+                && let Ok(shards) = crate::hf::index_shards(&bytes)
             {
                 let folder = path.parent().unwrap_or(Path::new("."));
                 for shard in shards {

@@ -429,7 +429,7 @@ fn under(path: &str, prefix: &str) -> bool {
 pub(crate) fn is_data(module: &str, name: &str) -> bool {
     allowlist::is_data_global(module, name)
         || NUMPY_DATA.contains(&(module, name))
-        || crate::source::DCP_ALLOWED.contains(&(module, name))
+        || crate::dcp::ALLOWED.contains(&(module, name))
 }
 
 /// Judges the global `module.name` as written in a pickle (Python 2 names are mapped

@@ -24,9 +24,7 @@ use crate::limits::Limits;
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
-pub(crate) use folder::{
-    DCP_ALLOWED, DcpAudit, FolderKind, check_name, folder_kind, index_shards, read_small,
-};
+pub(crate) use folder::{FolderKind, Member, check_name, folder_kind, read_small};
 pub(crate) use input::Input;
 pub(crate) use positioned::read_exact_at;
 
@@ -206,7 +204,7 @@ impl Source {
 
     /// For a `torch.distributed.checkpoint` folder, every problem of its items, and the
     /// archive of each item to verify on its own; `None` for anything else.
-    pub(crate) fn dcp_audit(&self) -> Option<DcpAudit<'_>> {
+    pub(crate) fn dcp_audit(&self) -> Option<crate::dcp::Audit<'_>> {
         self.folder.as_ref().and_then(|folder| folder.dcp_audit())
     }
 

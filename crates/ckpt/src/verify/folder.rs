@@ -2,11 +2,7 @@
 //! file) and `torch.distributed.checkpoint` folders.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::path::Path;
-
-use serde::Deserialize;
-use serde::de::{MapAccess, Visitor};
 
 use super::{
     DCP_READ, HF_INDEX, HF_SHARD, HF_TENSOR_DUPLICATE, HF_TENSOR_MISSING, HF_TENSOR_UNLISTED,
@@ -14,6 +10,7 @@ use super::{
 };
 use crate::error::{ErrorKind, Result};
 use crate::format::Format;
+use crate::hf::RawIndex;
 use crate::limits::Limits;
 use crate::source::{FolderKind, Source, check_name, folder_kind, read_small};
 
@@ -22,38 +19,9 @@ pub(super) fn check(path: &Path, limits: &Limits) -> Result<Option<Report>> {
     match folder_kind(path)? {
         None => Ok(None),
         Some(FolderKind::Hf(index)) => check_hf(path, &index, limits).map(Some),
-        Some(FolderKind::Dcp(_)) => check_dcp(path, limits).map(Some),
-    }
-}
-
-/// An index as written: `weight_map` in file order, duplicates kept so they can be
-/// reported; `metadata` as any JSON.
-#[derive(Deserialize)]
-struct RawIndex {
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
-    weight_map: Pairs,
-}
-
-struct Pairs(Vec<(String, String)>);
-
-impl<'de> Deserialize<'de> for Pairs {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct PairsVisitor;
-        impl<'de> Visitor<'de> for PairsVisitor {
-            type Value = Pairs;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object mapping tensor names to shard file names")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
-                let mut pairs = Vec::new();
-                while let Some(pair) = map.next_entry::<String, String>()? {
-                    pairs.push(pair);
-                }
-                Ok(Pairs(pairs))
-            }
+        Some(FolderKind::Dcp(_) | FolderKind::DcpRanks { .. } | FolderKind::HfStorage { .. }) => {
+            check_dcp(path, limits).map(Some)
         }
-        deserializer.deserialize_map(PairsVisitor)
     }
 }
 
@@ -82,14 +50,10 @@ fn check_hf(path: &Path, index: &Path, limits: &Limits) -> Result<Report> {
         files: 1,
         problems: Vec::new(),
     };
-    let raw: RawIndex = match serde_json::from_slice(&bytes) {
+    let raw = match RawIndex::parse(&bytes) {
         Ok(raw) => raw,
         Err(e) => {
-            out.push(
-                Problem::new(&HF_INDEX, format!("not a valid shard index: {e}"))
-                    .member(index_name)
-                    .hint("an index is {\"metadata\": {...}, \"weight_map\": {tensor: shard}}"),
-            );
+            out.push(Problem::from_error(&HF_INDEX, &e).member(index_name));
             report.problems = out;
             return Ok(report);
         }

@@ -118,7 +118,8 @@ impl Manifest {
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
         let rows: Rows = serde_json::from_slice(bytes).map_err(|e| {
             Error::invalid(format!("not a manifest: {e}")).with_hint(
-                "a manifest is written by `ckpt verify --hash M FILE` (or `ckpt inspect --json --hash`)",
+                "a manifest is the JSON of `Manifest::to_json` (or an inspection report with \
+                 every tensor's sha256)",
             )
         })?;
         if let Some(version) = rows.ckpt_manifest
@@ -140,9 +141,7 @@ impl Manifest {
                 return Err(
                     Error::invalid("the manifest gives no sha256 for this tensor")
                         .with_tensor(row.name)
-                        .with_hint(
-                            "make it with `ckpt verify --hash`, or `ckpt inspect --json --hash`",
-                        ),
+                        .with_hint("make it from the checkpoint with `Manifest::of`, which hashes every tensor"),
                 );
             };
             let valid = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());

@@ -145,7 +145,7 @@ rules! {
     TORCH_VIEW_BOUNDS = "torch.view-bounds", Error,
         "every tensor's storage offset, shape and strides stay inside its storage";
     TORCH_READ = "torch.read", Error,
-        "the file reads as a checkpoint once its structure is sound (refused globals are a warning: see `ckpt scan`)";
+        "the file reads as a checkpoint once its structure is sound (refused globals are a warning: the scanner judges them)";
     LEGACY_HEADER = "legacy.header", Error,
         "a legacy stream starts with torch's magic number, protocol version 1001 and sys_info";
     LEGACY_PICKLE = "legacy.pickle", Error,

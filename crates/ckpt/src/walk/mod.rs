@@ -353,7 +353,7 @@ pub(crate) fn walk<'data>(input: Input<'data>, name: &str, limits: &Limits) -> W
     }
     if name.ends_with(".json") {
         walk.format = Some("shard index");
-        if let Err(error) = crate::source::index_shards(bytes) {
+        if let Err(error) = crate::hf::index_shards(bytes) {
             walk.errors.push(error);
         }
         return walk;

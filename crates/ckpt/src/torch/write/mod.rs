@@ -339,9 +339,9 @@ fn refusal(problems: &[pickler::Problem]) -> Error {
         }
     ))
     .with_hint(
-        "convert only the part you need with --key (e.g. --key model), write only the \
-         tensors as a flat state dict with --include '*', or turn these values into lists, \
-         tuples or tensors in Python",
+        "convert only the part you need, under one key of the checkpoint such as `model`; \
+         write only the tensors as a flat state dict, with an include pattern such as `*`; or \
+         turn these values into lists, tuples or tensors in Python",
     )
 }
 

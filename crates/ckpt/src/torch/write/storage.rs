@@ -141,7 +141,7 @@ enum Source<'data> {
     Storage(Storage<'data>),
     /// A tensor assembled from chunks ([`TensorView::tiles`]): its little-endian elements.
     Assembled(TensorView<'data>),
-    /// A tensor cast to another dtype (`--dtype`): its elements, cast, row-major; `names`
+    /// A tensor cast to another dtype: its elements, cast, row-major; `names`
     /// are the dotted names of the tensors written from it (tied ones share it), for the
     /// report.
     Cast {

@@ -220,7 +220,7 @@ fn refusals_name_every_value_before_writing() {
     assert!(text.starts_with("2 values cannot be written"), "{text}");
     assert!(text.contains("`frozen`: a frozenset"), "{text}");
     assert!(text.contains("`cut`: a slice"), "{text}");
-    assert!(error.hint().unwrap().contains("--key"));
+    assert!(error.hint().unwrap().contains("key of the checkpoint"));
 }
 
 #[test]

@@ -1,30 +1,25 @@
-//! Checkpoints stored in several files, read as one: Hugging Face sharded checkpoints (an
+//! Checkpoints stored in several files, opened as one: Hugging Face sharded checkpoints (an
 //! index JSON naming its shards) and `torch.distributed.checkpoint` folders (a `.metadata`
-//! pickle and `.distcp` data files).
+//! pickle and `.distcp` data files, or one safetensors file per rank).
+//!
+//! This is the edge of such checkpoints: which kind of folder a path is (by its names),
+//! opening and mapping the index or metadata and every file it names, listing a folder. What
+//! the files mean is the format readers' ([`crate::hf`], [`crate::dcp`]): they say which
+//! files an index or metadata names, and read the mapped files as one checkpoint.
 //!
 //! Every file is opened and mapped once, when the folder is opened; the tensors of the
 //! assembled checkpoint borrow the maps, so memory use does not grow with the model. The
 //! files a folder names are plain file names inside the folder: absolute paths, `..`,
 //! separators and symbolic links that lead out of the folder are refused.
 
-mod dcp;
-mod hf;
-mod hf_dcp;
-
-pub(crate) use dcp::ALLOWED as DCP_ALLOWED;
-pub(crate) use dcp::Audit as DcpAudit;
-
-/// The shard files a Hugging Face index names (checked as an index).
-pub(crate) fn index_shards(bytes: &[u8]) -> Result<Vec<String>> {
-    Ok(hf::Index::parse(bytes)?.shards())
-}
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Access, Source};
+use crate::dcp;
 use crate::error::{Error, Result};
 use crate::format::Format;
+use crate::hf;
 use crate::limits::{self, Limits};
 use crate::model::Checkpoint;
 
@@ -48,57 +43,55 @@ pub(super) struct Folder {
     limits: Limits,
 }
 
-/// One data file of a folder.
+/// One data file of a folder, as the format readers see it: its name in the folder and its
+/// mapped bytes.
 #[derive(Debug, Clone, Copy)]
-struct Member<'f> {
+pub(crate) struct Member<'f> {
     name: &'f Arc<str>,
     source: &'f Source,
 }
 
+impl<'f> Member<'f> {
+    /// The file's name in its folder.
+    pub(crate) fn name(&self) -> &'f Arc<str> {
+        self.name
+    }
+
+    /// The file's bytes.
+    pub(crate) fn bytes(&self) -> &'f [u8] {
+        self.source.bytes()
+    }
+
+    /// The file read as a checkpoint of its own (within the folder's limits).
+    pub(crate) fn checkpoint(&self) -> Result<Checkpoint<'f>> {
+        self.source.checkpoint()
+    }
+}
+
+/// Which kind of folder it is, with what its index or metadata says.
 #[derive(Debug)]
 enum Kind {
     Hf(hf::Index),
     Dcp(dcp::Metadata),
-    /// DCP's `HuggingFaceStorageWriter`, one safetensors file per rank (see [`hf_dcp`]).
-    HfDcp,
+    /// DCP's `HuggingFaceStorageWriter`, one safetensors file per rank (see
+    /// [`dcp::hf_storage`]).
+    HfStorage,
 }
 
 impl Folder {
     /// Opens `path` as a multi-file checkpoint when it is one (a folder, an index JSON, a
     /// DCP `.metadata` file); `Ok(None)` for anything else (an ordinary checkpoint file).
     pub(super) fn open(path: &Path, limits: &Limits) -> Result<Option<Folder>> {
-        let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
-        if metadata.is_dir() {
-            return Folder::open_dir(path, limits).map(Some);
+        let Some(kind) = folder_kind_with(path, limits)? else {
+            return Ok(None);
+        };
+        match kind {
+            FolderKind::Dcp(metadata) => Folder::open_dcp(&metadata, parent(&metadata), limits),
+            FolderKind::DcpRanks { dir, .. } => Folder::open_dcp_ranks(&dir, limits),
+            FolderKind::Hf(index) => Folder::open_hf(&index, parent(&index), limits),
+            FolderKind::HfStorage { dir, names } => Folder::open_hf_storage(&dir, names, limits),
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        match name.as_deref() {
-            Some(DCP_METADATA) => Folder::open_dcp(path, parent(path), limits).map(Some),
-            Some(n) if rank_of(n).is_some() => {
-                Folder::open_dcp_ranks(parent(path), limits).map(Some)
-            }
-            Some(n) if n.ends_with(".json") && hf::looks_like_index(path, limits.index_len) => {
-                Folder::open_hf(path, parent(path), limits).map(Some)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    fn open_dir(dir: &Path, limits: &Limits) -> Result<Folder> {
-        let metadata = dir.join(DCP_METADATA);
-        if metadata.is_file() {
-            return Folder::open_dcp(&metadata, dir, limits);
-        }
-        if dir.join(rank_metadata_name(0)).is_file() {
-            return Folder::open_dcp_ranks(dir, limits);
-        }
-        match find_index(dir) {
-            Ok(index) => Folder::open_hf(&index, dir, limits),
-            Err(error) => match hf_dcp::files(dir, limits)? {
-                Some(names) => Folder::open_hf_dcp(dir, names, limits),
-                None => Err(error),
-            },
-        }
+        .map(Some)
     }
 
     fn open_hf(index_path: &Path, dir: &Path, limits: &Limits) -> Result<Folder> {
@@ -131,7 +124,7 @@ impl Folder {
     }
 
     /// A folder of DCP's `HuggingFaceStorageWriter`: the safetensors files `names`.
-    fn open_hf_dcp(dir: &Path, names: Vec<String>, limits: &Limits) -> Result<Folder> {
+    fn open_hf_storage(dir: &Path, names: Vec<String>, limits: &Limits) -> Result<Folder> {
         let (names, sources) = open_members(dir, names, dir, limits)?;
         Ok(Folder {
             main: dir.to_path_buf(),
@@ -139,7 +132,7 @@ impl Folder {
             main_len: 0,
             names,
             sources,
-            kind: Kind::HfDcp,
+            kind: Kind::HfStorage,
             limits: limits.clone(),
         })
     }
@@ -190,7 +183,7 @@ impl Folder {
 
     /// The index or metadata files, then every data file.
     pub(super) fn files(&self) -> Vec<&Path> {
-        if let Kind::HfDcp = self.kind {
+        if let Kind::HfStorage = self.kind {
             return self.sources.iter().map(Source::path).collect();
         }
         let mut files = vec![self.main.as_path()];
@@ -209,7 +202,7 @@ impl Folder {
 
     pub(super) fn format(&self) -> Format {
         match &self.kind {
-            Kind::Dcp(_) | Kind::HfDcp => Format::DistributedCheckpoint,
+            Kind::Dcp(_) | Kind::HfStorage => Format::DistributedCheckpoint,
             Kind::Hf(_) => self
                 .sources
                 .first()
@@ -232,16 +225,16 @@ impl Folder {
         match &self.kind {
             Kind::Hf(index) => hf::checkpoint(index, &self.main, &members, &self.limits),
             Kind::Dcp(metadata) => dcp::checkpoint(metadata, &self.main, &members, &self.limits),
-            Kind::HfDcp => hf_dcp::checkpoint(&self.main, &members, &self.limits),
+            Kind::HfStorage => dcp::hf_storage::checkpoint(&self.main, &members, &self.limits),
         }
     }
 
-    /// For a DCP folder, every problem item by item (see [`dcp::audit`]).
+    /// For a DCP folder, every problem item by item (see [`dcp::Audit::of`]).
     pub(super) fn dcp_audit(&self) -> Option<dcp::Audit<'_>> {
         let Kind::Dcp(metadata) = &self.kind else {
             return None;
         };
-        Some(dcp::audit(metadata, &self.main, &self.members()))
+        Some(dcp::Audit::of(metadata, &self.main, &self.members()))
     }
 
     /// Every data file with its map, for kernel copies of their bytes.
@@ -251,31 +244,50 @@ impl Folder {
     }
 }
 
-/// What a folder holds, as a multi-file checkpoint.
+/// Which kind of multi-file checkpoint a path is, found by its names (and a look inside
+/// an index JSON, or the first file of a folder of safetensors files).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FolderKind {
     /// A Hugging Face sharded checkpoint: the path of its index.
     Hf(PathBuf),
-    /// A `torch.distributed.checkpoint` folder: the path of its `.metadata` (or of its first
-    /// file, when it has none).
+    /// A `torch.distributed.checkpoint` folder: the path of its `.metadata`.
     Dcp(PathBuf),
+    /// A `torch.distributed.checkpoint` saved without collectives: the folder of every
+    /// rank's `__<rank>.metadata`, and the one named (the first rank's, for the folder).
+    DcpRanks { dir: PathBuf, named: PathBuf },
+    /// A folder of DCP's `HuggingFaceStorageWriter` (see [`dcp::hf_storage`]): the folder,
+    /// and its safetensors files, sorted by name (at least one).
+    HfStorage { dir: PathBuf, names: Vec<String> },
 }
 
 /// Which multi-file checkpoint `path` is (a folder, an index JSON, a DCP `.metadata`), as
 /// [`Source::open`] would read it; `Ok(None)` for an ordinary file.
 pub(crate) fn folder_kind(path: &Path) -> Result<Option<FolderKind>> {
+    folder_kind_with(path, &Limits::default())
+}
+
+/// [`folder_kind`], reading within `limits`.
+fn folder_kind_with(path: &Path, limits: &Limits) -> Result<Option<FolderKind>> {
     let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
     if metadata.is_dir() {
-        for name in [DCP_METADATA.to_owned(), rank_metadata_name(0)] {
-            let dcp = path.join(name);
-            if dcp.is_file() {
-                return Ok(Some(FolderKind::Dcp(dcp)));
-            }
+        let dcp = path.join(DCP_METADATA);
+        if dcp.is_file() {
+            return Ok(Some(FolderKind::Dcp(dcp)));
+        }
+        let first_rank = path.join(rank_metadata_name(0));
+        if first_rank.is_file() {
+            return Ok(Some(FolderKind::DcpRanks {
+                dir: path.to_path_buf(),
+                named: first_rank,
+            }));
         }
         return match find_index(path) {
             Ok(index) => Ok(Some(FolderKind::Hf(index))),
-            Err(error) => match hf_dcp::files(path, &Limits::default())? {
-                Some(names) => Ok(names.first().map(|n| FolderKind::Dcp(path.join(n)))),
+            Err(error) => match hf_storage_files(path, limits)? {
+                Some(names) => Ok(Some(FolderKind::HfStorage {
+                    dir: path.to_path_buf(),
+                    names,
+                })),
                 None => Err(error),
             },
         };
@@ -283,14 +295,43 @@ pub(crate) fn folder_kind(path: &Path) -> Result<Option<FolderKind>> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     Ok(match name.as_deref() {
         Some(DCP_METADATA) => Some(FolderKind::Dcp(path.to_path_buf())),
-        Some(n) if rank_of(n).is_some() => Some(FolderKind::Dcp(path.to_path_buf())),
-        Some(n)
-            if n.ends_with(".json") && hf::looks_like_index(path, Limits::default().index_len) =>
-        {
+        Some(n) if rank_of(n).is_some() => Some(FolderKind::DcpRanks {
+            dir: parent(path).to_path_buf(),
+            named: path.to_path_buf(),
+        }),
+        Some(n) if n.ends_with(".json") && looks_like_index(path, limits.index_len) => {
             Some(FolderKind::Hf(path.to_path_buf()))
         }
         _ => None,
     })
+}
+
+/// Whether the JSON file at `path` looks like a shard index (see [`hf::looks_like_index`]),
+/// read only when it is at most `max_len` bytes long.
+fn looks_like_index(path: &Path, max_len: u64) -> bool {
+    read_small(path, max_len).is_ok_and(|bytes| hf::looks_like_index(&bytes))
+}
+
+/// The safetensors files of `dir` (sorted by name) when it is a folder of DCP's
+/// `HuggingFaceStorageWriter`: its first one says where its parts start (see
+/// [`dcp::hf_storage`]); `None` otherwise.
+fn hf_storage_files(dir: &Path, limits: &Limits) -> Result<Option<Vec<String>>> {
+    let mut names = list_names(dir, limits, "safetensors files", |name| {
+        name.ends_with(".safetensors") && !name.starts_with('.')
+    })?;
+    names.sort();
+    let Some(first) = names.first() else {
+        return Ok(None);
+    };
+    let first = Source::open_file(dir.join(first))?;
+    if !first
+        .checkpoint()
+        .is_ok_and(|c| dcp::hf_storage::is_part(&c))
+    {
+        return Ok(None);
+    }
+    dcp::hf_storage::check_ranks(dir, &names)?;
+    Ok(Some(names))
 }
 
 /// Reads and parses one DCP metadata file, refusing one over the `index-len` limit; its
@@ -509,4 +550,18 @@ fn open_members(
         opened.push(Arc::from(name.as_str()));
     }
     Ok((opened, sources))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names_are_plain_file_names() {
+        let main = Path::new("model.safetensors.index.json");
+        for bad in ["", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", "x\0"] {
+            assert!(check_name(bad, main).is_err(), "{bad:?}");
+        }
+        check_name("model-00001-of-00002.safetensors", main).unwrap();
+    }
 }

@@ -9,35 +9,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::Member;
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::limits::{self, Limits};
 use crate::model::{Checkpoint, Details, Dict, Dtype, TensorView, Tile, Value};
+use crate::source::Member;
 
 /// The header metadata key that holds where each part starts.
-pub(super) const SHARDING_INFO: &str = "DCP_SHARDING_INFO";
+const SHARDING_INFO: &str = "DCP_SHARDING_INFO";
 
-/// The safetensors files of `dir` (sorted by name) when it is such a folder: its first one
-/// says where its parts start; `None` otherwise.
-pub(super) fn files(dir: &Path, limits: &Limits) -> Result<Option<Vec<String>>> {
-    let mut names = super::list_names(dir, limits, "safetensors files", |name| {
-        name.ends_with(".safetensors") && !name.starts_with('.')
-    })?;
-    names.sort();
-    let Some(first) = names.first() else {
-        return Ok(None);
-    };
-    let source = super::Source::open_file(dir.join(first))?;
-    let sharded = match source.checkpoint() {
-        Ok(checkpoint) => checkpoint.metadata().contains_key(SHARDING_INFO),
-        Err(_) => false,
-    };
-    if !sharded {
-        return Ok(None);
-    }
-    check_ranks(dir, &names)?;
-    Ok(Some(names))
+/// Whether `first`, the first safetensors file of a folder, is a part of such a save: its
+/// header says where its parts start.
+pub(crate) fn is_part(first: &Checkpoint<'_>) -> bool {
+    first.metadata().contains_key(SHARDING_INFO)
 }
 
 /// The rank number of a `shard-<rank + 1>-model-...` file name.
@@ -49,7 +33,7 @@ fn rank_of(name: &str) -> Option<usize> {
 /// Refuses a folder where a rank's file is missing between others: nothing records how many
 /// ranks saved, so a missing part of a tensor is only found when it leaves a gap (the last
 /// rank's file missing can make tensors silently smaller, in torch's reader too).
-fn check_ranks(dir: &Path, names: &[String]) -> Result<()> {
+pub(crate) fn check_ranks(dir: &Path, names: &[String]) -> Result<()> {
     let mut ranks: Vec<usize> = names.iter().filter_map(|n| rank_of(n)).collect();
     ranks.sort_unstable();
     ranks.dedup();
@@ -74,7 +58,7 @@ fn offsets_of(
 ) -> Result<HashMap<String, Vec<usize>>> {
     let malformed = |why: String| {
         Error::malformed(format!("its `{SHARDING_INFO}` metadata {why}"))
-            .with_member(member.name.to_string())
+            .with_member(member.name().to_string())
     };
     let text = metadata
         .get(SHARDING_INFO)
@@ -105,7 +89,7 @@ struct Gathered<'a> {
 }
 
 /// The tensors of every file, each assembled from its parts.
-pub(super) fn checkpoint<'a>(
+pub(crate) fn checkpoint<'a>(
     dir: &Path,
     files: &[Member<'a>],
     limits: &Limits,
@@ -114,7 +98,7 @@ pub(super) fn checkpoint<'a>(
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut metadata = BTreeMap::new();
     for member in files {
-        let shard = member.source.checkpoint()?;
+        let shard = member.checkpoint()?;
         let offsets = offsets_of(member, shard.metadata()).map_err(|e| e.with_path(dir))?;
         for (key, value) in shard.metadata() {
             if key != SHARDING_INFO {
@@ -125,7 +109,7 @@ pub(super) fn checkpoint<'a>(
             let at = |why: String| {
                 Error::malformed(why)
                     .with_path(dir)
-                    .with_member(member.name.to_string())
+                    .with_member(member.name().to_string())
                     .with_tensor(name.clone())
             };
             let start = offsets
@@ -138,7 +122,7 @@ pub(super) fn checkpoint<'a>(
                     view.shape().len()
                 )));
             }
-            let view = view.clone().in_file(member.name.clone(), 0);
+            let view = view.clone().in_file(member.name().clone(), 0);
             let index = *by_name.entry(name.clone()).or_insert(gathered.len());
             if index == gathered.len() {
                 gathered.push(Gathered {
