@@ -58,7 +58,8 @@ pub struct Limits {
     pub name_len: usize,
     /// `int-len`: bytes of an integer too large for 64 bits, as a pickle stores it.
     pub int_len: usize,
-    /// `inflated-len`: bytes a compressed zip member may inflate to.
+    /// `inflated-len`: bytes a compressed zip member or file may inflate to (held at once;
+    /// past it the scanner reads on streaming, up to 16 times as much, for the names only).
     pub inflated_len: u64,
     /// `code-len`: bytes of TorchScript source read to list its classes.
     pub code_len: u64,
@@ -119,7 +120,10 @@ pub const NAMES: &[(&str, &str)] = &[
         "int-len",
         "bytes of an integer beyond 64 bits in a checkpoint",
     ),
-    ("inflated-len", "bytes a compressed zip member inflates to"),
+    (
+        "inflated-len",
+        "bytes a compressed member or file inflates to",
+    ),
     ("code-len", "bytes of TorchScript source read"),
     ("tensors", "tensors in one checkpoint"),
     ("rank", "dimensions of a chunked or tar tensor"),
@@ -203,10 +207,8 @@ impl Limits {
 
 /// The error for an input over the limit called `name`: `what` says what the input has.
 pub(crate) fn exceeded(name: &str, limit: u64, what: impl std::fmt::Display) -> Error {
-    Error::limit(format!("{what}, over the `{name}` limit of {limit}")).with_hint(format!(
-        "if you trust the file, raise the limit: `ckpt --limit {name}=N ...` \
-         (or `Limits::set(\"{name}\", ...)` in the library)"
-    ))
+    Error::limit(format!("{what}, over the `{name}` limit of {limit}"))
+        .with_hint(format!("if you trust the file, raise its `{name}` limit"))
 }
 
 /// The name `--limit` gives the pickle VM's limit that its errors call `pickle_name`.
