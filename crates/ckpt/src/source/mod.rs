@@ -24,9 +24,7 @@ use crate::limits::Limits;
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
-pub(crate) use folder::{
-    DCP_ALLOWED, DcpAudit, FolderKind, check_name, folder_kind, index_shards, read_small,
-};
+pub(crate) use folder::{DcpAudit, FolderKind, check_name, folder_kind, index_shards, read_small};
 pub(crate) use input::Input;
 pub(crate) use positioned::read_exact_at;
 

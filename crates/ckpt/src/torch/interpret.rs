@@ -19,31 +19,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{self, Limits};
 use crate::model::{ByteOrder, Dict, Dtype, Quantization, Storage, TensorView, Value};
 
+pub(crate) use super::globals::StorageKind;
+use super::globals::{self, Meaning, Rebuild};
+
 /// The most values a walk may produce, beyond the pickle's own object count: following
 /// shared references could otherwise expand a small pickle exponentially.
 const MIN_BUDGET: usize = 1 << 20;
 /// The fewest bytes of strings the walk may copy, whatever the pickle's size (beyond it,
 /// 16 bytes per byte of pickle).
 const MIN_BYTES_BUDGET: usize = 64 << 20;
-
-/// The element type of a storage, from its persistent id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StorageKind {
-    /// A typed storage (`torch.FloatStorage`...): its `numel` counts elements of this dtype.
-    Typed(Dtype),
-    /// `torch.storage.UntypedStorage`: its `numel` counts bytes.
-    Untyped,
-}
-
-impl StorageKind {
-    /// The size of one unit of `numel`.
-    pub(crate) fn unit_size(self) -> u64 {
-        match self {
-            StorageKind::Typed(dtype) => dtype.byte_size().map_or(1, |s| s as u64),
-            StorageKind::Untyped => 1,
-        }
-    }
-}
 
 /// A storage reference: `("storage", storage_type, key, location, numel[, view_metadata])`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,22 +412,23 @@ impl<'data> Walker<'_, '_, '_, 'data> {
 
     /// A bare global used as a value (not called): dtypes, qschemes.
     fn global_value(&self, id: ObjectId, module: &str, name: &str) -> Result<Value<'data>> {
-        if module == "torch" {
-            if let Some(dtype) = Dtype::from_name(name) {
-                return Ok(Value::Dtype(dtype));
-            }
-            if super::allowlist::QSCHEMES.contains(&name) {
-                return Ok(Value::Named {
-                    type_name: "torch.qscheme".to_owned(),
-                    name: format!("torch.{name}"),
-                });
-            }
+        match globals::meaning(module, name) {
+            Some(Meaning::Dtype(dtype)) => Ok(Value::Dtype(dtype)),
+            Some(Meaning::QScheme) => Ok(Value::Named {
+                type_name: "torch.qscheme".to_owned(),
+                name: format!("{module}.{name}"),
+            }),
+            _ => Err(self.refuse(id, "refers to", module, name)),
         }
-        Err(self.refuse(id, "refers to", module, name))
     }
 
     fn global_of(&self, id: ObjectId) -> Option<(String, String)> {
         global_of(self.pickle, id)
+    }
+
+    /// What the table of globals says `id` is, when it is a global ckpt knows.
+    fn meaning_of(&self, id: ObjectId) -> Option<Meaning> {
+        meaning_of(self.pickle, id)
     }
 
     fn class_of(&self, id: ObjectId) -> Option<(String, String)> {
@@ -472,9 +457,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         let items = match self.pickle.get(id) {
             Object::Tuple(items) | Object::List(items) => items.clone(),
             Object::Call { callable, args }
-                if self
-                    .global_of(*callable)
-                    .is_some_and(|(m, n)| m == "torch" && n == "Size") =>
+                if self.meaning_of(*callable) == Some(Meaning::Size) =>
             {
                 match self.pickle.as_seq(*args) {
                     Some([inner]) => {
@@ -518,9 +501,12 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             .at_offset(self.pickle.offset(id)));
         };
         let args = self.args(args_id)?;
-        match (module.as_str(), name.as_str()) {
-            ("collections", "OrderedDict") => self.ordered_dict(id, &args, depth),
-            ("collections", "Counter") => {
+        let Some(meaning) = globals::meaning(&module, &name) else {
+            return Err(self.refuse(id, "calls", &module, &name));
+        };
+        match meaning {
+            Meaning::OrderedDict => self.ordered_dict(id, &args, depth),
+            Meaning::Counter => {
                 let mut entries = match args.as_slice() {
                     [] => Vec::new(),
                     [mapping] => match self.value(*mapping, depth + 1)? {
@@ -532,18 +518,14 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 entries.extend(self.entries(&self.pickle.extras(id).entries.clone(), depth)?);
                 Ok(Value::Dict(Dict::new(last_wins(entries))))
             }
-            ("torch._utils", function) => self.rebuild(id, function, &args, depth),
-            ("torch._tensor" | "torch.tensor", "_rebuild_from_type_v2") => match args.as_slice() {
+            Meaning::Rebuild(how) => self.rebuild(id, how, &name, &args, depth),
+            Meaning::RebuildFromType => match args.as_slice() {
                 [func, new_type, inner_args, state] => {
-                    let new_type_name = self.global_of(*new_type);
-                    let parameter = match new_type_name
-                        .as_ref()
-                        .map(|(m, n)| (m.as_str(), n.as_str()))
-                    {
-                        Some(("torch", "Tensor")) => false,
-                        Some(("torch.nn.parameter", "Parameter")) => true,
+                    let parameter = match self.meaning_of(*new_type) {
+                        Some(Meaning::Tensor) => false,
+                        Some(Meaning::Parameter) => true,
                         _ => {
-                            let (m, n) = new_type_name.unwrap_or_default();
+                            let (m, n) = self.global_of(*new_type).unwrap_or_default();
                             return Err(self.refuse(
                                 id,
                                 "rebuilds a tensor as the subclass",
@@ -570,7 +552,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 }
                 _ => Err(self.error(id, "_rebuild_from_type_v2 takes 4 arguments")),
             },
-            ("torch", "Size") => match args.as_slice() {
+            Meaning::Size => match args.as_slice() {
                 [dims] => Ok(Value::Size(
                     self.dims(*dims, "torch.Size")?
                         .into_iter()
@@ -579,7 +561,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 )),
                 _ => Err(self.error(id, "torch.Size takes one tuple")),
             },
-            ("torch", "device") => {
+            Meaning::Device => {
                 let kind = args
                     .first()
                     .and_then(|&a| self.text(a))
@@ -591,7 +573,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     _ => kind,
                 }))
             }
-            ("torch.serialization", "_get_layout") => {
+            Meaning::Layout => {
                 let name = match args.as_slice() {
                     [name] => self.text(*name),
                     _ => None,
@@ -602,7 +584,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     name,
                 })
             }
-            ("builtins", "set" | "frozenset") => {
+            Meaning::Set | Meaning::FrozenSet => {
                 let items = match args.as_slice() {
                     [] => Vec::new(),
                     [items] => match self.value(*items, depth + 1)? {
@@ -619,13 +601,13 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     },
                     _ => return Err(self.error(id, format!("{name}() takes one sequence"))),
                 };
-                Ok(if name == "set" {
+                Ok(if meaning == Meaning::Set {
                     Value::Set(items)
                 } else {
                     Value::FrozenSet(items)
                 })
             }
-            ("builtins", "complex") => {
+            Meaning::Complex => {
                 let part = |w: &Self, i: usize| -> Result<f64> {
                     match args.get(i).map(|&a| w.pickle.get(a)) {
                         None => Ok(0.0),
@@ -637,7 +619,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 };
                 Ok(Value::Complex(part(self, 0)?, part(self, 1)?))
             }
-            ("builtins", "bytearray") => {
+            Meaning::ByteArray => {
                 match args.as_slice() {
                     [] => Ok(Value::ByteArray(Vec::new())),
                     [data, rest @ ..] => {
@@ -663,7 +645,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     }
                 }
             }
-            ("builtins", "slice") => {
+            Meaning::Slice => {
                 let mut parts = self.values(&args, depth)?;
                 parts.resize(3, Value::None);
                 let [a, b, c]: [Value<'data>; 3] = parts
@@ -671,7 +653,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     .map_err(|_| self.error(id, "slice() takes up to 3 arguments"))?;
                 Ok(Value::Slice(Box::new([a, b, c])))
             }
-            ("_codecs", "encode") => match args.as_slice() {
+            Meaning::Encode => match args.as_slice() {
                 [text, encoding] => {
                     let text = self.text(*text).ok_or_else(|| {
                         self.error(id, "_codecs.encode of something that is not text")
@@ -698,21 +680,21 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                 }
                 _ => Err(self.error(id, "_codecs.encode takes text and an encoding")),
             },
-            ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct") => {
-                self.numpy_array(id, depth).map(Value::Tensor)
-            }
-            ("numpy.core.multiarray" | "numpy._core.multiarray", "scalar") => {
-                self.numpy_scalar(id, &args, depth).map(Value::Tensor)
-            }
-            (
-                "torch.jit._pickle",
-                "build_intlist" | "build_tensorlist" | "build_doublelist" | "build_boollist"
-                | "restore_type_tag",
-            ) => match args.first() {
+            Meaning::NumpyArray => self.numpy_array(id, depth).map(Value::Tensor),
+            Meaning::NumpyScalar => self.numpy_scalar(id, &args, depth).map(Value::Tensor),
+            Meaning::ScriptBuilder => match args.first() {
                 Some(&inner) => self.value(inner, depth + 1),
                 None => Err(self.error(id, format!("{name} takes an argument"))),
             },
-            _ => Err(self.refuse(id, "calls", &module, &name)),
+            Meaning::Dtype(_)
+            | Meaning::QScheme
+            | Meaning::Storage(_)
+            | Meaning::Tensor
+            | Meaning::Parameter
+            | Meaning::NumpyDtype
+            | Meaning::Marker
+            | Meaning::Unread
+            | Meaning::DcpRecord => Err(self.refuse(id, "calls", &module, &name)),
         }
     }
 
@@ -896,21 +878,22 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         })
     }
 
+    /// A call of a rebuild function of `torch._utils`, `function`.
     fn rebuild(
         &mut self,
         id: ObjectId,
+        how: Rebuild,
         function: &str,
         args: &[ObjectId],
         depth: usize,
     ) -> Result<Value<'data>> {
-        let tensor = match (function, args) {
-            ("_rebuild_tensor", [storage, offset, size, stride]) => {
+        let tensor = match (how, args) {
+            (Rebuild::Tensor, [storage, offset, size, stride]) => {
                 self.view(id, *storage, *offset, *size, *stride, None)?
             }
-            (
-                "_rebuild_tensor_v2",
-                [storage, offset, size, stride, grad, _hooks, metadata @ ..],
-            ) if metadata.len() <= 1 => {
+            (Rebuild::TensorV2, [storage, offset, size, stride, grad, _hooks, metadata @ ..])
+                if metadata.len() <= 1 =>
+            {
                 let flags = self.tensor_flags(metadata.first().copied(), depth)?;
                 self.view(id, *storage, *offset, *size, *stride, None)?
                     .with_conj(flags.0)
@@ -918,7 +901,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     .with_requires_grad(self.truthy(*grad))
             }
             (
-                "_rebuild_tensor_v3",
+                Rebuild::TensorV3,
                 [
                     storage,
                     offset,
@@ -940,7 +923,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     .with_neg(flags.1)
                     .with_requires_grad(self.truthy(*grad))
             }
-            ("_rebuild_parameter", [data, grad, _hooks]) => {
+            (Rebuild::Parameter, [data, grad, _hooks]) => {
                 return match self.value(*data, depth + 1)? {
                     Value::Tensor(tensor) => Ok(Value::Tensor(
                         tensor
@@ -950,7 +933,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     _ => Err(self.error(id, "a Parameter whose data is not a tensor")),
                 };
             }
-            ("_rebuild_parameter_with_state", [data, grad, _hooks, state]) => {
+            (Rebuild::ParameterWithState, [data, grad, _hooks, state]) => {
                 return match self.value(*data, depth + 1)? {
                     Value::Tensor(tensor) => {
                         let attributes = self.object_state(*state, depth)?;
@@ -964,41 +947,38 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     _ => Err(self.error(id, "a Parameter whose data is not a tensor")),
                 };
             }
-            ("_rebuild_qtensor", [storage, offset, size, stride, qparams, grad, _hooks]) => {
+            (Rebuild::QTensor, [storage, offset, size, stride, qparams, grad, _hooks]) => {
                 let quantization = self.quantization(*qparams, depth)?;
                 self.view(id, *storage, *offset, *size, *stride, None)?
                     .with_quantization(quantization)
                     .with_requires_grad(self.truthy(*grad))
             }
-            ("_rebuild_device_tensor_from_cpu_tensor", [data, ..]) => {
+            (Rebuild::FromData, [data, ..]) => {
                 return self.value(*data, depth + 1);
             }
-            ("_rebuild_device_tensor_from_numpy" | "_rebuild_xla_tensor", [data, ..]) => {
-                return self.value(*data, depth + 1);
-            }
-            ("_rebuild_meta_tensor_no_storage", _) => {
+            (Rebuild::Meta, _) => {
                 return Err(Error::unsupported(
                     "the file holds a meta tensor, which has a shape but no data",
                 )
                 .at_offset(self.pickle.offset(id)));
             }
-            ("_rebuild_sparse_tensor" | "_rebuild_sparse_csr_tensor", _) => {
+            (Rebuild::Sparse, _) => {
                 return Err(Error::unsupported("sparse tensors are not supported yet")
                     .at_offset(self.pickle.offset(id)));
             }
-            ("_rebuild_wrapper_subclass" | "_rebuild_nested_tensor", _) => {
+            (Rebuild::Unsupported, _) => {
                 return Err(Error::unsupported(format!(
                     "tensors rebuilt by torch._utils.{function} are not supported"
                 ))
                 .at_offset(self.pickle.offset(id)));
             }
             (
-                "_rebuild_tensor"
-                | "_rebuild_tensor_v2"
-                | "_rebuild_tensor_v3"
-                | "_rebuild_parameter"
-                | "_rebuild_parameter_with_state"
-                | "_rebuild_qtensor",
+                Rebuild::Tensor
+                | Rebuild::TensorV2
+                | Rebuild::TensorV3
+                | Rebuild::Parameter
+                | Rebuild::ParameterWithState
+                | Rebuild::QTensor,
                 _,
             ) => {
                 return Err(self.error(
@@ -1009,7 +989,10 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     ),
                 ));
             }
-            _ => return Err(self.refuse(id, "calls", "torch._utils", function)),
+            // Without the argument that holds its data, refused as an unknown call.
+            (Rebuild::FromData, []) => {
+                return Err(self.refuse(id, "calls", "torch._utils", function));
+            }
         };
         Ok(Value::Tensor(tensor))
     }
@@ -1090,8 +1073,8 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             )
             .at_offset(self.pickle.offset(id)));
         };
-        match (module.as_str(), name.as_str()) {
-            ("torch.nn.parameter", "Parameter") => {
+        match globals::meaning(&module, &name) {
+            Some(Meaning::Parameter) => {
                 let args = self.args(args)?;
                 // `Parameter(data, requires_grad=True)`.
                 let requires_grad = args.get(1).is_none_or(|&grad| self.truthy(grad));
@@ -1107,7 +1090,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
                     None => Err(self.error(id, "a Parameter without data")),
                 }
             }
-            ("collections", "OrderedDict") => self.ordered_dict(id, &[], depth),
+            Some(Meaning::OrderedDict) => self.ordered_dict(id, &[], depth),
             _ if self.module_class(id).is_some() => {
                 self.from_modules = true;
                 let mut entries = Vec::new();
@@ -1148,9 +1131,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         match self.pickle.get(id) {
             Object::Dict(entries) => Some(entries.clone()),
             Object::Call { callable, .. }
-                if self
-                    .global_of(*callable)
-                    .is_some_and(|(m, n)| m == "collections" && n == "OrderedDict") =>
+                if self.meaning_of(*callable) == Some(Meaning::OrderedDict) =>
             {
                 Some(self.pickle.extras(id).entries.clone())
             }
@@ -1358,11 +1339,10 @@ impl<'data> Walker<'_, '_, '_, 'data> {
     /// Whether an object is a tensor rebuild (so a TorchScript attribute is a tensor).
     fn is_tensor_object(&self, id: ObjectId) -> bool {
         match self.pickle.get(id) {
-            Object::Call { callable, .. } => self.global_of(*callable).is_some_and(|(m, n)| {
-                (m == "torch._utils" && n.starts_with("_rebuild_"))
-                    || ((m == "torch._tensor" || m == "torch.tensor")
-                        && n == "_rebuild_from_type_v2")
-            }),
+            Object::Call { callable, .. } => matches!(
+                self.meaning_of(*callable),
+                Some(Meaning::Rebuild(_) | Meaning::RebuildFromType)
+            ),
             _ => false,
         }
     }
@@ -1448,10 +1428,7 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         let Object::Call { callable, args } = self.pickle.get(id) else {
             return Err(self.error(id, "numpy dtype is not a numpy.dtype(...) call"));
         };
-        if !self
-            .global_of(*callable)
-            .is_some_and(|(m, n)| m == "numpy" && n == "dtype")
-        {
+        if self.meaning_of(*callable) != Some(Meaning::NumpyDtype) {
             return Err(self.error(id, "numpy dtype is not a numpy.dtype(...) call"));
         }
         let code = self
@@ -1517,6 +1494,22 @@ fn tensor_numbers(tensor: &TensorView<'_>) -> Result<Vec<f64>> {
         }
     };
     Ok(values)
+}
+
+/// Whether the interpreter accepts a pickle that names the global `module.name`.
+fn interpreted(module: &str, name: &str) -> bool {
+    globals::lookup(module, name).is_some_and(globals::Global::interpreted)
+}
+
+/// What the table of globals says the object `id` is, when it is a global ckpt knows.
+fn meaning_of(pickle: &Pickle<'_>, id: ObjectId) -> Option<Meaning> {
+    match pickle.get(id) {
+        Object::Global { module, name } => {
+            let (module, name) = python3(module, name);
+            globals::meaning(module, name)
+        }
+        _ => None,
+    }
 }
 
 /// The `(module, name)` of a global object (Python 3 spelling), or `None`.
@@ -1610,7 +1603,7 @@ fn check_every_object(pickle: &Pickle<'_>, container: Container) -> Result<()> {
     for (id, object) in pickle.objects() {
         match object {
             Object::Call { callable, .. } => match global_of(pickle, *callable) {
-                Some((module, name)) if super::allowlist::is_data_global(&module, &name) => {}
+                Some((module, name)) if interpreted(&module, &name) => {}
                 Some((module, name)) => return refuse(id, "calls", &format!("{module}.{name}")),
                 None => {
                     return Err(Error::new(
@@ -1622,7 +1615,7 @@ fn check_every_object(pickle: &Pickle<'_>, container: Container) -> Result<()> {
             },
             Object::Instance { class, .. } if !bare_instance(pickle, id) => {
                 match class_of(pickle, *class, container) {
-                    Some((module, name)) if super::allowlist::is_data_global(&module, &name) => {}
+                    Some((module, name)) if interpreted(&module, &name) => {}
                     Some((module, name)) => {
                         return refuse(id, "instantiates", &format!("{module}.{name}"));
                     }
@@ -1641,7 +1634,7 @@ fn check_every_object(pickle: &Pickle<'_>, container: Container) -> Result<()> {
     for (id, object) in pickle.objects() {
         if let Object::Global { module, name } = object {
             let (module, name) = python3(module, name);
-            if !super::allowlist::is_data_global(module, name) && !classes.contains(&id) {
+            if !interpreted(module, name) && !classes.contains(&id) {
                 return refuse(id, "imports", &format!("{module}.{name}"));
             }
         }
@@ -1767,31 +1760,10 @@ fn latin1(text: &str) -> Option<Vec<u8>> {
 /// The dtype of a storage class (`torch.FloatStorage`, `torch.cuda.HalfStorage`,
 /// `torch.storage.UntypedStorage`).
 pub(crate) fn storage_kind(module: &str, name: &str) -> Option<StorageKind> {
-    if !matches!(module, "torch" | "torch.cuda" | "torch.storage") {
-        return None;
+    match globals::meaning(module, name)? {
+        Meaning::Storage(kind) => Some(kind),
+        _ => None,
     }
-    let dtype = match name {
-        "UntypedStorage" | "ByteStorage_untyped" => return Some(StorageKind::Untyped),
-        "DoubleStorage" => Dtype::Float64,
-        "FloatStorage" => Dtype::Float32,
-        "HalfStorage" => Dtype::Float16,
-        "BFloat16Storage" => Dtype::BFloat16,
-        "LongStorage" => Dtype::Int64,
-        "IntStorage" => Dtype::Int32,
-        "ShortStorage" => Dtype::Int16,
-        "CharStorage" => Dtype::Int8,
-        "ByteStorage" => Dtype::UInt8,
-        "BoolStorage" => Dtype::Bool,
-        "ComplexDoubleStorage" => Dtype::Complex128,
-        "ComplexFloatStorage" => Dtype::Complex64,
-        "QInt8Storage" => Dtype::QInt8,
-        "QUInt8Storage" => Dtype::QUInt8,
-        "QInt32Storage" => Dtype::QInt32,
-        "QUInt4x2Storage" => Dtype::QUInt4x2,
-        "QUInt2x4Storage" => Dtype::QUInt2x4,
-        _ => return None,
-    };
-    Some(StorageKind::Typed(dtype))
 }
 
 /// A numpy type code (`f4`, `<i8`, `bool`...) as a dtype.

@@ -11,7 +11,6 @@ mod dcp;
 mod hf;
 mod hf_dcp;
 
-pub(crate) use dcp::ALLOWED as DCP_ALLOWED;
 pub(crate) use dcp::Audit as DcpAudit;
 
 /// The shard files a Hugging Face index names (checked as an index).
