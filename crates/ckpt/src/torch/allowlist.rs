@@ -74,29 +74,23 @@ pub(crate) fn weights_only_accepts(bytes: &[u8], pickle: &Pickle<'_>) -> bool {
 /// in Python 3 spelling, sorted and unique: what loading the file in Python needs beyond
 /// plain data (custom classes, numpy, or worse).
 pub(crate) fn globals_outside_weights_only(pickle: &Pickle<'_>) -> Vec<String> {
-    let mut names: Vec<String> = pickle
-        .objects()
-        .filter_map(|(_, object)| match object {
-            Object::Global { module, name } => {
-                let (module, name) = ckpt_pickle::python3_name(module, name);
-                (!weights_only_allows(module, name)).then(|| format!("{module}.{name}"))
-            }
-            _ => None,
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+    global_names(pickle, |module, name| !weights_only_allows(module, name))
 }
 
 /// Every global of the pickle, `module.name` in Python 3 spelling, sorted and unique.
 pub(crate) fn globals(pickle: &Pickle<'_>) -> Vec<String> {
+    global_names(pickle, |_, _| true)
+}
+
+/// The globals of the pickle that `keep(module, name)` keeps, `module.name` in Python 3
+/// spelling, sorted and unique.
+fn global_names(pickle: &Pickle<'_>, keep: impl Fn(&str, &str) -> bool) -> Vec<String> {
     let mut names: Vec<String> = pickle
         .objects()
         .filter_map(|(_, object)| match object {
             Object::Global { module, name } => {
                 let (module, name) = ckpt_pickle::python3_name(module, name);
-                Some(format!("{module}.{name}"))
+                keep(module, name).then(|| format!("{module}.{name}"))
             }
             _ => None,
         })
