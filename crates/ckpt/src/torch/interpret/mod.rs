@@ -650,3 +650,211 @@ pub(crate) fn text(pickle: &Pickle<'_>, id: ObjectId) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Storage;
+    use crate::torch::globals::{GLOBALS, Global, Rebuild};
+
+    /// Storages that refuse every request, saying what was asked: the tests only need to
+    /// know that the walk got there.
+    struct Asked;
+
+    impl<'data> Storages<'data> for Asked {
+        fn storage(&mut self, id: &StorageId) -> Result<Storage<'data>> {
+            Err(Error::malformed(format!(
+                "asked for a storage of {:?}",
+                id.kind
+            )))
+        }
+    }
+
+    /// Reads a protocol 2 pickle of `body` as a plain pickle.
+    fn read(body: &[u8]) -> Result<Value<'static>> {
+        let bytes = [b"\x80\x02".as_slice(), body, b"."].concat();
+        let limits = Limits::default();
+        let pickle = ckpt_pickle::parse(&bytes, 0, &limits.pickle).expect("a pickle");
+        interpret(&pickle, &mut Asked, Container::Pickle, &limits).map(|i| i.root)
+    }
+
+    fn global(g: &Global) -> Vec<u8> {
+        format!("c{}\n{}\n", g.module, g.name).into_bytes()
+    }
+
+    fn unicode(s: &str) -> Vec<u8> {
+        let mut out = vec![b'X'];
+        out.extend_from_slice(&u32::try_from(s.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+
+    /// Pickles that use the global as the interpreter reads a global of its meaning: called
+    /// (with one argument, `None`), as a value, instantiated, named in a storage's persistent
+    /// id, or as the argument another call expects. The match has no wildcard: a new
+    /// meaning must say how the interpreter uses it.
+    fn uses(g: &Global) -> Vec<Vec<u8>> {
+        let called = [global(g), b"(NtR".to_vec()].concat();
+        let value = global(g);
+        let instance = [global(g), b")\x81".to_vec()].concat();
+        // `_rebuild_from_type_v2(_rebuild_device_tensor_from_cpu_tensor, <g>, (None,), {})`.
+        let new_type = [
+            b"ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n".to_vec(),
+            b"_rebuild_device_tensor_from_cpu_tensor\n".to_vec(),
+            global(g),
+            b"(Nt}tR".to_vec(),
+        ]
+        .concat();
+        match g.meaning {
+            Meaning::OrderedDict => vec![called, instance],
+            Meaning::Counter
+            | Meaning::Set
+            | Meaning::FrozenSet
+            | Meaning::Complex
+            | Meaning::ByteArray
+            | Meaning::Slice
+            | Meaning::Encode
+            | Meaning::Size
+            | Meaning::Device
+            | Meaning::Layout
+            | Meaning::Rebuild(_)
+            | Meaning::RebuildFromType
+            | Meaning::NumpyArray
+            | Meaning::NumpyScalar
+            | Meaning::ScriptBuilder => vec![called],
+            Meaning::Dtype(_) | Meaning::QScheme => vec![value],
+            Meaning::Storage(_) => {
+                let pid = [
+                    b"(".to_vec(),
+                    unicode("storage"),
+                    global(g),
+                    unicode("0"),
+                    unicode("cpu"),
+                    b"K\x04tQ".to_vec(),
+                ];
+                vec![pid.concat()]
+            }
+            Meaning::Tensor => vec![new_type],
+            Meaning::Parameter => vec![instance, new_type],
+            // `numpy.core.multiarray.scalar(<g>('f4'), '\0\0\0\0')`.
+            Meaning::NumpyDtype => vec![
+                [
+                    b"cnumpy.core.multiarray\nscalar\n(".to_vec(),
+                    global(g),
+                    b"(".to_vec(),
+                    unicode("f4"),
+                    b"tR".to_vec(),
+                    unicode("\0\0\0\0"),
+                    b"tR".to_vec(),
+                ]
+                .concat(),
+            ],
+            Meaning::Marker | Meaning::Unread | Meaning::DcpRecord => Vec::new(),
+        }
+    }
+
+    /// A number for each meaning (and each rebuild function, each kind of storage), below
+    /// [`MEANINGS`]; no wildcard, so a new meaning needs one.
+    fn index(meaning: Meaning) -> usize {
+        match meaning {
+            Meaning::OrderedDict => 0,
+            Meaning::Counter => 1,
+            Meaning::Set => 2,
+            Meaning::FrozenSet => 3,
+            Meaning::Complex => 4,
+            Meaning::ByteArray => 5,
+            Meaning::Slice => 6,
+            Meaning::Encode => 7,
+            Meaning::Size => 8,
+            Meaning::Device => 9,
+            Meaning::Layout => 10,
+            Meaning::Dtype(_) => 11,
+            Meaning::QScheme => 12,
+            Meaning::Storage(StorageKind::Typed(_)) => 13,
+            Meaning::Storage(StorageKind::Untyped) => 14,
+            Meaning::Rebuild(how) => match how {
+                Rebuild::Tensor => 15,
+                Rebuild::TensorV2 => 16,
+                Rebuild::TensorV3 => 17,
+                Rebuild::Parameter => 18,
+                Rebuild::ParameterWithState => 19,
+                Rebuild::QTensor => 20,
+                Rebuild::FromData => 21,
+                Rebuild::Meta => 22,
+                Rebuild::Sparse => 23,
+                Rebuild::Unsupported => 24,
+            },
+            Meaning::RebuildFromType => 25,
+            Meaning::Tensor => 26,
+            Meaning::Parameter => 27,
+            Meaning::NumpyArray => 28,
+            Meaning::NumpyScalar => 29,
+            Meaning::NumpyDtype => 30,
+            Meaning::ScriptBuilder => 31,
+            Meaning::Marker => 32,
+            Meaning::Unread => 33,
+            Meaning::DcpRecord => 34,
+        }
+    }
+
+    const MEANINGS: usize = 35;
+
+    #[test]
+    fn the_interpreter_reads_every_global_of_the_table_and_no_other() {
+        for g in GLOBALS {
+            let imported = read(&[global(g), b"0N".to_vec()].concat());
+            if !g.interpreted() {
+                let error = imported.expect_err("refused");
+                assert_eq!(error.kind(), ErrorKind::Refused, "{g:?}: {error}");
+                assert!(error.message().contains("imports"), "{g:?}: {error}");
+                continue;
+            }
+            assert!(matches!(imported, Ok(Value::None)), "{g:?}: {imported:?}");
+            for pickle in uses(g) {
+                // The walk reaches the code for the meaning: a value, or an error about
+                // the arguments, never "not known as data".
+                let read = read(&pickle);
+                assert!(
+                    !matches!(&read, Err(e) if e.kind() == ErrorKind::Refused),
+                    "{g:?}: {read:?}"
+                );
+                match (g.meaning, read) {
+                    (Meaning::Dtype(dtype), Ok(Value::Dtype(read))) => assert_eq!(read, dtype),
+                    (Meaning::QScheme, Ok(Value::Named { name, .. })) => {
+                        assert_eq!(name, format!("torch.{}", g.name));
+                    }
+                    (Meaning::Storage(kind), Err(e)) => {
+                        assert!(e.message().contains(&format!("{kind:?}")), "{g:?}: {e}");
+                    }
+                    (Meaning::Dtype(_) | Meaning::QScheme | Meaning::Storage(_), other) => {
+                        panic!("{g:?}: {other:?}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // The interpreter knows no name the table does not have.
+        for (module, name) in [
+            ("torch._utils", "_rebuild_tensor_v4"),
+            ("torch.storage", "TypedStorage2"),
+            ("numpy", "dtypes"),
+            ("collections", "defaultdict"),
+        ] {
+            let pickle = format!("c{module}\n{name}\n(NtR");
+            let error = read(pickle.as_bytes()).expect_err("refused");
+            assert_eq!(error.kind(), ErrorKind::Refused, "{module}.{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_meaning_has_a_global() {
+        let mut seen = [false; MEANINGS];
+        for g in GLOBALS {
+            let i = index(g.meaning);
+            assert!(i < MEANINGS, "{g:?}: count it in MEANINGS");
+            seen[i] = true;
+        }
+        let missing: Vec<usize> = (0..MEANINGS).filter(|&i| !seen[i]).collect();
+        assert!(missing.is_empty(), "meanings without a global: {missing:?}");
+    }
+}
