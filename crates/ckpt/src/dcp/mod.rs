@@ -28,5 +28,4 @@ mod state_dict;
 
 pub(crate) use audit::Audit;
 pub(crate) use metadata::Metadata;
-pub(crate) use parse::ALLOWED;
 pub(crate) use state_dict::checkpoint;

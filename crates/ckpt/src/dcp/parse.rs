@@ -2,8 +2,9 @@
 //! `TensorStorageMetadata`, `ChunkStorageMetadata`, `MetadataIndex`, `_StorageInfo`...). It
 //! is read by the safe VM of [`ckpt_pickle`], which builds a graph of symbolic objects and
 //! runs nothing; this module reads that graph as data, by the field names of those classes.
-//! Every global of the pickle must be one of [`ALLOWED`] (or a `torch` dtype): anything else
-//! is refused before any field is read.
+//! Every global of the pickle must be one the table of globals marks as DCP's (its
+//! dataclasses, paths, `torch.Size`, layouts and dtypes: [`globals::in_dcp_metadata`]):
+//! anything else is refused before any field is read.
 
 use std::collections::HashMap;
 
@@ -13,30 +14,10 @@ use super::metadata::{Chunk, Entry, Item, Key, Metadata, Place};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{self, Limits};
 use crate::model::Dtype;
+use crate::torch::globals;
 
 const METADATA_MODULE: &str = "torch.distributed.checkpoint.metadata";
 const FILESYSTEM_MODULE: &str = "torch.distributed.checkpoint.filesystem";
-
-/// The globals a DCP `.metadata` pickle may name, besides `torch.<dtype>`: its dataclasses
-/// and the few torch and pathlib values they hold. None of them is ever called; their
-/// instances are read as records of fields.
-pub(crate) const ALLOWED: &[(&str, &str)] = &[
-    (METADATA_MODULE, "Metadata"),
-    (METADATA_MODULE, "TensorStorageMetadata"),
-    (METADATA_MODULE, "ChunkStorageMetadata"),
-    (METADATA_MODULE, "TensorProperties"),
-    (METADATA_MODULE, "_MEM_FORMAT_ENCODING"),
-    (METADATA_MODULE, "BytesStorageMetadata"),
-    (METADATA_MODULE, "MetadataIndex"),
-    (METADATA_MODULE, "StorageMeta"),
-    (FILESYSTEM_MODULE, "_StorageInfo"),
-    ("torch", "Size"),
-    ("torch.serialization", "_get_layout"),
-    ("pathlib", "PosixPath"),
-    ("pathlib", "WindowsPath"),
-    ("pathlib", "PurePosixPath"),
-    ("pathlib", "PureWindowsPath"),
-];
 
 /// The `storage_data` key of an item: its fqn and, for tensor chunks, the chunk's offsets.
 type IndexKey = (String, Option<Vec<usize>>);
@@ -100,7 +81,7 @@ impl Metadata {
     }
 }
 
-/// Refuses a pickle that names any global outside [`ALLOWED`] and torch's dtypes; returns
+/// Refuses a pickle that names any global outside DCP's (`globals::in_dcp_metadata`); returns
 /// the globals, `module.name`, sorted.
 fn check_globals(pickle: &Pickle<'_>) -> Result<Vec<String>> {
     let mut globals = Vec::new();
@@ -108,9 +89,7 @@ fn check_globals(pickle: &Pickle<'_>) -> Result<Vec<String>> {
         let Object::Global { module, name } = object else {
             continue;
         };
-        let allowed = ALLOWED.contains(&(&**module, &**name))
-            || (&**module == "torch" && Dtype::from_name(name).is_some());
-        if !allowed {
+        if !globals::in_dcp_metadata(module, name) {
             return Err(Error::new(
                 ErrorKind::Refused,
                 format!(

@@ -5,7 +5,7 @@
 //! denylist proves nothing.
 
 use super::Verdict;
-use crate::torch::allowlist;
+use crate::torch::globals;
 
 /// Modules (and every submodule) that reach code execution, processes, files, the
 /// network or more deserialization. Matched against the full dotted path of a global, so
@@ -376,32 +376,6 @@ const UNSAFE_KNOWN: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Numpy globals that rebuild arrays, dtypes and scalars from bytes.
-const NUMPY_DATA: &[(&str, &str)] = &[
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.dtypes", "Float64DType"),
-    ("numpy.dtypes", "Float32DType"),
-    ("numpy.dtypes", "Float16DType"),
-    ("numpy.dtypes", "Int64DType"),
-    ("numpy.dtypes", "Int32DType"),
-    ("numpy.dtypes", "Int16DType"),
-    ("numpy.dtypes", "Int8DType"),
-    ("numpy.dtypes", "UInt64DType"),
-    ("numpy.dtypes", "UInt32DType"),
-    ("numpy.dtypes", "UInt16DType"),
-    ("numpy.dtypes", "UInt8DType"),
-    ("numpy.dtypes", "BoolDType"),
-    ("numpy.dtypes", "Complex64DType"),
-    ("numpy.dtypes", "Complex128DType"),
-];
-
 /// How a global is judged, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Judgement {
@@ -424,12 +398,11 @@ fn under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
-/// Whether `module.name` (Python 3 spelling) is data: torch's weights-only allowlist and
-/// what ckpt reads as data, numpy's array reconstruction, and the DCP metadata classes.
+/// Whether `module.name` (Python 3 spelling) is data, as the table of globals says:
+/// torch's weights-only allowlist and what ckpt reads as data, numpy's arrays, and the DCP
+/// metadata classes.
 pub(crate) fn is_data(module: &str, name: &str) -> bool {
-    allowlist::is_data_global(module, name)
-        || NUMPY_DATA.contains(&(module, name))
-        || crate::dcp::ALLOWED.contains(&(module, name))
+    globals::lookup(module, name).is_some_and(globals::Global::is_data)
 }
 
 /// Judges the global `module.name` as written in a pickle (Python 2 names are mapped

@@ -8,6 +8,7 @@
 
 pub(crate) mod allowlist;
 pub(crate) mod archive;
+pub(crate) mod globals;
 pub(crate) mod interpret;
 pub(crate) mod legacy;
 mod pickles;

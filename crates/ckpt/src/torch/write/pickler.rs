@@ -30,6 +30,7 @@ use ckpt_pickle::{Opcode, bigint_from_decimal, bigint_from_i128};
 use super::storage::{Reference, Registry, StorageType, torch_dtype};
 use crate::model::{Dict, Dtype, DtypeClass, Quantization, TensorView, Value, shape};
 use crate::torch::allowlist;
+use crate::torch::globals::{self, Meaning};
 
 /// Values nested deeper than this are refused (the pickler recurses).
 const MAX_DEPTH: usize = 512;
@@ -512,9 +513,11 @@ impl<'data> Pickler<'_, 'data> {
     fn named_value(&mut self, type_name: &str, name: &str) {
         let bare = name.strip_prefix("torch.").unwrap_or(name);
         match type_name {
-            "torch.qscheme" => match allowlist::QSCHEMES.iter().find(|&&q| q == bare) {
-                Some(qscheme) => self.global("torch", qscheme),
-                None => self.problem(format!("the unknown qscheme `{name}`")),
+            "torch.qscheme" => match globals::lookup("torch", bare) {
+                Some(qscheme) if qscheme.meaning == Meaning::QScheme => {
+                    self.global("torch", qscheme.name);
+                }
+                _ => self.problem(format!("the unknown qscheme `{name}`")),
             },
             "torch.layout" => {
                 self.global("torch.serialization", "_get_layout");
@@ -839,6 +842,7 @@ fn i64_bytes(values: &[f64]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::model::{ByteOrder, Storage};
+    use crate::torch::globals::GLOBALS;
 
     fn pickled(value: &Value<'_>) -> Vec<u8> {
         let mut registry = Registry::default();
@@ -1181,8 +1185,8 @@ mod tests {
         for dtype in Dtype::ALL {
             pickler.dtype(*dtype);
         }
-        for q in allowlist::QSCHEMES {
-            pickler.named_value("torch.qscheme", &format!("torch.{q}"));
+        for q in GLOBALS.iter().filter(|g| g.meaning == Meaning::QScheme) {
+            pickler.named_value("torch.qscheme", &format!("torch.{}", q.name));
         }
         assert_eq!(pickler.problems.len(), 3, "{:?}", pickler.problems);
         // A global torch does not allow is never written.
