@@ -212,7 +212,9 @@ def ckpt(binary, path, tmp):
         return Run("flagged", verdict, names, t)
     if p.returncode == 0:
         return Run("clean", verdict, names, t)
-    return Run("error", verdict or f"exit {p.returncode}", names, t)
+    kinds = sorted({e.get("kind", "?") for file in report.get("files", [])
+                    for e in file.get("errors", [])})
+    return Run("error", ", ".join(kinds) or verdict or f"exit {p.returncode}", names, t)
 
 
 def names_payload(text, payload):
@@ -353,7 +355,7 @@ def totals_table(c, tools):
     for t in tools:
         x = tool_totals(c, t)
         row = (f"| {t} | {x['caught']}/{bad} | {x['missed']} ({x['errors']} err) | "
-               f"{x['false_alarm']}/{safe} |")
+               + (f"{x['false_alarm']}/{safe} |" if safe else "– |"))
         if named:
             row += f" {x['named']}/{x['caught']} |"
         row += f" {seconds(x['wall'])} | {seconds(x['median'])} | {seconds(x['fastest'])} |"
@@ -377,6 +379,10 @@ def overall_table(corpora, tools):
     return lines
 
 
+def outcome_text(r):
+    return r.outcome + (f": {r.note}" if r.note and r.note != r.outcome else "")
+
+
 def ckpt_lines(c):
     same = sum(c.results[("ckpt", n)].note == c.verdict(n)
                or (c.verdict(n) == "error" and c.results[("ckpt", n)].outcome == "error")
@@ -391,9 +397,7 @@ def ckpt_lines(c):
             by_class[c.manifest[n]["class"]].append(n)
         for cls in sorted(by_class):
             lines.append(f"- {cls}: " + ", ".join(
-                f"`{n}` ({c.results[('ckpt', n)].outcome}"
-                f"{' ' + c.results[('ckpt', n)].note if c.results[('ckpt', n)].note else ''})"
-                for n in by_class[cls]))
+                f"`{n}` ({outcome_text(c.results[('ckpt', n)])})" for n in by_class[cls]))
     return lines
 
 
@@ -409,9 +413,8 @@ def per_file_table(c, tools):
                     "ok": "✔"}[c.score(t, n)]
             if c.named(t, n):
                 mark += " named"
-            note = r.note.replace("|", "\\|").replace("\n", " ")
-            cells.append(f"{mark} ({r.outcome}{': ' + note if note else ''}; "
-                         f"{seconds(r.seconds)})")
+            text = outcome_text(r).replace("|", "\\|").replace("\n", " ")
+            cells.append(f"{mark} ({text}; {seconds(r.seconds)})")
         lines.append(f"| `{n}` | {c.verdict(n)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -465,6 +468,7 @@ def main():
     if not args.offline:
         notes.append("The scans ran with network access (`unshare -n` was not available).")
 
+    load_before = os.getloadavg()[0]
     markers = sorted({e["marker"] for c in corpora for e in c.manifest.values()
                       if e.get("marker")})
     before = {m for m in markers if Path(m).exists()}
@@ -490,7 +494,9 @@ def main():
 
     out = ["Tools: " + ", ".join(f"{t} {versions[t]}" for t in names)
            + f". Date: {datetime.date.today().isoformat()}. Runs: {args.jobs} at a time"
-           + (", without network" if args.offline else "") + ".", ""]
+           + (", without network" if args.offline else "")
+           + f"; load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+           + f" on {os.cpu_count()} cores.", ""]
     for c in corpora:
         out += [f"### Corpus `{c.label}`", "", c.describe() + ".", ""]
         out += class_table(c, names) + [""]
