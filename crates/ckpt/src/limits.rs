@@ -59,7 +59,8 @@ pub struct Limits {
     /// `int-len`: bytes of an integer too large for 64 bits, as a pickle stores it.
     pub int_len: usize,
     /// `inflated-len`: bytes a compressed zip member or file may inflate to (held at once;
-    /// past it the scanner reads on streaming, up to 16 times as much, for the names only).
+    /// past it the scanner reads on streaming, as much again, for the names only; a file's
+    /// compressed parts inflate to four times it at most).
     pub inflated_len: u64,
     /// `code-len`: bytes of TorchScript source read to list its classes.
     pub code_len: u64,

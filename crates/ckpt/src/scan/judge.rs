@@ -76,7 +76,25 @@ fn path(within: &str, name: &str) -> String {
 
 fn judge_part(c: &mut Collector<'_>, part: &Part<'_>, within: &str, depth: usize) {
     let place = path(within, &part.name);
-    let loaded = part.content.load(c.options.limits.inflated_len);
+    let compressed = !part.content.is_stored();
+    if compressed && c.inflation_left == 0 {
+        c.container(
+            Verdict::Unsafe,
+            Some(&place),
+            Some(part.offset),
+            format!(
+                "not inflated: the file's compressed parts already inflated to {} bytes, four \
+                 times the `inflated-len` limit",
+                c.options.limits.inflated_len.saturating_mul(4)
+            ),
+        );
+        return;
+    }
+    let max = c.options.limits.inflated_len.min(c.inflation_left);
+    let loaded = part.content.load(max);
+    if compressed {
+        c.inflation_left = c.inflation_left.saturating_sub(loaded.bytes.len() as u64);
+    }
     if let Some(problem) = &loaded.problem {
         c.container(
             Verdict::Unsafe,
@@ -136,9 +154,24 @@ fn judge_part(c: &mut Collector<'_>, part: &Part<'_>, within: &str, depth: usize
     }
 }
 
+/// A reader that counts what it reads.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// What a compressed part names past the `inflated-len` limit: the part inflated so far was
-/// judged; the rest of the stream is read on (up to 16 times the limit), holding no more
-/// than a mebibyte of it at once, and every global decoding finds there is judged.
+/// judged; the rest of the stream is read on (as much again as the limit, within what the
+/// file may still inflate), holding no more than a mebibyte of it at once, and every global
+/// decoding finds there is judged.
 fn stream_past_the_limit(c: &mut Collector<'_>, part: &Part<'_>, place: &str, held: &[u8]) {
     let start = match part.use_ {
         Use::Pickle { .. } | Use::Probe => 0,
@@ -161,9 +194,25 @@ fn stream_past_the_limit(c: &mut Collector<'_>, part: &Part<'_>, place: &str, he
     if std::io::copy(&mut (&mut reader).take(start), &mut std::io::sink()).ok() != Some(start) {
         return;
     }
-    let budget = c.options.limits.inflated_len.saturating_mul(16);
-    let found =
-        ckpt_pickle::static_globals_read(reader, start, &c.options.limits.pickle, 1 << 20, budget);
+    // From the start again (what is held was judged already), and on for at most the limit
+    // again, within what the file may still inflate.
+    let budget =
+        (held.len() as u64).saturating_add(c.options.limits.inflated_len.min(c.inflation_left));
+    let counted = Counted {
+        inner: reader,
+        read: 0,
+    };
+    let mut counted = counted;
+    let found = ckpt_pickle::static_globals_read(
+        &mut counted,
+        start,
+        &c.options.limits.pickle,
+        1 << 20,
+        budget,
+    );
+    c.inflation_left = c
+        .inflation_left
+        .saturating_sub(counted.read.saturating_sub(held.len() as u64));
     let judged = held.len() as u64;
     for global in found.iter().filter(|g| g.offset >= judged) {
         judge_static(

@@ -300,6 +300,9 @@ pub(crate) struct Collector<'o> {
     pub(crate) errors: Vec<Error>,
     pub(crate) pickles: usize,
     pub(crate) data_globals: BTreeSet<String>,
+    /// Bytes the scan of this file may still inflate (held or read streaming), so that
+    /// many compressed members cannot each take the `inflated-len` limit: four times it.
+    pub(crate) inflation_left: u64,
 }
 
 impl<'o> Collector<'o> {
@@ -310,6 +313,7 @@ impl<'o> Collector<'o> {
             errors: Vec::new(),
             pickles: 0,
             data_globals: BTreeSet::new(),
+            inflation_left: options.limits.inflated_len.saturating_mul(4),
         }
     }
 

@@ -600,3 +600,46 @@ fn readers_refuse_every_file_the_scanner_calls_dangerous() {
     }
     assert!(checked > 100, "{checked}");
 }
+
+/// Many compressed members cannot each take the `inflated-len` limit: a file's parts
+/// inflate to at most four times it in all, and what is left over is reported, not read.
+#[test]
+fn a_file_inflates_to_four_times_the_limit_at_most() {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..6 {
+        writer.start_file(format!("m/x{i}.pkl"), options).unwrap();
+        // A pickle of a MiB of zeros (popped), then None.
+        let mut pickle = b"\x80\x04\x8e".to_vec();
+        pickle.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        pickle.extend(std::iter::repeat_n(0u8, 1 << 20));
+        pickle.extend_from_slice(b"0N.");
+        writer.write_all(&pickle).unwrap();
+    }
+    let bytes = writer.finish().unwrap().into_inner();
+    let mut limits = ckpt::Limits::default();
+    limits.set("inflated-len", "2MiB").unwrap();
+    let report = scan_bytes(&bytes, "a.zip", &ScanOptions::default().with_limits(limits));
+    let spent = report
+        .findings
+        .iter()
+        .filter(|f| f.why.contains("four times the `inflated-len` limit"))
+        .count();
+    // 6 members of a MiB each, 8 MiB allowed in all: every member fits.
+    assert_eq!(spent, 0, "{}", describe(&report));
+    let mut limits = ckpt::Limits::default();
+    limits.set("inflated-len", "1MiB").unwrap();
+    let report = scan_bytes(&bytes, "a.zip", &ScanOptions::default().with_limits(limits));
+    // Each member is a little over a MiB (held to the limit, the rest read on): four MiB
+    // in all are spent by the third member, and the others are not inflated.
+    let spent = report
+        .findings
+        .iter()
+        .filter(|f| f.why.contains("four times the `inflated-len` limit"))
+        .map(|f| f.count)
+        .sum::<usize>();
+    assert!((1..=4).contains(&spent), "{spent}: {}", describe(&report));
+    assert!(report.verdict >= Verdict::Unsafe);
+}
