@@ -643,3 +643,108 @@ fn a_file_inflates_to_four_times_the_limit_at_most() {
     assert!((1..=4).contains(&spent), "{spent}: {}", describe(&report));
     assert!(report.verdict >= Verdict::Unsafe);
 }
+
+/// The recording unpickler as oracle, at the level of `ckpt scan`: for every pickle of the
+/// differential corpus, every random stream and every file of the attack corpora, each
+/// global CPython's `find_class` was asked for (recorded by `tests/fixtures/pickle/`'s
+/// generator) is one the scan reports, as a finding or as data.
+#[test]
+fn the_scan_reports_every_global_cpython_imports() {
+    let dir = fixtures().join("pickle");
+    // (name, bytes, or the file to scan, and what CPython imported)
+    let mut cases: Vec<(String, Vec<u8>, Vec<(String, String)>)> = Vec::new();
+    let mut files: Vec<(PathBuf, Vec<(String, String)>)> = Vec::new();
+    let pairs = |value: &serde_json::Value| -> Vec<(String, String)> {
+        value
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|g| {
+                        (
+                            g[0].as_str().unwrap().to_owned(),
+                            g[1].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for folder in ["ok", "bad"] {
+        for entry in std::fs::read_dir(dir.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "pkl") {
+                let json: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(path.with_extension("json")).unwrap())
+                        .unwrap();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                cases.push((name, std::fs::read(&path).unwrap(), pairs(&json["globals"])));
+            }
+        }
+    }
+    let streams: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("streams.json")).unwrap()).unwrap();
+    for (i, stream) in streams["streams"].as_array().unwrap().iter().enumerate() {
+        let hex = stream["hex"].as_str().unwrap();
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        cases.push((format!("stream {i}"), bytes, pairs(&stream["globals"])));
+    }
+    let attack: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("attack_globals.json")).unwrap()).unwrap();
+    for file in attack["files"].as_array().unwrap() {
+        let path = file["path"].as_str().unwrap();
+        let mut globals = Vec::new();
+        for entry in file["entries"].as_array().unwrap() {
+            for pickle in entry["pickles"].as_array().unwrap() {
+                globals.extend(pairs(&pickle["globals"]));
+            }
+        }
+        files.push((fixtures().join(path), globals));
+    }
+    assert!(cases.len() > 2000, "{}", cases.len());
+    assert!(files.len() > 150, "{}", files.len());
+    let reports = cases
+        .iter()
+        .map(|(name, bytes, globals)| {
+            let file_name = name.rsplit('/').next().unwrap_or(name);
+            (
+                name.clone(),
+                globals,
+                scan_bytes(bytes, file_name, &ScanOptions::default()),
+            )
+        })
+        .chain(files.iter().map(|(path, globals)| {
+            let name = path.display().to_string();
+            (name, globals, scan_file(path, &ScanOptions::default()))
+        }));
+    let mut missed = Vec::new();
+    for (name, globals, report) in reports {
+        let reported: std::collections::HashSet<&str> = report
+            .findings
+            .iter()
+            .filter_map(|f| f.global.as_deref())
+            .chain(report.data_globals.iter().map(String::as_str))
+            .collect();
+        // A global computed at load time, or named by an extension code the loading
+        // process's registry resolves, may be any of them.
+        let computed = report
+            .findings
+            .iter()
+            .any(|f| f.category == Category::ComputedGlobal || f.why.contains("extension code"));
+        for (module, global) in globals {
+            let (m, n) = ckpt::pickle::python3_name(module, global);
+            let full = format!("{m}.{n}");
+            if !reported.contains(full.as_str()) && !computed {
+                missed.push(format!("{name}: {full}\n{}", describe(&report)));
+            }
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "{} missed:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
+}
