@@ -651,9 +651,10 @@ fn a_file_inflates_to_four_times_the_limit_at_most() {
 #[test]
 fn the_scan_reports_every_global_cpython_imports() {
     let dir = fixtures().join("pickle");
-    // (name, bytes, or the file to scan, and what CPython imported)
-    let mut cases: Vec<(String, Vec<u8>, Vec<(String, String)>)> = Vec::new();
-    let mut files: Vec<(PathBuf, Vec<(String, String)>)> = Vec::new();
+    // What CPython imported: (module, name) pairs as written.
+    type Imported = Vec<(String, String)>;
+    let mut cases: Vec<(String, Vec<u8>, Imported)> = Vec::new();
+    let mut files: Vec<(PathBuf, Imported)> = Vec::new();
     let pairs = |value: &serde_json::Value| -> Vec<(String, String)> {
         value
             .as_array()
