@@ -98,7 +98,18 @@ pub(crate) fn read_from<'data>(
     file: Option<&'data std::fs::File>,
     limits: &Limits,
 ) -> Result<Checkpoint<'data>> {
-    let format = detect(bytes)?;
+    let format = match detect(bytes) {
+        Ok(format) => format,
+        // A file no reader reads may still be what the scanner calls dangerous: say that.
+        Err(error) => {
+            return Err(
+                match scan::first_dangerous(source::Input::mapped(bytes, file), limits) {
+                    Some(finding) => scan::refusal(&finding),
+                    None => error,
+                },
+            );
+        }
+    };
     // Whatever the scanner calls dangerous, no reader reads: they would disagree on the file.
     // A safetensors file holds no pickle, and one its reader accepts has no byte outside its
     // header and data where one could hide (nor can its first bytes, the header length, be a

@@ -141,3 +141,59 @@ fn scanning_never_runs_the_payload() {
     assert!(String::from_utf8_lossy(&run.stdout).contains("2 dangerous"));
     assert!(!marker.exists());
 }
+
+/// What `ckpt scan` calls dangerous, `ckpt inspect`, `ckpt convert` and `ckpt verify` refuse:
+/// every file of the loader corpus (each a live bypass of some loader), with the reason,
+/// and no output left behind.
+#[test]
+fn every_command_refuses_what_the_scan_calls_dangerous() {
+    let corpus = fixtures().join("attack/loader");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(corpus.join("expected.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for name in manifest.as_object().unwrap().keys() {
+        let input = corpus.join(name);
+        // Folders are read whole (the library's tests cover them); files past the
+        // inflation limit take seconds each in a debug build, and the library's tests read
+        // them.
+        if input.is_dir() || name.starts_with("inflate_") {
+            continue;
+        }
+        let input = input.to_str().unwrap();
+        let scan = ckpt(dir.path(), &["scan", input]);
+        assert_eq!(scan.status.code(), Some(1), "{}", transcript(&scan));
+        assert!(
+            String::from_utf8_lossy(&scan.stdout).contains("DANGEROUS"),
+            "{}",
+            transcript(&scan)
+        );
+        for args in [
+            &["inspect", input][..],
+            &["convert", input, "out.safetensors"][..],
+            &["stats", input][..],
+        ] {
+            let run = ckpt(dir.path(), args);
+            assert_eq!(run.status.code(), Some(2), "{args:?}: {}", transcript(&run));
+            assert!(
+                run.stdout.is_empty() || args[0] == "stats",
+                "{}",
+                transcript(&run)
+            );
+            // The reason is the scanner's, whatever else is wrong with the file.
+            assert!(
+                String::from_utf8_lossy(&run.stderr).contains("dangerous"),
+                "{args:?}: {}",
+                transcript(&run)
+            );
+        }
+        let verify = ckpt(dir.path(), &["verify", input]);
+        assert_ne!(verify.status.code(), Some(0), "{}", transcript(&verify));
+        let text =
+            String::from_utf8_lossy(&verify.stdout) + String::from_utf8_lossy(&verify.stderr);
+        assert!(text.contains("dangerous"), "{}", transcript(&verify));
+        assert!(!dir.path().join("out.safetensors").exists(), "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 70, "{checked}");
+}

@@ -361,7 +361,18 @@ pub fn verify_bytes(bytes: &[u8]) -> Result<Report> {
 /// [`verify_bytes`] within `limits` (see [`crate::limits`]): what is over a limit is a
 /// problem of the report.
 pub fn verify_bytes_with(bytes: &[u8], limits: &Limits) -> Result<Report> {
-    let format = format::detect(bytes)?;
+    let format = match format::detect(bytes) {
+        Ok(format) => format,
+        // Not a checkpoint ckpt verifies, but what the scanner calls dangerous: say that.
+        Err(error) => {
+            return Err(
+                match crate::scan::first_dangerous(crate::source::Input::new(bytes), limits) {
+                    Some(finding) => crate::scan::refusal(&finding),
+                    None => error,
+                },
+            );
+        }
+    };
     let problems = problems_of(bytes, format, limits)?;
     Ok(Report {
         path: PathBuf::new(),
