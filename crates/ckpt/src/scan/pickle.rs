@@ -29,7 +29,7 @@ pub(crate) fn scan_pickle(
     let owned;
     // joblib writes numpy arrays inline, after the BUILD of a NumpyArrayWrapper: its
     // unpickler reads them (or an object array's nested pickle) from the stream itself.
-    let mut nested: Vec<(usize, usize)> = Vec::new();
+    let mut nested: Vec<usize> = Vec::new();
     let joblib = memchr::memmem::find(data, b"NumpyArrayWrapper").is_some();
     let (pickle, error) = match parsed {
         Some(parsed) if !joblib => (&parsed.pickle, parsed.error.as_ref()),
@@ -40,8 +40,7 @@ pub(crate) fn scan_pickle(
                     Ok(crate::joblib::Inline::Raw(n)) => n,
                     Ok(crate::joblib::Inline::Pickle) => {
                         let inner = ckpt_pickle::parse_partial(rest, 0, &limits).0;
-                        let at = data.len() - rest.len();
-                        nested.push((at, inner.byte_len()));
+                        nested.push(data.len() - rest.len());
                         inner.byte_len()
                     }
                     _ => 0,
@@ -62,10 +61,9 @@ pub(crate) fn scan_pickle(
         }
     };
     // Each object array's pickle, as joblib reads it.
-    for &(at, len) in &nested {
+    for &at in &nested {
         let bytes = data.get(at..).unwrap_or_default();
         let name = format!("{member} (object array at byte {})", base + at as u64);
-        let _ = len;
         scan_pickle(
             c,
             bytes,
