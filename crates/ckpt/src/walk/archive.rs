@@ -142,18 +142,8 @@ pub(super) fn walk_zip<'data>(input: Input<'data>, walk: &mut Walk<'data>) {
     }
     // Bytes after the archive: another reader may take them for a file of their own.
     if zip.end < input.len() {
-        let rest = input.from(zip.end);
-        let use_ = if rest.starts_with(b"PK\x03\x04") {
-            Use::Nested
-        } else {
-            Use::Probe
-        };
-        walk.part(Part::stored(
-            "after the archive",
-            input.base().saturating_add(zip.end),
-            rest,
-            use_,
-        ));
+        let offset = input.base().saturating_add(zip.end);
+        walk.rest("after the archive", offset, input.from(zip.end));
     }
 }
 

@@ -317,6 +317,19 @@ impl<'data> Walk<'data> {
         self.parts.push(part);
     }
 
+    /// Bytes after what the container's loader reads (`name`, at `offset` of the file):
+    /// walked as an archive when they start like one, probed as a pickle otherwise. Returns
+    /// what they are taken for.
+    fn rest(&mut self, name: &str, offset: u64, bytes: &'data [u8]) -> Use {
+        let use_ = if bytes.starts_with(b"PK\x03\x04") {
+            Use::Nested
+        } else {
+            Use::Probe
+        };
+        self.part(Part::stored(name, offset, bytes, use_));
+        use_
+    }
+
     fn anomaly(&mut self, anomaly: Anomaly) {
         self.anomalies.push(anomaly);
     }
@@ -453,19 +466,8 @@ fn safetensors_end(bytes: &[u8], limits: &Limits, walk: &mut Walk<'_>) -> Option
 fn appended_zip<'data>(input: Input<'data>, own_end: Option<u64>, walk: &mut Walk<'data>) {
     let bytes = input.bytes();
     if let Some(end) = own_end.filter(|&end| end < input.len()) {
-        let rest = input.from(end);
-        let use_ = if rest.starts_with(b"PK\x03\x04") {
-            Use::Nested
-        } else {
-            Use::Probe
-        };
-        walk.part(Part::stored(
-            "the bytes after the data",
-            input.base().saturating_add(end),
-            rest,
-            use_,
-        ));
-        if use_ == Use::Nested {
+        let offset = input.base().saturating_add(end);
+        if walk.rest("the bytes after the data", offset, input.from(end)) == Use::Nested {
             return;
         }
     }

@@ -121,12 +121,7 @@ fn walk_legacy<'data>(input: Input<'data>, limits: &Limits, walk: &mut Walk<'dat
                 )
                 .at(input.base() + end),
             );
-            walk.part(Part::stored(
-                "after the storages",
-                input.base() + end,
-                input.from(end),
-                Use::Probe,
-            ));
+            walk.rest("after the storages", input.base() + end, input.from(end));
         }
         Some(_) => {}
         None => {
@@ -139,12 +134,7 @@ fn walk_legacy<'data>(input: Input<'data>, limits: &Limits, walk: &mut Walk<'dat
                 )
                 .at(input.base() + pos),
             );
-            walk.part(Part::stored(
-                "after the pickles",
-                input.base() + pos,
-                input.from(pos),
-                Use::Probe,
-            ));
+            walk.rest("after the pickles", input.base() + pos, input.from(pos));
         }
     }
 }
