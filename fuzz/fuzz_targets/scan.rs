@@ -7,7 +7,12 @@ use ckpt::scan::{ScanOptions, scan_bytes};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let options = ScanOptions::default();
+    // Inflation is bounded by `inflated-len` (four times it per file); at the default of
+    // 256 MiB a few hundred bytes of bzip2 keep a run busy for seconds, so the fuzzer sees
+    // the same code paths with a mebibyte.
+    let mut limits = ckpt::Limits::default();
+    let _ = limits.set("inflated-len", "1MiB");
+    let options = ScanOptions::default().with_limits(limits);
     for name in ["model.pt", "x.pkl", "a.npy", "a.npz", ".metadata", "m.joblib", "p.pt2"] {
         let _ = scan_bytes(data, name, &options);
     }
