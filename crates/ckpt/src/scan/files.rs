@@ -270,6 +270,7 @@ const EXTENSIONS: &[&str] = &[
     "bz2",
     "xz",
     "lzma",
+    "lz4",
 ];
 
 /// Whether a file met in a folder walk is scanned: checkpoint extensions, shard indexes,
@@ -301,5 +302,6 @@ fn worth_scanning(path: &Path) -> bool {
             || head.starts_with(NPY_MAGIC.get(..4).unwrap_or_default())
             || head.starts_with(b"\x1f\x8b")
             || head.starts_with(b"BZh")
-            || head.starts_with(b"\xfd7zX"))
+            || head.starts_with(b"\xfd7zX")
+            || head.starts_with(b"\x04\x22\x4d\x18"))
 }

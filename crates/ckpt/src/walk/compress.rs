@@ -164,6 +164,8 @@ pub(crate) enum Wrapper {
     Bz2,
     Lzma,
     Xz,
+    /// LZ4 frames, which `joblib.load` reads when the `lz4` package is installed.
+    Lz4,
 }
 
 impl Wrapper {
@@ -172,12 +174,13 @@ impl Wrapper {
         if bytes.starts_with(b"ZF") {
             return Some(Wrapper::ZfCompat);
         }
-        const PREFIXES: [(&[u8], Wrapper); 5] = [
+        const PREFIXES: [(&[u8], Wrapper); 6] = [
             (b"\x78", Wrapper::Zlib),
             (b"\x1f\x8b", Wrapper::Gzip),
             (b"BZ", Wrapper::Bz2),
             (b"\x5d\x00", Wrapper::Lzma),
             (b"\xfd\x37\x7a\x58\x5a", Wrapper::Xz),
+            (b"\x04\x22\x4d\x18", Wrapper::Lz4),
         ];
         PREFIXES
             .iter()
@@ -194,6 +197,7 @@ impl Wrapper {
             Wrapper::Bz2 => "bz2",
             Wrapper::Lzma => "lzma",
             Wrapper::Xz => "xz",
+            Wrapper::Lz4 => "lz4",
         }
     }
 
@@ -219,6 +223,7 @@ impl Wrapper {
                 true,
                 MEMORY_LIMIT / 1024,
             )),
+            Wrapper::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(data)),
         })
     }
 
@@ -304,7 +309,13 @@ mod tests {
             e.write_all(TEXT).unwrap();
             e.finish().unwrap()
         };
+        let lz4 = {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(TEXT).unwrap();
+            e.finish().unwrap()
+        };
         for (bytes, wrapper, expected) in [
+            (&lz4, Wrapper::Lz4, TEXT.to_vec()),
             (&zlib, Wrapper::Zlib, TEXT.to_vec()),
             (&twice, Wrapper::Zlib, [TEXT, TEXT].concat()),
             (&gzip, Wrapper::Gzip, TEXT.to_vec()),

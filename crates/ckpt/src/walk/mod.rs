@@ -386,6 +386,7 @@ pub(crate) fn walk<'data>(input: Input<'data>, name: &str, limits: &Limits) -> W
             compress::Wrapper::Bz2 => "joblib (bz2)",
             compress::Wrapper::Lzma => "joblib (lzma)",
             compress::Wrapper::Xz => "joblib (xz)",
+            compress::Wrapper::Lz4 => "joblib (lz4)",
         });
         walk.part(Part {
             name: format!("{} stream", wrapper.name()),
