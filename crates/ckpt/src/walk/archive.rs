@@ -208,14 +208,7 @@ fn member_part<'data>(
         Some(use_) => use_,
         None => {
             // What the member's first bytes say it is, to any loader that reads it.
-            let head = content.load(8);
-            if head.bytes.starts_with(NPY_MAGIC) {
-                Use::Npy
-            } else if head.bytes.starts_with(b"PK\x03\x04") {
-                Use::Nested
-            } else {
-                Use::Probe
-            }
+            Use::of(&content.load(8).bytes)
         }
     };
     walk.part(Part {

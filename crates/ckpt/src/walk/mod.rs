@@ -85,6 +85,20 @@ pub(crate) enum Use {
     Code,
 }
 
+impl Use {
+    /// What loaders make of bytes no container rule places, by their first bytes: an
+    /// archive is walked, an array's header read, anything else probed as a pickle.
+    pub(crate) fn of(head: &[u8]) -> Use {
+        if head.starts_with(b"PK\x03\x04") {
+            Use::Nested
+        } else if head.starts_with(NPY_MAGIC) {
+            Use::Npy
+        } else {
+            Use::Probe
+        }
+    }
+}
+
 /// What follows the `STOP` of a part's pickle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rest {
@@ -317,15 +331,10 @@ impl<'data> Walk<'data> {
         self.parts.push(part);
     }
 
-    /// Bytes after what the container's loader reads (`name`, at `offset` of the file):
-    /// walked as an archive when they start like one, probed as a pickle otherwise. Returns
-    /// what they are taken for.
+    /// Bytes the container's loader does not read itself (`name`, at `offset` of the file):
+    /// what another loader makes of them, by their first bytes. Returns it.
     fn rest(&mut self, name: &str, offset: u64, bytes: &'data [u8]) -> Use {
-        let use_ = if bytes.starts_with(b"PK\x03\x04") {
-            Use::Nested
-        } else {
-            Use::Probe
-        };
+        let use_ = Use::of(bytes);
         self.part(Part::stored(name, offset, bytes, use_));
         use_
     }

@@ -194,7 +194,9 @@ pub(super) fn walk_tar<'data>(input: Input<'data>, limits: &Limits, walk: &mut W
                     rest: Rest::Nothing,
                 },
             )),
-            _ => walk.part(Part::stored(m.name.clone(), at, data, Use::Probe)),
+            _ => {
+                walk.rest(&m.name, at, data);
+            }
         }
     }
 }
