@@ -649,8 +649,23 @@ impl<'data> Zip<'data> {
             }
         };
         let mut end = data_start + compressed_size;
+        let mut size = u64::from(local.size);
         if self.input.slice(end, 4) == Some(DESCRIPTOR.as_slice()) {
+            // The descriptor's uncompressed size, as a streaming reader takes it.
+            if local.flags & 0x8 != 0
+                && let Some(field) = self.input.slice(end + 12, 4)
+            {
+                size = u64::from(u32::from_le_bytes(field.try_into().unwrap_or_default()));
+            }
             end = (end + 16).min(limit);
+        }
+        if local.flags & 0x8 != 0 && size == 0 {
+            // No size to go by: a streaming reader inflates to the end of the stream.
+            size = if local.method == STORED {
+                compressed_size
+            } else {
+                u64::MAX
+            };
         }
         Some(Member {
             name: String::from_utf8_lossy(name).into_owned(),
@@ -658,7 +673,7 @@ impl<'data> Zip<'data> {
             header_start: at,
             data_start: Some(data_start),
             compressed_size,
-            size: u64::from(local.size),
+            size,
             method: local.method,
             flags: local.flags,
             crc32: local.crc32,
