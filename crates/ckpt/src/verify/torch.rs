@@ -26,6 +26,7 @@ use crate::limits::Limits;
 use crate::model::{Checkpoint, Dtype};
 use crate::source::Input;
 use crate::torch::archive::Archive;
+use crate::torch::globals::{self, Meaning, Rebuild};
 use crate::torch::interpret::{self, StorageId, StorageKind};
 use crate::torch::legacy::{self, MAGIC_NUMBER, PROTOCOL_VERSION};
 use crate::torch::{SUPPORTED_ZIP_VERSIONS, pickle_error, pickle_int, plain_only};
@@ -445,14 +446,6 @@ fn storage_refs(
     refs
 }
 
-/// The rebuild functions whose arguments start `(storage, offset, size, stride)`.
-const REBUILDS: [&str; 4] = [
-    "_rebuild_tensor",
-    "_rebuild_tensor_v2",
-    "_rebuild_tensor_v3",
-    "_rebuild_qtensor",
-];
-
 /// Every tensor view must stay inside its storage: `offset + Σ (size-1)·stride` elements,
 /// plus one, fit in the bytes the storage's reference declares (`sizes`, by key).
 fn check_views(
@@ -469,9 +462,13 @@ fn check_views(
         let Some((module, function)) = interpret::global_of(pickle, *callable) else {
             continue;
         };
-        if module != "torch._utils" || !REBUILDS.contains(&function.as_str()) {
+        // The rebuild functions whose arguments start `(storage, offset, size, stride)`.
+        let Some(Meaning::Rebuild(
+            rebuild @ (Rebuild::Tensor | Rebuild::TensorV2 | Rebuild::TensorV3 | Rebuild::QTensor),
+        )) = globals::meaning(&module, &function)
+        else {
             continue;
-        }
+        };
         let Some(&[storage, offset, size, stride, ref rest @ ..]) = pickle.as_seq(*args) else {
             continue;
         };
@@ -488,8 +485,8 @@ fn check_views(
             continue;
         };
         // `_rebuild_tensor_v3` names the dtype (its storage is untyped, counted in bytes).
-        let element = match (function.as_str(), rest.get(2), storage.kind) {
-            ("_rebuild_tensor_v3", Some(&dtype), _) => interpret::global_of(pickle, dtype)
+        let element = match (rebuild, rest.get(2), storage.kind) {
+            (Rebuild::TensorV3, Some(&dtype), _) => interpret::global_of(pickle, dtype)
                 .and_then(|(_, name)| Dtype::from_name(&name))
                 .and_then(Dtype::byte_size),
             (_, _, StorageKind::Typed(dtype)) => dtype.byte_size(),
