@@ -48,6 +48,7 @@ mod digest;
 mod error;
 pub mod format;
 mod hf;
+mod input;
 mod joblib;
 pub mod limits;
 pub mod model;
@@ -56,6 +57,7 @@ mod output;
 mod progress;
 pub mod safetensors;
 pub mod scan;
+mod size;
 mod source;
 pub mod stats;
 pub mod torch;
@@ -103,7 +105,7 @@ pub(crate) fn read_from<'data>(
         // A file no reader reads may still be what the scanner calls dangerous: say that.
         Err(error) => {
             return Err(
-                match scan::first_dangerous(source::Input::mapped(bytes, file), limits) {
+                match scan::first_dangerous(input::Input::mapped(bytes, file), limits) {
                     Some(finding) => scan::refusal(&finding),
                     None => error,
                 },
@@ -115,7 +117,7 @@ pub(crate) fn read_from<'data>(
     // header and data where one could hide (nor can its first bytes, the header length, be a
     // pickle that imports anything); the others are judged first.
     if format != Format::Safetensors
-        && let Some(finding) = scan::first_dangerous(source::Input::mapped(bytes, file), limits)
+        && let Some(finding) = scan::first_dangerous(input::Input::mapped(bytes, file), limits)
     {
         return Err(scan::refusal(&finding));
     }

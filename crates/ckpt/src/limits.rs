@@ -172,11 +172,11 @@ impl Limits {
         if self.get(name).is_none() {
             return Err(unknown());
         }
-        let number = crate::convert::parse_size(value).map_err(|e| {
+        let number = crate::size::parse_size(value).map_err(|_| {
             Error::invalid(format!(
                 "`{value}` is not a number or size for limit `{name}`"
             ))
-            .with_hint(e.message().to_owned())
+            .with_hint("write a number, or a size such as 500MB or 2GiB")
         })?;
         let count = usize::try_from(number)
             .map_err(|_| Error::invalid(format!("{number} is too large for limit `{name}`")))?;

@@ -81,7 +81,10 @@ pub(crate) fn run(args: &ConvertArgs, limits: &ckpt::Limits) -> anyhow::Result<O
             .to_string_lossy()
             .ends_with(std::path::MAIN_SEPARATOR);
     let max_shard_size = match &args.max_shard_size {
-        Some(size) => Some(ckpt::parse_size(size)?),
+        Some(size) => Some(
+            ckpt::parse_size(size)
+                .map_err(|e| anyhow::Error::new(e).context("--max-shard-size"))?,
+        ),
         None if folder => Some(ckpt::DEFAULT_MAX_SHARD_SIZE),
         None => None,
     };

@@ -370,7 +370,8 @@ fn shards_go_to_a_folder_with_an_index() {
         &["convert", "--max-shard-size", "5XB", input, "other"],
     );
     assert_eq!(run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("not a shard size"));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--max-shard-size"));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not a size"));
     assert!(!dir.path().join("other").exists());
 }
 

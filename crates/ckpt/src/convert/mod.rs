@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use crate::size::parse_size;
 pub use keys::{KeyMap, Mapped, common_wrapper_prefix};
-pub use shard::{DEFAULT_MAX_SHARD_SIZE, Naming, parse_size};
+pub use shard::{DEFAULT_MAX_SHARD_SIZE, Naming};
 
 use crate::cast::{self, CastView, TensorCast};
 use crate::error::{Error, Result};

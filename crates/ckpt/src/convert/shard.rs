@@ -18,52 +18,6 @@ use crate::error::{Error, Result};
 /// `huggingface_hub`'s default `max_shard_size`.
 pub const DEFAULT_MAX_SHARD_SIZE: u64 = 5_000_000_000;
 
-/// Parses a shard size: `5GB`, `500MB`, `4KB`, `1.5GB` (decimal units, as Hugging Face
-/// reads them), `2GiB`/`512MiB` (binary), or a number of bytes (`1000`, `1000B`).
-pub fn parse_size(text: &str) -> Result<u64> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let multiplier: u64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "TB" => 1_000_000_000_000,
-        "KIB" => 1 << 10,
-        "MIB" => 1 << 20,
-        "GIB" => 1 << 30,
-        "TIB" => 1 << 40,
-        _ => return Err(bad_size(text)),
-    };
-    let size = if number.contains('.') {
-        let value: f64 = number.parse().map_err(|_| bad_size(text))?;
-        let bytes = value * multiplier as f64;
-        if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-            return Err(bad_size(text));
-        }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked above
-        let bytes = bytes as u64; // truncates like Python's int()
-        bytes
-    } else {
-        let value: u64 = number.parse().map_err(|_| bad_size(text))?;
-        value
-            .checked_mul(multiplier)
-            .ok_or_else(|| bad_size(text))?
-    };
-    if size == 0 {
-        return Err(bad_size(text));
-    }
-    Ok(size)
-}
-
-fn bad_size(text: &str) -> Error {
-    Error::invalid(format!("`{text}` is not a shard size"))
-        .with_hint("write a size such as 5GB, 500MB, 4KB or 2GiB")
-}
-
 /// Splits items of `(size, storage)` into shards of at most `max` bytes (but an item larger
 /// than `max` gets a shard of its own), in order; items with the same storage (`Some`)
 /// join the shard of the first of them, after the items it already has. Returns the
@@ -212,6 +166,7 @@ pub(super) fn index_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::size::parse_size;
 
     #[test]
     fn sizes_parse_like_hugging_face() {

@@ -113,7 +113,7 @@ impl<'a> MappedInput<'a> {
         let (file, offset) = self.locate(bytes)?;
         buffer.clear();
         buffer.resize(bytes.len(), 0);
-        Some(crate::source::read_exact_at(file, buffer, offset).map(|()| buffer.as_slice()))
+        Some(crate::input::read_exact_at(file, buffer, offset).map(|()| buffer.as_slice()))
     }
 }
 
@@ -323,7 +323,7 @@ fn copy_chunks(
 
 /// Fills `buffer` from `file` at `offset`, without moving the file's position.
 fn read_exact_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
-    crate::source::read_exact_at(file, buffer, offset).map_err(|error| {
+    crate::input::read_exact_at(file, buffer, offset).map_err(|error| {
         if error.kind() == io::ErrorKind::UnexpectedEof {
             shorter_input()
         } else {

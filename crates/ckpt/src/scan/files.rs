@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use super::judge::scan_input;
 use super::{Collector, Report, ScanOptions};
 use crate::error::{Error, ErrorKind, Result};
-use crate::source::{Input, Source};
+use crate::input::Input;
+use crate::source::Source;
 use crate::walk::NPY_MAGIC;
 
 /// The most files a folder walk collects.

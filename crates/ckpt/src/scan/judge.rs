@@ -8,7 +8,7 @@ use std::io::Read;
 use super::pickle::{judge_static, scan_pickle, scan_trailing};
 use super::{Category, Collector, Finding, Verdict};
 use crate::error::Error;
-use crate::source::Input;
+use crate::input::Input;
 use crate::walk::{self, Anomaly, AnomalyKind, Content, Part, Rest, Use};
 
 /// The deepest nesting of archives walked (a member of a member of...).

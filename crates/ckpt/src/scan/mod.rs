@@ -248,7 +248,7 @@ impl ScanOptions {
 /// them within `limits`: every reader refuses such a file, so that no command reads what the
 /// scanner calls dangerous.
 pub(crate) fn first_dangerous(
-    input: crate::source::Input<'_>,
+    input: crate::input::Input<'_>,
     limits: &crate::Limits,
 ) -> Option<Finding> {
     let options = ScanOptions::default().with_limits(limits.clone());

@@ -9,9 +9,7 @@
 //! once, and [`Source::checkpoint`] presents their union.
 
 mod folder;
-mod input;
 mod mmap;
-mod positioned;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -20,13 +18,12 @@ use memmap2::{Advice, Mmap};
 
 use crate::error::{Error, Result};
 use crate::format::{self, Format};
+pub(crate) use crate::input::Input;
 use crate::limits::Limits;
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
 pub(crate) use folder::{FolderKind, Member, check_name, folder_kind, read_small};
-pub(crate) use input::Input;
-pub(crate) use positioned::read_exact_at;
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::source::Input;
+use crate::input::Input;
 use crate::walk::AnomalyKind;
 use crate::walk::zip::{DEFLATED, Member, STORED, Zip, method_name};
 

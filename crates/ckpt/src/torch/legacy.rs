@@ -154,7 +154,7 @@ fn storage_count(bytes: &[u8], file: Option<&std::fs::File>, pos: usize) -> Opti
         Some(file) => {
             // Within the map's bytes only, as when reading them.
             pos.checked_add(8).filter(|&end| end <= bytes.len())?;
-            crate::source::read_exact_at(file, &mut count, pos as u64).ok()?;
+            crate::input::read_exact_at(file, &mut count, pos as u64).ok()?;
         }
         None => count = bytes.get(pos..pos.checked_add(8)?)?.try_into().ok()?,
     }

@@ -39,7 +39,7 @@ pub fn pickles(bytes: &[u8]) -> Result<Vec<PickleSource<'_>>> {
         }
         _ => {}
     }
-    let walked = crate::walk::walk(crate::source::Input::new(bytes), "", &limits);
+    let walked = crate::walk::walk(crate::input::Input::new(bytes), "", &limits);
     let mut out = Vec::new();
     for part in walked.parts {
         if !matches!(part.use_, crate::walk::Use::Pickle { .. }) {

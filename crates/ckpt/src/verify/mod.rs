@@ -366,7 +366,7 @@ pub fn verify_bytes_with(bytes: &[u8], limits: &Limits) -> Result<Report> {
         // Not a checkpoint ckpt verifies, but what the scanner calls dangerous: say that.
         Err(error) => {
             return Err(
-                match crate::scan::first_dangerous(crate::source::Input::new(bytes), limits) {
+                match crate::scan::first_dangerous(crate::input::Input::new(bytes), limits) {
                     Some(finding) => crate::scan::refusal(&finding),
                     None => error,
                 },
@@ -385,7 +385,7 @@ pub fn verify_bytes_with(bytes: &[u8], limits: &Limits) -> Result<Report> {
 fn problems_of(bytes: &[u8], format: Format, limits: &Limits) -> Result<Vec<Problem>> {
     let mut out = Vec::new();
     // What every reader refuses, whatever else is wrong.
-    if let Some(finding) = crate::scan::first_dangerous(crate::source::Input::new(bytes), limits) {
+    if let Some(finding) = crate::scan::first_dangerous(crate::input::Input::new(bytes), limits) {
         let error = crate::scan::refusal(&finding);
         out.push(Problem::from_error(&SCAN_DANGEROUS, &error));
     }

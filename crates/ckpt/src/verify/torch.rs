@@ -22,9 +22,9 @@ use super::{
     ZIP_OVERLAP, ZIP_UNACCOUNTED,
 };
 use crate::error::{ErrorKind, Result};
+use crate::input::Input;
 use crate::limits::Limits;
 use crate::model::{Checkpoint, Dtype};
-use crate::source::Input;
 use crate::torch::archive::Archive;
 use crate::torch::globals::{self, Meaning, Rebuild};
 use crate::torch::interpret::{self, StorageId, StorageKind};

@@ -10,7 +10,7 @@
 
 use super::zip::{Member, STORED, Zip};
 use super::{Content, Loader, NPY_MAGIC, Part, Rest, Use, Walk};
-use crate::source::Input;
+use crate::input::Input;
 
 /// Records of a `torch.save` archive that loaders read as text, never as pickles.
 const TORCH_TEXT: &[&str] = &[

@@ -25,8 +25,8 @@ use std::borrow::Cow;
 use ckpt_pickle::Pickle;
 
 use crate::error::{Error, ErrorKind};
+use crate::input::Input;
 use crate::limits::Limits;
-use crate::source::Input;
 
 pub(crate) use stream::is_legacy_magic;
 

@@ -9,8 +9,8 @@
 use ckpt_pickle::{Object, ObjectId, Pickle};
 
 use super::{Anomaly, AnomalyKind, Loader, Parsed, Part, Rest, Use, Walk};
+use crate::input::Input;
 use crate::limits::Limits;
-use crate::source::Input;
 use crate::torch::{interpret, legacy};
 
 /// Whether `id` is torch's legacy magic number.

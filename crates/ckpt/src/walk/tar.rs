@@ -12,8 +12,8 @@ use ckpt_pickle::Pickle;
 
 use super::{Anomaly, AnomalyKind, Loader, Parsed, Part, Rest, Use, Walk};
 use crate::error::{Error, Result};
+use crate::input::Input;
 use crate::limits::Limits;
-use crate::source::Input;
 use crate::torch::interpret::{self, StorageKind};
 
 const BLOCK: usize = 512;

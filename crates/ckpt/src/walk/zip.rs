@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use crate::error::{Error, Result};
-use crate::source::Input;
+use crate::input::Input;
 
 use super::{Anomaly, AnomalyKind};
 

@@ -8,6 +8,10 @@ use std::fs::File;
 
 use crate::error::{Error, Result};
 
+mod positioned;
+
+pub(crate) use positioned::read_exact_at;
+
 /// One file's bytes, and where they lie in the outermost file (`base`), for offsets in
 /// messages: a member of an archive read as an archive of its own has its own `Input`.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +89,7 @@ impl<'data> Input<'data> {
         match self.file {
             Some(file) => {
                 let mut buffer = vec![0u8; len];
-                crate::source::read_exact_at(file, &mut buffer, start).map_err(|e| {
+                read_exact_at(file, &mut buffer, start).map_err(|e| {
                     Error::from_io("cannot read", e).at_offset(self.base.saturating_add(start))
                 })?;
                 Ok(Cow::Owned(buffer))
