@@ -477,7 +477,9 @@ pub fn static_globals_read<R: std::io::Read>(
         found: Vec::new(),
     };
     let mut stream = Stream {
-        reader: std::io::Read::take(reader, budget),
+        // Read in blocks: the pass takes a byte at a time, and a decompressor behind a
+        // `dyn Read` costs a call per read.
+        reader: std::io::BufReader::with_capacity(64 << 10, std::io::Read::take(reader, budget)),
         offset: base,
         ended: false,
     };
@@ -541,7 +543,7 @@ pub fn static_globals_read<R: std::io::Read>(
 
 /// The reading of [`static_globals_read`]: where it is, and whether the stream ended.
 struct Stream<R> {
-    reader: std::io::Take<R>,
+    reader: std::io::BufReader<std::io::Take<R>>,
     offset: u64,
     ended: bool,
 }
