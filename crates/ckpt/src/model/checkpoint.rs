@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{TensorView, Value};
+use super::{TensorView, Value, children};
 use crate::format::Format;
 
 /// A checkpoint read from a file (or about to be written to one).
@@ -188,21 +188,27 @@ impl<'data> Checkpoint<'data> {
     /// The value at a dotted path of dict keys (`model`, `state_dict`,
     /// `module.encoder`), where a key may itself contain dots.
     pub fn subtree(&self, path: &str) -> Option<&Value<'data>> {
-        let mut value = &self.root;
+        self.root.subtree(path)
+    }
+}
+
+impl<'data> Value<'data> {
+    /// The value at a dotted path of dict keys and object attributes under this one (see
+    /// [`Checkpoint::subtree`]); the longest key that matches wins.
+    pub fn subtree(&self, path: &str) -> Option<&Value<'data>> {
+        let mut value = self;
         let mut rest = path;
         while !rest.is_empty() {
-            let Value::Dict(dict) = value else {
+            if !matches!(value, Value::Dict(_) | Value::Object(_)) {
                 return None;
-            };
-            let (child, remaining) = dict
-                .entries
-                .iter()
+            }
+            let (child, remaining) = children(value)
+                .into_iter()
                 .filter_map(|(key, child)| {
-                    let key = key.name_segment();
                     if rest == key {
                         Some((child, "", key.len()))
                     } else {
-                        rest.strip_prefix(key.as_str())
+                        rest.strip_prefix(key.as_ref())
                             .and_then(|r| r.strip_prefix('.'))
                             .map(|r| (child, r, key.len()))
                     }
@@ -214,9 +220,7 @@ impl<'data> Checkpoint<'data> {
         }
         Some(value)
     }
-}
 
-impl<'data> Value<'data> {
     /// Every tensor in this value with its dotted name, depth first (see
     /// [`Checkpoint::tensors`]).
     pub fn tensors(&self) -> Vec<(String, &TensorView<'data>)> {
@@ -248,33 +252,36 @@ fn is_empty_container(value: &Value<'_>) -> bool {
     }
 }
 
+/// Whether the plain-value listing shows `value` as one value rather than its parts: not a
+/// non-empty dict, list or tuple, nor an object with attributes (a namespace, a config).
+fn is_leaf(value: &Value<'_>) -> bool {
+    match value {
+        Value::Dict(dict) => dict.entries.is_empty(),
+        Value::List(items) | Value::Tuple(items) => items.is_empty(),
+        Value::Object(object) => !object.has_attributes() || object.fields().is_empty(),
+        _ => true,
+    }
+}
+
 fn collect_values<'a, 'data>(
     value: &'a Value<'data>,
     path: &mut String,
     out: &mut Vec<(String, &'a Value<'data>)>,
 ) {
-    let mut descend = |segment: &str, child: &'a Value<'data>, path: &mut String| {
-        let len = path.len();
-        if !path.is_empty() {
-            path.push('.');
-        }
-        path.push_str(segment);
-        collect_values(child, path, out);
-        path.truncate(len);
-    };
     match value {
         Value::Tensor(_) => {}
-        Value::Dict(dict) if !dict.entries.is_empty() => {
-            for (key, child) in &dict.entries {
-                descend(&key.name_segment(), child, path);
+        other if is_leaf(other) => out.push((path.clone(), other)),
+        other => {
+            for (segment, child) in children(other) {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&segment);
+                collect_values(child, path, out);
+                path.truncate(len);
             }
         }
-        Value::List(items) | Value::Tuple(items) if !items.is_empty() => {
-            for (i, child) in items.iter().enumerate() {
-                descend(&i.to_string(), child, path);
-            }
-        }
-        other => out.push((path.clone(), other)),
     }
 }
 
@@ -283,28 +290,18 @@ fn collect<'a, 'data>(
     path: &mut String,
     out: &mut Vec<(String, &'a TensorView<'data>)>,
 ) {
-    let mut descend = |segment: &str, child: &'a Value<'data>, path: &mut String| {
+    if let Value::Tensor(view) = value {
+        out.push((path.clone(), view));
+        return;
+    }
+    for (segment, child) in children(value) {
         let len = path.len();
         if !path.is_empty() {
             path.push('.');
         }
-        path.push_str(segment);
+        path.push_str(&segment);
         collect(child, path, out);
         path.truncate(len);
-    };
-    match value {
-        Value::Tensor(view) => out.push((path.clone(), view)),
-        Value::Dict(dict) => {
-            for (key, child) in &dict.entries {
-                descend(&key.name_segment(), child, path);
-            }
-        }
-        Value::List(items) | Value::Tuple(items) => {
-            for (i, child) in items.iter().enumerate() {
-                descend(&i.to_string(), child, path);
-            }
-        }
-        _ => {}
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod checkpoint;
 mod dtype;
+mod object;
 pub mod shape;
 mod tensor;
 mod tiles;
@@ -14,6 +15,8 @@ mod value;
 
 pub use checkpoint::{Checkpoint, Details, Kind};
 pub use dtype::{Dtype, DtypeClass, UnknownDtype};
+pub use object::Object;
+pub(crate) use object::children;
 pub use tensor::{ByteOrder, Quantization, Storage, TensorView};
 pub use tiles::Tile;
 pub use value::{Dict, Value};

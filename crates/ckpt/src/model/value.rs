@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Dtype, TensorView};
+use super::{Dtype, Object, TensorView};
 
 /// A node of a checkpoint's tree: a tensor, a container, or a plain value.
 ///
@@ -57,6 +57,15 @@ pub enum Value<'data> {
     },
     /// A tensor.
     Tensor(TensorView<'data>),
+    /// An instance of a class ckpt gives no meaning to, kept inert as the pickle stores it
+    /// (see [`Object`]).
+    Object(Box<Object<'data>>),
+    /// A class or function named by the pickle but not called (`typing.Any`, the factory of
+    /// a `defaultdict`): `module.name`, never imported.
+    Global(String),
+    /// A reference back to an object that holds this value (the `_parent` of a config
+    /// node), named by that object's class: shown, not followed.
+    Backref(String),
 }
 
 /// A dict or `OrderedDict`, in insertion order.
@@ -118,15 +127,24 @@ impl Value<'_> {
             Value::Dtype(_) => "torch.dtype",
             Value::Named { type_name, .. } => type_name,
             Value::Tensor(_) => "torch.Tensor",
+            Value::Object(object) => &object.class,
+            Value::Global(_) => "global",
+            Value::Backref(_) => "backref",
         }
     }
 
-    /// Whether the value holds other values (dicts, lists, tuples, sets).
+    /// Whether the value holds other values (dicts, lists, tuples, sets, objects with
+    /// attributes).
     pub fn is_container(&self) -> bool {
-        matches!(
-            self,
-            Value::List(_) | Value::Tuple(_) | Value::Dict(_) | Value::Set(_) | Value::FrozenSet(_)
-        )
+        match self {
+            Value::List(_)
+            | Value::Tuple(_)
+            | Value::Dict(_)
+            | Value::Set(_)
+            | Value::FrozenSet(_) => true,
+            Value::Object(object) => object.has_attributes(),
+            _ => false,
+        }
     }
 
     /// The text this value contributes to a dotted tensor name when it is a dict key:
@@ -184,6 +202,9 @@ impl fmt::Display for Value<'_> {
                 f.write_str(if dict.ordered { "})" } else { "}" })
             }
             Value::Tensor(t) => write!(f, "tensor({} {:?})", t.dtype(), t.shape()),
+            Value::Object(object) => write!(f, "{object}"),
+            Value::Global(name) => f.write_str(name),
+            Value::Backref(class) => write!(f, "<the enclosing {class}>"),
         }
     }
 }

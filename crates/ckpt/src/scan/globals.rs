@@ -27,7 +27,6 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("shutil", "copies, moves and deletes files"),
     ("tempfile", "creates files"),
     ("glob", "lists files"),
-    ("pathlib.Path", "reads and writes files"),
     ("io", "opens files"),
     ("_io", "opens files"),
     ("_pyio", "opens files (the pure-Python io module)"),
@@ -103,16 +102,6 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
         "resolves any name to any object (pkgutil.resolve_name)",
     ),
     ("zipimport", "imports code from archives"),
-    ("_operator", "reaches any attribute or calls any method"),
-    (
-        "operator.attrgetter",
-        "reaches any attribute (a universal resolver)",
-    ),
-    (
-        "operator.methodcaller",
-        "calls any method (a universal resolver)",
-    ),
-    ("operator.call", "calls anything"),
     // code execution sinks of the standard library
     ("runpy", "runs Python code"),
     ("code", "runs Python code"),
@@ -132,10 +121,6 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("ctypes", "calls native code"),
     ("_ctypes", "calls native code"),
     ("marshal", "loads Python bytecode"),
-    (
-        "types",
-        "builds functions from bytecode (types.CodeType, FunctionType)",
-    ),
     ("venv", "creates environments and runs pip"),
     ("ensurepip", "runs pip"),
     ("pip", "installs and runs packages"),
@@ -392,6 +377,73 @@ impl Judgement {
     }
 }
 
+/// The functions of `operator` (and its C half `_operator`) that reach beyond the values
+/// given to them: universal resolvers and callers, and writes into whatever object the
+/// pickle can name (a registry, a module's dict). The rest (`getitem`, `add`, `eq`...) only
+/// compute on their arguments, which are judged on their own: `typing.Dict[str, int]`
+/// pickles as `_operator.getitem(typing.Dict, (str, int))`.
+const DANGEROUS_OPERATORS: &[(&str, &str)] = &[
+    ("attrgetter", "reaches any attribute (a universal resolver)"),
+    ("methodcaller", "calls any method (a universal resolver)"),
+    ("call", "calls anything"),
+    ("setitem", "writes into any object the pickle can name"),
+    ("delitem", "deletes from any object the pickle can name"),
+    ("iadd", "updates any object the pickle can name in place"),
+    ("iand", "updates any object the pickle can name in place"),
+    ("iconcat", "updates any object the pickle can name in place"),
+    (
+        "ifloordiv",
+        "updates any object the pickle can name in place",
+    ),
+    ("ilshift", "updates any object the pickle can name in place"),
+    ("imatmul", "updates any object the pickle can name in place"),
+    ("imod", "updates any object the pickle can name in place"),
+    ("imul", "updates any object the pickle can name in place"),
+    ("ior", "updates any object the pickle can name in place"),
+    ("ipow", "updates any object the pickle can name in place"),
+    ("irshift", "updates any object the pickle can name in place"),
+    ("isub", "updates any object the pickle can name in place"),
+    (
+        "itruediv",
+        "updates any object the pickle can name in place",
+    ),
+    ("ixor", "updates any object the pickle can name in place"),
+];
+
+/// The members of `types` that are plain data: an attribute bag, read-only mappings and
+/// the types of singletons and generic aliases. Every other member builds code, functions,
+/// modules or classes (`types.CodeType`, `FunctionType`, `new_class`).
+const DATA_TYPES: &[&str] = &[
+    "SimpleNamespace",
+    "MappingProxyType",
+    "NoneType",
+    "EllipsisType",
+    "NotImplementedType",
+    "GenericAlias",
+    "UnionType",
+];
+
+/// Why the dotted path `path` (a global's `module.name`, or a tail of it) is dangerous as
+/// a function of `operator` or `types`, if it is.
+fn dangerous_member(path: &str) -> Option<String> {
+    let (module, name) = path.split_once('.')?;
+    match module {
+        "operator" | "_operator" => {
+            let head = name.split('.').next().unwrap_or(name);
+            let (_, why) = DANGEROUS_OPERATORS.iter().find(|(n, _)| *n == head)?;
+            Some(format!("`{module}.{head}` {why}"))
+        }
+        "types" if !DATA_TYPES.contains(&name) => Some(format!(
+            "`types.{name}` builds code, functions, modules or classes (only the data \
+             members of `types`, such as SimpleNamespace, are not)"
+        )),
+        "pathlib" if name.contains('.') => Some(format!(
+            "`pathlib.{name}` is a method of a path: it reads, writes or deletes files"
+        )),
+        _ => None,
+    }
+}
+
 /// Whether `path` is `prefix` or a dotted child of it (`os.path` is under `os`).
 fn under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix)
@@ -459,6 +511,12 @@ pub(crate) fn classify(module: &str, name: &str, allow: &[String]) -> Judgement 
                     format!("reaches `{tail}` through attributes of `{module}`: `{prefix}` {why}"),
                 );
             }
+            if let Some(why) = dangerous_member(&tail) {
+                return Judgement::new(
+                    Verdict::Dangerous,
+                    format!("reaches `{tail}` through attributes of `{module}`: {why}"),
+                );
+            }
         }
     }
     // 2. Data, by exact name. joblib's array wrapper is a container its unpickler fills
@@ -476,15 +534,15 @@ pub(crate) fn classify(module: &str, name: &str, allow: &[String]) -> Judgement 
             "data (torch's weights-only allowlist, numpy arrays or DCP metadata)",
         );
     }
-    if module == "pathlib" && parts.len() > 1 {
-        return Judgement::new(
-            Verdict::Dangerous,
-            format!("`pathlib.{name}` is a method of a path: it reads, writes or deletes files"),
-        );
-    }
     // 3. Dangerous modules and functions, by dotted prefix of the full path.
     if let Some((prefix, why)) = DANGEROUS_MODULES.iter().find(|(p, _)| under(&full, p)) {
         return Judgement::new(Verdict::Dangerous, format!("`{prefix}` {why}"));
+    }
+    let pathlib_local = module
+        .strip_prefix("pathlib.")
+        .map(|_| format!("pathlib.{name}"));
+    if let Some(why) = dangerous_member(pathlib_local.as_deref().unwrap_or(&full)) {
+        return Judgement::new(Verdict::Dangerous, why);
     }
     if allow
         .iter()
@@ -606,6 +664,25 @@ mod tests {
             ("ctypes", "CDLL", Verdict::Dangerous),
             ("marshal", "loads", Verdict::Dangerous),
             ("types", "CodeType", Verdict::Dangerous),
+            ("types", "FunctionType", Verdict::Dangerous),
+            ("types", "new_class", Verdict::Dangerous),
+            ("types", "ModuleType", Verdict::Dangerous),
+            ("types", "SimpleNamespace.__init__", Verdict::Dangerous),
+            // An attribute bag, not code (the issue that split `types`).
+            ("types", "SimpleNamespace", Verdict::Unsafe),
+            ("operator", "attrgetter", Verdict::Dangerous),
+            ("_operator", "methodcaller", Verdict::Dangerous),
+            ("_operator", "setitem", Verdict::Dangerous),
+            ("operator", "ior", Verdict::Dangerous),
+            ("_operator", "attrgetter.__call__", Verdict::Dangerous),
+            // `typing.Dict[str, int]` pickles as `_operator.getitem(typing.Dict, ...)`.
+            ("_operator", "getitem", Verdict::Unsafe),
+            ("operator", "add", Verdict::Unsafe),
+            // A path is built from text; its methods touch files.
+            ("pathlib", "PosixPath", Verdict::Safe),
+            ("pathlib", "Path", Verdict::Unsafe),
+            ("pathlib._local", "PosixPath", Verdict::Unsafe),
+            ("pathlib._local", "Path.write_bytes", Verdict::Dangerous),
             ("copy_reg", "_reconstructor", Verdict::Unsafe),
             ("copyreg", "add_extension", Verdict::Dangerous),
             ("asyncio", "create_subprocess_shell", Verdict::Dangerous),
@@ -637,6 +714,15 @@ mod tests {
         assert_eq!(verdict("mymod", "Foo.__globals__"), Verdict::Dangerous);
         assert_eq!(verdict("mymod", "X.sys.modules"), Verdict::Dangerous);
         assert_eq!(verdict("pathlib", "Path.touch"), Verdict::Dangerous);
+        assert_eq!(
+            verdict("mymod", "helpers.pathlib.Path.touch"),
+            Verdict::Dangerous
+        );
+        assert_eq!(
+            verdict("mymod", "op.operator.methodcaller"),
+            Verdict::Dangerous
+        );
+        assert_eq!(verdict("mymod", "t.types.FunctionType"), Verdict::Dangerous);
         // A tail of the path that is a dangerous path, whatever module it goes through.
         assert_eq!(verdict("logging", "io.FileIO"), Verdict::Dangerous);
         assert_eq!(verdict("torch._utils", "torch.save"), Verdict::Dangerous);

@@ -177,6 +177,15 @@ pub(crate) fn meaning(module: &str, name: &str) -> Option<Meaning> {
     lookup(module, name).map(|g| g.meaning)
 }
 
+/// What the interpreter makes of the global `module.name`: its meaning when it is data the
+/// interpreter reads ([`Global::interpreted`]); `None` for any other global, which the
+/// interpreter keeps as an inert object or name.
+pub(crate) fn interpreted_meaning(module: &str, name: &str) -> Option<Meaning> {
+    lookup(module, name)
+        .filter(|g| g.interpreted())
+        .map(|g| g.meaning)
+}
+
 /// Whether a `torch.distributed.checkpoint` `.metadata` pickle may name `module.name`:
 /// DCP's dataclasses and paths, and the torch values they hold (sizes, layouts, dtypes).
 pub(crate) fn in_dcp_metadata(module: &str, name: &str) -> bool {

@@ -143,7 +143,9 @@ fn a_callable_dressed_as_a_module_is_refused() {
 }
 
 #[test]
-fn torchscript_classes_outside_torchscript_archives_are_refused() {
+fn torchscript_classes_outside_torchscript_archives_are_inert_objects() {
+    // Outside a TorchScript archive, `__torch__.Evil` is a class like any other: kept as
+    // an inert object with the state the pickle gives it, not read as a script module.
     let body = [
         global("__torch__", "Evil"),
         b")\x81}".to_vec(),
@@ -151,7 +153,11 @@ fn torchscript_classes_outside_torchscript_archives_are_refused() {
         b"Nsb".to_vec(),
     ]
     .concat();
-    refused_with(&proto2(&body), ErrorKind::Refused, "__torch__.Evil");
+    let bytes = proto2(&body);
+    let checkpoint = ckpt::read(&bytes).unwrap();
+    assert_eq!(checkpoint.root().to_string(), "__torch__.Evil(a=None)");
+    assert_eq!(checkpoint.details().needs, ["__torch__.Evil"]);
+    assert!(checkpoint.tensors().is_empty());
 }
 
 #[test]

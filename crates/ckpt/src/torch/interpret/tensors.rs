@@ -506,7 +506,7 @@ pub(crate) fn storage_id(pickle: &Pickle<'_>, pid: ObjectId) -> Result<Option<St
 /// The dtype of a storage class (`torch.FloatStorage`, `torch.cuda.HalfStorage`,
 /// `torch.storage.UntypedStorage`).
 pub(crate) fn storage_kind(module: &str, name: &str) -> Option<StorageKind> {
-    match globals::meaning(module, name)? {
+    match globals::interpreted_meaning(module, name)? {
         Meaning::Storage(kind) => Some(kind),
         _ => None,
     }

@@ -388,6 +388,17 @@ impl<'data> Pickler<'_, 'data> {
             Value::Dtype(dtype) => self.dtype(*dtype),
             Value::Named { type_name, name } => self.named_value(type_name, name),
             Value::Tensor(view) => self.tensor(view, depth),
+            Value::Object(object) => self.problem(format!(
+                "a `{}` object: ckpt keeps objects of classes it does not know as data \
+                 inert and writes them nowhere; write the tensors or values under it instead",
+                object.class
+            )),
+            Value::Backref(class) => self.problem(format!(
+                "a reference back to an enclosing `{class}` object, which ckpt does not write"
+            )),
+            Value::Global(name) => self.problem(format!(
+                "a reference to `{name}`, which torch.load(weights_only=True) does not allow"
+            )),
         }
     }
 
