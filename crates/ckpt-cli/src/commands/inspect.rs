@@ -34,6 +34,9 @@ pub(crate) struct InspectReport {
     pub(crate) shared: Vec<Vec<String>>,
     /// Plain values (not tensors), with their dotted names.
     pub(crate) values: Vec<ValueRow>,
+    /// Objects of classes ckpt keeps inert (read as stored, never constructed), with their
+    /// dotted names.
+    pub(crate) objects: Vec<ObjectRow>,
     /// Every global the pickle references.
     pub(crate) globals: Vec<String>,
     /// The container's small records (`version`, `byteorder`...).
@@ -84,6 +87,13 @@ pub(crate) struct ValueRow {
     /// The value as Python prints it, for the text output.
     #[serde(skip)]
     pub(crate) repr: String,
+}
+
+/// One object of a class ckpt keeps inert.
+#[derive(Debug, Serialize)]
+pub(crate) struct ObjectRow {
+    pub(crate) name: String,
+    pub(crate) class: String,
 }
 
 /// Sums over all tensors, and per dtype.
@@ -222,6 +232,14 @@ fn report(
         tensors: rows,
         shared: checkpoint.shared_storages(),
         values,
+        objects: checkpoint
+            .objects()
+            .into_iter()
+            .map(|(name, object)| ObjectRow {
+                name,
+                class: object.class.clone(),
+            })
+            .collect(),
         globals: details.globals.clone(),
         records: details.records.clone(),
         pickle_protocol: details.pickle_protocol,

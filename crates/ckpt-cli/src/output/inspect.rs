@@ -44,6 +44,27 @@ fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
     if !report.needs.is_empty() {
         writeln!(out, "  needs       {}", sanitize(&report.needs.join(", ")))?;
     }
+    if !report.objects.is_empty() {
+        let mut classes: Vec<&str> = Vec::new();
+        for object in &report.objects {
+            if !classes.contains(&object.class.as_str()) {
+                classes.push(&object.class);
+            }
+        }
+        let shown = classes.len().min(6);
+        let mut list = classes.get(..shown).unwrap_or_default().join(", ");
+        if classes.len() > shown {
+            list.push_str(&format!(" and {} more", classes.len() - shown));
+        }
+        let n = report.objects.len();
+        writeln!(
+            out,
+            "  objects     {n} {} of classes ckpt keeps inert ({}): shown as stored, never \
+             constructed; a class's own code could rebuild them otherwise",
+            if n == 1 { "object" } else { "objects" },
+            sanitize(&list)
+        )?;
+    }
     writeln!(out, "  load with   {}", sanitize(&report.load))?;
     for (i, (key, value)) in report.records.iter().enumerate() {
         let label = if i == 0 { "records" } else { "" };

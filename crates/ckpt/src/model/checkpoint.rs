@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{TensorView, Value, children};
+use super::{Object, TensorView, Value, children};
 use crate::format::Format;
 
 /// A checkpoint read from a file (or about to be written to one).
@@ -132,6 +132,32 @@ impl<'data> Checkpoint<'data> {
     /// names, depth first in the tree's order. Empty containers count as values.
     pub fn values(&self) -> Vec<(String, &Value<'data>)> {
         self.root.values()
+    }
+
+    /// Every object of a class ckpt keeps inert ([`Object`]) with its dotted name, depth
+    /// first in the tree's order, an object before those it holds.
+    pub fn objects(&self) -> Vec<(String, &Object<'data>)> {
+        fn walk<'a, 'data>(
+            value: &'a Value<'data>,
+            path: &mut String,
+            out: &mut Vec<(String, &'a Object<'data>)>,
+        ) {
+            if let Value::Object(object) = value {
+                out.push((path.clone(), object));
+            }
+            for (segment, child) in children(value) {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&segment);
+                walk(child, path, out);
+                path.truncate(len);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut String::new(), &mut out);
+        out
     }
 
     /// Groups of tensor names whose views share one storage (tied weights, views of one

@@ -410,6 +410,13 @@ const DANGEROUS_OPERATORS: &[(&str, &str)] = &[
     ("ixor", "updates any object the pickle can name in place"),
 ];
 
+/// Globals under a dangerous module that are plain data, with why: the module's rule is
+/// about its other members.
+const DATA_UNDER_DANGEROUS: &[(&str, &str)] = &[(
+    "torch._C.Generator",
+    "a torch.Generator (a random number generator whose state is a byte tensor)",
+)];
+
 /// The members of `types` that are plain data: an attribute bag, read-only mappings and
 /// the types of singletons and generic aliases. Every other member builds code, functions,
 /// modules or classes (`types.CodeType`, `FunctionType`, `new_class`).
@@ -535,6 +542,12 @@ pub(crate) fn classify(module: &str, name: &str, allow: &[String]) -> Judgement 
         );
     }
     // 3. Dangerous modules and functions, by dotted prefix of the full path.
+    if let Some((_, why)) = DATA_UNDER_DANGEROUS.iter().find(|(p, _)| *p == full) {
+        return Judgement::new(
+            Verdict::Unsafe,
+            format!("{why}: not code, but a class torch's weights-only loader refuses"),
+        );
+    }
     if let Some((prefix, why)) = DANGEROUS_MODULES.iter().find(|(p, _)| under(&full, p)) {
         return Judgement::new(Verdict::Dangerous, format!("`{prefix}` {why}"));
     }
@@ -664,6 +677,9 @@ mod tests {
             ("ctypes", "CDLL", Verdict::Dangerous),
             ("marshal", "loads", Verdict::Dangerous),
             ("types", "CodeType", Verdict::Dangerous),
+            ("torch._C", "Generator", Verdict::Unsafe),
+            ("torch._C", "Generator.manual_seed", Verdict::Dangerous),
+            ("torch._C", "_load_for_lite_interpreter", Verdict::Dangerous),
             ("types", "FunctionType", Verdict::Dangerous),
             ("types", "new_class", Verdict::Dangerous),
             ("types", "ModuleType", Verdict::Dangerous),

@@ -16,6 +16,7 @@ mod damage;
 mod diff;
 mod fixtures;
 mod folders;
+mod frameworks;
 mod fuzz_regressions;
 mod hostile_pickles;
 mod limits;
