@@ -25,6 +25,8 @@ pub(crate) struct ConvertReport {
     pub(crate) seconds: f64,
     /// Plain values of the source that were not written (the target holds tensors only).
     pub(crate) skipped_values: Vec<String>,
+    /// What opening the input chose (the weights file of a model folder holding two).
+    pub(crate) notes: Vec<String>,
     /// Tied names dropped by --dedupe: `[dropped, kept]`.
     pub(crate) deduplicated: Vec<(String, String)>,
     /// Tensors renamed by --strip-prefix/--rename: `[source name, output name]`.
@@ -160,6 +162,7 @@ pub(crate) fn run(args: &ConvertArgs, limits: &ckpt::Limits) -> anyhow::Result<O
             .collect(),
         seconds: started.elapsed().as_secs_f64(),
         skipped_values: converted.skipped_values,
+        notes: converted.notes,
         deduplicated: converted.deduplicated,
         renamed: converted.renamed,
         excluded: converted.excluded,

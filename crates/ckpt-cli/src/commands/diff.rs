@@ -154,8 +154,8 @@ pub(crate) fn run(args: &DiffArgs, limits: &ckpt::Limits) -> anyhow::Result<Outc
         ignore_dtype: args.ignore_dtype,
     };
     let started = Instant::now();
-    let source_a = Source::open_with(&args.a, limits)?;
-    let source_b = Source::open_with(&args.b, limits)?;
+    let source_a = super::open(&args.a, limits)?;
+    let source_b = super::open(&args.b, limits)?;
     source_a.advise(Access::Sequential);
     source_b.advise(Access::Sequential);
     let a = source_a.checkpoint()?;

@@ -114,7 +114,7 @@ pub(crate) struct DtypeTotals {
 }
 
 pub(crate) fn run(args: &InspectArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
-    let source = Source::open_with(&args.file, limits)?;
+    let source = super::open(&args.file, limits)?;
     source.advise(if args.hash {
         Access::Sequential
     } else {

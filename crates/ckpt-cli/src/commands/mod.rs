@@ -27,6 +27,18 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     }
 }
 
+/// Opens the checkpoint at `path` within `limits`, telling on stderr what opening chose
+/// that the user should know (the weights file of a model folder that holds two).
+fn open(path: &std::path::Path, limits: &ckpt::Limits) -> anyhow::Result<ckpt::Source> {
+    use std::io::Write;
+    let source = ckpt::Source::open_with(path, limits)?;
+    let mut stderr = std::io::stderr().lock();
+    for note in source.notes() {
+        writeln!(stderr, "note: {}: {note}", path.display())?;
+    }
+    Ok(source)
+}
+
 /// The names `--include` and `--exclude` keep (and, by the caller, more of [`KeyMap`]'s
 /// rules).
 fn name_filter(include: &[String], exclude: &[String]) -> anyhow::Result<KeyMap> {

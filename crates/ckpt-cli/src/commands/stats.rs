@@ -1,7 +1,7 @@
 //! `ckpt stats`: min, max, mean, std and counts of NaN, infinities and zeros per tensor.
 
+use ckpt::Access;
 use ckpt::stats::{StatsOptions, TensorStats};
-use ckpt::{Access, Source};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -72,7 +72,7 @@ pub(crate) struct Summary {
 }
 
 pub(crate) fn run(args: &StatsArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
-    let source = Source::open_with(&args.file, limits)?;
+    let source = super::open(&args.file, limits)?;
     source.advise(Access::Sequential);
     let checkpoint = source.checkpoint()?;
     let map = super::name_filter(&args.include, &args.exclude)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use ckpt::verify::{Manifest, Problem, Report, Severity, verify_path_with};
-use ckpt::{Access, AtomicOutput, Source};
+use ckpt::{Access, AtomicOutput};
 use serde::Serialize;
 
 use crate::args::VerifyArgs;
@@ -214,7 +214,7 @@ fn write_manifest(
     force: bool,
     limits: &ckpt::Limits,
 ) -> anyhow::Result<usize> {
-    let source = Source::open_with(file, limits)?;
+    let source = super::open(file, limits)?;
     source.advise(Access::Sequential);
     let checkpoint = source.checkpoint()?;
     let progress = Progress::new("hashing");

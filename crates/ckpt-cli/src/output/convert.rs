@@ -203,6 +203,9 @@ fn headline(out: &mut impl Write, report: &ConvertReport) -> io::Result<()> {
 /// On stderr: the plain values that were not written, so that nothing is dropped silently,
 /// and a wrapper prefix that --strip-prefix would remove.
 pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
+    for note in &report.notes {
+        writeln!(io::stderr().lock(), "note: {}: {note}", report.input)?;
+    }
     if let Some(prefix) = report.wrapper_prefix {
         writeln!(
             io::stderr().lock(),

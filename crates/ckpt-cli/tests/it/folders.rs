@@ -150,3 +150,41 @@ fn bad_folders_fail_with_one_error_line() {
         );
     }
 }
+
+/// A model folder without an index reads as its weights file, transformers' choice first,
+/// and says which file it read when it holds two; convert's own single-shard output is one.
+#[test]
+fn model_folders_without_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("ok/frameworks/hf_trainer/checkpoint-2/model.safetensors");
+    let path = source.to_str().unwrap();
+    let run = ckpt(
+        dir.path(),
+        &["convert", "--max-shard-size", "1GB", path, "one-shard"],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    assert!(dir.path().join("one-shard/model.safetensors").is_file());
+    let run = ckpt(dir.path(), &["diff", "one-shard", path]);
+    assert!(run.status.success(), "{}", transcript(&run));
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "one-shard/model.safetensors",
+            "one-shard/pytorch_model.bin",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let run = ckpt(dir.path(), &["inspect", "--json", "one-shard"]);
+    assert!(run.status.success(), "{}", transcript(&run));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["format"], "safetensors");
+    assert_eq!(report["path"], "one-shard/model.safetensors");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("note: one-shard: the folder holds `model.safetensors` and `pytorch_model.bin`: `model.safetensors` was read"),
+        "{stderr}"
+    );
+    assert!(leftovers(dir.path()).is_empty());
+}

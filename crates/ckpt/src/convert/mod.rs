@@ -191,6 +191,8 @@ pub struct Converted {
     /// Tensors that kept their dtype because they are not floating point (output name,
     /// dtype), when casting.
     pub kept: Vec<(String, Dtype)>,
+    /// What opening the input chose that a person should know ([`Source::notes`]).
+    pub notes: Vec<String>,
 }
 
 /// Converts the checkpoint at `input` into a new file at `output`, or into a folder of
@@ -268,6 +270,7 @@ pub fn convert(
             wrapper_prefix,
             casts,
             kept,
+            notes: source.notes().to_vec(),
         });
     }
     let skipped_values: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
@@ -320,6 +323,7 @@ pub fn convert(
         wrapper_prefix,
         casts,
         kept,
+        notes: source.notes().to_vec(),
     })
 }
 

@@ -79,10 +79,9 @@ enum Kind {
 }
 
 impl Folder {
-    /// Opens `path` as a multi-file checkpoint when it is one (a folder, an index JSON, a
-    /// DCP `.metadata` file); `Ok(None)` for anything else (an ordinary checkpoint file).
-    pub(super) fn open(path: &Path, limits: &Limits) -> Result<Option<Folder>> {
-        let Some(kind) = folder_kind_with(path, limits)? else {
+    /// Opens the multi-file checkpoint of `kind` (`None` for one file).
+    pub(super) fn open_kind(kind: Option<FolderKind>, limits: &Limits) -> Result<Option<Folder>> {
+        let Some(kind) = kind else {
             return Ok(None);
         };
         match kind {
@@ -90,6 +89,8 @@ impl Folder {
             FolderKind::DcpRanks { dir, .. } => Folder::open_dcp_ranks(&dir, limits),
             FolderKind::Hf(index) => Folder::open_hf(&index, parent(&index), limits),
             FolderKind::HfStorage { dir, names } => Folder::open_hf_storage(&dir, names, limits),
+            // One file: the source opens it (see `Source::open_with`).
+            FolderKind::Model { .. } => return Ok(None),
         }
         .map(Some)
     }
@@ -258,6 +259,89 @@ pub(crate) enum FolderKind {
     /// A folder of DCP's `HuggingFaceStorageWriter` (see [`dcp::hf_storage`]): the folder,
     /// and its safetensors files, sorted by name (at least one).
     HfStorage { dir: PathBuf, names: Vec<String> },
+    /// A Hugging Face model folder without an index: its one weights file, chosen as
+    /// transformers chooses (see [`model_weights`]), and what the choice left aside.
+    Model {
+        weights: PathBuf,
+        notes: Vec<String>,
+    },
+}
+
+/// What the `config.json` of a model folder says that a reader of its weights wants to
+/// know, as records (`config.json architectures`, `model_type`, `dtype`,
+/// `tie_word_embeddings`); none when it is missing, too large or not JSON.
+pub(super) fn model_config(
+    dir: &Path,
+    limits: &Limits,
+) -> std::collections::BTreeMap<String, String> {
+    let mut records = std::collections::BTreeMap::new();
+    let Ok(bytes) = read_small(&dir.join("config.json"), limits.index_len) else {
+        return records;
+    };
+    let Ok(serde_json::Value::Object(config)) = serde_json::from_slice(&bytes) else {
+        return records;
+    };
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map_or_else(|| item.to_string(), str::to_owned)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    };
+    for (key, record) in [
+        ("architectures", "architectures"),
+        ("model_type", "model_type"),
+        ("torch_dtype", "dtype"),
+        ("dtype", "dtype"),
+        ("tie_word_embeddings", "tie_word_embeddings"),
+    ] {
+        if let Some(value) = config.get(key).filter(|v| !v.is_null()) {
+            records.insert(format!("config.json {record}"), text(value));
+        }
+    }
+    records
+}
+
+/// The weights files transformers (and diffusers, PEFT) load from a folder without an
+/// index, in the order it prefers them: safetensors first.
+const MODEL_FILES: &[&str] = &[
+    "model.safetensors",
+    "pytorch_model.bin",
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.bin",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+];
+
+/// The weights file of a Hugging Face model folder without an index (the Hub's most
+/// common layout, and a `checkpoint-N/` folder of the Trainer), chosen as
+/// `from_pretrained` chooses: `model.safetensors` before `pytorch_model.bin`; a note
+/// names each weights file left aside.
+fn model_weights(dir: &Path) -> Option<FolderKind> {
+    let present: Vec<&str> = MODEL_FILES
+        .iter()
+        .copied()
+        .filter(|name| dir.join(name).is_file())
+        .collect();
+    let (&chosen, rest) = present.split_first()?;
+    let notes = rest
+        .iter()
+        .map(|other| {
+            format!(
+                "the folder holds `{chosen}` and `{other}`: `{chosen}` was read, as \
+                 transformers reads it"
+            )
+        })
+        .collect();
+    Some(FolderKind::Model {
+        weights: dir.join(chosen),
+        notes,
+    })
 }
 
 /// Which multi-file checkpoint `path` is (a folder, an index JSON, a DCP `.metadata`), as
@@ -267,7 +351,7 @@ pub(crate) fn folder_kind(path: &Path) -> Result<Option<FolderKind>> {
 }
 
 /// [`folder_kind`], reading within `limits`.
-fn folder_kind_with(path: &Path, limits: &Limits) -> Result<Option<FolderKind>> {
+pub(super) fn folder_kind_with(path: &Path, limits: &Limits) -> Result<Option<FolderKind>> {
     let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
     if metadata.is_dir() {
         let dcp = path.join(DCP_METADATA);
@@ -288,7 +372,7 @@ fn folder_kind_with(path: &Path, limits: &Limits) -> Result<Option<FolderKind>> 
                     dir: path.to_path_buf(),
                     names,
                 })),
-                None => Err(error),
+                None => model_weights(path).map(Some).ok_or(error),
             },
         };
     }
@@ -442,11 +526,14 @@ fn find_index(dir: &Path) -> Result<PathBuf> {
         (None, [only]) => only.clone(),
         (None, []) => {
             return Err(Error::unsupported(
-                "this folder holds neither a Hugging Face index (`*.index.json`) nor a \
-                     torch.distributed.checkpoint `.metadata` file",
+                "this folder holds no checkpoint ckpt reads as one: no `model.safetensors` \
+                 or `pytorch_model.bin`, no Hugging Face index (`*.index.json`), no \
+                 torch.distributed.checkpoint `.metadata` file",
             )
             .with_path(dir)
-            .with_hint("pass a checkpoint file, or the folder of a sharded checkpoint"));
+            .with_hint(
+                "pass a checkpoint file, or the folder of a model or a sharded checkpoint",
+            ));
         }
         (None, several) => {
             return Err(Error::invalid(format!(
@@ -461,7 +548,7 @@ fn find_index(dir: &Path) -> Result<PathBuf> {
 }
 
 /// The folder a file is in (`.` for a bare name).
-fn parent(path: &Path) -> &Path {
+pub(super) fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

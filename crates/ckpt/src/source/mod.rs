@@ -23,6 +23,7 @@ use crate::limits::Limits;
 use crate::model::Checkpoint;
 use crate::output::MappedInput;
 use folder::Folder;
+use folder::parent as parent_dir;
 pub(crate) use folder::{FolderKind, Member, check_name, folder_kind, read_small};
 
 /// How a [`Source`] will be read: a hint for the kernel's read-ahead.
@@ -49,6 +50,11 @@ pub struct Source {
     map: Option<Mmap>,
     folder: Option<Box<Folder>>,
     limits: Limits,
+    /// What opening it chose that a person should know (see [`Source::notes`]).
+    notes: Vec<String>,
+    /// Records of the folder the file was found in (`config.json`), added to the
+    /// checkpoint's.
+    records: std::collections::BTreeMap<String, String>,
 }
 
 impl Source {
@@ -65,13 +71,23 @@ impl Source {
     /// reading the checkpoint later ([`Source::checkpoint`]).
     pub fn open_with(path: impl AsRef<Path>, limits: &Limits) -> Result<Source> {
         let path = path.as_ref();
-        if let Some(folder) = Folder::open(path, limits)? {
+        let kind = folder::folder_kind_with(path, limits)?;
+        if let Some(FolderKind::Model { weights, notes }) = kind {
+            let mut source = Source::open_file(&weights)?;
+            source.limits = limits.clone();
+            source.notes = notes;
+            source.records = folder::model_config(parent_dir(&weights), limits);
+            return Ok(source);
+        }
+        if let Some(folder) = Folder::open_kind(kind, limits)? {
             return Ok(Source {
                 path: path.to_path_buf(),
                 file: None,
                 map: None,
                 folder: Some(Box::new(folder)),
                 limits: limits.clone(),
+                notes: Vec::new(),
+                records: std::collections::BTreeMap::new(),
             });
         }
         let mut source = Source::open_file(path)?;
@@ -100,6 +116,8 @@ impl Source {
             map,
             folder: None,
             limits: Limits::default(),
+            notes: Vec::new(),
+            records: std::collections::BTreeMap::new(),
         })
     }
 
@@ -116,6 +134,13 @@ impl Source {
             };
             let _ = map.advise(advice);
         }
+    }
+
+    /// What opening the path chose that a person should know: the weights file of a model
+    /// folder that also holds another one (`model.safetensors` read, `pytorch_model.bin`
+    /// left aside).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The path the source was opened from.
@@ -210,8 +235,16 @@ impl Source {
     pub fn checkpoint(&self) -> Result<Checkpoint<'_>> {
         match &self.folder {
             Some(folder) => folder.checkpoint(),
-            None => crate::read_from(self.bytes(), self.file.as_ref(), &self.limits)
-                .map_err(|e| e.with_path(&self.path)),
+            None => {
+                let checkpoint = crate::read_from(self.bytes(), self.file.as_ref(), &self.limits)
+                    .map_err(|e| e.with_path(&self.path))?;
+                if self.records.is_empty() {
+                    return Ok(checkpoint);
+                }
+                let mut details = checkpoint.details().clone();
+                details.records.extend(self.records.clone());
+                Ok(checkpoint.with_details(details))
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ pub(super) fn check(path: &Path, limits: &Limits) -> Result<Option<Report>> {
         Some(FolderKind::Dcp(_) | FolderKind::DcpRanks { .. } | FolderKind::HfStorage { .. }) => {
             check_dcp(path, limits).map(Some)
         }
+        // A model folder without an index: its one weights file.
+        Some(FolderKind::Model { weights, .. }) => verify_path_with(&weights, limits).map(Some),
     }
 }
 

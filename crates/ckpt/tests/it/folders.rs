@@ -352,3 +352,49 @@ fn ok_folders_convert_to_one_file_of_either_format() {
         }
     }
 }
+
+/// A Hugging Face model folder without an index (the Hub's most common layout, a Trainer's
+/// `checkpoint-N/`, and what `convert --max-shard-size` writes when everything fits in one
+/// shard) reads as its weights file, chosen as transformers chooses; `config.json` says
+/// what the model is.
+#[test]
+fn model_folders_without_an_index_read_as_their_weights_file() {
+    let trainer = fixtures().join("ok/frameworks/hf_trainer/checkpoint-2");
+    let source = Source::open(&trainer).unwrap();
+    assert_eq!(source.path(), trainer.join("model.safetensors"));
+    assert!(source.notes().is_empty(), "{:?}", source.notes());
+    let checkpoint = source.checkpoint().unwrap();
+    assert_eq!(checkpoint.format(), Format::Safetensors);
+    assert_eq!(checkpoint.tensors().len(), 16);
+    let records = &checkpoint.details().records;
+    assert_eq!(records["config.json architectures"], "GPT2LMHeadModel");
+    assert_eq!(records["config.json tie_word_embeddings"], "true");
+    assert_eq!(records["config.json dtype"], "float32");
+
+    // Both files: safetensors first, and a note names the other one.
+    let dir = tempfile::tempdir().unwrap();
+    let safetensors = trainer.join("model.safetensors");
+    std::fs::copy(&safetensors, dir.path().join("model.safetensors")).unwrap();
+    let bin = fixtures().join("ok/torch/state_dict-2.15-zip-p2.pt");
+    std::fs::copy(&bin, dir.path().join("pytorch_model.bin")).unwrap();
+    let source = Source::open(dir.path()).unwrap();
+    assert_eq!(source.path(), dir.path().join("model.safetensors"));
+    assert_eq!(source.notes().len(), 1);
+    assert!(
+        source.notes()[0].contains("`pytorch_model.bin`"),
+        "{:?}",
+        source.notes()
+    );
+    assert!(source.checkpoint().unwrap().details().records.is_empty());
+
+    // Only the PyTorch file.
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let source = Source::open(dir.path()).unwrap();
+    assert_eq!(source.checkpoint().unwrap().format(), Format::TorchZip);
+    assert!(source.notes().is_empty());
+
+    // Nothing a model folder holds: an error that says what was looked for.
+    std::fs::remove_file(dir.path().join("pytorch_model.bin")).unwrap();
+    let error = Source::open(dir.path()).unwrap_err();
+    assert!(error.to_string().contains("model.safetensors"), "{error}");
+}
