@@ -267,15 +267,17 @@ pub(crate) enum FolderKind {
     },
 }
 
-/// What the `config.json` of a model folder says that a reader of its weights wants to
-/// know, as records (`config.json architectures`, `model_type`, `dtype`,
-/// `tie_word_embeddings`); none when it is missing, too large or not JSON.
+/// What a model folder says besides its weights, as records: the other files it holds
+/// (`folder also holds`), and what its `config.json` says that a reader of the weights
+/// wants to know (`config.json architectures`, `model_type`, `dtype`,
+/// `tie_word_embeddings`; none when it is missing, too large or not JSON).
 pub(super) fn model_config(
     dir: &Path,
     limits: &Limits,
 ) -> std::collections::BTreeMap<String, String> {
     let mut records = std::collections::BTreeMap::new();
     let Ok(bytes) = read_small(&dir.join("config.json"), limits.index_len) else {
+        records.extend(folder_files(dir, limits));
         return records;
     };
     let Ok(serde_json::Value::Object(config)) = serde_json::from_slice(&bytes) else {
@@ -293,6 +295,7 @@ pub(super) fn model_config(
             .join(", "),
         other => other.to_string(),
     };
+    records.extend(folder_files(dir, limits));
     for (key, record) in [
         ("architectures", "architectures"),
         ("model_type", "model_type"),
@@ -305,6 +308,21 @@ pub(super) fn model_config(
         }
     }
     records
+}
+
+/// The other checkpoint files of a model folder (a Trainer's `checkpoint-N/` holds the
+/// optimizer, scheduler and RNG states, `training_args.bin`...), as a record that names
+/// them; none when there are none or too many to list.
+fn folder_files(dir: &Path, limits: &Limits) -> Option<(String, String)> {
+    let skip =
+        |name: &str| MODEL_FILES.contains(&name) || name == "config.json" || name.starts_with('.');
+    let mut names = list_names(dir, limits, "files", |name| !skip(name)).ok()?;
+    names.retain(|name| dir.join(name).is_file());
+    if names.is_empty() {
+        return None;
+    }
+    names.sort();
+    Some(("folder also holds".to_owned(), names.join(", ")))
 }
 
 /// The weights files transformers (and diffusers, PEFT) load from a folder without an

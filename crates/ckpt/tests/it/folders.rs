@@ -370,6 +370,11 @@ fn model_folders_without_an_index_read_as_their_weights_file() {
     assert_eq!(records["config.json architectures"], "GPT2LMHeadModel");
     assert_eq!(records["config.json tie_word_embeddings"], "true");
     assert_eq!(records["config.json dtype"], "float32");
+    assert_eq!(
+        records["folder also holds"],
+        "generation_config.json, optimizer.pt, rng_state.pth, scheduler.pt, \
+         trainer_state.json, training_args.bin"
+    );
 
     // Both files: safetensors first, and a note names the other one.
     let dir = tempfile::tempdir().unwrap();
