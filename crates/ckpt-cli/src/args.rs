@@ -125,12 +125,12 @@ pub(crate) enum Command {
     /// complex numbers by magnitude, quantized tensors by their real values), straight from
     /// the file on all cores. MIN, MAX, MEAN and STD are over the finite values (NaN and
     /// infinities are counted instead); STD is the unbiased one, as torch's `std()`.
-    /// Tensors with NaN or infinite values, or whose values are all zero, are flagged;
-    /// constant tensors are noted. Dtypes without numbers (bits8...) are listed without
-    /// statistics.
+    /// Tensors with NaN or infinite values, or floating tensors whose values are all zero,
+    /// are flagged (--flag-zero chooses which all-zero tensors are); constant tensors are
+    /// noted. Dtypes without numbers (bits8...) are listed without statistics.
     #[command(
         after_help = "Exit codes: 0 no tensor is flagged; 1 a tensor has NaN or infinite \
-                            values, or is all zero; 2 error.\n\nExamples:\n  \
+                            values, or is a floating tensor of zeros (see --flag-zero); 2 error.\n\nExamples:\n  \
                             ckpt stats model.safetensors\n  \
                             ckpt stats --histogram --include '*.attn.*' pytorch_model.bin\n  \
                             ckpt stats --json --bins 64 checkpoint.pt > stats.json\n  \
@@ -196,6 +196,22 @@ pub(crate) struct StatsArgs {
     /// Leave out the tensors whose name matches this glob (wins over --include). Repeatable.
     #[arg(long, value_name = "GLOB")]
     pub(crate) exclude: Vec<String>,
+    /// Which all-zero tensors are flagged: `float` ones (floating, complex and quantized:
+    /// a zeroed weight), `any` (integer counters such as BatchNorm's `num_batches_tracked`
+    /// too), or `none`. Unflagged all-zero tensors are noted.
+    #[arg(long, value_name = "WHICH", value_enum, default_value_t = FlagZero::Float)]
+    pub(crate) flag_zero: FlagZero,
+}
+
+/// Which all-zero tensors `stats` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FlagZero {
+    /// Floating, complex and quantized tensors.
+    Float,
+    /// Every tensor, integer and bool ones too.
+    Any,
+    /// None.
+    None,
 }
 
 #[derive(Debug, Args)]

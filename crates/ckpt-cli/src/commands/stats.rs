@@ -1,11 +1,12 @@
 //! `ckpt stats`: min, max, mean, std and counts of NaN, infinities and zeros per tensor.
 
 use ckpt::Access;
+use ckpt::model::DtypeClass;
 use ckpt::stats::{StatsOptions, TensorStats};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::args::StatsArgs;
+use crate::args::{FlagZero, StatsArgs};
 use crate::exit::Outcome;
 use crate::output;
 use crate::term::Progress;
@@ -65,7 +66,10 @@ pub(crate) struct Summary {
     pub(crate) flagged: usize,
     /// Tensors with NaN or infinite values.
     pub(crate) nonfinite: usize,
+    /// All-zero tensors that are flagged (see --flag-zero).
     pub(crate) all_zero: usize,
+    /// All-zero tensors that are noted, not flagged (integer counters by default).
+    pub(crate) zero_noted: usize,
     pub(crate) constant: usize,
     /// Tensors left out by --include/--exclude.
     pub(crate) excluded: usize,
@@ -100,7 +104,7 @@ pub(crate) fn run(args: &StatsArgs, limits: &ckpt::Limits) -> anyhow::Result<Out
     let rows: Vec<StatsRow> = tensors
         .iter()
         .zip(&stats)
-        .map(|((name, view), stats)| row(name, view, stats.as_ref(), &mut summary))
+        .map(|((name, view), stats)| row(name, view, stats.as_ref(), args.flag_zero, &mut summary))
         .collect();
     let report = StatsReport {
         path: source.path().display().to_string(),
@@ -123,13 +127,27 @@ pub(crate) fn run(args: &StatsArgs, limits: &ckpt::Limits) -> anyhow::Result<Out
 /// Bins of `--histogram` without `--bins`.
 pub(crate) const DEFAULT_BINS: usize = 16;
 
+/// Whether an all-zero tensor of `view`'s dtype is flagged under `policy`.
+fn zero_flagged(view: &ckpt::TensorView<'_>, policy: FlagZero) -> bool {
+    match policy {
+        FlagZero::Any => true,
+        FlagZero::None => false,
+        FlagZero::Float => matches!(
+            view.dtype().class(),
+            DtypeClass::Float | DtypeClass::Complex | DtypeClass::Quantized
+        ),
+    }
+}
+
 fn row(
     name: &str,
     view: &ckpt::TensorView<'_>,
     stats: Option<&TensorStats>,
+    policy: FlagZero,
     summary: &mut Summary,
 ) -> StatsRow {
     let mut flags = Vec::new();
+    let mut noted = Vec::new();
     if let Some(s) = stats {
         summary.computed += 1;
         summary.values += s.count;
@@ -139,9 +157,12 @@ fn row(
         if s.pos_inf + s.neg_inf > 0 {
             flags.push("inf");
         }
-        if s.all_zero() {
+        if s.all_zero() && zero_flagged(view, policy) {
             flags.push("all-zero");
             summary.all_zero += 1;
+        } else if s.all_zero() {
+            noted.push("all-zero");
+            summary.zero_noted += 1;
         }
         if s.has_nonfinite() {
             summary.nonfinite += 1;
@@ -153,6 +174,7 @@ fn row(
             flags.push("constant");
             summary.constant += 1;
         }
+        flags.extend(noted);
     }
     let number =
         |pick: fn(&TensorStats) -> Option<f64>| stats.and_then(pick).map_or(Value::Null, float);

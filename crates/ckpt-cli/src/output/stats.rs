@@ -51,6 +51,14 @@ fn render_to(out: &mut impl Write, report: &StatsReport) -> io::Result<()> {
             flagged.join(", ")
         )?;
     }
+    if summary.zero_noted > 0 {
+        writeln!(
+            out,
+            "  all zero    {} (noted, not flagged: integer or bool tensors, such as counters; \
+             --flag-zero any flags them)",
+            summary.zero_noted
+        )?;
+    }
     if summary.constant > 0 {
         writeln!(
             out,

@@ -81,3 +81,63 @@ fn bins_are_bounded_and_errors_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     assert_snapshot!(transcript(&output));
 }
+
+/// A safetensors file of `(name, dtype, shape, bytes)` tensors.
+fn safetensors(tensors: &[(&str, &str, &[usize], Vec<u8>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in tensors {
+        let start = data.len();
+        data.extend_from_slice(bytes);
+        header.insert(
+            (*name).to_owned(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// An integer counter that is legitimately zero (BatchNorm's `num_batches_tracked` before
+/// training) is noted, not flagged; a floating tensor of zeros is; --flag-zero chooses.
+#[test]
+fn zero_counters_are_noted_and_zeroed_weights_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ones: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let counter = safetensors(&[
+        ("bn.weight", "F32", &[2], ones.clone()),
+        (
+            "bn.num_batches_tracked",
+            "I64",
+            &[],
+            0i64.to_le_bytes().to_vec(),
+        ),
+    ]);
+    std::fs::write(dir.path().join("counter.safetensors"), counter).unwrap();
+    let run = ckpt(dir.path(), &["stats", "counter.safetensors"]);
+    assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("flagged     none"), "{text}");
+    assert!(text.contains("all zero    1 (noted, not flagged"), "{text}");
+    let run = ckpt(
+        dir.path(),
+        &["stats", "--flag-zero", "any", "counter.safetensors"],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", transcript(&run));
+
+    let zeroed = safetensors(&[("w", "F32", &[2], ones), ("b", "BF16", &[2], vec![0; 4])]);
+    std::fs::write(dir.path().join("zeroed.safetensors"), zeroed).unwrap();
+    let run = ckpt(dir.path(), &["stats", "--json", "zeroed.safetensors"]);
+    assert_eq!(run.status.code(), Some(1), "{}", transcript(&run));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["summary"]["all_zero"], 1);
+    assert_eq!(report["summary"]["flagged"], 1);
+    let run = ckpt(
+        dir.path(),
+        &["stats", "--flag-zero", "none", "zeroed.safetensors"],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
+}
