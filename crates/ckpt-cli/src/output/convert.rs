@@ -216,9 +216,12 @@ pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
     if report.skipped_values.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = report
+    // A training checkpoint holds hundreds of values: the first few, then a count.
+    const SHOWN: usize = 8;
+    let mut names: Vec<String> = report
         .skipped_values
         .iter()
+        .take(SHOWN)
         .map(|n| {
             if n.is_empty() {
                 "\"\"".to_owned()
@@ -227,6 +230,12 @@ pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
             }
         })
         .collect();
+    if report.skipped_values.len() > SHOWN {
+        names.push(format!(
+            "and {} more",
+            report.skipped_values.len() - SHOWN
+        ));
+    }
     let mut err = io::stderr().lock();
     // A PyTorch file holds plain values too: they are left out only when the output is a
     // flat state dict (key surgery, shards).
