@@ -144,6 +144,34 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  ckpt limits\n  ckpt limits --json\n  \
                             ckpt --limit depth=1000 inspect deep.pt")]
     Limits(LimitsArgs),
+    /// Print a shell completion script for ckpt.
+    ///
+    /// Load it in the shell's startup file, or save it where the shell finds completions.
+    #[command(after_help = "Examples:\n  \
+                            ckpt completions bash > ~/.local/share/bash-completion/completions/ckpt\n  \
+                            ckpt completions zsh > ~/.zfunc/_ckpt\n  \
+                            ckpt completions fish > ~/.config/fish/completions/ckpt.fish")]
+    Completions(CompletionsArgs),
+    /// Print a manual page (roff) for man(1): ckpt's, or a command's (`ckpt-inspect`...).
+    #[command(after_help = "Examples:\n  ckpt man | man -l -\n  \
+                            ckpt man inspect | man -l -\n  \
+                            for c in '' inspect convert scan verify stats diff limits; do \
+                            ckpt man $c > ~/.local/share/man/man1/ckpt${c:+-$c}.1; done")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The command whose page to print (`inspect`, `convert`...); ckpt's own without one.
+    #[arg(value_name = "COMMAND")]
+    pub(crate) command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

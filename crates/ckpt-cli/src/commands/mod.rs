@@ -24,7 +24,42 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Limits(args) => limits::run(args, &limits),
         Command::Stats(args) => stats::run(args, &limits),
         Command::Diff(args) => diff::run(args, &limits),
+        Command::Completions(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "ckpt", &mut std::io::stdout());
+            Ok(Outcome::Success)
+        }
+        Command::Man(args) => {
+            man(args.command.as_deref(), &mut std::io::stdout())?;
+            Ok(Outcome::Success)
+        }
     }
+}
+
+/// Writes the manual page of ckpt, or of its subcommand `name` (`ckpt-inspect(1)`).
+fn man(name: Option<&str>, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    // Built, so that each command's page lists the global options (--limit) too.
+    command.build();
+    let page = match name {
+        None => command,
+        Some(name) => {
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|c| c.get_name().to_owned())
+                .collect();
+            let sub = command.find_subcommand(name).cloned().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "ckpt has no command `{name}`; its commands are {}",
+                    names.join(", ")
+                )
+            })?;
+            sub.name(format!("ckpt-{name}"))
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    clap_mangen::Man::new(page).render(out)?;
+    Ok(())
 }
 
 /// Opens the checkpoint at `path` within `limits`, telling on stderr what opening chose

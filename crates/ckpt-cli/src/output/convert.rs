@@ -231,10 +231,7 @@ pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
         })
         .collect();
     if report.skipped_values.len() > SHOWN {
-        names.push(format!(
-            "and {} more",
-            report.skipped_values.len() - SHOWN
-        ));
+        names.push(format!("and {} more", report.skipped_values.len() - SHOWN));
     }
     let mut err = io::stderr().lock();
     // A PyTorch file holds plain values too: they are left out only when the output is a

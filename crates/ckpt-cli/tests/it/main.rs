@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod completions;
 mod convert;
 mod diff;
 mod errors;
