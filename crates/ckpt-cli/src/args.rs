@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  1    something was found (differences, findings) by commands that look for it
+  1    something was found (differences, findings, problems, flagged tensors) by commands
+       that look for it; over several files, this wins over unreadable ones
   2    error: unreadable input, invalid arguments, refused output...
   130  interrupted (Ctrl-C); no partial output is left behind";
 
@@ -89,8 +90,8 @@ pub(crate) enum Command {
     /// format the tensors are in by then. Nothing is modified.
     #[command(
         after_help = "Exit codes: 0 every file is sound (and matches the manifest); 1 problems \
-                      were found; 2 a file could not be read at all (or the manifest \
-                      could not be read or written).\n\nExamples:\n  \
+                      were found; 2 a file could not be read at all and no problem was found \
+                      in another (or the manifest could not be read or written).\n\nExamples:\n  \
                       ckpt verify model.safetensors\n  \
                       ckpt verify --json pytorch_model.bin checkpoints/sharded/\n  \
                       ckpt verify --hash manifest.json pytorch_model.bin\n  \
@@ -130,7 +131,8 @@ pub(crate) enum Command {
     /// noted. Dtypes without numbers (bits8...) are listed without statistics.
     #[command(
         after_help = "Exit codes: 0 no tensor is flagged; 1 a tensor has NaN or infinite \
-                            values, or is a floating tensor of zeros (see --flag-zero); 2 error.\n\nExamples:\n  \
+                            values, or is a floating tensor of zeros (see --flag-zero); 2 a file \
+                            could not be read and no tensor was flagged.\n\nExamples:\n  \
                             ckpt stats model.safetensors\n  \
                             ckpt stats --histogram --include '*.attn.*' pytorch_model.bin\n  \
                             ckpt stats --json --bins 64 checkpoint.pt > stats.json\n  \
@@ -205,9 +207,11 @@ pub(crate) struct LimitsArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct StatsArgs {
-    /// The checkpoint (a file, or a folder of shards or a torch.distributed.checkpoint).
-    pub(crate) file: PathBuf,
-    /// Print one JSON object (tensors, summary) instead of a table.
+    /// Checkpoints: files, or folders of a model, of shards or of a DCP checkpoint.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Print one JSON object (tensors, summary) instead of a table (an array of them for
+    /// several files).
     #[arg(long)]
     pub(crate) json: bool,
     /// Add a histogram of each tensor's finite values between its min and max (16 bins
@@ -345,9 +349,10 @@ pub(crate) enum FailOn {
 
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
-    /// The checkpoint file.
-    pub(crate) file: PathBuf,
-    /// Print one JSON object instead of tables.
+    /// Checkpoint files, or folders of a model, of shards or of a DCP checkpoint.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Print one JSON object instead of tables (an array of them for several files).
     #[arg(long)]
     pub(crate) json: bool,
     /// Add the SHA-256 of each tensor's elements (row-major, little-endian, packed): the

@@ -150,13 +150,40 @@ pub(crate) fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
         Err(error) => error,
     };
     // A closed pipe (`ckpt inspect big.safetensors | head`) is not a failure.
-    if error
+    if is_broken_pipe(&error) {
+        return ExitCode::SUCCESS;
+    }
+    match print_error(&error) {
+        Some(ErrorKind::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+        _ => ExitCode::from(EXIT_ERROR),
+    }
+}
+
+/// Whether `error` is a closed output pipe.
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
         .chain()
         .filter_map(|cause| cause.downcast_ref::<io::Error>())
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    {
-        return ExitCode::SUCCESS;
+}
+
+/// A command that goes through several files: prints the error of one that failed, as the
+/// command's own error would be printed, and goes on; an interruption or a closed output
+/// pipe ends the command instead (`Err`).
+pub(crate) fn one_failed(error: anyhow::Error) -> anyhow::Result<()> {
+    let interrupted = error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<ckpt::Error>())
+        .any(|e| e.kind() == ErrorKind::Interrupted);
+    if interrupted || is_broken_pipe(&error) {
+        return Err(error);
     }
+    print_error(&error);
+    Ok(())
+}
+
+/// Prints `error` on stderr with its hint; the kind of the library error in it, if any.
+fn print_error(error: &anyhow::Error) -> Option<ErrorKind> {
     let library = error
         .chain()
         .find_map(|cause| cause.downcast_ref::<ckpt::Error>());
@@ -183,10 +210,7 @@ pub(crate) fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     if let Some(hint) = hint {
         let _ = writeln!(stderr, "  hint: {}", term::sanitize(&hint));
     }
-    match library.map(ckpt::Error::kind) {
-        Some(ErrorKind::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
-        _ => ExitCode::from(EXIT_ERROR),
-    }
+    library.map(ckpt::Error::kind)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::args::InspectArgs;
-use crate::exit::Outcome;
+use crate::exit::{self, Outcome};
 use crate::output;
 use crate::term::Progress;
 
@@ -114,7 +114,58 @@ pub(crate) struct DtypeTotals {
 }
 
 pub(crate) fn run(args: &InspectArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
-    let source = super::open(&args.file, limits)?;
+    if let [file] = args.files.as_slice() {
+        if let Some(report) = one(file, args, limits)? {
+            print(&report, args.json)?;
+        }
+        return Ok(Outcome::Success);
+    }
+    // Several files: each in turn (a JSON array of reports), an unreadable one reported
+    // and skipped; exit 2 at the end if one was.
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for (i, file) in args.files.iter().enumerate() {
+        match one(file, args, limits) {
+            Ok(Some(report)) if args.json => reports.push(report),
+            Ok(Some(report)) => {
+                if i > 0 {
+                    output::blank_line()?;
+                }
+                output::inspect::render(&report)?;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                exit::one_failed(error)?;
+                failed = true;
+            }
+        }
+    }
+    if args.json {
+        output::json(&reports)?;
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+fn print(report: &InspectReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        output::json(report)?;
+    } else {
+        output::inspect::render(report)?;
+    }
+    Ok(())
+}
+
+/// The report on one file; `None` when `--pickle` printed its listing instead.
+fn one(
+    file: &std::path::Path,
+    args: &InspectArgs,
+    limits: &ckpt::Limits,
+) -> anyhow::Result<Option<InspectReport>> {
+    let source = super::open(file, limits)?;
     source.advise(if args.hash {
         Access::Sequential
     } else {
@@ -128,8 +179,11 @@ pub(crate) fn run(args: &InspectArgs, limits: &ckpt::Limits) -> anyhow::Result<O
     if args.pickle {
         let pickles =
             ckpt::torch::pickles(source.bytes()).map_err(|e| e.with_path(source.path()))?;
+        if args.files.len() > 1 {
+            output::heading(&source.path().display().to_string())?;
+        }
         output::inspect::listing(&pickles)?;
-        return Ok(Outcome::Success);
+        return Ok(None);
     }
     let checkpoint = source.checkpoint()?;
     let tensors = checkpoint.tensors();
@@ -139,13 +193,12 @@ pub(crate) fn run(args: &InspectArgs, limits: &ckpt::Limits) -> anyhow::Result<O
     } else {
         None
     };
-    let report = report(&source, &checkpoint, &tensors, hashes.as_deref())?;
-    if args.json {
-        output::json(&report)?;
-    } else {
-        output::inspect::render(&report)?;
-    }
-    Ok(Outcome::Success)
+    Ok(Some(report(
+        &source,
+        &checkpoint,
+        &tensors,
+        hashes.as_deref(),
+    )?))
 }
 
 fn report(

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{FlagZero, StatsArgs};
-use crate::exit::Outcome;
+use crate::exit::{self, Outcome};
 use crate::output;
 use crate::term::Progress;
 
@@ -76,10 +76,70 @@ pub(crate) struct Summary {
 }
 
 pub(crate) fn run(args: &StatsArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
-    let source = super::open(&args.file, limits)?;
+    let map = super::name_filter(&args.include, &args.exclude)?;
+    if let [file] = args.files.as_slice() {
+        let report = one(file, args, &map, limits)?;
+        print(&report, args.json)?;
+        return Ok(outcome(&[report], false));
+    }
+    // Several files: each in turn (a JSON array of reports), an unreadable one reported
+    // and skipped. Exit 1 when a tensor is flagged, else 2 when a file could not be read.
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for file in &args.files {
+        match one(file, args, &map, limits) {
+            Ok(report) => {
+                if !args.json {
+                    if !reports.is_empty() {
+                        output::blank_line()?;
+                    }
+                    output::stats::render(&report)?;
+                }
+                reports.push(report);
+            }
+            Err(error) => {
+                exit::one_failed(error)?;
+                failed = true;
+            }
+        }
+    }
+    if args.json {
+        output::json(&reports)?;
+    }
+    Ok(outcome(&reports, failed))
+}
+
+/// Exit 1 when a tensor is flagged, else 2 when a file could not be read, else 0 (the rule
+/// of `scan` and `verify`: what was found outranks what could not be read).
+fn outcome(reports: &[StatsReport], failed: bool) -> Outcome {
+    if reports.iter().any(|r| r.summary.flagged > 0) {
+        Outcome::Found
+    } else if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    }
+}
+
+fn print(report: &StatsReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        output::json(report)?;
+    } else {
+        output::stats::render(report)?;
+    }
+    Ok(())
+}
+
+/// The statistics of one checkpoint.
+fn one(
+    file: &std::path::Path,
+    args: &StatsArgs,
+    map: &ckpt::KeyMap,
+    limits: &ckpt::Limits,
+) -> anyhow::Result<StatsReport> {
+    let source = super::open(file, limits)?;
     source.advise(Access::Sequential);
     let checkpoint = source.checkpoint()?;
-    let map = super::name_filter(&args.include, &args.exclude)?;
     let all = checkpoint.tensors();
     let total = all.len();
     let tensors: Vec<_> = all
@@ -106,21 +166,11 @@ pub(crate) fn run(args: &StatsArgs, limits: &ckpt::Limits) -> anyhow::Result<Out
         .zip(&stats)
         .map(|((name, view), stats)| row(name, view, stats.as_ref(), args.flag_zero, &mut summary))
         .collect();
-    let report = StatsReport {
+    Ok(StatsReport {
         path: source.path().display().to_string(),
         format: checkpoint.format().name(),
         tensors: rows,
         summary,
-    };
-    if args.json {
-        output::json(&report)?;
-    } else {
-        output::stats::render(&report)?;
-    }
-    Ok(if report.summary.flagged > 0 {
-        Outcome::Found
-    } else {
-        Outcome::Success
     })
 }
 

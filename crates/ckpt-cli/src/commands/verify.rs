@@ -160,10 +160,11 @@ pub(crate) fn run(args: &VerifyArgs, limits: &ckpt::Limits) -> anyhow::Result<Ou
         summary.errors += row.errors;
         summary.warnings += row.warnings;
     }
-    let outcome = if summary.unreadable > 0 {
-        Outcome::Failed
-    } else if summary.with_problems > 0 {
+    // As in scan and stats: what was found outranks what could not be read.
+    let outcome = if summary.with_problems > 0 {
         Outcome::Found
+    } else if summary.unreadable > 0 {
+        Outcome::Failed
     } else {
         Outcome::Success
     };

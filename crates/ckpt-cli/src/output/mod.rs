@@ -20,6 +20,16 @@ pub(crate) fn json(value: &impl Serialize) -> io::Result<()> {
     stdout.flush()
 }
 
+/// An empty line on stdout, between the reports on several files.
+pub(crate) fn blank_line() -> io::Result<()> {
+    writeln!(io::stdout().lock())
+}
+
+/// A file's name on a line of its own, before what is printed about it.
+pub(crate) fn heading(name: &str) -> io::Result<()> {
+    writeln!(io::stdout().lock(), "== {}", crate::term::sanitize(name))
+}
+
 /// Lowercase hexadecimal.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

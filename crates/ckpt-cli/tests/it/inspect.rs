@@ -72,3 +72,47 @@ fn an_empty_checkpoint() {
     assert_eq!(report["tensors"], Value::Array(vec![]));
     assert_eq!(report["totals"]["parameters"], 0);
 }
+
+/// Several paths: each report in turn (a JSON array with --json); an unreadable one is
+/// reported on stderr and skipped, and the exit code is then 2.
+#[test]
+fn several_files_one_after_another() {
+    let dir = fixtures();
+    let run = ckpt(
+        &dir,
+        &[
+            "inspect",
+            "ok/tiny-mlp.safetensors",
+            "missing.pt",
+            "ok/empty.safetensors",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.starts_with("ok/tiny-mlp.safetensors\n"), "{stdout}");
+    assert!(stdout.contains("\n\nok/empty.safetensors\n"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.starts_with("error: missing.pt: cannot open"),
+        "{stderr}"
+    );
+
+    let run = ckpt(
+        &dir,
+        &[
+            "inspect",
+            "--json",
+            "ok/tiny-mlp.safetensors",
+            "ok/empty.safetensors",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let reports: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let paths: Vec<&str> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["ok/tiny-mlp.safetensors", "ok/empty.safetensors"]);
+}

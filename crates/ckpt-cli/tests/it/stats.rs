@@ -141,3 +141,25 @@ fn zero_counters_are_noted_and_zeroed_weights_flagged() {
     );
     assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
 }
+
+/// Several files: a flagged tensor (exit 1) outranks a file that could not be read (2),
+/// as in `scan` and `verify`.
+#[test]
+fn several_files_and_the_exit_code_when_findings_and_errors_mix() {
+    let dir = fixtures();
+    let run = ckpt(&dir, &["stats", "ok/tiny-mlp.safetensors", "missing.pt"]);
+    assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+    let run = ckpt(
+        &dir,
+        &[
+            "stats",
+            "--json",
+            "ok/tiny-mlp.safetensors",
+            "ok/dtypes.safetensors",
+            "missing.pt",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", transcript(&run));
+    let reports: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 2);
+}
