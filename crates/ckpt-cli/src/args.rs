@@ -79,7 +79,8 @@ pub(crate) enum Command {
     Scan(ScanArgs),
     /// Check checkpoints strictly and list every problem, not just the first.
     ///
-    /// Each file (or sharded or DCP folder) is checked against the rules of its format:
+    /// Each file (or sharded or DCP folder) is checked against the rules of its format
+    /// (other folders are walked for the checkpoints they hold, as scan walks them):
     /// the safetensors spec; a torch zip's container (local headers, data descriptors,
     /// CRC-32 of every member, bounds) and records (`version`, `byteorder`, every storage
     /// the pickle names, its size, every tensor view inside its storage); a legacy stream's

@@ -111,7 +111,17 @@ pub(crate) fn run(args: &VerifyArgs, limits: &ckpt::Limits) -> anyhow::Result<Ou
         action: "checked",
         tensors: m.tensors.len(),
     });
-    for file in &args.files {
+    // Folders that are not one checkpoint are walked for those they hold, as scan walks.
+    for target in ckpt::verify::collect_checkpoints(&args.files) {
+        let file = match target {
+            Ok(file) => file,
+            Err(error) => {
+                let path = error.location().path.clone().unwrap_or_default();
+                rows.push(unreadable(&path, &error));
+                continue;
+            }
+        };
+        let file = file.as_path();
         let mut report = match verify_path_with(file, limits) {
             Ok(report) => report,
             Err(error) => {

@@ -121,3 +121,48 @@ fn a_manifest_survives_conversion_and_catches_one_changed_element() {
     let run = ckpt(dir.path(), &["verify", "--manifest", "inspect.json", input]);
     assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
 }
+
+/// A folder that is not one checkpoint is walked for those it holds, as scan walks it (a
+/// Trainer's `checkpoint-N/` gives its model, optimizer, scheduler, RNG states and
+/// arguments); a folder with none is an error for both commands, never a silent pass.
+#[test]
+fn folders_are_walked_and_an_empty_one_is_an_error() {
+    let run = ckpt(
+        &fixtures(),
+        &["verify", "--json", "ok/frameworks/hf_trainer"],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let paths: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "ok/frameworks/hf_trainer/checkpoint-2/model.safetensors",
+            "ok/frameworks/hf_trainer/checkpoint-2/optimizer.pt",
+            "ok/frameworks/hf_trainer/checkpoint-2/rng_state.pth",
+            "ok/frameworks/hf_trainer/checkpoint-2/scheduler.pt",
+            "ok/frameworks/hf_trainer/checkpoint-2/training_args.bin",
+            "ok/frameworks/hf_trainer/seq2seq_training_args.bin",
+        ]
+    );
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("sub")).unwrap();
+    std::fs::write(empty.path().join("sub/notes.txt"), "not a checkpoint").unwrap();
+    for command in ["verify", "scan"] {
+        let run = ckpt(empty.path(), &[command, "."]);
+        assert_eq!(
+            run.status.code(),
+            Some(2),
+            "{command}: {}",
+            transcript(&run)
+        );
+        let text = String::from_utf8_lossy(&run.stdout).into_owned()
+            + &String::from_utf8_lossy(&run.stderr);
+        assert!(text.contains("this folder holds no"), "{command}: {text}");
+    }
+}

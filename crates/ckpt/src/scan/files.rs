@@ -172,7 +172,20 @@ pub fn collect_files(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
             }
         };
         if metadata.is_dir() {
+            let before = out.len();
             walk_dir(path, 0, &mut seen_dirs, &mut seen_files, &mut out);
+            if out.len() == before {
+                // Nothing to scan is not "safe": say so.
+                out.push(Err(Error::unsupported(
+                    "this folder holds no file that may hold a checkpoint or a pickle (by \
+                     extension: .pt, .pth, .bin, .ckpt, .pkl, .safetensors, .npy...), at \
+                     any depth",
+                )
+                .with_path(path)
+                .with_hint(
+                    "pass the files themselves to scan them whatever their names",
+                )));
+            }
         } else {
             push_file(path, &mut seen_files, &mut out);
             // An index brings its shards.

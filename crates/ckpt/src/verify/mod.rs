@@ -22,6 +22,7 @@
 //!
 //! Every rule is listed in [`RULES`] and documented in `docs/verify.md`.
 
+mod collect;
 mod folder;
 mod manifest;
 mod safetensors;
@@ -35,6 +36,7 @@ use crate::format::{self, Format};
 use crate::limits::Limits;
 use crate::source::{Access, Source};
 
+pub use collect::collect_checkpoints;
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestEntry, check_manifest};
 
 /// How bad a [`Problem`] is.

@@ -101,6 +101,15 @@ fn every_ok_fixture_round_trips_through_the_torch_writer() {
         let checkpoint = source.checkpoint().unwrap();
         let plan = match Plan::new(checkpoint.root(), "archive") {
             Ok(plan) => plan,
+            Err(error) if path.components().any(|c| c.as_os_str() == "frameworks") => {
+                // Training checkpoints hold objects ckpt reads inert and does not write.
+                assert!(!checkpoint.objects().is_empty(), "{name}: {error}");
+                assert!(
+                    error.to_string().contains("object, which ckpt reads"),
+                    "{error}"
+                );
+                continue;
+            }
             Err(error) => {
                 // Only frozensets, slices and huge integers cannot be written.
                 assert!(name.starts_with("values-"), "{name}: {error}");

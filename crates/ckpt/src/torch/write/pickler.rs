@@ -389,8 +389,7 @@ impl<'data> Pickler<'_, 'data> {
             Value::Named { type_name, name } => self.named_value(type_name, name),
             Value::Tensor(view) => self.tensor(view, depth),
             Value::Object(object) => self.problem(format!(
-                "a `{}` object: ckpt keeps objects of classes it does not know as data \
-                 inert and writes them nowhere; write the tensors or values under it instead",
+                "a `{}` object, which ckpt reads (inert, as stored) but does not write",
                 object.class
             )),
             Value::Backref(class) => self.problem(format!(
