@@ -194,6 +194,51 @@ pub(crate) struct VerifyArgs {
     /// mismatches are problems.
     #[arg(long, value_name = "MANIFEST")]
     pub(crate) manifest: Option<PathBuf>,
+    /// With --manifest: check the tensors under this dotted key of the manifest's
+    /// checkpoint, named from there (as `convert --key` wrote them).
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "manifest",
+        help_heading = "Manifest names"
+    )]
+    pub(crate) key: Option<String>,
+    /// With --manifest: strip this prefix from the manifest's names, as `convert
+    /// --strip-prefix` did. Repeatable.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        requires = "manifest",
+        help_heading = "Manifest names"
+    )]
+    pub(crate) strip_prefix: Vec<String>,
+    /// With --manifest: rename the manifest's names as `convert --rename` did
+    /// (`REGEX=REPLACEMENT`). Repeatable.
+    #[arg(
+        long,
+        value_name = "REGEX=REPLACEMENT",
+        requires = "manifest",
+        help_heading = "Manifest names"
+    )]
+    pub(crate) rename: Vec<String>,
+    /// With --manifest: only the manifest's tensors whose name matches this glob (as
+    /// `convert --include`). Repeatable.
+    #[arg(
+        long,
+        value_name = "GLOB",
+        requires = "manifest",
+        help_heading = "Manifest names"
+    )]
+    pub(crate) include: Vec<String>,
+    /// With --manifest: leave out the manifest's tensors whose name matches this glob (as
+    /// `convert --exclude`). Repeatable.
+    #[arg(
+        long,
+        value_name = "GLOB",
+        requires = "manifest",
+        help_heading = "Manifest names"
+    )]
+    pub(crate) exclude: Vec<String>,
     /// Replace the --hash manifest if it exists.
     #[arg(short, long, requires = "hash")]
     pub(crate) force: bool,
@@ -314,6 +359,17 @@ pub(crate) struct DiffArgs {
         help_heading = "Matching names"
     )]
     pub(crate) rename_b: Vec<String>,
+    /// Compare the subtree at this dotted key of both checkpoints (`model`, `state_dict`)
+    /// instead of the whole trees, as `convert --key` takes one.
+    #[arg(long, value_name = "KEY", help_heading = "Matching names")]
+    pub(crate) key: Option<String>,
+    /// Take the subtree at this key of A only (overrides --key for A).
+    #[arg(long, value_name = "KEY", help_heading = "Matching names")]
+    pub(crate) key_a: Option<String>,
+    /// Take the subtree at this key of B only (overrides --key for B): a training
+    /// checkpoint's `--key-a state_dict` against the model file it was converted to.
+    #[arg(long, value_name = "KEY", help_heading = "Matching names")]
+    pub(crate) key_b: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,

@@ -158,8 +158,8 @@ pub(crate) fn run(args: &DiffArgs, limits: &ckpt::Limits) -> anyhow::Result<Outc
     let source_b = super::open(&args.b, limits)?;
     source_a.advise(Access::Sequential);
     source_b.advise(Access::Sequential);
-    let a = source_a.checkpoint()?;
-    let b = source_b.checkpoint()?;
+    let a = at_key(&source_a, args.key_a.as_ref().or(args.key.as_ref()))?;
+    let b = at_key(&source_b, args.key_b.as_ref().or(args.key.as_ref()))?;
     let progress = Progress::new("comparing");
     let diff = ckpt::diff::compare(&a, &b, &options, &progress)?;
     drop(progress);
@@ -322,4 +322,15 @@ mod tests {
         assert_eq!(unravel(7, &[2, 3, 4]), [0, 1, 3]);
         assert_eq!(unravel(23, &[2, 3, 4]), [1, 2, 3]);
     }
+}
+
+/// The checkpoint of `source`, or the subtree at `key` of it.
+fn at_key<'s>(source: &'s Source, key: Option<&String>) -> anyhow::Result<ckpt::Checkpoint<'s>> {
+    let checkpoint = source.checkpoint()?;
+    Ok(match key {
+        Some(key) => checkpoint
+            .at_key(key)
+            .map_err(|e| e.with_path(source.path()))?,
+        None => checkpoint,
+    })
 }

@@ -101,6 +101,18 @@ pub(crate) fn run(args: &VerifyArgs, limits: &ckpt::Limits) -> anyhow::Result<Ou
                      --json --hash`)",
                 )
             })?;
+            // Named as the conversion named them (--key, --strip-prefix, --rename...).
+            let map = super::name_filter(&args.include, &args.exclude)?;
+            let map = super::add_rules(
+                map,
+                "--strip-prefix",
+                &args.strip_prefix,
+                ckpt::KeyMap::strip_prefix,
+            )?;
+            let map = super::add_rules(map, "--rename", &args.rename, ckpt::KeyMap::rename)?;
+            let manifest = manifest
+                .mapped(args.key.as_deref(), &map)
+                .map_err(|e| Flag::error("--manifest", e.with_path(path)))?;
             Some((path, manifest))
         }
         None => None,

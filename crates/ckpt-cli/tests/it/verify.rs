@@ -166,3 +166,79 @@ fn folders_are_walked_and_an_empty_one_is_an_error() {
         assert!(text.contains("this folder holds no"), "{command}: {text}");
     }
 }
+
+/// A manifest taken of a training checkpoint checks the model converted out of it, named
+/// as the conversion named it (--key, --strip-prefix); `diff --key-a` compares the same.
+#[test]
+fn a_manifest_checks_a_converted_subtree() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("ok/frameworks/lightning/richdict/manual.ckpt");
+    let source = source.to_str().unwrap();
+    let run = ckpt(dir.path(), &["verify", "--hash", "m.json", source]);
+    assert!(run.status.success(), "{}", transcript(&run));
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--key",
+            "state_dict",
+            "--strip-prefix",
+            "net.",
+            source,
+            "model.safetensors",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let mapped = [
+        "verify",
+        "--manifest",
+        "m.json",
+        "--key",
+        "state_dict",
+        "--strip-prefix",
+        "net.",
+        "model.safetensors",
+    ];
+    let run = ckpt(dir.path(), &mapped);
+    assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("9 tensors hashed"));
+    // Without the mapping, every name differs.
+    let run = ckpt(
+        dir.path(),
+        &["verify", "--manifest", "m.json", "model.safetensors"],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", transcript(&run));
+    let run = ckpt(
+        dir.path(),
+        &[
+            "verify",
+            "--manifest",
+            "m.json",
+            "--key",
+            "nope",
+            "model.safetensors",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no tensor under the key `nope`"));
+
+    let run = ckpt(
+        dir.path(),
+        &[
+            "diff",
+            "--key-a",
+            "state_dict",
+            "--strip-prefix-a",
+            "net.",
+            source,
+            "model.safetensors",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", transcript(&run));
+    let run = ckpt(
+        dir.path(),
+        &["diff", "--key", "nope", source, "model.safetensors"],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("has no key `nope`"));
+}

@@ -216,14 +216,7 @@ pub fn convert(
     let checkpoint = source.checkpoint()?;
     source.advise(crate::Access::Sequential);
     let root = match &options.key {
-        Some(key) => checkpoint.subtree(key).ok_or_else(|| {
-            Error::invalid(format!("the checkpoint has no key `{key}`"))
-                .with_path(input)
-                .with_hint(match checkpoint.top_level_keys().as_slice() {
-                    [] => "the checkpoint is not a dict".to_owned(),
-                    keys => format!("its top-level keys are: {}", keys.join(", ")),
-                })
-        })?,
+        Some(key) => checkpoint.select(key).map_err(|e| e.with_path(input))?,
         None => checkpoint.root(),
     };
     let Mapped {

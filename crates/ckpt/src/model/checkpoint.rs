@@ -216,6 +216,30 @@ impl<'data> Checkpoint<'data> {
     pub fn subtree(&self, path: &str) -> Option<&Value<'data>> {
         self.root.subtree(path)
     }
+
+    /// The value at `key` ([`Checkpoint::subtree`]), or an error that lists the top-level
+    /// keys there are.
+    pub fn select(&self, key: &str) -> crate::Result<&Value<'data>> {
+        self.subtree(key).ok_or_else(|| {
+            crate::Error::invalid(format!("the checkpoint has no key `{key}`")).with_hint(
+                match self.top_level_keys().as_slice() {
+                    [] => "the checkpoint is not a dict".to_owned(),
+                    keys => format!("its top-level keys are: {}", keys.join(", ")),
+                },
+            )
+        })
+    }
+
+    /// The checkpoint whose tree is the value at `key` ([`Checkpoint::select`]), with
+    /// this one's format, metadata and details.
+    pub fn at_key(&self, key: &str) -> crate::Result<Checkpoint<'data>> {
+        Ok(Checkpoint {
+            format: self.format,
+            metadata: self.metadata.clone(),
+            root: self.select(key)?.clone(),
+            details: self.details.clone(),
+        })
+    }
 }
 
 impl<'data> Value<'data> {

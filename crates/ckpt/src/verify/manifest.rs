@@ -81,6 +81,41 @@ fn hex(bytes: &[u8; 32]) -> String {
 }
 
 impl Manifest {
+    /// The manifest as a conversion would name its tensors: only those under `key` (a
+    /// dotted key of the checkpoint, as [`crate::ConvertOptions::key`] takes one), named
+    /// from there, then filtered and renamed by `map`. A manifest taken before `convert
+    /// --key model --strip-prefix module.` then checks the converted file.
+    pub fn mapped(&self, key: Option<&str>, map: &crate::KeyMap) -> Result<Manifest> {
+        let under_key = self.tensors.iter().filter_map(|entry| {
+            let name = match key {
+                None => entry.name.clone(),
+                Some(key) if entry.name == key => String::new(),
+                Some(key) => entry
+                    .name
+                    .strip_prefix(key)
+                    .and_then(|rest| rest.strip_prefix('.'))?
+                    .to_owned(),
+            };
+            Some((name, entry.clone()))
+        });
+        let items: Vec<(String, ManifestEntry)> = under_key.collect();
+        if let (Some(key), true) = (key, items.is_empty()) {
+            return Err(Error::invalid(format!(
+                "the manifest has no tensor under the key `{key}`"
+            ))
+            .with_hint("a key of the checkpoint the manifest was taken of"));
+        }
+        let mapped = map.apply(items)?;
+        Ok(Manifest {
+            ckpt_manifest: self.ckpt_manifest,
+            tensors: mapped
+                .kept
+                .into_iter()
+                .map(|(name, entry)| ManifestEntry { name, ..entry })
+                .collect(),
+        })
+    }
+
     /// The manifest of every tensor of `checkpoint`, hashed on all cores; `progress`
     /// hears about every chunk and can cancel the work.
     pub fn of(checkpoint: &Checkpoint<'_>, progress: &dyn Progress) -> Result<Manifest> {
