@@ -311,6 +311,17 @@ fn key_map(
     add_rules(map, rename_flag, rename, KeyMap::rename)
 }
 
+/// The checkpoint of `source`, or the subtree at `key` of it.
+fn at_key<'s>(source: &'s Source, key: Option<&String>) -> anyhow::Result<ckpt::Checkpoint<'s>> {
+    let checkpoint = source.checkpoint()?;
+    Ok(match key {
+        Some(key) => checkpoint
+            .at_key(key)
+            .map_err(|e| e.with_path(source.path()))?,
+        None => checkpoint,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,15 +333,4 @@ mod tests {
         assert_eq!(unravel(7, &[2, 3, 4]), [0, 1, 3]);
         assert_eq!(unravel(23, &[2, 3, 4]), [1, 2, 3]);
     }
-}
-
-/// The checkpoint of `source`, or the subtree at `key` of it.
-fn at_key<'s>(source: &'s Source, key: Option<&String>) -> anyhow::Result<ckpt::Checkpoint<'s>> {
-    let checkpoint = source.checkpoint()?;
-    Ok(match key {
-        Some(key) => checkpoint
-            .at_key(key)
-            .map_err(|e| e.with_path(source.path()))?,
-        None => checkpoint,
-    })
 }
