@@ -179,7 +179,8 @@ pub(crate) struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// Checkpoint files, or folders of sharded or DCP checkpoints.
+    /// Checkpoint files, or folders (one checkpoint, or walked for those they hold; `-`:
+    /// standard input).
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
     /// Print one JSON object (files, problems, summary) instead of text.
@@ -253,7 +254,8 @@ pub(crate) struct LimitsArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct StatsArgs {
-    /// Checkpoints: files, or folders of a model, of shards or of a DCP checkpoint.
+    /// Checkpoints: files, or folders of a model, of shards or of a DCP checkpoint (`-`:
+    /// standard input).
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
     /// Print one JSON object (tensors, summary) instead of a table (an array of them for
@@ -294,7 +296,7 @@ pub(crate) enum FlagZero {
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The first checkpoint (A).
+    /// The first checkpoint (A; `-`: standard input).
     pub(crate) a: PathBuf,
     /// The second checkpoint (B): the reference for --rtol, as `other` in torch.allclose.
     pub(crate) b: PathBuf,
@@ -377,7 +379,7 @@ pub(crate) struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ScanArgs {
-    /// Files and folders to scan (folders recursively).
+    /// Files and folders to scan (folders recursively; `-`: standard input).
     #[arg(required = true, value_name = "PATH")]
     pub(crate) paths: Vec<PathBuf>,
     /// Print one JSON object (files, findings, summary) instead of text.
@@ -406,7 +408,8 @@ pub(crate) enum FailOn {
 
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
-    /// Checkpoint files, or folders of a model, of shards or of a DCP checkpoint.
+    /// Checkpoint files, or folders of a model, of shards or of a DCP checkpoint (`-`:
+    /// standard input, read to its end).
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
     /// Print one JSON object instead of tables (an array of them for several files).
@@ -424,9 +427,9 @@ pub(crate) struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
-    /// The checkpoint to read.
+    /// The checkpoint to read (`-`: standard input, read to its end).
     pub(crate) input: PathBuf,
-    /// The file to write (a folder with --max-shard-size).
+    /// The file to write (a folder with --max-shard-size; `-`: standard output, with --to).
     pub(crate) output: PathBuf,
     /// The output format (default: from the output's extension).
     #[arg(long, value_enum)]

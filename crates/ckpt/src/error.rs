@@ -194,6 +194,14 @@ impl Error {
         self
     }
 
+    /// Sets the file the error is about, replacing the one set (a temporary file that
+    /// stands for standard input, named `-` to the user).
+    #[must_use]
+    pub fn replace_path(mut self, path: &Path) -> Self {
+        self.0.location.path = Some(path.to_path_buf());
+        self
+    }
+
     /// Sets the archive member the error is about, unless one is already set.
     #[must_use]
     pub fn with_member(mut self, member: impl Into<String>) -> Self {

@@ -74,8 +74,18 @@ pub(crate) struct WrittenFile {
 }
 
 pub(crate) fn run(args: &ConvertArgs, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
+    let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout && (args.max_shard_size.is_some() || args.json || args.to.is_none()) {
+        return Err(Hinted::new(
+            "`-` writes one file to standard output: it needs --to, and takes neither \
+             --max-shard-size nor --json (whose report would share standard output)"
+                .to_owned(),
+            "ckpt convert --to safetensors model.pt - > model.safetensors",
+        )
+        .into());
+    }
     // A folder output is sharded: asked for, an existing folder, or a name ending in `/`.
-    let folder = args.max_shard_size.is_some()
+    let folder = !to_stdout && args.max_shard_size.is_some()
         || args.output.is_dir()
         || args
             .output
@@ -115,8 +125,31 @@ pub(crate) fn run(args: &ConvertArgs, limits: &ckpt::Limits) -> anyhow::Result<O
         .limits(limits.clone());
     let started = Instant::now();
     let progress = Progress::new("writing");
-    let converted = ckpt::convert(&args.input, &args.output, &options, &progress)?;
+    // `-` in: standard input, read to its end first. `-` out: a temporary file, then
+    // copied to standard output once complete.
+    let (inputs, spool) = super::with_stdin(std::slice::from_ref(&args.input))?;
+    let input = inputs.first().cloned().unwrap_or_default();
+    let staging = if to_stdout {
+        Some(tempfile::Builder::new().prefix(".ckpt-stdout-").tempdir()?)
+    } else {
+        None
+    };
+    let output = match &staging {
+        Some(dir) => dir.path().join(match target {
+            Target::Safetensors => "out.safetensors",
+            _ => "out.pt",
+        }),
+        None => args.output.clone(),
+    };
+    let converted = ckpt::convert(&input, &output, &options, &progress)
+        .map_err(|e| super::stdin_named(e, spool.as_ref()))?;
     drop(progress);
+    if to_stdout {
+        let mut file = std::fs::File::open(&output)?;
+        let mut stdout = std::io::stdout().lock();
+        std::io::copy(&mut file, &mut stdout)?;
+        std::io::Write::flush(&mut stdout)?;
+    }
     let cast = args.dtype.map(|asked| {
         let mut totals = CastStats::default();
         for tensor in &converted.casts {
@@ -172,6 +205,10 @@ pub(crate) fn run(args: &ConvertArgs, limits: &ckpt::Limits) -> anyhow::Result<O
         cast,
     };
     output::convert::warn(&report)?;
+    if to_stdout {
+        // Standard output holds the file.
+        return Ok(Outcome::Success);
+    }
     if args.json {
         output::json(&report)?;
     } else {

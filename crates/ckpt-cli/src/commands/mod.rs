@@ -36,6 +36,48 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     }
 }
 
+/// Paths with `-` (standard input) read to its end into a temporary file, for the commands
+/// that walk paths themselves (scan, verify): the paths to use, the spool that must live as
+/// long as they are used, and the spool's path that reports then call `-`.
+fn with_stdin(
+    paths: &[std::path::PathBuf],
+) -> anyhow::Result<(Vec<std::path::PathBuf>, Option<tempfile::NamedTempFile>)> {
+    if !paths.iter().any(|p| p.as_os_str() == "-") {
+        return Ok((paths.to_vec(), None));
+    }
+    let mut spool = tempfile::Builder::new().prefix(".ckpt-stdin-").tempfile()?;
+    std::io::copy(&mut std::io::stdin().lock(), spool.as_file_mut())?;
+    let paths = paths
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                spool.path().to_path_buf()
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
+    Ok((paths, Some(spool)))
+}
+
+/// A library error about the spool of standard input, with `-` for its path.
+fn stdin_named(error: ckpt::Error, spool: Option<&tempfile::NamedTempFile>) -> ckpt::Error {
+    match spool {
+        Some(spool) if error.location().path.as_deref() == Some(spool.path()) => {
+            error.replace_path(std::path::Path::new("-"))
+        }
+        _ => error,
+    }
+}
+
+/// A path as reports show it: `-` for the spool of standard input.
+fn shown(path: &str, spool: Option<&tempfile::NamedTempFile>) -> String {
+    match spool {
+        Some(spool) if std::path::Path::new(path) == spool.path() => "-".to_owned(),
+        _ => path.to_owned(),
+    }
+}
+
 /// Writes the manual page of ckpt, or of its subcommand `name` (`ckpt-inspect(1)`).
 fn man(name: Option<&str>, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     let mut command = <Cli as clap::CommandFactory>::command();
@@ -62,11 +104,16 @@ fn man(name: Option<&str>, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the checkpoint at `path` within `limits`, telling on stderr what opening chose
-/// that the user should know (the weights file of a model folder that holds two).
+/// Opens the checkpoint at `path` within `limits` (`-`: standard input, read to its end),
+/// telling on stderr what opening chose that the user should know (the weights file of a
+/// model folder that holds two).
 fn open(path: &std::path::Path, limits: &ckpt::Limits) -> anyhow::Result<ckpt::Source> {
     use std::io::Write;
-    let source = ckpt::Source::open_with(path, limits)?;
+    let source = if path.as_os_str() == "-" {
+        ckpt::Source::open_reader(&mut std::io::stdin().lock(), path, limits)?
+    } else {
+        ckpt::Source::open_with(path, limits)?
+    };
     let mut stderr = std::io::stderr().lock();
     for note in source.notes() {
         writeln!(stderr, "note: {}: {note}", path.display())?;

@@ -67,15 +67,19 @@ pub(crate) fn run(args: &ScanArgs, limits: &ckpt::Limits) -> anyhow::Result<Outc
     let options = ScanOptions::default()
         .with_allow(args.allow.iter().cloned())
         .with_limits(limits.clone());
-    let files = collect_files(&args.paths);
+    let (paths, spool) = super::with_stdin(&args.paths)?;
+    let files = collect_files(&paths);
     // In parallel, reported in the order the files were collected.
-    let rows: Vec<FileRow> = files
+    let mut rows: Vec<FileRow> = files
         .par_iter()
         .map(|file| match file {
             Ok(path) => row(&scan_file(path, &options)),
             Err(error) => unreadable(error),
         })
         .collect();
+    for row in &mut rows {
+        row.path = super::shown(&row.path, spool.as_ref());
+    }
     let mut summary = Summary {
         files: rows.len(),
         ..Summary::default()

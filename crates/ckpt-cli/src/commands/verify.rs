@@ -124,7 +124,8 @@ pub(crate) fn run(args: &VerifyArgs, limits: &ckpt::Limits) -> anyhow::Result<Ou
         tensors: m.tensors.len(),
     });
     // Folders that are not one checkpoint are walked for those they hold, as scan walks.
-    for target in ckpt::verify::collect_checkpoints(&args.files) {
+    let (paths, spool) = super::with_stdin(&args.files)?;
+    for target in ckpt::verify::collect_checkpoints(&paths) {
         let file = match target {
             Ok(file) => file,
             Err(error) => {
@@ -168,6 +169,9 @@ pub(crate) fn run(args: &VerifyArgs, limits: &ckpt::Limits) -> anyhow::Result<Ou
             }
         }
         rows.push(row(&report, hashed));
+    }
+    for row in &mut rows {
+        row.path = super::shown(&row.path, spool.as_ref());
     }
     let mut summary = Summary {
         files: rows.len(),

@@ -16,6 +16,7 @@ mod limits;
 mod nothing_lost;
 mod scan;
 mod stats;
+mod stdin;
 mod torch;
 mod verify;
 
@@ -39,6 +40,18 @@ fn ckpt(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .args(args)
         .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// Runs `ckpt args...` in `dir` with `input` on standard input.
+fn ckpt_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    Command::cargo_bin("ckpt")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .write_stdin(input.to_vec())
         .output()
         .unwrap()
 }

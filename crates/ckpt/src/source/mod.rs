@@ -96,16 +96,46 @@ impl Source {
     }
 
     /// Opens and maps exactly the file at `path`, never as part of a multi-file checkpoint
-    /// (an index JSON or a DCP `.metadata` file is then just that file).
+    /// (an index JSON or a DCP `.metadata` file is then just that file). A path that is
+    /// not a regular file (a pipe: `<(curl ...)`, `/dev/stdin`) is read to its end first
+    /// (see [`Source::open_reader`]).
     pub fn open_file(path: impl AsRef<Path>) -> Result<Source> {
         let path = path.as_ref();
         let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot open", path, e))?;
         if metadata.is_dir() {
             return Err(Error::invalid("this is a folder, not a checkpoint file").with_path(path));
         }
-        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        let mut file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        if !metadata.is_file() {
+            return Source::open_reader(&mut file, path, &Limits::default());
+        }
+        Source::from_file(file, metadata.len(), path)
+    }
+
+    /// Reads a checkpoint from a stream (standard input, a pipe) to its end, into an
+    /// unnamed temporary file that is mapped as any file is (it disappears when the source
+    /// is dropped); `name` is what reports and errors call it (`-` for standard input).
+    /// Memory does not grow with the stream; the temporary folder must have room for it.
+    /// The checkpoint is read within `limits`.
+    pub fn open_reader(
+        reader: &mut dyn std::io::Read,
+        name: impl AsRef<Path>,
+        limits: &Limits,
+    ) -> Result<Source> {
+        let name = name.as_ref();
+        let mut spool = tempfile::tempfile()
+            .map_err(|e| Error::io("cannot create a temporary file for", name, e))?;
+        let len =
+            std::io::copy(reader, &mut spool).map_err(|e| Error::io("cannot read", name, e))?;
+        let mut source = Source::from_file(spool, len, name)?;
+        source.limits = limits.clone();
+        Ok(source)
+    }
+
+    /// Maps `file`, `len` bytes long, read as `path`.
+    fn from_file(file: File, len: u64, path: &Path) -> Result<Source> {
         // Mapping an empty file fails on some systems; there is nothing to map anyway.
-        let map = if metadata.len() == 0 {
+        let map = if len == 0 {
             None
         } else {
             Some(mmap::map(&file).map_err(|e| Error::io("cannot map", path, e))?)
