@@ -49,6 +49,8 @@ pub(crate) struct ToleranceRow {
     pub(crate) atol: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) rtol: Option<f64>,
+    /// --ignore-dtype: tensors of different dtypes compared by value, not mismatches.
+    pub(crate) ignore_dtype: bool,
 }
 
 /// One tensor name both sides have.
@@ -177,11 +179,13 @@ pub(crate) fn run(args: &DiffArgs, limits: &ckpt::Limits) -> anyhow::Result<Outc
                 mode: "allclose",
                 atol: Some(atol),
                 rtol: Some(rtol),
+                ignore_dtype: args.ignore_dtype,
             },
             _ => ToleranceRow {
                 mode: "exact",
                 atol: None,
                 rtol: None,
+                ignore_dtype: args.ignore_dtype,
             },
         },
         equal: diff.is_equal(),

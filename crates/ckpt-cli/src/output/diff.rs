@@ -44,7 +44,12 @@ pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
     let mismatched: Vec<_> = report
         .tensors
         .iter()
-        .filter(|t| t.dtype_a != t.dtype_b || t.shape_a != t.shape_b || t.quantization_differs)
+        .filter(|t| {
+            // With --ignore-dtype, another dtype alone is not a mismatch.
+            (t.dtype_a != t.dtype_b && !report.tolerance.ignore_dtype)
+                || t.shape_a != t.shape_b
+                || t.quantization_differs
+        })
         .collect();
     if !mismatched.is_empty() {
         writeln!(out, "\nmismatches ({}):", mismatched.len())?;
@@ -123,9 +128,14 @@ pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
 fn summary_line(report: &DiffReport) -> String {
     let s = &report.summary;
     let mut parts = vec![format!("{} equal", s.equal)];
+    let dtypes = if report.tolerance.ignore_dtype {
+        "of another dtype, compared by value"
+    } else {
+        "dtype mismatch"
+    };
     for (count, what) in [
         (s.differ, "differ"),
-        (s.dtype_mismatch, "dtype mismatch"),
+        (s.dtype_mismatch, dtypes),
         (s.shape_mismatch, "shape mismatch"),
         (s.not_compared, "not compared"),
     ] {

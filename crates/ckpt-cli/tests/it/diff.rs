@@ -205,3 +205,45 @@ fn errors_exit_2() {
     );
     assert_eq!(run.status.code(), Some(2));
 }
+
+/// With --ignore-dtype, tensors of another dtype are compared by value and not listed as
+/// mismatches.
+#[test]
+fn ignored_dtypes_are_not_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures().join("ok/tiny-mlp.safetensors");
+    let run = ckpt(
+        dir.path(),
+        &[
+            "convert",
+            "--dtype",
+            "float64",
+            source.to_str().unwrap(),
+            "wide.safetensors",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let run = ckpt(
+        dir.path(),
+        &[
+            "diff",
+            "--ignore-dtype",
+            "wide.safetensors",
+            source.to_str().unwrap(),
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(!stdout.contains("mismatches"), "{stdout}");
+    assert!(
+        stdout
+            .contains("4 tensors compared: 4 equal, 4 of another dtype, compared by value (equal)"),
+        "{stdout}"
+    );
+    let run = ckpt(
+        dir.path(),
+        &["diff", "wide.safetensors", source.to_str().unwrap()],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", transcript(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("mismatches (4)"));
+}

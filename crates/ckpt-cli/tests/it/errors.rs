@@ -156,3 +156,25 @@ fn expanded_views_are_listed_but_not_produced() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// A missing output folder is said of the output, not of the temporary file ckpt would
+/// have written first.
+#[test]
+fn a_missing_output_folder_names_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = fixtures().join("ok/tiny-mlp.safetensors");
+    for output in ["missing/out.safetensors", "missing/sharded/"] {
+        let mut args = vec!["convert", example.to_str().unwrap(), output];
+        if output.ends_with('/') {
+            args.insert(1, "--max-shard-size=1MB");
+        }
+        let run = ckpt(dir.path(), &args);
+        assert_eq!(run.status.code(), Some(2), "{}", transcript(&run));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.starts_with(&format!("error: {output}: the output's folder `missing")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("ckpt-partial"), "{stderr}");
+    }
+}

@@ -250,13 +250,34 @@ fn beside<T>(
     }
     #[cfg(not(unix))]
     let _ = mode;
+    if !folder.is_dir() {
+        // Said of the output, not of the temporary file tempfile's error would name.
+        return Err(Error::invalid(format!(
+            "the output's folder `{}` does not exist",
+            folder.display()
+        ))
+        .with_path(target)
+        .with_hint("create the folder first (mkdir -p), or write the output elsewhere"));
+    }
     make(&builder, folder).map_err(|e| {
+        // tempfile names the temporary file in its message ("at path ..."): the error is
+        // about the output's folder.
+        let e = io::Error::new(e.kind(), describe_io(&e));
         Error::io(
             format!("cannot create a temporary {what} in the output's folder"),
             target,
             e,
         )
     })
+}
+
+/// An I/O error's message without the path a wrapping library may have added to it.
+fn describe_io(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.split_once(" at path ") {
+        Some((message, _)) => message.to_owned(),
+        None => text,
+    }
 }
 
 /// Makes the rename durable. Best effort: some systems cannot open or sync folders.
