@@ -71,7 +71,8 @@ impl KeyMap {
         })?;
         let regex = Regex::new(pattern).map_err(|e| {
             Error::invalid(format!(
-                "rename rule `{spec}`: not a regular expression: {e}"
+                "rename rule `{spec}`: not a regular expression: {}",
+                regex_error(&e)
             ))
         })?;
         self.renames.push((regex, replacement.to_owned()));
@@ -199,9 +200,37 @@ pub fn common_wrapper_prefix<'n>(names: impl IntoIterator<Item = &'n str>) -> Op
     candidates.first().copied()
 }
 
+/// A regex error on one line: the regex crate draws the pattern with a caret under the
+/// fault on lines of their own (`regex parse error:\n    ([\n     ^\nerror: unclosed
+/// character class`), which an error line cannot hold: `unclosed character class, at
+/// character 2`.
+fn regex_error(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    match lines.as_slice() {
+        [_, _, caret, .., last] if caret.trim_start().starts_with('^') => {
+            let column = caret.find('^').unwrap_or(4).saturating_sub(4) + 1;
+            let what = last.strip_prefix("error: ").unwrap_or(last);
+            format!("{what}, at character {column}")
+        }
+        _ => lines.join("; "),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_rename_regex_is_one_line() {
+        let error = KeyMap::new().rename("([=x").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "rename rule `([=x`: not a regular expression: unclosed character class, at \
+             character 2"
+        );
+        assert!(!error.contains('\n'));
+    }
 
     fn names(list: &[&str]) -> Vec<(String, ())> {
         list.iter().map(|n| ((*n).to_owned(), ())).collect()
