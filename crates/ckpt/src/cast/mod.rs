@@ -173,7 +173,10 @@ impl Cast {
             };
             return Err(
                 Error::invalid(format!("cannot cast {from} elements to {to}: {why}"))
-                    .with_hint("tensors for which `ckpt::cast::applies` is false keep their dtype"),
+                    .with_hint(
+                        "leave this tensor in its dtype, as a conversion to a dtype leaves \
+                         every tensor it cannot cast",
+                    ),
             );
         };
         Ok(Cast {
