@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::term::ColorChoice;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success
@@ -24,6 +26,16 @@ pub(crate) struct Cli {
     /// lists them with their defaults). Only for files you trust.
     #[arg(long = "limit", value_name = "NAME=VALUE", global = true)]
     pub(crate) limits: Vec<String>,
+    /// Colour verdicts, errors and warnings: `auto` on a terminal unless NO_COLOR is set,
+    /// `always`, or `never`.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub(crate) color: ColorChoice,
+    /// Print only the report and errors: no progress bars, notes or warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Print long lists in full where the text output shortens them.
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -206,9 +206,19 @@ fn print_error(error: &anyhow::Error) -> Option<ErrorKind> {
             .map(|h| h.hint.into()),
     };
     let mut stderr = io::stderr().lock();
-    let _ = writeln!(stderr, "error: {}", term::sanitize(&format!("{error:#}")));
+    let _ = writeln!(
+        stderr,
+        "{} {}",
+        term::paint("error:", term::Paint::Bad, true),
+        term::sanitize(&format!("{error:#}"))
+    );
     if let Some(hint) = hint {
-        let _ = writeln!(stderr, "  hint: {}", term::sanitize(&hint));
+        let _ = writeln!(
+            stderr,
+            "  {} {}",
+            term::paint("hint:", term::Paint::Note, true),
+            term::sanitize(&hint)
+        );
     }
     library.map(ckpt::Error::kind)
 }

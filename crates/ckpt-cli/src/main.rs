@@ -15,6 +15,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    term::configure(cli.color, cli.quiet, cli.verbose);
     let result = commands::run(&cli);
     exit::finish(result)
 }

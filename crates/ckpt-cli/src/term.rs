@@ -7,6 +7,84 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Whether colours go to stdout and to stderr (see [`configure`]).
+static COLOR_STDOUT: AtomicBool = AtomicBool::new(false);
+static COLOR_STDERR: AtomicBool = AtomicBool::new(false);
+/// `-q`: no progress bars, notes or warnings; `-v`: long lists in full.
+static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set (to anything but the empty string).
+    Auto,
+    /// Always, even into a pipe or a file.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Sets how the process writes to the terminal, from the global options.
+pub(crate) fn configure(color: ColorChoice, quiet: bool, verbose: bool) {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let (stdout, stderr) = match color {
+        ColorChoice::Always => (true, true),
+        ColorChoice::Never => (false, false),
+        ColorChoice::Auto if no_color => (false, false),
+        ColorChoice::Auto => (
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+        ),
+    };
+    COLOR_STDOUT.store(stdout, Ordering::Relaxed);
+    COLOR_STDERR.store(stderr, Ordering::Relaxed);
+    QUIET.store(quiet, Ordering::Relaxed);
+    VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
+/// `-q`: only errors and the reports asked for.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// `-v`: lists in full where the text output shortens them.
+pub(crate) fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+/// A colour for a word of the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Paint {
+    /// Good news: safe, sound, equal.
+    Good,
+    /// Worth a look: unsafe, warnings, problems.
+    Warn,
+    /// Bad news: dangerous, errors, flagged tensors.
+    Bad,
+    /// Notes and hints.
+    Note,
+}
+
+/// `text` in `paint`'s colour when the stream it goes to is coloured (`stderr` or not).
+pub(crate) fn paint(text: &str, paint: Paint, stderr: bool) -> String {
+    let on = if stderr {
+        COLOR_STDERR.load(Ordering::Relaxed)
+    } else {
+        COLOR_STDOUT.load(Ordering::Relaxed)
+    };
+    if !on {
+        return text.to_owned();
+    }
+    let code = match paint {
+        Paint::Good => "1;32",
+        Paint::Warn => "1;33",
+        Paint::Bad => "1;31",
+        Paint::Note => "1;36",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
 /// Set by the first Ctrl-C; long work checks it and stops cleanly.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -80,7 +158,7 @@ impl Progress {
             bar,
             started: Instant::now(),
             shown: OnceLock::new(),
-            enabled: std::io::stderr().is_terminal(),
+            enabled: std::io::stderr().is_terminal() && !quiet(),
         }
     }
 }

@@ -115,8 +115,9 @@ fn open(path: &std::path::Path, limits: &ckpt::Limits) -> anyhow::Result<ckpt::S
         ckpt::Source::open_with(path, limits)?
     };
     let mut stderr = std::io::stderr().lock();
-    for note in source.notes() {
-        writeln!(stderr, "note: {}: {note}", path.display())?;
+    for note in source.notes().iter().filter(|_| !crate::term::quiet()) {
+        let label = crate::term::paint("note:", crate::term::Paint::Note, true);
+        writeln!(stderr, "{label} {}: {note}", path.display())?;
     }
     Ok(source)
 }

@@ -172,9 +172,18 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn more(n: usize) -> String {
-    match n.checked_sub(MAX_LISTED) {
-        Some(rest) if rest > 0 => format!(" and {rest} more (--json lists all)"),
+    match n.checked_sub(listed()) {
+        Some(rest) if rest > 0 => format!(" and {rest} more (-v or --json lists all)"),
         _ => String::new(),
+    }
+}
+
+/// How many names a list shows: all of them with -v.
+fn listed() -> usize {
+    if crate::term::verbose() {
+        usize::MAX
+    } else {
+        MAX_LISTED
     }
 }
 
@@ -203,25 +212,34 @@ fn headline(out: &mut impl Write, report: &ConvertReport) -> io::Result<()> {
 /// On stderr: the plain values that were not written, so that nothing is dropped silently,
 /// and a wrapper prefix that --strip-prefix would remove.
 pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
-    for note in &report.notes {
-        writeln!(io::stderr().lock(), "note: {}: {note}", report.input)?;
+    if crate::term::quiet() {
+        return Ok(());
+    }
+    let note = crate::term::paint("note:", crate::term::Paint::Note, true);
+    for text in &report.notes {
+        writeln!(io::stderr().lock(), "{note} {}: {text}", report.input)?;
     }
     if let Some(prefix) = report.wrapper_prefix {
         writeln!(
             io::stderr().lock(),
-            "note: every tensor name starts with `{prefix}` (added by a training wrapper); \
+            "{note} every tensor name starts with `{prefix}` (added by a training wrapper); \
              --strip-prefix {prefix} removes it"
         )?;
     }
     if report.skipped_values.is_empty() {
         return Ok(());
     }
-    // A training checkpoint holds hundreds of values: the first few, then a count.
-    const SHOWN: usize = 8;
+    // A training checkpoint holds hundreds of values: the first few, then a count (all
+    // of them with -v).
+    let shown = if crate::term::verbose() {
+        usize::MAX
+    } else {
+        8
+    };
     let mut names: Vec<String> = report
         .skipped_values
         .iter()
-        .take(SHOWN)
+        .take(shown)
         .map(|n| {
             if n.is_empty() {
                 "\"\"".to_owned()
@@ -230,8 +248,11 @@ pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
             }
         })
         .collect();
-    if report.skipped_values.len() > SHOWN {
-        names.push(format!("and {} more", report.skipped_values.len() - SHOWN));
+    if report.skipped_values.len() > shown {
+        names.push(format!(
+            "and {} more (-v lists all)",
+            report.skipped_values.len() - shown
+        ));
     }
     let mut err = io::stderr().lock();
     // A PyTorch file holds plain values too: they are left out only when the output is a
@@ -243,7 +264,8 @@ pub(crate) fn warn(report: &ConvertReport) -> io::Result<()> {
     };
     writeln!(
         err,
-        "warning: {} plain value{} not written ({why}): {}",
+        "{} {} plain value{} not written ({why}): {}",
+        crate::term::paint("warning:", crate::term::Paint::Warn, true),
         report.skipped_values.len(),
         if report.skipped_values.len() == 1 {
             " is"

@@ -125,7 +125,12 @@ fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
 
     if !report.values.is_empty() {
         let mut table = new_table(vec!["VALUE", "TYPE", "="]);
-        for value in report.values.iter().take(MAX_VALUES) {
+        let shown = if crate::term::verbose() {
+            usize::MAX
+        } else {
+            MAX_VALUES
+        };
+        for value in report.values.iter().take(shown) {
             table.add_row(vec![
                 display_name(&value.name),
                 sanitize(&value.type_name),
@@ -134,10 +139,10 @@ fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
         }
         writeln!(out)?;
         writeln!(out, "{}", table.trim_fmt())?;
-        if report.values.len() > MAX_VALUES {
+        if report.values.len() > shown {
             writeln!(
                 out,
-                " ... and {} more values (see --json)",
+                " ... and {} more values (-v or --json lists all)",
                 report.values.len() - MAX_VALUES
             )?;
         }

@@ -34,7 +34,11 @@ fn render_file(out: &mut impl Write, file: &FileRow) -> io::Result<()> {
         out,
         "{}: {}{what}",
         sanitize(&file.path),
-        file.verdict.to_uppercase()
+        crate::term::paint(
+            &file.verdict.to_uppercase(),
+            verdict_paint(file.verdict),
+            false
+        )
     )?;
     for finding in &file.findings {
         let subject = match (&finding.global, finding.usage) {
@@ -204,6 +208,15 @@ pub(crate) fn sarif(report: &ScanReport) -> Value {
             "results": results,
         }],
     })
+}
+
+/// The colour of a verdict.
+fn verdict_paint(verdict: &str) -> crate::term::Paint {
+    match verdict {
+        "safe" => crate::term::Paint::Good,
+        "unsafe" => crate::term::Paint::Warn,
+        _ => crate::term::Paint::Bad,
+    }
 }
 
 #[cfg(test)]

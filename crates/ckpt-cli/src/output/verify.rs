@@ -20,7 +20,8 @@ fn render_file(out: &mut impl Write, file: &VerifyRow) -> io::Result<()> {
     if let Some(error) = &file.error {
         writeln!(
             out,
-            "{path}: cannot be verified: {}",
+            "{path}: {}: {}",
+            crate::term::paint("cannot be verified", crate::term::Paint::Bad, false),
             sanitize(&error.message)
         )?;
         if let Some(hint) = &error.hint {
@@ -39,12 +40,21 @@ fn render_file(out: &mut impl Write, file: &VerifyRow) -> io::Result<()> {
         what.push(format!("{} hashed", plural(hashed, "tensor", "tensors")));
     }
     let status = if file.problems.is_empty() {
-        "sound".to_owned()
+        crate::term::paint("sound", crate::term::Paint::Good, false)
     } else {
-        format!(
-            "{}, {}",
-            plural(file.errors, "error", "errors"),
-            plural(file.warnings, "warning", "warnings")
+        let paint = if file.errors > 0 {
+            crate::term::Paint::Bad
+        } else {
+            crate::term::Paint::Warn
+        };
+        crate::term::paint(
+            &format!(
+                "{}, {}",
+                plural(file.errors, "error", "errors"),
+                plural(file.warnings, "warning", "warnings")
+            ),
+            paint,
+            false,
         )
     };
     writeln!(out, "{path}: {status} ({})", what.join(", "))?;

@@ -17,6 +17,7 @@ mod nothing_lost;
 mod scan;
 mod stats;
 mod stdin;
+mod terminal;
 mod torch;
 mod verify;
 

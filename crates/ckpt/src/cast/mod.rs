@@ -172,11 +172,10 @@ impl Cast {
                 _ => "only floating point tensors are cast",
             };
             return Err(
-                Error::invalid(format!("cannot cast {from} elements to {to}: {why}"))
-                    .with_hint(
-                        "leave this tensor in its dtype, as a conversion to a dtype leaves \
+                Error::invalid(format!("cannot cast {from} elements to {to}: {why}")).with_hint(
+                    "leave this tensor in its dtype, as a conversion to a dtype leaves \
                          every tensor it cannot cast",
-                    ),
+                ),
             );
         };
         Ok(Cast {
