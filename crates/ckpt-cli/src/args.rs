@@ -351,8 +351,9 @@ pub(crate) struct DiffArgs {
     /// Remove this prefix from B's names only. Repeatable.
     #[arg(long, value_name = "PREFIX", help_heading = "Matching names")]
     pub(crate) strip_prefix_b: Vec<String>,
-    /// Rename the tensors of both sides: every match of REGEX is replaced (like Python's
-    /// re.sub; `$1` refers to a group). Repeatable, applied in order after prefixes.
+    /// Rename the tensors of both sides: every match of REGEX is replaced, as Python's
+    /// re.sub does; a group is `$1` or `${1}` (not `\1`). Repeatable, applied in order
+    /// after prefixes.
     #[arg(
         long,
         value_name = "REGEX=REPLACEMENT",
@@ -487,8 +488,9 @@ pub(crate) struct ConvertArgs {
         help_heading = "Choosing and renaming tensors"
     )]
     pub(crate) strip_prefix: Vec<String>,
-    /// Rename tensors: every match of REGEX in a name is replaced (like Python's re.sub;
-    /// `$1` refers to a group). Repeatable, applied in order.
+    /// Rename tensors: every match of REGEX in a name is replaced, as Python's re.sub does;
+    /// a group is `$1` or `${name}` (not `\1`; `${1}` when a letter, digit or `_` follows).
+    /// Repeatable, applied in order.
     #[arg(
         long,
         value_name = "REGEX=REPLACEMENT",

@@ -13,9 +13,30 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Stack for each level of nesting a checkpoint may have (the `depth` limit): walking,
+/// printing and dropping a tree recurse once per level. Reserved, not committed: only the
+/// pages a deep file touches are used.
+const STACK_PER_LEVEL: usize = 16 << 10;
+/// The least stack the work runs with.
+const MIN_STACK: usize = 64 << 20;
+
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     term::configure(cli.color, cli.quiet, cli.verbose);
-    let result = commands::run(&cli);
-    exit::finish(result)
+    // The main thread's stack is the system's (8 MiB): a file nested as deep as a raised
+    // `depth` limit allows would overflow it. The work runs on a thread sized for the limit.
+    let depth = commands::depth_limit(&cli).unwrap_or(0);
+    let stack = depth.saturating_mul(STACK_PER_LEVEL).max(MIN_STACK);
+    let worker = std::thread::Builder::new()
+        .name("ckpt".to_owned())
+        .stack_size(stack)
+        .spawn(move || {
+            let result = commands::run(&cli);
+            exit::finish(result)
+        });
+    match worker.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        // A panic was printed by the hook; spawning failed only without memory.
+        _ => ExitCode::from(101),
+    }
 }

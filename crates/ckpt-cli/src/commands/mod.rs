@@ -13,6 +13,12 @@ use ckpt::KeyMap;
 use crate::args::{Cli, Command};
 use crate::exit::{Outcome, flag};
 
+/// The `depth` limit the command runs with (the default, or --limit depth=N); `None` when
+/// the limits given are invalid (the command then says so).
+pub(crate) fn depth_limit(cli: &Cli) -> Option<usize> {
+    limits::from_args(&cli.limits).ok().map(|l| l.depth)
+}
+
 /// Runs the command the user asked for.
 pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     let limits = limits::from_args(&cli.limits)?;

@@ -90,3 +90,28 @@ fn bad_limit_options_are_explained() {
         assert!(stderr.contains(expected), "{option}: {stderr}");
     }
 }
+
+/// A file nested as deep as a raised `depth` limit allows is read, printed and dropped
+/// without overflowing the stack (the work runs on a thread sized for the limit).
+#[test]
+fn a_raised_depth_limit_does_not_overflow_the_stack() {
+    for command in ["inspect", "stats", "verify", "scan"] {
+        let run = ckpt(
+            &fixtures(),
+            &[
+                "--limit",
+                "depth=100000",
+                "--limit",
+                "name-len=10000000",
+                command,
+                "bad/torch/deep_nesting.pt",
+            ],
+        );
+        assert!(
+            run.status.code().is_some_and(|c| c <= 1),
+            "{command}: {:?}\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}

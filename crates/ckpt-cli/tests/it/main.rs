@@ -9,6 +9,7 @@
 mod completions;
 mod convert;
 mod diff;
+mod docs;
 mod errors;
 mod folders;
 mod inspect;

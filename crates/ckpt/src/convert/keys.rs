@@ -60,8 +60,9 @@ impl KeyMap {
     }
 
     /// Adds a rename rule `REGEX=REPLACEMENT`: every match of the regular expression in a name
-    /// is replaced, as Python's `re.sub` does; the replacement may use `$1` or `${name}`
-    /// for groups. The first `=` separates the two parts (write `\x3D` for a `=` in the
+    /// is replaced, as Python's `re.sub` does; the replacement names groups as the regex
+    /// crate does, `$1` or `${name}` (not `\1`; `${1}` when a letter, digit or `_` follows,
+    /// since `$1a` is the group `1a`). The first `=` separates the two parts (write `\x3D` for a `=` in the
     /// expression). Repeatable, applied in order after prefixes are stripped.
     pub fn rename(mut self, spec: &str) -> Result<Self> {
         let (pattern, replacement) = spec.split_once('=').ok_or_else(|| {
@@ -220,6 +221,17 @@ fn regex_error(error: &regex::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_are_named_as_the_docs_say() {
+        let map = |rule: &str| KeyMap::new().rename(rule).unwrap().rename_one("h.3.w");
+        assert_eq!(map(r"^h\.(\d+)\.=layers.$1."), "layers.3.w");
+        assert_eq!(map(r"^h\.(\d+)\.=${1}x."), "3x.w");
+        // `$1x` is the group named `1x`, which does not exist: nothing.
+        assert_eq!(map(r"^h\.(\d+)\.=$1x."), ".w");
+        // Not Python's `\1`.
+        assert_eq!(map(r"^h\.(\d+)\.=\1."), "\\1.w");
+    }
 
     #[test]
     fn a_bad_rename_regex_is_one_line() {
