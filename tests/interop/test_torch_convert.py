@@ -31,7 +31,9 @@ def check_converted(case, out, stderr: str) -> None:
             assert str(ref.dtype) == str(t.dtype) and ref.shape == t.shape, name
             assert raw_bytes(ref) == raw_bytes(t), f"{name}: bytes differ from torch.load"
     if expected["values"]:
+        # Run with -v: every value is named (without it, the first few and a count).
         assert "warning" in stderr.lower(), stderr
+        assert f"{len(expected['values'])} plain value" in stderr, stderr
         for value in expected["values"]:
             assert value["name"] in stderr, f"plain value {value['name']!r} not listed on stderr"
 
@@ -39,7 +41,7 @@ def check_converted(case, out, stderr: str) -> None:
 @pytest.mark.parametrize("case", CONVERTIBLE, ids=lambda c: c.id)
 def test_convert_matches_torch_load(case, tmp_path):
     out = tmp_path / "out.safetensors"
-    proc = run_ckpt("convert", case.path, out, timeout=300)
+    proc = run_ckpt("convert", "-v", case.path, out, timeout=300)
     assert_success(proc)
     check_converted(case, out, proc.stderr.decode("utf-8", "replace"))
 
@@ -48,7 +50,7 @@ def test_convert_real_files_from_the_venv(tmp_path):
     for case in venv_cases():
         assert convertible(case.expected)
         out = tmp_path / (case.path.name + ".safetensors")
-        proc = run_ckpt("convert", case.path, out, timeout=300)
+        proc = run_ckpt("convert", "-v", case.path, out, timeout=300)
         assert_success(proc)
         check_converted(case, out, proc.stderr.decode("utf-8", "replace"))
 
