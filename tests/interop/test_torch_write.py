@@ -290,3 +290,63 @@ def test_transformers_loads_torch_shards(tmp_path):
     for name in loaded:
         assert state[name].dtype == source[name].dtype and torch.equal(state[name], source[name]), name
     assert load_torch_shards(out).keys() == source.keys()
+
+
+RANDOM_SEED = 20_261_207
+RANDOM_DTYPES = [
+    torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16,
+    torch.uint32, torch.uint64, torch.float16, torch.bfloat16, torch.float32, torch.float64,
+    torch.complex64, torch.complex128, torch.float8_e4m3fn, torch.float8_e5m2,
+]
+
+
+def random_tensor(rng, dtype):
+    shape = tuple(rng.choice([1, 2, 3, 5]) for _ in range(rng.choice([0, 1, 2, 3])))
+    gen = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    if dtype.is_floating_point or dtype.is_complex:
+        base = torch.randn(shape, generator=gen, dtype=torch.float64) * 10
+        t = (base + 1j * base).to(dtype) if dtype.is_complex else base.to(dtype)
+    elif dtype == torch.bool:
+        t = torch.randint(0, 2, shape, generator=gen).bool()
+    else:
+        t = torch.randint(0, 100, shape, generator=gen).to(dtype)
+    # Views: transposed, sliced with a step, offset into a larger storage.
+    if t.dim() >= 2 and rng.random() < 0.4:
+        t = t.transpose(0, 1)
+    if t.dim() >= 1 and t.shape[0] > 2 and rng.random() < 0.4:
+        t = t[1::2]
+    return t
+
+
+def random_tree(rng, depth=0):
+    """A nested checkpoint of random tensors (every dtype above, strided views, tied names)
+    and plain values, as torch.save writes them."""
+    tree = collections.OrderedDict() if rng.random() < 0.5 else {}
+    shared = []
+    for i in range(rng.randint(1, 6)):
+        kind = rng.random()
+        if kind < 0.6:
+            t = random_tensor(rng, rng.choice(RANDOM_DTYPES))
+            shared.append(t)
+            tree[f"t{i}"] = t
+        elif kind < 0.7 and shared:
+            tree[f"tied{i}"] = rng.choice(shared)  # one storage, two names
+        elif kind < 0.85 and depth < 2:
+            tree[f"sub{i}"] = random_tree(rng, depth + 1)
+        else:
+            tree[f"v{i}"] = rng.choice([1, 2.5, "text", None, True, [1, 2], (3, "x")])
+    return tree
+
+
+@pytest.mark.parametrize("index", range(20))
+def test_random_checkpoints_written_by_ckpt_load_in_torch(index, tmp_path):
+    """The PyTorch writer on random checkpoints (dtypes, strides, offsets, ties, nesting):
+    real torch.load(weights_only=True) gives back what torch.save was given."""
+    import random
+    rng = random.Random(RANDOM_SEED + index)
+    source = tmp_path / "source.pt"
+    tree = random_tree(rng)
+    torch.save(tree, source)
+    out = tmp_path / "out.pth"
+    convert(source, out)
+    check_loads_equal(out, torch.load(source, weights_only=True), {})
