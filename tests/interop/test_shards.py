@@ -59,7 +59,7 @@ def test_shards_match_huggingface_hub(minilm, tmp_path, size):
 
 
 def test_transformers_loads_the_shards(minilm, tmp_path):
-    transformers = pytest.importorskip("transformers")
+    import transformers  # in the interop venv: missing, the test fails
     out = tmp_path / "model"
     assert_success(run_ckpt("convert", "--max-shard-size", "10MB", minilm, out, timeout=300))
     shutil.copy(minilm.parent / "config.json", out / "config.json")

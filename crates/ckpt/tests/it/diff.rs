@@ -87,23 +87,45 @@ fn the_same_weights_in_every_container_diff_as_equal() {
     // Files torch wrote in two versions and two containers.
     // (Not the training checkpoint, whose optimizer state differs between torch 2.0 and
     // 2.15, see below; nor every dtype, which legacy files cannot all hold.)
-    for stem in ["state_dict", "module", "tied", "views"] {
-        let zip = torch.join(format!("{stem}-2.15-zip.pt"));
-        let zip = if zip.exists() {
-            zip
-        } else {
-            torch.join(format!("{stem}-2.15-zip-p2.pt"))
-        };
-        for other in [
-            format!("{stem}-2.15-legacy.pt"),
-            format!("{stem}-2.0-legacy.pt"),
-            format!("{stem}-2.0-zip.pt"),
-            format!("{stem}-2.15-legacy-p2.pt"),
-        ] {
+    // Every pair named here must exist: a missing fixture fails, it is not skipped.
+    let pairs: &[(&str, &[&str])] = &[
+        (
+            "state_dict-2.15-zip-p2.pt",
+            &["state_dict-2.15-legacy-p2.pt"],
+        ),
+        (
+            "module-2.15-zip.pt",
+            &[
+                "module-2.15-legacy.pt",
+                "module-2.0-legacy.pt",
+                "module-2.0-zip.pt",
+            ],
+        ),
+        (
+            "tied-2.15-zip.pt",
+            &[
+                "tied-2.15-legacy.pt",
+                "tied-2.0-legacy.pt",
+                "tied-2.0-zip.pt",
+            ],
+        ),
+        (
+            "views-2.15-zip.pt",
+            &[
+                "views-2.15-legacy.pt",
+                "views-2.0-legacy.pt",
+                "views-2.0-zip.pt",
+            ],
+        ),
+        ("checkpoint-2.15-zip.pt", &["zip64_checkpoint-2.15-zip.pt"]),
+    ];
+    for (zip, others) in pairs {
+        let zip = torch.join(zip);
+        assert!(zip.is_file(), "{}", zip.display());
+        for other in *others {
             let other = torch.join(other);
-            if other.exists() {
-                assert_equal(&zip, &other, &exact);
-            }
+            assert!(other.is_file(), "{}", other.display());
+            assert_equal(&zip, &other, &exact);
         }
     }
     assert_equal(
