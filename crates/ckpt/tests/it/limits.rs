@@ -113,8 +113,19 @@ fn every_limit_holds_at_the_edge_and_names_itself() {
     all.sort_unstable();
     assert_eq!(covered, all);
 
+    // Where the edge can be computed without ckpt, it must be what the file declares: the
+    // limit counts the right thing, not merely something.
+    let expected = independent_edges();
     for (name, path) in &cases {
         let need = needed(name, path);
+        if let Some(&want) = expected.get(name) {
+            assert_eq!(
+                need,
+                want,
+                "{name}: the edge is not what {} declares",
+                path.display()
+            );
+        }
         assert!(
             need > 0,
             "{name}: {} does not exercise the limit",
@@ -136,4 +147,47 @@ fn every_limit_holds_at_the_edge_and_names_itself() {
         // Errors still say where.
         assert!(error.location().path.is_some(), "{name}: {error}");
     }
+}
+
+/// The edges of the limits that can be computed from the files without ckpt: the
+/// safetensors header's declared length; the longest dotted name and the tensor count that
+/// torch saw (expected.json); the shard count and the index's size of a sharded folder.
+fn independent_edges() -> std::collections::HashMap<&'static str, u64> {
+    let header = std::fs::read(fixture("ok/tiny-mlp.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(header[..8].try_into().unwrap());
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture("ok/torch/checkpoint-2.15-zip.pt.expected.json")).unwrap(),
+    )
+    .unwrap();
+    let names = expected["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(expected["values"].as_array().unwrap())
+        .map(|row| row["name"].as_str().unwrap().len() as u64);
+    let shards = std::fs::read_dir(fixture("ok/shards/safetensors"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".safetensors")
+        })
+        .count() as u64;
+    let index = std::fs::metadata(fixture("ok/shards/bin/pytorch_model.bin.index.json"))
+        .unwrap()
+        .len();
+    [
+        ("header-len", header_len),
+        ("name-len", names.max().unwrap()),
+        (
+            "tensors",
+            expected["tensors"].as_array().unwrap().len() as u64,
+        ),
+        ("files", shards),
+        ("index-len", index),
+    ]
+    .into_iter()
+    .collect()
 }

@@ -249,7 +249,9 @@ impl<'data> Walker<'_, '_, '_, 'data> {
         depth: usize,
     ) -> Result<Value<'data>> {
         let saved = self.path_len;
-        self.path_len = self.path_len.saturating_add(segment_len + 1);
+        // `parent.segment`: the dot only after a parent.
+        let dot = usize::from(self.path_len > 0);
+        self.path_len = self.path_len.saturating_add(segment_len + dot);
         if self.path_len > self.limits.name_len {
             return Err(limits::exceeded(
                 "name-len",
