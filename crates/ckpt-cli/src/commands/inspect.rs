@@ -326,6 +326,16 @@ fn value_json(value: &Value<'_>) -> serde_json::Result<Box<RawValue>> {
             Value::Device(d) => d.clone().into(),
             Value::Dtype(d) => d.name().into(),
             Value::Named { name, .. } => name.clone().into(),
+            // An inert object listed as one value (a path, a date, an enum): its reading,
+            // or its one argument, as JSON; `type` names the class.
+            Value::Object(object) => match (&object.reading, object.args.as_slice()) {
+                (Some(reading), _) => return plain(reading),
+                (None, [only]) if object.state.is_none() && object.entries.is_empty() => {
+                    return plain(only);
+                }
+                _ => object.to_string().into(),
+            },
+            Value::Global(name) => name.clone().into(),
             Value::Dict(dict) if dict.entries.is_empty() => serde_json::json!({}),
             Value::List(items)
             | Value::Tuple(items)

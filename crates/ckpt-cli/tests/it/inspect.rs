@@ -116,3 +116,67 @@ fn several_files_one_after_another() {
         .collect();
     assert_eq!(paths, ["ok/tiny-mlp.safetensors", "ok/empty.safetensors"]);
 }
+
+/// A training checkpoint's configuration objects: listed as objects kept inert, their fields
+/// as values, a path, a date or an enum as its natural JSON value with the class as type.
+#[test]
+fn configuration_objects_in_json() {
+    let run = ckpt(
+        &fixtures(),
+        &[
+            "inspect",
+            "--json",
+            "ok/frameworks/lightning/richdict/manual.ckpt",
+        ],
+    );
+    assert!(run.status.success(), "{}", transcript(&run));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let value = |name: &str| {
+        report["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no value {name}"))
+            .clone()
+    };
+    for (name, class, json) in [
+        (
+            "hyper_parameters.data_dir",
+            "pathlib.PosixPath",
+            serde_json::json!("/data/tiny"),
+        ),
+        (
+            "hyper_parameters.mode",
+            "myproj.config.Mode",
+            serde_json::json!("train"),
+        ),
+        (
+            "hyper_parameters.precision",
+            "myproj.config.Precision",
+            serde_json::json!(32),
+        ),
+        (
+            "hyper_parameters.started_utc",
+            "datetime.datetime",
+            serde_json::json!("2024-05-01T12:30:00+00:00"),
+        ),
+        (
+            "hyper_parameters.train_cfg.optim.lr",
+            "float",
+            serde_json::json!(0.001),
+        ),
+    ] {
+        let row = value(name);
+        assert_eq!(row["type"], class, "{name}");
+        assert_eq!(row["value"], json, "{name}");
+    }
+    let objects: Vec<(&str, &str)> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["name"].as_str().unwrap(), o["class"].as_str().unwrap()))
+        .collect();
+    assert!(objects.contains(&("hyper_parameters.train_cfg", "myproj.config.TrainCfg")));
+    assert!(objects.contains(&("hyper_parameters.data_dir", "pathlib.PosixPath")));
+}
