@@ -116,3 +116,15 @@ def test_convert_key_extracts_fabric_and_fairseq_models(written: Path, tmp_path:
         assert list(loaded) == list(reference), rel
         for name, tensor in reference.items():
             assert torch.equal(loaded[name], tensor), f"{rel}: {name}"
+
+
+@pytest.mark.parametrize("key", ["state_dict", "state_dict_ema"])
+def test_convert_key_extracts_a_timm_model(written: Path, tmp_path: Path, key: str) -> None:
+    source = written / "timm" / "last.pth.tar"
+    reference = reference_of(source, key, tmp_path / "reference.pt")
+    out = tmp_path / "model.safetensors"
+    ckpt("convert", "--key", key, str(source), str(out))
+    got = load_file(out)
+    assert sorted(got) == sorted(reference)
+    for name, tensor in reference.items():
+        assert torch.equal(got[name], tensor), name

@@ -59,8 +59,8 @@ fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
         let n = report.objects.len();
         writeln!(
             out,
-            "  objects     {n} {} of classes ckpt keeps inert ({}): shown as stored, never \
-             constructed; a class's own code could rebuild them otherwise",
+            "  objects     {n} {} of classes ckpt keeps inert ({}): shown as stored and never \
+             constructed (in Python, a class's own code could rebuild them otherwise)",
             if n == 1 { "object" } else { "objects" },
             sanitize(&list)
         )?;
