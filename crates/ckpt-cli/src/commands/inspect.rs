@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::args::InspectArgs;
-use crate::exit::{self, Outcome};
+use crate::exit::Outcome;
 use crate::output;
 use crate::term::Progress;
 
@@ -122,27 +122,12 @@ pub(crate) fn run(args: &InspectArgs, limits: &ckpt::Limits) -> anyhow::Result<O
     }
     // Several files: each in turn (a JSON array of reports), an unreadable one reported
     // and skipped; exit 2 at the end if one was.
-    let mut reports = Vec::new();
-    let mut failed = false;
-    for (i, file) in args.files.iter().enumerate() {
-        match one(file, args, limits) {
-            Ok(Some(report)) if args.json => reports.push(report),
-            Ok(Some(report)) => {
-                if i > 0 {
-                    output::blank_line()?;
-                }
-                output::inspect::render(&report)?;
-            }
-            Ok(None) => {}
-            Err(error) => {
-                exit::one_failed(error)?;
-                failed = true;
-            }
-        }
-    }
-    if args.json {
-        output::json(&reports)?;
-    }
+    let (_, failed) = super::each_file(
+        &args.files,
+        args.json,
+        |file| one(file, args, limits),
+        output::inspect::render,
+    )?;
     Ok(if failed {
         Outcome::Failed
     } else {

@@ -42,6 +42,44 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     }
 }
 
+/// The reports of a command over several files, in turn: each one `one` makes is rendered
+/// at once as text (a blank line between two), or kept for one JSON array printed at the
+/// end; a file that fails is reported on stderr and skipped. The reports, and whether a
+/// file failed.
+fn each_file<R: serde::Serialize>(
+    files: &[std::path::PathBuf],
+    json: bool,
+    mut one: impl FnMut(&std::path::Path) -> anyhow::Result<Option<R>>,
+    render: impl Fn(&R) -> std::io::Result<()>,
+) -> anyhow::Result<(Vec<R>, bool)> {
+    let mut reports = Vec::new();
+    let mut failed = false;
+    let mut shown = 0;
+    for file in files {
+        match one(file) {
+            Ok(Some(report)) => {
+                if !json {
+                    if shown > 0 {
+                        crate::output::blank_line()?;
+                    }
+                    render(&report)?;
+                    shown += 1;
+                }
+                reports.push(report);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                crate::exit::one_failed(error)?;
+                failed = true;
+            }
+        }
+    }
+    if json {
+        crate::output::json(&reports)?;
+    }
+    Ok((reports, failed))
+}
+
 /// Paths with `-` (standard input) read to its end into a temporary file, for the commands
 /// that walk paths themselves (scan, verify): the paths to use, the spool that must live as
 /// long as they are used, and the spool's path that reports then call `-`.

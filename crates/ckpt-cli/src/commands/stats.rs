@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{FlagZero, StatsArgs};
-use crate::exit::{self, Outcome};
+use crate::exit::Outcome;
 use crate::output;
 use crate::term::Progress;
 
@@ -84,28 +84,12 @@ pub(crate) fn run(args: &StatsArgs, limits: &ckpt::Limits) -> anyhow::Result<Out
     }
     // Several files: each in turn (a JSON array of reports), an unreadable one reported
     // and skipped. Exit 1 when a tensor is flagged, else 2 when a file could not be read.
-    let mut reports = Vec::new();
-    let mut failed = false;
-    for file in &args.files {
-        match one(file, args, &map, limits) {
-            Ok(report) => {
-                if !args.json {
-                    if !reports.is_empty() {
-                        output::blank_line()?;
-                    }
-                    output::stats::render(&report)?;
-                }
-                reports.push(report);
-            }
-            Err(error) => {
-                exit::one_failed(error)?;
-                failed = true;
-            }
-        }
-    }
-    if args.json {
-        output::json(&reports)?;
-    }
+    let (reports, failed) = super::each_file(
+        &args.files,
+        args.json,
+        |file| one(file, args, &map, limits).map(Some),
+        output::stats::render,
+    )?;
     Ok(outcome(&reports, failed))
 }
 
