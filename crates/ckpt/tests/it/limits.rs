@@ -151,7 +151,9 @@ fn every_limit_holds_at_the_edge_and_names_itself() {
 
 /// The edges of the limits that can be computed from the files without ckpt: the
 /// safetensors header's declared length; the longest dotted name and the tensor count that
-/// torch saw (expected.json); the shard count and the index's size of a sharded folder.
+/// torch saw (expected.json); the shard count and the index's size of a sharded folder; the
+/// bytes of a TorchScript archive's source and of the largest compressed member (from the
+/// zip directory, read by the `zip` crate).
 fn independent_edges() -> std::collections::HashMap<&'static str, u64> {
     let header = std::fs::read(fixture("ok/tiny-mlp.safetensors")).unwrap();
     let header_len = u64::from_le_bytes(header[..8].try_into().unwrap());
@@ -178,7 +180,32 @@ fn independent_edges() -> std::collections::HashMap<&'static str, u64> {
     let index = std::fs::metadata(fixture("ok/shards/bin/pytorch_model.bin.index.json"))
         .unwrap()
         .len();
+    // The TorchScript source is every `code/**.py` member; the deflated copy's largest
+    // compressed member is its pickle (tensor data stays stored).
+    let zip_sizes = |path: &str| {
+        let bytes = std::fs::read(fixture(path)).unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        (0..archive.len())
+            .map(|i| {
+                let file = archive.by_index(i).unwrap();
+                (file.name().unwrap().to_string(), file.size())
+            })
+            .collect::<Vec<_>>()
+    };
+    let code: u64 = zip_sizes("ok/torch/torchscript_scripted-2.15.pt")
+        .iter()
+        .filter(|(name, _)| name.contains("/code/") && name.ends_with(".py"))
+        .map(|(_, size)| size)
+        .sum();
+    let inflated = zip_sizes("ok/torch/checkpoint-2.15-zip.pt")
+        .iter()
+        .filter(|(name, _)| !name.contains("/data/"))
+        .map(|(_, size)| *size)
+        .max()
+        .unwrap();
     [
+        ("code-len", code),
+        ("inflated-len", inflated),
         ("header-len", header_len),
         ("name-len", names.max().unwrap()),
         (
