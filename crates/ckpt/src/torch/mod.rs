@@ -36,13 +36,15 @@ pub(crate) const SUPPORTED_ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
 /// A pickle error as a ckpt error, located in `member`.
 pub(crate) fn pickle_error(error: &ckpt_pickle::Error, member: &str) -> Error {
     if let ckpt_pickle::ErrorKind::LimitExceeded { limit, max } = error.kind() {
-        return limits::exceeded(
-            &limits::pickle_limit_name(limit),
-            *max,
-            format_args!("the pickle goes past a limit ({})", error.message()),
-        )
-        .with_member(member.to_owned())
-        .at_offset(error.offset());
+        // Said in the limit's own words, not the VM's field name.
+        let name = limits::pickle_limit_name(limit);
+        let what = limits::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("of something", |(_, what)| what);
+        return limits::exceeded(&name, *max, format_args!("the pickle needs more {what}"))
+            .with_member(member.to_owned())
+            .at_offset(error.offset());
     }
     let kind = match error.kind() {
         ckpt_pickle::ErrorKind::LimitExceeded { .. } => ErrorKind::LimitExceeded,
