@@ -149,7 +149,9 @@ fn every_limit_holds_at_the_edge_and_names_itself() {
     }
 }
 
-/// The edges of the limits that can be computed from the files without ckpt: the
+/// The edges of the limits that can be computed from the files without ckpt or Python (the
+/// pickle limits, depth, int-len, rank and tiles are counted with pickletools and torch in
+/// tests/interop/test_limits.py, which also checks that every limit is covered): the
 /// safetensors header's declared length; the longest dotted name and the tensor count that
 /// torch saw (expected.json); the shard count and the index's size of a sharded folder; the
 /// bytes of a TorchScript archive's source and of the largest compressed member (from the
