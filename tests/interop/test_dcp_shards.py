@@ -184,7 +184,9 @@ def test_ckpt_shards_convert_back_to_one_file(tmp_path):
 def test_bad_folders_fail_cleanly(name, tmp_path):
     proc = run_ckpt("convert", FIXTURES / name, tmp_path / "out.safetensors")
     assert_clean_error(proc)
-    assert REJECTED[name]["error"] in proc.stderr.decode("utf-8"), proc.stderr
+    want = REJECTED[name]["error"]
+    assert want, f"{name}: rejected.json gives no error text to expect"
+    assert want in proc.stderr.decode("utf-8"), proc.stderr
     assert not (tmp_path / "out.safetensors").exists()
 
 

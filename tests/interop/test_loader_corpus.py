@@ -146,6 +146,7 @@ def test_twin_payload_is_live(name, tmp_path):
     if e.get("live") is False:
         # Not live in this torch: the loader refuses the payload's global before calling it.
         assert e["marker"] not in out, f"{name}: the payload ran{describe(proc)}"
+        assert e.get("refused_with"), f"{name}: the manifest gives no refusal to expect"
         assert e["refused_with"] in out, f"{name}: not refused as recorded{describe(proc)}"
         return
     assert e["marker"] in out, f"{name}: payload did not run{describe(proc)}"

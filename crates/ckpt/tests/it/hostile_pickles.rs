@@ -199,7 +199,13 @@ fn tuples_nested_by_sharing_are_refused() {
         body.extend_from_slice(&[b'h', i, b'h', i, 0x86, b'q', i + 1]);
     }
     body.extend_from_slice(b"}h\x3fNs");
-    refused_with(&proto2(&body), ErrorKind::LimitExceeded, "");
+    let error = refused_with(
+        &proto2(&body),
+        ErrorKind::LimitExceeded,
+        "refers to shared values so many times that reading it would produce millions of values",
+    );
+    // Where the sharing starts: the first tuple built of two references.
+    assert_eq!(error.location().offset, Some(9), "{error}");
 }
 
 /// A list holding `value` (memoized once) `times` times.
@@ -220,7 +226,11 @@ fn a_byte_string_shared_many_times_is_refused() {
     bytes.extend_from_slice(&(4u32 << 20).to_le_bytes());
     bytes.resize(bytes.len() + (4 << 20), b'B');
     let pickle = shared_in_a_list(&bytes, 100_000);
-    refused_with(&pickle, ErrorKind::LimitExceeded, "");
+    refused_with(
+        &pickle,
+        ErrorKind::LimitExceeded,
+        "refers to the same strings, bytes or large integers so many times",
+    );
 }
 
 #[test]
@@ -230,7 +240,11 @@ fn a_big_integer_shared_many_times_is_refused() {
     long4.extend_from_slice(&4096u32.to_le_bytes());
     long4.resize(long4.len() + 4096, 0x7f);
     let pickle = shared_in_a_list(&long4, 20_000);
-    refused_with(&pickle, ErrorKind::LimitExceeded, "");
+    refused_with(
+        &pickle,
+        ErrorKind::LimitExceeded,
+        "refers to the same strings, bytes or large integers so many times",
+    );
 }
 
 #[test]

@@ -233,8 +233,8 @@ impl<'data> Walker<'_, '_, '_, 'data> {
     fn charge(&mut self, id: ObjectId, len: usize) -> Result<()> {
         self.bytes_budget = self.bytes_budget.checked_sub(len).ok_or_else(|| {
             Error::limit(
-                "the pickle refers to its strings so many times that reading it would copy \
-                 far more bytes than the file holds",
+                "the pickle refers to the same strings, bytes or large integers so many times \
+                 that reading it would copy far more bytes than the file holds",
             )
             .at_offset(self.pickle.offset(id))
         })?;
