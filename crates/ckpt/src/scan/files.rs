@@ -1,7 +1,6 @@
 //! Which files a scan reads, and the scan of one file: opened read-only and mapped, walked
 //! once (see [`crate::walk`]), judged.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -9,13 +8,10 @@ use super::judge::scan_input;
 use super::{Collector, Report, ScanOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::input::Input;
-use crate::source::Source;
+use crate::limits::Limits;
+use crate::source::tree::{Folder, Paths};
+use crate::source::{Source, read_small};
 use crate::walk::NPY_MAGIC;
-
-/// The most files a folder walk collects.
-const MAX_FILES: usize = 1 << 20;
-/// The deepest folder nesting walked.
-const MAX_DEPTH: usize = 64;
 
 /// Scans the file at `path`: opens it read-only (memory-mapped) and judges every part of
 /// it that a loader would unpickle. Never fails: problems are [`Report::errors`].
@@ -160,98 +156,50 @@ pub fn scan_bytes(bytes: &[u8], name: &str, options: &ScanOptions) -> Report {
 /// links followed, loops skipped), and the shards a given shard index names. Each file
 /// once, in a deterministic order; paths that cannot be read are errors.
 pub fn collect_files(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
-    let mut out = Vec::new();
-    let mut seen_files = HashSet::new();
-    let mut seen_dirs = HashSet::new();
+    let mut out = Paths::default();
     for path in paths {
         let metadata = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) => {
-                out.push(Err(Error::io("cannot open", path, e)));
+                out.error(Error::io("cannot open", path, e));
                 continue;
             }
         };
         if metadata.is_dir() {
             let before = out.len();
-            walk_dir(path, 0, &mut seen_dirs, &mut seen_files, &mut out);
+            out.walk(path, &|_| Folder::Enter, &worth_scanning);
             if out.len() == before {
                 // Nothing to scan is not "safe": say so.
-                out.push(Err(Error::unsupported(
-                    "this folder holds no file that may hold a checkpoint or a pickle (by \
-                     extension: .pt, .pth, .bin, .ckpt, .pkl, .safetensors, .npy...), at \
-                     any depth",
-                )
-                .with_path(path)
-                .with_hint(
-                    "pass the files themselves to scan them whatever their names",
-                )));
+                out.error(
+                    Error::unsupported(
+                        "this folder holds no file that may hold a checkpoint or a pickle (by \
+                         extension: .pt, .pth, .bin, .ckpt, .pkl, .safetensors, .npy...), at \
+                         any depth",
+                    )
+                    .with_path(path)
+                    .with_hint("pass the files themselves to scan them whatever their names"),
+                );
             }
         } else {
-            push_file(path, &mut seen_files, &mut out);
+            out.push(path);
             // An index brings its shards.
             let is_index = path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().ends_with(".index.json"));
             if is_index
-                && let Ok(bytes) = std::fs::read(path)
+                && let Ok(bytes) = read_small(path, Limits::default().index_len)
                 && let Ok(shards) = crate::hf::index_shards(&bytes)
             {
                 let folder = path.parent().unwrap_or(Path::new("."));
                 for shard in shards {
                     if !shard.contains(['/', '\\']) && shard != ".." {
-                        push_file(&folder.join(shard), &mut seen_files, &mut out);
+                        out.push(&folder.join(shard));
                     }
                 }
             }
         }
     }
-    out
-}
-
-fn push_file(path: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec<Result<PathBuf>>) {
-    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    if seen.insert(key) && out.len() < MAX_FILES {
-        out.push(Ok(path.to_path_buf()));
-    }
-}
-
-fn walk_dir(
-    dir: &Path,
-    depth: usize,
-    seen_dirs: &mut HashSet<PathBuf>,
-    seen_files: &mut HashSet<PathBuf>,
-    out: &mut Vec<Result<PathBuf>>,
-) {
-    let Ok(canonical) = std::fs::canonicalize(dir) else {
-        out.push(Err(
-            Error::invalid("cannot resolve the folder").with_path(dir)
-        ));
-        return;
-    };
-    if depth > MAX_DEPTH || !seen_dirs.insert(canonical) {
-        return; // a symbolic link loop, or absurd nesting
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            out.push(Err(Error::io("cannot list", dir, e)));
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => walk_dir(&path, depth + 1, seen_dirs, seen_files, out),
-            Ok(_) => {
-                if worth_scanning(&path) {
-                    push_file(&path, seen_files, out);
-                }
-            }
-            // A dangling link or a file we may not read.
-            Err(e) => out.push(Err(Error::io("cannot open", &path, e))),
-        }
-    }
+    out.into_vec()
 }
 
 /// Extensions of files that hold (or may hold) pickles or weights.

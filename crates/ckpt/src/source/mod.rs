@@ -10,6 +10,7 @@
 
 mod folder;
 mod mmap;
+pub(crate) mod tree;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
