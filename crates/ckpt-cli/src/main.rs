@@ -25,13 +25,14 @@ fn main() -> ExitCode {
     term::configure(cli.color, cli.quiet, cli.verbose);
     // The main thread's stack is the system's (8 MiB): a file nested as deep as a raised
     // `depth` limit allows would overflow it. The work runs on a thread sized for the limit.
-    let depth = commands::depth_limit(&cli).unwrap_or(0);
+    let limits = commands::limits(&cli);
+    let depth = limits.as_ref().map_or(0, |l| l.depth);
     let stack = depth.saturating_mul(STACK_PER_LEVEL).max(MIN_STACK);
     let worker = std::thread::Builder::new()
         .name("ckpt".to_owned())
         .stack_size(stack)
         .spawn(move || {
-            let result = commands::run(&cli);
+            let result = limits.and_then(|limits| commands::run(&cli, &limits));
             exit::finish(result)
         });
     match worker.map(std::thread::JoinHandle::join) {

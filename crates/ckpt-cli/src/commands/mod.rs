@@ -13,23 +13,21 @@ use ckpt::KeyMap;
 use crate::args::{Cli, Command};
 use crate::exit::{Outcome, flag};
 
-/// The `depth` limit the command runs with (the default, or --limit depth=N); `None` when
-/// the limits given are invalid (the command then says so).
-pub(crate) fn depth_limit(cli: &Cli) -> Option<usize> {
-    limits::from_args(&cli.limits).ok().map(|l| l.depth)
+/// The limits the command runs with: the defaults, changed by each `--limit NAME=VALUE`.
+pub(crate) fn limits(cli: &Cli) -> anyhow::Result<ckpt::Limits> {
+    limits::from_args(&cli.limits)
 }
 
-/// Runs the command the user asked for.
-pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
-    let limits = limits::from_args(&cli.limits)?;
+/// Runs the command the user asked for, within `limits`.
+pub(crate) fn run(cli: &Cli, limits: &ckpt::Limits) -> anyhow::Result<Outcome> {
     match &cli.command {
-        Command::Inspect(args) => inspect::run(args, &limits),
-        Command::Convert(args) => convert::run(args, &limits),
-        Command::Scan(args) => scan::run(args, &limits),
-        Command::Verify(args) => verify::run(args, &limits),
-        Command::Limits(args) => limits::run(args, &limits),
-        Command::Stats(args) => stats::run(args, &limits),
-        Command::Diff(args) => diff::run(args, &limits),
+        Command::Inspect(args) => inspect::run(args, limits),
+        Command::Convert(args) => convert::run(args, limits),
+        Command::Scan(args) => scan::run(args, limits),
+        Command::Verify(args) => verify::run(args, limits),
+        Command::Limits(args) => limits::run(args, limits),
+        Command::Stats(args) => stats::run(args, limits),
+        Command::Diff(args) => diff::run(args, limits),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "ckpt", &mut std::io::stdout());
