@@ -95,11 +95,13 @@ pub(crate) enum Meaning {
     /// `TypedStorage`, the `numpy.ndarray` that `_reconstruct` is given. Calling it or using
     /// it as a value is refused.
     Marker,
-    /// Data that no reader of ckpt reads yet (numpy's dtype classes, `_frombuffer`): the
-    /// scanner calls it safe, the interpreter refuses it.
+    /// Data that no reader of ckpt gives a meaning yet (numpy's dtype classes,
+    /// `_frombuffer`): the scanner calls it safe, the interpreter reads it as an inert
+    /// object of its class.
     Unread,
     /// A dataclass of `torch.distributed.checkpoint`'s metadata, or a path it holds: read
-    /// field by field by the DCP reader, refused in any other pickle.
+    /// field by field by the DCP reader; in any other pickle an inert object of its class
+    /// (a path read as its text).
     DcpRecord,
 }
 
@@ -158,8 +160,8 @@ impl Global {
         self.allowed != Allowed::No
     }
 
-    /// Whether the interpreter accepts a pickle that names it: data that is not left to
-    /// another reader (or to none).
+    /// Whether the interpreter gives it its meaning: data that is not left to another
+    /// reader (or to none), which the interpreter reads as an inert object instead.
     pub(crate) fn interpreted(&self) -> bool {
         self.is_data() && !matches!(self.meaning, Meaning::Unread | Meaning::DcpRecord)
     }

@@ -524,9 +524,12 @@ impl<'data> Walker<'_, '_, '_, 'data> {
             | Meaning::Tensor
             | Meaning::Parameter
             | Meaning::NumpyDtype
-            | Meaning::Marker
-            | Meaning::Unread
-            | Meaning::DcpRecord => Err(self.refuse(id, "calls", &module, &name)),
+            | Meaning::Marker => Err(self.refuse(id, "calls", &module, &name)),
+            // Left to other readers (`interpreted_meaning` does not give them): called in a
+            // torch pickle, they are objects of their class like any other.
+            Meaning::Unread | Meaning::DcpRecord => {
+                self.unknown_call(id, &module, &name, &args, depth)
+            }
         }
     }
 
