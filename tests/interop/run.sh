@@ -4,9 +4,11 @@
 #   tests/interop/run.sh [pytest args...]
 #
 # The binary is $CKPT_BIN if set, else target/release/ckpt, else target/debug/ckpt (relative to
-# the repo root). This script builds nothing; build first with e.g.
-# `cargo build --release -p ckpt-cli`. The pinned Python venv comes from scripts/interop-env.sh
-# (created on first use; nothing else is downloaded at test time).
+# the repo root). This script does not build it; build first with e.g.
+# `cargo build --release -p ckpt-cli`. It does build the `ckpt` Python package of this tree
+# into the venv (scripts/python-package.sh), which the test_python_*.py tests import. The
+# pinned Python venv comes from scripts/interop-env.sh (created on first use; nothing else is
+# downloaded at test time).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -28,6 +30,7 @@ fi
 CKPT_BIN="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 export CKPT_BIN
 echo "run.sh: testing $CKPT_BIN" >&2
+scripts/python-package.sh "$python"
 
 # Tests write only under pytest's tmp_path: no bytecode or cache files in the repo.
 export PYTHONDONTWRITEBYTECODE=1

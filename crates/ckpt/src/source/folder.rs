@@ -193,6 +193,12 @@ impl Folder {
         files
     }
 
+    /// The path of the data file called `name` in the folder.
+    pub(super) fn file_named(&self, name: &str) -> Option<&Path> {
+        let at = self.names.iter().position(|n| &**n == name)?;
+        self.sources.get(at).map(Source::path)
+    }
+
     /// The total size of the files.
     pub(super) fn len(&self) -> u64 {
         self.sources

@@ -56,6 +56,9 @@ pub struct Source {
     /// Records of the folder the file was found in (`config.json`), added to the
     /// checkpoint's.
     records: std::collections::BTreeMap<String, String>,
+    /// Whether the bytes are those of the file at `path` (not a stream spooled to a
+    /// temporary file).
+    at_path: bool,
 }
 
 impl Source {
@@ -89,6 +92,7 @@ impl Source {
                 limits: limits.clone(),
                 notes: Vec::new(),
                 records: std::collections::BTreeMap::new(),
+                at_path: true,
             });
         }
         let mut source = Source::open_file(path)?;
@@ -110,7 +114,9 @@ impl Source {
         if !metadata.is_file() {
             return Source::open_reader(&mut file, path, &Limits::default());
         }
-        Source::from_file(file, metadata.len(), path)
+        let mut source = Source::from_file(file, metadata.len(), path)?;
+        source.at_path = true;
+        Ok(source)
     }
 
     /// Reads a checkpoint from a stream (standard input, a pipe) to its end, into an
@@ -149,6 +155,7 @@ impl Source {
             limits: Limits::default(),
             notes: Vec::new(),
             records: std::collections::BTreeMap::new(),
+            at_path: false,
         })
     }
 
@@ -185,6 +192,20 @@ impl Source {
         match &self.folder {
             Some(folder) => folder.files(),
             None => vec![self.path.as_path()],
+        }
+    }
+
+    /// Where the bytes of `storage` (of a tensor of this source's checkpoint) lie on disk:
+    /// the file that holds them and the offset of their first byte in it. `None` when they
+    /// are not stored there as they are: inflated from a compressed member, or read from a
+    /// stream. A caller may map that part of the file itself (copy-on-write, so that its
+    /// writes never reach the file) instead of copying the bytes.
+    pub fn locate(&self, storage: &crate::model::Storage<'_>) -> Option<(&Path, u64)> {
+        let offset = storage.file_offset()?;
+        match (&self.folder, storage.file()) {
+            (Some(folder), Some(name)) => Some((folder.file_named(name)?, offset)),
+            (None, None) if self.at_path => Some((self.path.as_path(), offset)),
+            _ => None,
         }
     }
 

@@ -1,0 +1,414 @@
+"""Load any PyTorch or safetensors checkpoint into torch or numpy without running its pickle.
+
+ckpt reads ``.pt``/``.pth``/``.bin`` files written by ``torch.save`` (zip, legacy and tar),
+TorchScript archives, safetensors files, sharded checkpoints (a folder or its
+``*.index.json``) and ``torch.distributed.checkpoint`` folders. Pickles are interpreted by
+ckpt's own reader, never executed: a file whose pickle would run code raises
+:class:`DangerousError` instead of running it.
+
+    >>> import ckpt
+    >>> tensors = ckpt.load("pytorch_model.bin")             # dict of torch tensors
+    >>> with ckpt.safe_open("model.pth", framework="np") as f:
+    ...     names = f.keys()                                   # reads no tensor data
+    ...     w = f.get_tensor(names[0])
+
+Tensors stored as they are in a file (the usual case) are views of a copy-on-write map of
+it, as ``torch.load(mmap=True)`` gives them: nothing is read until used, writing to a
+tensor never reaches the file, and a tensor stays valid after its handle is closed.
+Tensors that must be produced (byte-swapped, strided in the file, split into chunks,
+inflated from a compressed member) are copied once. torch and numpy are imported only when
+asked for: ``framework="np"`` works without torch (bfloat16 and float8 then need
+``ml_dtypes``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+
+from ._ckpt import (
+    CancelledError,
+    DangerousError,
+    Error,
+    FileError,
+    Handle as _Handle,
+    InvalidError,
+    LimitExceededError,
+    MalformedError,
+    NotACheckpointError,
+    OutputExistsError,
+    RefusedError,
+    UnsupportedError,
+    __version__,
+    limit_names as _limit_names,
+)
+
+__all__ = [
+    "load",
+    "safe_open",
+    "limits",
+    "Error",
+    "MalformedError",
+    "NotACheckpointError",
+    "UnsupportedError",
+    "LimitExceededError",
+    "RefusedError",
+    "DangerousError",
+    "InvalidError",
+    "FileError",
+    "OutputExistsError",
+    "CancelledError",
+    "__version__",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+_FRAMEWORKS = ("pt", "torch", "np", "numpy")
+
+
+def limits() -> Dict[str, str]:
+    """The limits that ``limits=`` may raise, by name, with what each bounds (as
+    ``ckpt limits`` lists them)."""
+    return dict(_limit_names())
+
+
+def _framework(framework: str) -> str:
+    if framework not in _FRAMEWORKS:
+        raise ValueError(f"framework must be one of {', '.join(map(repr, _FRAMEWORKS))}, not {framework!r}")
+    return "pt" if framework in ("pt", "torch") else "np"
+
+
+def _numpy_dtype(name: str):
+    import numpy as np
+
+    plain = {
+        "bool": np.bool_, "uint8": np.uint8, "int8": np.int8, "int16": np.int16,
+        "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32, "int64": np.int64,
+        "uint64": np.uint64, "float16": np.float16, "float32": np.float32,
+        "float64": np.float64, "complex64": np.complex64, "complex128": np.complex128,
+    }
+    if name in plain:
+        return np.dtype(plain[name])
+    extended = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+                "float8_e5m2fnuz", "float8_e8m0fnu")
+    if name in extended:
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise UnsupportedError(
+                f"numpy has no {name} dtype: install ml_dtypes (pip install ml_dtypes), or "
+                f"load with framework='pt'"
+            ) from None
+        return np.dtype(getattr(ml_dtypes, name))
+    raise UnsupportedError(f"numpy has no {name} dtype; load with framework='pt'")
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise UnsupportedError(f"this torch ({torch.__version__}) has no {name} dtype")
+    return dtype
+
+
+class _Maps:
+    """The storages of one checkpoint's tensors, each made once: a copy-on-write map of
+    each file, and a copy of each storage that cannot be mapped (so that tensors sharing
+    a storage in the file share memory here too)."""
+
+    def __init__(self) -> None:
+        self._torch: Dict[Any, Any] = {}
+        self._numpy: Dict[Any, Any] = {}
+
+    def torch_file(self, path: str):
+        storage = self._torch.get(path)
+        if storage is None:
+            import torch
+
+            size = os.path.getsize(path)
+            storage = torch.UntypedStorage.from_file(path, shared=False, nbytes=size)
+            self._torch[path] = storage
+        return storage
+
+    def torch_copy(self, handle: _Handle, name: str, key):
+        storage = self._torch.get(key)
+        if storage is None:
+            import torch
+
+            data = handle.storage(name)
+            storage = torch.frombuffer(data, dtype=torch.uint8).untyped_storage() if len(data) else torch.UntypedStorage(0)
+            self._torch[key] = storage
+        return storage
+
+    def numpy_file(self, path: str):
+        array = self._numpy.get(path)
+        if array is None:
+            import numpy as np
+
+            array = np.memmap(path, dtype=np.uint8, mode="c").view(np.ndarray)
+            self._numpy[path] = array
+        return array
+
+    def numpy_copy(self, handle: _Handle, name: str, key):
+        array = self._numpy.get(key)
+        if array is None:
+            import numpy as np
+
+            array = np.frombuffer(handle.storage(name), dtype=np.uint8)
+            self._numpy[key] = array
+        return array
+
+
+def _tensor(handle: _Handle, maps: _Maps, name: str, framework: str):
+    """The tensor `name` of `handle`. A plain view of a storage stays a view, with its
+    strides: of a copy-on-write map of the file where the storage lies there as it is
+    (and aligned for its dtype), else of one copy of the storage. Anything else (quantized,
+    assembled from chunks, sub-byte elements) is produced dense."""
+    dtype_name, shape = handle.info(name)
+    layout = handle.layout(name)
+    if framework == "pt":
+        import torch
+
+        quantization = handle.quantization(name)
+        if quantization is not None:
+            return _quantized(handle, name, dtype_name, shape, quantization)
+        if dtype_name == "float4_e2m1fn":
+            return _float4(handle, name, shape)
+        dtype = _torch_dtype(dtype_name)
+        if layout is None:
+            data = handle.read(name)
+            if not len(data):
+                return torch.empty(shape, dtype=dtype)
+            return torch.frombuffer(data, dtype=dtype).reshape(shape)
+        place, nbytes, offset, strides, key, (conj, neg) = layout
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        if place is not None and place[1] % itemsize == 0:
+            storage, start = maps.torch_file(os.fspath(place[0])), place[1] // itemsize
+        else:
+            storage, start = maps.torch_copy(handle, name, key), 0
+        tensor = torch.empty(0, dtype=dtype).set_(storage, start + offset, shape, strides)
+        if conj:
+            tensor = tensor.conj()
+        if neg:
+            tensor = torch._neg_view(tensor)
+        return tensor
+    import numpy as np
+
+    if handle.quantization(name) is not None:
+        raise UnsupportedError(
+            f"{name} is a quantized {dtype_name} tensor, which numpy has no type for; load "
+            f"it with framework='pt'"
+        )
+    dtype = _numpy_dtype(dtype_name)
+    if layout is None:
+        return np.frombuffer(handle.read(name), dtype=dtype).reshape(shape)
+    place, nbytes, offset, strides, key, (conj, neg) = layout
+    if place is not None:
+        path, start = place
+        raw = maps.numpy_file(os.fspath(path))[start:start + nbytes]
+    else:
+        raw = maps.numpy_copy(handle, name, key)
+    # numpy checks that the strides stay inside the storage's bytes.
+    array = np.ndarray(
+        shape=tuple(shape),
+        dtype=dtype,
+        buffer=raw,
+        offset=offset * dtype.itemsize,
+        strides=tuple(s * dtype.itemsize for s in strides),
+    )
+    # numpy has no conjugate or negative views: those are computed.
+    if conj:
+        array = np.conj(array)
+    if neg:
+        array = np.negative(array)
+    return array
+
+
+def _float4(handle: _Handle, name: str, shape):
+    """float4_e2m1fn elements, two to a byte, as torch holds them (``float4_e2m1fn_x2``,
+    the last dimension halved), as ``safetensors`` gives them."""
+    import torch
+
+    packed = getattr(torch, "float4_e2m1fn_x2", None)
+    if packed is None or not shape or shape[-1] % 2:
+        raise UnsupportedError(
+            f"{name}: torch holds float4_e2m1fn only two to a byte (float4_e2m1fn_x2), which "
+            f"needs a recent torch and an even last dimension (shape {list(shape)})"
+        )
+    data = handle.read(name)
+    return torch.frombuffer(data, dtype=torch.uint8).view(packed).reshape(*shape[:-1], shape[-1] // 2)
+
+
+_QUANTIZED_INTEGERS = {"quint8": "uint8", "qint8": "int8", "qint32": "int32"}
+
+
+def _quantized(handle: _Handle, name: str, dtype_name: str, shape, quantization):
+    """A quantized torch tensor, from its integers and its scales and zero points."""
+    import torch
+
+    integers = _QUANTIZED_INTEGERS.get(dtype_name)
+    if integers is None:
+        raise UnsupportedError(f"{name}: quantized {dtype_name} tensors are not supported yet")
+    data = handle.read(name)
+    values = torch.frombuffer(data, dtype=getattr(torch, integers)) if len(data) else torch.empty(0, dtype=getattr(torch, integers))
+    values = values.reshape(shape)
+    if quantization[0] == "per_tensor":
+        _, scale, zero_point = quantization
+        return torch._make_per_tensor_quantized_tensor(values, scale, zero_point)
+    _, scales, zero_points, axis, float_qparams = quantization
+    if float_qparams:
+        scales_t = torch.tensor(scales, dtype=torch.float32)
+        zeros_t = torch.tensor(zero_points, dtype=torch.float32)
+    else:
+        scales_t = torch.tensor(scales, dtype=torch.float64)
+        zeros_t = torch.tensor([int(z) for z in zero_points], dtype=torch.int64)
+    return torch._make_per_channel_quantized_tensor(values, scales_t, zeros_t, axis)
+
+
+def _selected(names: Iterable[str], include, exclude) -> List[str]:
+    def patterns(given) -> List[str]:
+        if given is None:
+            return []
+        return [given] if isinstance(given, str) else list(given)
+
+    include, exclude = patterns(include), patterns(exclude)
+    return [
+        n for n in names
+        if (not include or any(fnmatch.fnmatchcase(n, p) for p in include))
+        and not any(fnmatch.fnmatchcase(n, p) for p in exclude)
+    ]
+
+
+def _finish(tensor, framework: str, device: str, dtype):
+    if framework == "pt":
+        if dtype is not None:
+            tensor = tensor.to(dtype)
+        if device != "cpu":
+            tensor = tensor.to(device)
+        return tensor
+    if dtype is not None:
+        tensor = tensor.astype(dtype)
+    return tensor
+
+
+def load(
+    path: PathLike,
+    *,
+    framework: str = "pt",
+    device: str = "cpu",
+    key: Optional[str] = None,
+    include: Union[None, str, Iterable[str]] = None,
+    exclude: Union[None, str, Iterable[str]] = None,
+    dtype: Any = None,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> Dict[str, Any]:
+    """Every tensor of the checkpoint at `path`, by dotted name, as torch tensors
+    (``framework="pt"``) or numpy arrays (``framework="np"``).
+
+    `path` is any checkpoint ckpt reads: a ``.pt``/``.pth``/``.bin``/``.ckpt`` file (zip,
+    legacy or tar), a TorchScript archive, a ``.safetensors`` file, a sharded checkpoint
+    (its folder or index), a ``torch.distributed.checkpoint`` folder. Nothing in it is
+    executed.
+
+    - `key`: only the tensors under this dotted key (``"state_dict"``, ``"model"``), named
+      without it, as ``ckpt convert --key`` does.
+    - `include`, `exclude`: glob patterns (or lists of them) on the names.
+    - `dtype`: cast every tensor (a ``torch.dtype`` or numpy dtype).
+    - `device`: where torch tensors go (copied tensor by tensor from the map).
+    - `limits`: raise a limit for a file that needs more (``{"depth": 1000}``; see
+      :func:`limits`).
+
+    Tensors that share storage in the file (tied weights) share memory here too. Raises
+    :class:`Error` (a subclass by kind) for a file ckpt cannot read, and
+    :class:`DangerousError` for one whose loading would run code.
+    """
+    framework = _framework(framework)
+    handle = _Handle(os.fspath(path), limits, key)
+    maps = _Maps()
+    return {
+        name: _finish(_tensor(handle, maps, name, framework), framework, device, dtype)
+        for name in _selected(handle.names(), include, exclude)
+    }
+
+
+class _Slice:
+    """One tensor of a :func:`safe_open` handle, read only when indexed."""
+
+    def __init__(self, opened: "safe_open", name: str) -> None:
+        self._opened = opened
+        self._name = name
+
+    def get_shape(self) -> List[int]:
+        return list(self._opened._handle.info(self._name)[1])
+
+    def get_dtype(self) -> str:
+        return self._opened._handle.info(self._name)[0]
+
+    def __getitem__(self, index):
+        return self._opened.get_tensor(self._name)[index]
+
+
+class safe_open:
+    """A lazy handle on any checkpoint, like ``safetensors.safe_open`` (which reads
+    safetensors only): names, metadata, dtypes and shapes without reading tensor data, and
+    each tensor when asked for.
+
+        with ckpt.safe_open("pytorch_model.bin", framework="pt") as f:
+            for name in f.keys():
+                tensor = f.get_tensor(name)
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        framework: str = "pt",
+        device: str = "cpu",
+        *,
+        key: Optional[str] = None,
+        limits: Optional[Dict[str, Union[int, str]]] = None,
+    ) -> None:
+        self._framework = _framework(framework)
+        self._device = device
+        self._handle = _Handle(os.fspath(path), limits, key)
+        self._maps = _Maps()
+
+    def __enter__(self) -> "safe_open":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # Tensors handed out keep their maps; the handle itself holds nothing to close
+        # beyond what garbage collection releases.
+        self._maps = _Maps()
+
+    def keys(self) -> List[str]:
+        """The tensors' names, in the checkpoint's order."""
+        return self._handle.names()
+
+    def metadata(self) -> Dict[str, str]:
+        """The checkpoint's text metadata (a safetensors ``__metadata__``, a torch
+        archive's records)."""
+        return self._handle.metadata()
+
+    def format(self) -> str:
+        """The container's format: ``safetensors``, ``torch-zip``, ``torch-legacy``..."""
+        return self._handle.format()
+
+    def dtype(self, name: str) -> str:
+        """The dtype of `name` (torch's name for it), without reading its data."""
+        return self._handle.info(name)[0]
+
+    def shape(self, name: str) -> Tuple[int, ...]:
+        """The shape of `name`, without reading its data."""
+        return tuple(self._handle.info(name)[1])
+
+    def get_tensor(self, name: str):
+        """The tensor `name`."""
+        tensor = _tensor(self._handle, self._maps, name, self._framework)
+        return _finish(tensor, self._framework, self._device, None)
+
+    def get_slice(self, name: str) -> _Slice:
+        """The tensor `name`, to index (``f.get_slice(name)[0:2]``) or to ask its shape
+        and dtype (``get_shape()``, ``get_dtype()``)."""
+        self._handle.info(name)
+        return _Slice(self, name)

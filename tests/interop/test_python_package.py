@@ -1,0 +1,259 @@
+"""The `ckpt` Python package (crates/ckpt-python), built into this venv by run.sh, against
+what torch.load and safetensors give for the same files.
+
+- `ckpt.load` of every ok torch fixture (and the real files from PyPI packages): the names
+  torch's flattening gives, in order, with equal dtypes, shapes and bytes; tensors mapped
+  from the file keep torch's strides; tied tensors share memory as torch.load's do.
+- `ckpt.load(framework="np")`: the same bytes as numpy arrays.
+- `ckpt.safe_open` on every ok safetensors fixture equals `safetensors.safe_open`.
+- bad and attack fixtures raise `ckpt.Error` subclasses, and run nothing.
+- a tensor outlives its handle; writing to it never reaches the file.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open as reference_open
+
+import ckpt
+from ckpt import _ckpt
+from support import FIXTURES, OK_FILES, REJECTED
+from support_torch import REJECTED_TORCH, all_cases, live_tensors, torch_view
+
+CASES = all_cases()
+
+
+def digest(tensor) -> str:
+    return torch_view.sha256_of(tensor)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_load_equals_torch_load(case):
+    expected = case.expected
+    got = ckpt.load(case.path)
+    assert list(got) == [t["name"] for t in expected["tensors"]]
+    handle = _ckpt.Handle(str(case.path))
+    for want in expected["tensors"]:
+        name = want["name"]
+        tensor = got[name]
+        assert torch_view.dtype_name(tensor.dtype) == want["dtype"], name
+        assert list(tensor.shape) == want["shape"], name
+        assert digest(tensor) == want["sha256"], f"{name}: bytes differ from torch's"
+        if handle.layout(name) is not None:
+            # A view of the file keeps torch's layout; a produced tensor is dense.
+            assert list(tensor.stride()) == want["stride"], name
+        else:
+            assert tensor.is_contiguous(), name
+
+
+@pytest.mark.parametrize("name", ["checkpoint-2.15-zip.pt", "checkpoint-2.0-zip.pt",
+                                  "dtypes-2.15-zip.pt", "module_tied-2.15-zip.pt"])
+def test_tensors_stored_as_they_are_are_views_of_the_file(name):
+    """Nothing is copied: every tensor is a view of the one copy-on-write map of the file."""
+    path = FIXTURES / "ok" / "torch" / name
+    got = ckpt.load(path)
+    assert got
+    storages = {t.untyped_storage().data_ptr() for t in got.values() if t.numel()}
+    assert len(storages) == 1, storages
+    assert all(t.untyped_storage().nbytes() == path.stat().st_size for t in got.values() if t.numel())
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.expected["shared"]], ids=lambda c: c.id)
+def test_tied_tensors_share_memory_as_in_torch_load(case):
+    got = ckpt.load(case.path)
+    live = live_tensors(case.path)
+    reference = dict(torch_view.flatten(torch_view.load_full(case.path))[0]) if not _is_module(case) else None
+    for group in case.expected["shared"]:
+        pointers = {got[name].untyped_storage().data_ptr() for name in group}
+        assert len(pointers) == 1, f"{group}: not one mapping"
+        if reference is not None:
+            # Tensors at the same address in torch.load's result are at one address here.
+            by_address: dict[int, set[int]] = {}
+            for name in group:
+                by_address.setdefault(reference[name].data_ptr(), set()).add(got[name].data_ptr())
+            assert all(len(ours) == 1 for ours in by_address.values()), group
+    assert set(live) == set(got)
+
+
+def _is_module(case) -> bool:
+    return case.expected["kind"] in ("module", "torchscript")
+
+
+def numpy_ready(expected: dict) -> bool:
+    names = {"bool", "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+             "float16", "float32", "float64", "complex64", "complex128", "bfloat16",
+             "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"}
+    return all(t["dtype"] in names and "q_scale" not in t for t in expected["tensors"])
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if numpy_ready(c.expected)], ids=lambda c: c.id)
+def test_load_as_numpy_gives_the_same_bytes(case):
+    got = ckpt.load(case.path, framework="np")
+    for want in case.expected["tensors"]:
+        array = got[want["name"]]
+        assert isinstance(array, np.ndarray)
+        assert list(array.shape) == want["shape"]
+        raw = np.ascontiguousarray(array).tobytes()
+        assert hashlib.sha256(raw).hexdigest() == want["sha256"], want["name"]
+
+
+@pytest.mark.parametrize("path", OK_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("framework", ["pt", "np"])
+def test_safe_open_equals_safetensors(path, framework):
+    with reference_open(str(path), framework=framework) as ref, ckpt.safe_open(path, framework=framework) as f:
+        # The file's order, where safetensors sorts them.
+        assert sorted(f.keys()) == sorted(ref.keys())
+        assert (f.metadata() or None) == ref.metadata()
+        for name in ref.keys():
+            try:
+                want = ref.get_tensor(name)
+            except (TypeError, AttributeError):
+                # safetensors' numpy reader has no bfloat16 or float4; ckpt's gives
+                # ml_dtypes' bfloat16, and names what numpy cannot hold.
+                assert framework == "np", name
+                if f.dtype(name) == "float4_e2m1fn":
+                    with pytest.raises(ckpt.UnsupportedError, match="float4_e2m1fn"):
+                        f.get_tensor(name)
+                    continue
+                got = f.get_tensor(name)
+                pt = ckpt.safe_open(path).get_tensor(name)
+                assert np.ascontiguousarray(got).tobytes() == torch_view.raw_bytes(pt), name
+                continue
+            got = f.get_tensor(name)
+            assert list(got.shape) == list(want.shape), name
+            # The shape of the elements (two float4 to a byte in the tensor).
+            assert list(f.shape(name)) == ref.get_slice(name).get_shape()
+            assert f.get_slice(name).get_shape() == ref.get_slice(name).get_shape()
+            if framework == "pt":
+                assert got.dtype == want.dtype, name
+                assert digest(got) == digest(want), name
+            else:
+                assert got.dtype == want.dtype, name
+                assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(want).tobytes(), name
+
+
+def test_a_key_selects_a_subtree_and_patterns_select_names():
+    path = FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"
+    model = ckpt.load(path, key="model")
+    full = ckpt.load(path)
+    assert model and all(f"model.{n}" in full for n in model)
+    assert all(torch.equal(t, full[f"model.{n}"]) for n, t in model.items())
+    only = ckpt.load(path, key="model", include="*.weight", exclude="1.*")
+    assert sorted(only) == sorted(n for n in model if n.endswith(".weight") and not n.startswith("1."))
+    half = ckpt.load(path, key="model", dtype=torch.float16)
+    assert all(t.dtype == torch.float16 for t in half.values() if t.is_floating_point())
+
+
+def test_a_tensor_outlives_its_handle_and_never_writes_the_file(tmp_path):
+    source = FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"
+    path = tmp_path / "copy.pt"
+    path.write_bytes(source.read_bytes())
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    f = ckpt.safe_open(path)
+    tensor = f.get_tensor("model.0.weight")
+    array = ckpt.load(path, framework="np")["model.0.weight"]
+    del f
+    gc.collect()
+    expected = tensor.clone()
+    assert torch.equal(tensor, expected)
+    tensor.add_(1.0)
+    array += 1.0
+    assert torch.equal(tensor, expected + 1.0)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    again = ckpt.load(path)["model.0.weight"]
+    assert torch.equal(again, expected)
+
+
+def test_metadata_and_formats_are_given():
+    with ckpt.safe_open(FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt") as f:
+        assert f.format() == "torch-zip"
+        assert f.dtype("model.0.weight") == "float32"
+        assert f.shape("model.0.weight") == (3, 4)
+        with pytest.raises(KeyError):
+            f.get_tensor("no.such.tensor")
+        sliced = f.get_slice("model.0.weight")[1:3]
+        assert torch.equal(sliced, f.get_tensor("model.0.weight")[1:3])
+
+
+BAD_TORCH = sorted(FIXTURES / rel for rel in REJECTED_TORCH)
+BAD_SAFETENSORS = sorted(FIXTURES / f"{name}.safetensors" for name in REJECTED)
+
+
+@pytest.mark.parametrize("path", BAD_TORCH + BAD_SAFETENSORS, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_bad_files_raise_a_ckpt_error(path):
+    with pytest.raises(ckpt.Error) as raised:
+        ckpt.load(path)
+    error = raised.value
+    assert type(error) is not ckpt.Error, "a subclass names the kind"
+    assert error.kind and error.path
+    assert str(path) in str(error)
+
+
+ATTACK_FILES = sorted(p for p in (FIXTURES / "attack").rglob("*")
+                      if p.is_file() and not p.name.endswith((".json", ".md", ".py", ".txt")))
+
+
+def test_the_attack_corpus_is_there():
+    assert len(ATTACK_FILES) > 100
+
+
+@pytest.mark.parametrize("path", ATTACK_FILES, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_attack_files_run_nothing(path, capfd):
+    try:
+        ckpt.load(path)
+    except ckpt.Error:
+        pass
+    out, err = capfd.readouterr()
+    assert "ckpt-loader-marker" not in out + err
+    assert not list(Path("/tmp").glob("ckpt-loader-marker-*")), "a payload touched a marker"
+
+
+LOADER = FIXTURES / "attack" / "loader"
+LOADER_CASES = json.loads((LOADER / "expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(LOADER_CASES))
+def test_loader_bypasses_raise_dangerous_error_and_their_twins_run_nothing(name, capfd):
+    """The payload of each bypass fixture is refused by name; its harmless twin (whose
+    payload prints a marker when a victim loader runs it) prints nothing here."""
+    case = LOADER_CASES[name]
+    assert case["verdict"] == "dangerous", name
+    with pytest.raises(ckpt.DangerousError) as raised:
+        ckpt.load(LOADER / name)
+    assert raised.value.kind == "dangerous"
+    twin = LOADER / "twins" / name
+    assert twin.exists(), twin
+    try:
+        ckpt.load(twin)
+    except ckpt.Error:
+        pass
+    out, err = capfd.readouterr()
+    assert case["marker"] not in out + err
+
+
+def test_numpy_names_ml_dtypes_when_it_is_missing(monkeypatch):
+    import sys
+
+    path = FIXTURES / "ok" / "torch" / "dtypes-2.15-zip.pt"
+    names = [t["name"] for t in json.loads((path.parent / (path.name + ".expected.json")).read_text())["tensors"]
+             if t["dtype"] == "bfloat16"]
+    assert names
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)
+    with pytest.raises(ckpt.UnsupportedError, match="ml_dtypes"):
+        ckpt.safe_open(path, framework="np").get_tensor(names[0])
+
+
+def test_limits_are_named_and_raised():
+    assert "depth" in ckpt.limits()
+    path = FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"
+    with pytest.raises(ckpt.LimitExceededError) as raised:
+        ckpt.load(path, limits={"depth": 2})
+    assert "depth" in str(raised.value)
+    assert ckpt.load(path, limits={"depth": 300})
