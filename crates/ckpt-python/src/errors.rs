@@ -12,7 +12,12 @@ create_exception!(
     PyException,
     "Any error of ckpt: `kind`, `path`, `member`, `tensor`, `offset`, `hint`."
 );
-create_exception!(ckpt, MalformedError, Error, "The file breaks its format's rules.");
+create_exception!(
+    ckpt,
+    MalformedError,
+    Error,
+    "The file breaks its format's rules."
+);
 create_exception!(
     ckpt,
     NotACheckpointError,

@@ -49,7 +49,10 @@ pub(crate) struct Handle {
 }
 
 /// The limits `--limit NAME=VALUE` would set, from a dict of names to numbers or sizes.
-fn limits_from(py: Python<'_>, given: Option<HashMap<String, Bound<'_, PyAny>>>) -> PyResult<Limits> {
+fn limits_from(
+    py: Python<'_>,
+    given: Option<HashMap<String, Bound<'_, PyAny>>>,
+) -> PyResult<Limits> {
     let mut limits = Limits::default();
     for (name, value) in given.unwrap_or_default() {
         let text = value.str()?.to_string();
@@ -122,7 +125,11 @@ impl Handle {
     /// The tensors' names, in the checkpoint's order.
     fn names(&self) -> Vec<String> {
         let loaded = self.inner.borrow_dependent();
-        loaded.tensors.iter().map(|(name, _)| name.clone()).collect()
+        loaded
+            .tensors
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// The checkpoint's text metadata (a safetensors header's `__metadata__`, a torch
@@ -220,7 +227,9 @@ impl Handle {
         Ok(match view.quantization() {
             None => py.None().into_bound(py),
             Some(Quantization::PerTensor { scale, zero_point }) => {
-                ("per_tensor", *scale, *zero_point).into_pyobject(py)?.into_any()
+                ("per_tensor", *scale, *zero_point)
+                    .into_pyobject(py)?
+                    .into_any()
             }
             Some(Quantization::PerChannel {
                 scales,
