@@ -15,6 +15,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import struct
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +259,71 @@ def test_limits_are_named_and_raised():
         ckpt.load(path, limits={"depth": 2})
     assert "depth" in str(raised.value)
     assert ckpt.load(path, limits={"depth": 300})
+
+
+def same_value(ours, theirs, where: str, tensors: list, known: dict) -> None:
+    """`ours` is what `theirs` (torch.load's) is: the same types, in the same order,
+    floats bit for bit, tensors with equal dtype, shape and bytes. `known`: the bytes of
+    the tensors torch.load reads wrong (expected.json's `torch_load_differs`), by name."""
+    if isinstance(theirs, torch.Tensor) or isinstance(theirs, np.ndarray):
+        assert isinstance(ours, torch.Tensor), where
+        if isinstance(theirs, torch.Tensor):
+            assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, where
+            tensors.append((ours, theirs))
+        name = where.lstrip(".")
+        assert digest(ours) == known.get(name, digest(theirs)), where
+        return
+    assert type(ours) is type(theirs), f"{where}: {type(ours).__name__} is not {type(theirs).__name__}"
+    if isinstance(theirs, dict):
+        assert list(ours) == list(theirs), where
+        for key in theirs:
+            same_value(ours[key], theirs[key], f"{where}.{key}", tensors, known)
+    elif isinstance(theirs, (list, tuple)):
+        assert len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            same_value(a, b, f"{where}.{i}", tensors, known)
+    elif isinstance(theirs, float):
+        assert struct.pack("<d", ours) == struct.pack("<d", theirs), where
+    else:
+        assert ours == theirs, where
+
+
+WEIGHTS_ONLY = [c for c in CASES if torch_view.weights_only_loads(c.path)]
+
+
+def test_weights_only_cases_are_many():
+    assert len(WEIGHTS_ONLY) > 30
+
+
+@pytest.mark.parametrize("case", WEIGHTS_ONLY, ids=lambda c: c.id)
+def test_load_checkpoint_equals_torch_load_weights_only(case):
+    theirs = torch.load(case.path, weights_only=True, map_location="cpu")
+    ours = ckpt.load_checkpoint(case.path)
+    tensors: list = []
+    if _is_module(case):
+        theirs = theirs.state_dict()
+    differs = set(case.expected.get("torch_load_differs", []))
+    known = {t["name"]: t["sha256"] for t in case.expected["tensors"] if t["name"] in differs}
+    same_value(ours, theirs, "", tensors, known)
+    # Tensors of one storage in torch.load's result share memory here too.
+    storage_of = {}
+    for a, b in tensors:
+        if b.untyped_storage().nbytes():
+            storage_of.setdefault(b.untyped_storage().data_ptr(), set()).add(a.untyped_storage().data_ptr())
+    assert all(len(ours) == 1 for ours in storage_of.values())
+
+
+def test_load_checkpoint_reads_what_weights_only_refuses():
+    frameworks = FIXTURES / "ok" / "frameworks"
+    path = next((frameworks / "lightning").rglob("*.ckpt"))
+    ours = ckpt.load_checkpoint(path)
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=True)
+    theirs = torch.load(path, weights_only=False)
+    assert list(ours) == list(theirs)
+    for name, tensor in theirs["state_dict"].items():
+        assert torch.equal(ours["state_dict"][name], tensor), name
+    module = ckpt.load_checkpoint(FIXTURES / "ok" / "torch" / "module-2.15-zip.pt")
+    assert isinstance(module, OrderedDict) and module
+    hyper = ours["hyper_parameters"]
+    assert isinstance(hyper, (dict, ckpt.Object)), hyper

@@ -160,6 +160,18 @@ impl Handle {
         source.files().into_iter().map(PathBuf::from).collect()
     }
 
+    /// The checkpoint's whole value as Python objects, built with `factory` (the Python
+    /// half's maker of tensors, sizes, devices, dtypes and inert objects).
+    fn tree<'py>(
+        &self,
+        py: Python<'py>,
+        factory: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let checkpoint = &self.inner.borrow_dependent().checkpoint;
+        let builder = crate::tree::Builder::new(py, factory, checkpoint.tensors());
+        builder.value(checkpoint.root())
+    }
+
     /// `(dtype, shape)` of the tensor `name`, without reading its data.
     fn info(&self, name: &str) -> PyResult<(&'static str, Vec<usize>)> {
         let view = self.view(name)?;

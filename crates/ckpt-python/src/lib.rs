@@ -8,6 +8,7 @@
 
 mod errors;
 mod handle;
+mod tree;
 
 use pyo3::prelude::*;
 

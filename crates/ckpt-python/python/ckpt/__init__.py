@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._ckpt import (
@@ -46,6 +47,10 @@ from ._ckpt import (
 
 __all__ = [
     "load",
+    "load_checkpoint",
+    "Object",
+    "Global",
+    "Backref",
     "safe_open",
     "limits",
     "Error",
@@ -330,6 +335,167 @@ def load(
         name: _finish(_tensor(handle, maps, name, framework), framework, device, dtype)
         for name in _selected(handle.names(), include, exclude)
     }
+
+
+class Object:
+    """An instance of a class ckpt gives no meaning to, as the pickle stores it: its class
+    is named, never imported, and nothing of it is called. Its fields are shown as stored,
+    not as the class's ``__setstate__`` would rebuild them.
+
+    - `cls`: ``"module.Class"``; `args`, `kwargs`: what its construction was given;
+    - `state`: what ``BUILD`` gave it (usually its attribute dict), or None;
+    - `items`, `entries`: what was appended or set on it (list and dict subclasses).
+    """
+
+    __slots__ = ("cls", "args", "kwargs", "state", "items", "entries")
+
+    def __init__(self, cls: str, args: tuple = (), kwargs: Optional[list] = None, state: Any = None,
+                 items: Optional[list] = None, entries: Optional[list] = None) -> None:
+        self.cls = cls
+        self.args = args
+        self.kwargs = dict(kwargs or [])
+        self.state = state
+        self.items = list(items or [])
+        self.entries = list(entries or [])
+
+    def __getattr__(self, name: str) -> Any:
+        # The attributes of a dict state, as the instance would have them.
+        state = object.__getattribute__(self, "state")
+        if isinstance(state, dict) and name in state:
+            return state[name]
+        raise AttributeError(f"{object.__getattribute__(self, 'cls')} object has no field {name!r}")
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Object) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__
+        )
+
+    def __repr__(self) -> str:
+        parts = [repr(self.cls)]
+        for field in ("args", "kwargs", "state", "items", "entries"):
+            value = getattr(self, field)
+            if value:
+                parts.append(f"{field}={value!r}")
+        return f"ckpt.Object({', '.join(parts)})"
+
+
+class Global:
+    """A class or function the pickle names without calling it (`module.name`), never
+    imported."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Global) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"ckpt.Global({self.name!r})"
+
+
+class Backref:
+    """A reference back to an object that holds this value (a config node's ``_parent``),
+    named by that object's class: shown, not followed."""
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: str) -> None:
+        self.cls = cls
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Backref) and other.cls == self.cls
+
+    def __repr__(self) -> str:
+        return f"ckpt.Backref({self.cls!r})"
+
+
+class _Factory:
+    """Makes what a checkpoint's values need of torch or numpy, for ``Handle.tree``."""
+
+    def __init__(self, handle: _Handle, framework: str, device: str) -> None:
+        self._handle = handle
+        self._maps = _Maps()
+        self._framework = framework
+        self._device = device
+
+    def tensor(self, name: str):
+        tensor = _tensor(self._handle, self._maps, name, self._framework)
+        return _finish(tensor, self._framework, self._device, None)
+
+    def size(self, dims: List[int]):
+        if self._framework == "pt":
+            import torch
+
+            return torch.Size(dims)
+        return tuple(dims)
+
+    def device(self, text: str):
+        if self._framework == "pt":
+            import torch
+
+            return torch.device(text)
+        return text
+
+    def dtype(self, name: str):
+        return _torch_dtype(name) if self._framework == "pt" else name
+
+    def named(self, type_name: str, name: str):
+        # torch's own constants (torch.strided, torch.channels_last...), looked up by name
+        # on the torch module only.
+        if self._framework == "pt" and name.startswith("torch.") and name.count(".") == 1:
+            import torch
+
+            found = getattr(torch, name.split(".", 1)[1], None)
+            if found is not None and type(found).__module__ == "torch" and not callable(found):
+                return found
+        return name
+
+    def ordered_dict(self, pairs: list):
+        return OrderedDict(pairs)
+
+    def object(self, cls: str, args: tuple, kwargs: list, state: Any, items: list, entries: list):
+        return Object(cls, args, kwargs, state, items, entries)
+
+    def global_(self, name: str):
+        return Global(name)
+
+    def backref(self, cls: str):
+        return Backref(cls)
+
+
+def load_checkpoint(
+    path: PathLike,
+    *,
+    framework: str = "pt",
+    device: str = "cpu",
+    key: Optional[str] = None,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> Any:
+    """The whole object saved in `path`, as ``torch.load(weights_only=True)`` returns it
+    (dicts, OrderedDicts, lists, tuples, numbers, strings, tensors sharing storages,
+    ``torch.Size``, devices, dtypes), read without running anything.
+
+    Also for what that loader refuses and ckpt reads as data: a whole-module pickle or a
+    TorchScript archive comes back as its ``state_dict()`` (an OrderedDict of tensors);
+    instances of other classes (``argparse.Namespace``, a config object) as inert
+    :class:`Object` records, or as their natural reading where ckpt knows the class (a
+    ``pathlib`` path as its text, an omegaconf ``DictConfig`` as its dict, a datetime as
+    ISO text). A safetensors file or sharded checkpoint gives its dict of tensors.
+
+    `key` selects a subtree (``"state_dict"``); `framework`, `device` and `limits` are as
+    for :func:`load`.
+    """
+    framework = _framework(framework)
+    handle = _Handle(os.fspath(path), limits, key)
+    factory = _Factory(handle, framework, device)
+    if handle.kind() in ("module", "torchscript"):
+        return OrderedDict((name, factory.tensor(name)) for name in handle.names())
+    return handle.tree(factory)
 
 
 class _Slice:
