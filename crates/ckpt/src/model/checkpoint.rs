@@ -211,6 +211,18 @@ impl<'data> Checkpoint<'data> {
         self.root.tensors()
     }
 
+    /// The same tensors as [`Checkpoint::tensors`], one at a time, without building a list.
+    pub fn iter_tensors(&self) -> Tensors<'_, 'data> {
+        self.root.iter_tensors()
+    }
+
+    /// The tensor called `name` (as [`Checkpoint::tensors`] names it), found by following
+    /// the path down the tree, not by listing every tensor. Where two paths give one name
+    /// (a key that contains dots), the first in the tree's order, as `tensors` lists it.
+    pub fn get(&self, name: &str) -> Option<&TensorView<'data>> {
+        self.root.get(name)
+    }
+
     /// The value at a dotted path of dict keys (`model`, `state_dict`,
     /// `module.encoder`), where a key may itself contain dots.
     pub fn subtree(&self, path: &str) -> Option<&Value<'data>> {
@@ -274,10 +286,45 @@ impl<'data> Value<'data> {
     /// Every tensor in this value with its dotted name, depth first (see
     /// [`Checkpoint::tensors`]).
     pub fn tensors(&self) -> Vec<(String, &TensorView<'data>)> {
-        let mut out = Vec::new();
-        let mut path = String::new();
-        collect(self, &mut path, &mut out);
-        out
+        self.iter_tensors().collect()
+    }
+
+    /// The tensors of [`Value::tensors`], one at a time.
+    pub fn iter_tensors(&self) -> Tensors<'_, 'data> {
+        Tensors {
+            root: Some(self),
+            path: String::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    /// The tensor called `name` under this value (see [`Checkpoint::get`]).
+    pub fn get(&self, name: &str) -> Option<&TensorView<'data>> {
+        // Depth first, children in order, each child only where its segment starts the
+        // rest of the name: the first match is the first `tensors` lists under that name.
+        let mut stack = vec![(self, name)];
+        while let Some((value, rest)) = stack.pop() {
+            if let Value::Tensor(view) = value {
+                if rest.is_empty() {
+                    return Some(view);
+                }
+                continue;
+            }
+            let mut found = Vec::new();
+            for (segment, child) in children(value) {
+                if rest == segment {
+                    found.push((child, ""));
+                } else if let Some(r) = rest
+                    .strip_prefix(segment.as_ref())
+                    .and_then(|r| r.strip_prefix('.'))
+                {
+                    found.push((child, r));
+                }
+            }
+            // Reversed, so that the first child is tried first.
+            stack.extend(found.into_iter().rev());
+        }
+        None
     }
 
     /// Every plain value in this value with its dotted name (see [`Checkpoint::values`]).
@@ -335,23 +382,49 @@ fn collect_values<'a, 'data>(
     }
 }
 
-fn collect<'a, 'data>(
-    value: &'a Value<'data>,
-    path: &mut String,
-    out: &mut Vec<(String, &'a TensorView<'data>)>,
-) {
-    if let Value::Tensor(view) = value {
-        out.push((path.clone(), view));
-        return;
-    }
-    for (segment, child) in children(value) {
-        let len = path.len();
-        if !path.is_empty() {
-            path.push('.');
+/// The tensors under a value with their dotted names, depth first ([`Value::iter_tensors`]).
+#[derive(Debug)]
+pub struct Tensors<'a, 'data> {
+    /// The value to start from, until the first call.
+    root: Option<&'a Value<'data>>,
+    /// The name of the container being walked.
+    path: String,
+    /// For each container being walked: the length of its name, and its children left.
+    stack: Vec<(
+        usize,
+        std::vec::IntoIter<(std::borrow::Cow<'a, str>, &'a Value<'data>)>,
+    )>,
+}
+
+impl<'a, 'data> Iterator for Tensors<'a, 'data> {
+    type Item = (String, &'a TensorView<'data>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(root) = self.root.take() {
+            if let Value::Tensor(view) = root {
+                return Some((String::new(), view));
+            }
+            self.stack.push((0, children(root).into_iter()));
         }
-        path.push_str(&segment);
-        collect(child, path, out);
-        path.truncate(len);
+        loop {
+            let (base, children_left) = self.stack.last_mut()?;
+            let base = *base;
+            let Some((segment, child)) = children_left.next() else {
+                self.stack.pop();
+                continue;
+            };
+            self.path.truncate(base);
+            if base > 0 {
+                self.path.push('.');
+            }
+            self.path.push_str(&segment);
+            match child {
+                Value::Tensor(view) => return Some((self.path.clone(), view)),
+                _ => self
+                    .stack
+                    .push((self.path.len(), children(child).into_iter())),
+            }
+        }
     }
 }
 

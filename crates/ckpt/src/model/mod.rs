@@ -13,7 +13,7 @@ mod tensor;
 mod tiles;
 mod value;
 
-pub use checkpoint::{Checkpoint, Details, Kind};
+pub use checkpoint::{Checkpoint, Details, Kind, Tensors};
 pub use dtype::{Dtype, DtypeClass, UnknownDtype};
 pub use object::Object;
 pub(crate) use object::children;

@@ -260,3 +260,52 @@ fn bit_flipped_fixtures_never_panic() {
         }
     }
 }
+
+/// `Checkpoint::get` finds each tensor `tensors` lists under its name (the first of a name
+/// two paths give), and `iter_tensors` lists the same, on every ok torch and framework
+/// fixture.
+#[test]
+fn get_finds_every_listed_tensor_by_name() {
+    let mut paths = Vec::new();
+    for folder in ["ok/torch", "ok/frameworks"] {
+        let mut stack = vec![fixtures().join(folder)];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if !path.to_string_lossy().ends_with(".json") && !path.ends_with("README.md")
+                {
+                    paths.push(path);
+                }
+            }
+        }
+    }
+    assert!(paths.len() > 50, "{}", paths.len());
+    let mut checked = 0;
+    for path in paths {
+        let Ok(source) = Source::open(&path) else {
+            continue;
+        };
+        let Ok(checkpoint) = source.checkpoint() else {
+            continue;
+        };
+        let listed = checkpoint.tensors();
+        let iterated: Vec<_> = checkpoint.iter_tensors().collect();
+        assert_eq!(listed.len(), iterated.len(), "{}", path.display());
+        for ((a, x), (b, y)) in listed.iter().zip(&iterated) {
+            assert_eq!(a, b, "{}", path.display());
+            assert!(std::ptr::eq(*x, *y), "{}: {a}", path.display());
+        }
+        for (name, _) in &listed {
+            let first = listed.iter().find(|(n, _)| n == name).unwrap().1;
+            let got = checkpoint
+                .get(name)
+                .unwrap_or_else(|| panic!("{}: {name}", path.display()));
+            assert!(std::ptr::eq(got, first), "{}: {name}", path.display());
+            checked += 1;
+        }
+        assert!(checkpoint.get("no.such.tensor.anywhere").is_none());
+    }
+    assert!(checked > 500, "{checked}");
+}
