@@ -382,6 +382,9 @@ fn collect_values<'a, 'data>(
     }
 }
 
+/// The named children of a container left to walk.
+type Children<'a, 'data> = std::vec::IntoIter<(std::borrow::Cow<'a, str>, &'a Value<'data>)>;
+
 /// The tensors under a value with their dotted names, depth first ([`Value::iter_tensors`]).
 #[derive(Debug)]
 pub struct Tensors<'a, 'data> {
@@ -390,10 +393,7 @@ pub struct Tensors<'a, 'data> {
     /// The name of the container being walked.
     path: String,
     /// For each container being walked: the length of its name, and its children left.
-    stack: Vec<(
-        usize,
-        std::vec::IntoIter<(std::borrow::Cow<'a, str>, &'a Value<'data>)>,
-    )>,
+    stack: Vec<(usize, Children<'a, 'data>)>,
 }
 
 impl<'a, 'data> Iterator for Tensors<'a, 'data> {
