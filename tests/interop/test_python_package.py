@@ -26,8 +26,9 @@ from safetensors import safe_open as reference_open
 
 import ckpt
 from ckpt import _ckpt
-from support import FIXTURES, OK_FILES, REJECTED
+from support import FIXTURES, OK_FILES, REJECTED, assert_bitwise_equal
 from support_torch import REJECTED_TORCH, all_cases, live_tensors, torch_view
+from test_dcp_shards import DCP_FIXTURES, dcp_load, hf_load
 
 CASES = all_cases()
 
@@ -327,3 +328,22 @@ def test_load_checkpoint_reads_what_weights_only_refuses():
     assert isinstance(module, OrderedDict) and module
     hyper = ours["hyper_parameters"]
     assert isinstance(hyper, (dict, ckpt.Object)), hyper
+
+
+@pytest.mark.parametrize("folder", DCP_FIXTURES, ids=lambda p: p.name)
+def test_load_of_a_dcp_folder_equals_what_dcp_loads(folder):
+    assert_bitwise_equal(ckpt.load(folder), dcp_load(folder))
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "bin"])
+def test_load_of_shards_equals_the_shards_merged(kind):
+    folder = FIXTURES / "ok" / "shards" / kind
+    want = hf_load(folder)
+    assert_bitwise_equal(ckpt.load(folder), want)
+    index = next(folder.glob("*.index.json"))
+    assert_bitwise_equal(ckpt.load(index), want)
+    with ckpt.safe_open(folder, framework="np") as f:
+        assert sorted(f.keys()) == sorted(want)
+        for name, tensor in want.items():
+            if tensor.dtype != torch.bfloat16:
+                assert np.array_equal(f.get_tensor(name), tensor.numpy()), name
