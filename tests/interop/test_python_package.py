@@ -347,3 +347,29 @@ def test_load_of_shards_equals_the_shards_merged(kind):
         for name, tensor in want.items():
             if tensor.dtype != torch.bfloat16:
                 assert np.array_equal(f.get_tensor(name), tensor.numpy()), name
+
+
+def test_convert_writes_what_save_file_writes(tmp_path):
+    from safetensors.torch import save_file
+
+    source = FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"
+    out = tmp_path / "model.safetensors"
+    report = ckpt.convert(source, out, key="model")
+    assert report["files"] == [(out, out.stat().st_size)]
+    reference = tmp_path / "reference.safetensors"
+    model = torch.load(source, weights_only=True)["model"]
+    save_file({k: v.contiguous() for k, v in model.items()}, str(reference), metadata={"format": "pt"})
+    assert out.read_bytes() == reference.read_bytes()
+    pth = tmp_path / "model.pth"
+    ckpt.convert(source, pth, include="model.*", strip_prefix="model.")
+    loaded = torch.load(pth, weights_only=True)
+    assert list(loaded) == list(model)
+    assert all(torch.equal(loaded[k], v) for k, v in model.items())
+    with pytest.raises(ckpt.OutputExistsError):
+        ckpt.convert(source, pth, include="model.*")
+    with pytest.raises(ckpt.InvalidError):
+        ckpt.convert(source, tmp_path / "model.unknown")
+    shards = tmp_path / "shards"
+    report = ckpt.convert(source, shards, to="safetensors", key="model", max_shard_size="100B")
+    assert len(report["files"]) > 2
+    assert_bitwise_equal(ckpt.load(shards), {k: v for k, v in model.items()})

@@ -49,7 +49,7 @@ pub(crate) struct Handle {
 }
 
 /// The limits `--limit NAME=VALUE` would set, from a dict of names to numbers or sizes.
-fn limits_from(
+pub(crate) fn limits_from(
     py: Python<'_>,
     given: Option<HashMap<String, Bound<'_, PyAny>>>,
 ) -> PyResult<Limits> {
@@ -130,6 +130,24 @@ impl Handle {
             .iter()
             .map(|(name, _)| name.clone())
             .collect()
+    }
+
+    /// The tensors' names kept by glob `include` and `exclude` patterns (as the CLI's
+    /// `--include`/`--exclude` match them), in the checkpoint's order.
+    fn select(
+        &self,
+        py: Python<'_>,
+        include: Vec<String>,
+        exclude: Vec<String>,
+    ) -> PyResult<Vec<String>> {
+        let keys = errors::check(py, crate::convert::key_map(&include, &exclude, &[], &[]))?;
+        let loaded = self.inner.borrow_dependent();
+        Ok(loaded
+            .tensors
+            .iter()
+            .filter(|(name, _)| keys.keeps(name))
+            .map(|(name, _)| name.clone())
+            .collect())
     }
 
     /// The checkpoint's text metadata (a safetensors header's `__metadata__`, a torch

@@ -6,6 +6,7 @@
 //! tensors). Nothing here imports torch or numpy; `python/ckpt/__init__.py` builds their
 //! tensors. The GIL is released while bytes are read.
 
+mod convert;
 mod errors;
 mod handle;
 mod tree;
@@ -17,6 +18,7 @@ use pyo3::prelude::*;
 fn _ckpt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handle::Handle>()?;
     m.add_function(wrap_pyfunction!(handle::limit_names, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::convert, m)?)?;
     errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -23,7 +23,6 @@ asked for: ``framework="np"`` works without torch (bfloat16 and float8 then need
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
@@ -42,12 +41,14 @@ from ._ckpt import (
     RefusedError,
     UnsupportedError,
     __version__,
+    convert as _convert,
     limit_names as _limit_names,
 )
 
 __all__ = [
     "load",
     "load_checkpoint",
+    "convert",
     "Object",
     "Global",
     "Backref",
@@ -271,18 +272,10 @@ def _quantized(handle: _Handle, name: str, dtype_name: str, shape, quantization)
     return torch._make_per_channel_quantized_tensor(values, scales_t, zeros_t, axis)
 
 
-def _selected(names: Iterable[str], include, exclude) -> List[str]:
-    def patterns(given) -> List[str]:
-        if given is None:
-            return []
-        return [given] if isinstance(given, str) else list(given)
-
-    include, exclude = patterns(include), patterns(exclude)
-    return [
-        n for n in names
-        if (not include or any(fnmatch.fnmatchcase(n, p) for p in include))
-        and not any(fnmatch.fnmatchcase(n, p) for p in exclude)
-    ]
+def _patterns(given: Union[None, str, Iterable[str]]) -> List[str]:
+    if given is None:
+        return []
+    return [given] if isinstance(given, str) else list(given)
 
 
 def _finish(tensor, framework: str, device: str, dtype):
@@ -318,7 +311,8 @@ def load(
 
     - `key`: only the tensors under this dotted key (``"state_dict"``, ``"model"``), named
       without it, as ``ckpt convert --key`` does.
-    - `include`, `exclude`: glob patterns (or lists of them) on the names.
+    - `include`, `exclude`: glob patterns (or lists of them) on the names, as
+      ``ckpt convert --include/--exclude`` match them (``*`` within a name part).
     - `dtype`: cast every tensor (a ``torch.dtype`` or numpy dtype).
     - `device`: where torch tensors go (copied tensor by tensor from the map).
     - `limits`: raise a limit for a file that needs more (``{"depth": 1000}``; see
@@ -333,7 +327,7 @@ def load(
     maps = _Maps()
     return {
         name: _finish(_tensor(handle, maps, name, framework), framework, device, dtype)
-        for name in _selected(handle.names(), include, exclude)
+        for name in handle.select(_patterns(include), _patterns(exclude))
     }
 
 
@@ -496,6 +490,43 @@ def load_checkpoint(
     if handle.kind() in ("module", "torchscript"):
         return OrderedDict((name, factory.tensor(name)) for name in handle.names())
     return handle.tree(factory)
+
+
+def convert(
+    input: PathLike,
+    output: PathLike,
+    *,
+    to: Optional[str] = None,
+    key: Optional[str] = None,
+    include: Union[None, str, Iterable[str]] = None,
+    exclude: Union[None, str, Iterable[str]] = None,
+    strip_prefix: Union[None, str, Iterable[str]] = None,
+    rename: Union[None, str, Iterable[str]] = None,
+    dedupe: bool = False,
+    max_shard_size: Union[None, int, str] = None,
+    dtype: Optional[str] = None,
+    overwrite: bool = False,
+    sync: bool = True,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> Dict[str, Any]:
+    """Converts the checkpoint at `input` into `output`, as ``ckpt convert`` does: a
+    safetensors file byte-identical to ``safetensors.torch.save_file`` of the same tensors,
+    or a ``.pth`` that ``torch.load(weights_only=True)`` reads; with `max_shard_size`
+    (``"2GB"``), a folder of shards and their index. The output appears whole or not at
+    all (written to a temporary file, then renamed); the input is never modified.
+
+    `to` (``"safetensors"`` or ``"pth"``) overrides the format the output's name gives;
+    `key`, `include`, `exclude`, `strip_prefix`, `rename` (``"PATTERN=REPLACEMENT"``, a
+    regex with ``$1``), `dedupe`, `dtype` and `limits` are ``ckpt convert``'s options.
+    Returns what was written: ``tensors``, ``parameters``, ``bytes``, ``files`` (path and
+    size), and the names skipped, deduplicated, renamed or excluded.
+    """
+    return _convert(
+        os.fspath(input), os.fspath(output), to=to, key=key, include=_patterns(include),
+        exclude=_patterns(exclude), strip_prefix=_patterns(strip_prefix),
+        rename=_patterns(rename), dedupe=dedupe, max_shard_size=max_shard_size, dtype=dtype,
+        overwrite=overwrite, sync=sync, limits=limits,
+    )
 
 
 class _Slice:

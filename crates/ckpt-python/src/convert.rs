@@ -1,0 +1,112 @@
+//! `ckpt.convert`: the library's conversion, with the options the CLI's `convert` takes.
+
+use std::path::PathBuf;
+
+use ckpt::{ConvertOptions, Dtype, KeyMap, Target};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors;
+
+/// The key map of include and exclude patterns, prefixes to strip and renames.
+pub(crate) fn key_map(
+    include: &[String],
+    exclude: &[String],
+    strip_prefix: &[String],
+    rename: &[String],
+) -> ckpt::Result<KeyMap> {
+    let mut keys = KeyMap::new();
+    for pattern in include {
+        keys = keys.include(pattern)?;
+    }
+    for pattern in exclude {
+        keys = keys.exclude(pattern)?;
+    }
+    for prefix in strip_prefix {
+        keys = keys.strip_prefix(prefix)?;
+    }
+    for spec in rename {
+        keys = keys.rename(spec)?;
+    }
+    Ok(keys)
+}
+
+/// Converts the checkpoint at `input` into `output` (see `ckpt.convert`); returns what
+/// was written.
+#[pyfunction]
+#[pyo3(signature = (
+    input, output, *, to=None, key=None, include=vec![], exclude=vec![], strip_prefix=vec![],
+    rename=vec![], dedupe=false, max_shard_size=None, dtype=None, overwrite=false, sync=true,
+    limits=None
+))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn convert<'py>(
+    py: Python<'py>,
+    input: PathBuf,
+    output: PathBuf,
+    to: Option<String>,
+    key: Option<String>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    strip_prefix: Vec<String>,
+    rename: Vec<String>,
+    dedupe: bool,
+    max_shard_size: Option<Bound<'py, PyAny>>,
+    dtype: Option<String>,
+    overwrite: bool,
+    sync: bool,
+    limits: Option<std::collections::HashMap<String, Bound<'py, PyAny>>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let target = match to.as_deref() {
+        Some("safetensors") => Target::Safetensors,
+        Some("pth" | "pt" | "torch") => Target::Torch,
+        Some(other) => {
+            return Err(errors::InvalidError::new_err(format!(
+                "`to` is safetensors or pth, not {other:?}"
+            )));
+        }
+        None => Target::from_path(&output).ok_or_else(|| {
+            errors::InvalidError::new_err(format!(
+                "cannot tell the format from the name {}: end it in .safetensors or \
+                 .pt/.pth/.bin, or give to='safetensors' or to='pth'",
+                output.display()
+            ))
+        })?,
+    };
+    let mut options = ConvertOptions::new(target);
+    options.overwrite = overwrite;
+    options.key = key;
+    options.dedupe = dedupe;
+    options.sync = sync;
+    options.limits = crate::handle::limits_from(py, limits)?;
+    options.keys = errors::check(py, key_map(&include, &exclude, &strip_prefix, &rename))?;
+    if let Some(size) = max_shard_size {
+        let text = size.str()?.to_string();
+        options.max_shard_size = Some(errors::check(py, ckpt::parse_size(&text))?);
+    }
+    if let Some(name) = dtype {
+        let dtype = Dtype::from_name(&name).ok_or_else(|| {
+            errors::InvalidError::new_err(format!("{name:?} is not a dtype ckpt knows"))
+        })?;
+        options.dtype = Some(dtype);
+    }
+    let converted = py.detach(|| ckpt::convert(&input, &output, &options, &()));
+    let converted = errors::check(py, converted)?;
+    let report = PyDict::new(py);
+    report.set_item("tensors", converted.tensors)?;
+    report.set_item("parameters", converted.parameters)?;
+    report.set_item("bytes", converted.bytes)?;
+    report.set_item("files", converted.files)?;
+    report.set_item("skipped_values", converted.skipped_values)?;
+    report.set_item("deduplicated", converted.deduplicated)?;
+    report.set_item("renamed", converted.renamed)?;
+    report.set_item("excluded", converted.excluded)?;
+    report.set_item("notes", converted.notes)?;
+    let kept: Vec<(String, &str)> = converted
+        .kept
+        .iter()
+        .map(|(name, dtype)| (name.clone(), dtype.name()))
+        .collect();
+    report.set_item("kept", kept)?;
+    Ok(report)
+}
