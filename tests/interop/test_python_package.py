@@ -150,8 +150,18 @@ def test_a_key_selects_a_subtree_and_patterns_select_names():
     assert all(torch.equal(t, full[f"model.{n}"]) for n, t in model.items())
     only = ckpt.load(path, key="model", include="*.weight", exclude="1.*")
     assert sorted(only) == sorted(n for n in model if n.endswith(".weight") and not n.startswith("1."))
+    # Floating point tensors are cast; the integer counter keeps its dtype (as convert).
     half = ckpt.load(path, key="model", dtype=torch.float16)
-    assert all(t.dtype == torch.float16 for t in half.values() if t.is_floating_point())
+    assert half["1.num_batches_tracked"].dtype == torch.int64
+    for n, t in half.items():
+        want = model[n].to(torch.float16) if model[n].is_floating_point() else model[n]
+        assert t.dtype == want.dtype and torch.equal(t, want), n
+    named = ckpt.load(path, key="model", dtype="bfloat16", framework="pt")
+    assert {t.dtype for t in named.values()} == {torch.bfloat16, torch.int64}
+    as_np = ckpt.load(path, key="model", dtype="float64", framework="np")
+    assert {a.dtype for a in as_np.values()} == {np.dtype(np.float64), np.dtype(np.int64)}
+    with pytest.raises(ValueError, match="framework='pt'"):
+        ckpt.load(path, framework="np", device="cuda")
 
 
 def test_a_tensor_outlives_its_handle_and_never_writes_the_file(tmp_path):

@@ -84,6 +84,11 @@ def _framework(framework: str) -> str:
     return "pt" if framework in ("pt", "torch") else "np"
 
 
+# Floating point dtypes numpy holds only through ml_dtypes.
+_EXTENDED_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+                    "float8_e5m2fnuz", "float8_e8m0fnu")
+
+
 def _numpy_dtype(name: str):
     import numpy as np
 
@@ -95,9 +100,7 @@ def _numpy_dtype(name: str):
     }
     if name in plain:
         return np.dtype(plain[name])
-    extended = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
-                "float8_e5m2fnuz", "float8_e8m0fnu")
-    if name in extended:
+    if name in _EXTENDED_FLOATS:
         try:
             import ml_dtypes
         except ImportError:
@@ -279,14 +282,21 @@ def _patterns(given: Union[None, str, Iterable[str]]) -> List[str]:
 
 
 def _finish(tensor, framework: str, device: str, dtype):
+    """Casts (a dtype object or its name) and moves one tensor, as it is made: a cast or a
+    copy to a device holds one tensor at a time beside the map, never a second checkpoint.
+    Only floating point tensors are cast, as ``ckpt convert --dtype`` does (integer
+    counters, masks and complex tensors keep their dtype)."""
     if framework == "pt":
-        if dtype is not None:
-            tensor = tensor.to(dtype)
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(_torch_dtype(dtype) if isinstance(dtype, str) else dtype)
         if device != "cpu":
             tensor = tensor.to(device)
         return tensor
-    if dtype is not None:
-        tensor = tensor.astype(dtype)
+    if device != "cpu":
+        raise ValueError(f"numpy arrays live on the CPU: device={device!r} needs framework='pt'")
+    floating = tensor.dtype.kind == "f" or tensor.dtype.name in _EXTENDED_FLOATS
+    if dtype is not None and floating:
+        tensor = tensor.astype(_numpy_dtype(dtype) if isinstance(dtype, str) else dtype)
     return tensor
 
 
@@ -313,7 +323,8 @@ def load(
       without it, as ``ckpt convert --key`` does.
     - `include`, `exclude`: glob patterns (or lists of them) on the names, as
       ``ckpt convert --include/--exclude`` match them (``*`` within a name part).
-    - `dtype`: cast every tensor (a ``torch.dtype`` or numpy dtype).
+    - `dtype`: cast every floating point tensor (a ``torch.dtype``, a numpy dtype, or a
+      name such as ``"bfloat16"``); other tensors keep theirs, as with ``ckpt convert``.
     - `device`: where torch tensors go (copied tensor by tensor from the map).
     - `limits`: raise a limit for a file that needs more (``{"depth": 1000}``; see
       :func:`limits`).
