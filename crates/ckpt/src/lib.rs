@@ -66,7 +66,7 @@ mod walk;
 
 pub use convert::{
     ConvertOptions, Converted, DEFAULT_MAX_SHARD_SIZE, KeyMap, Mapped, Naming, Target,
-    common_wrapper_prefix, convert, parse_size,
+    common_wrapper_prefix, convert, parse_size, write,
 };
 pub use digest::sha256_all;
 pub use error::{Error, ErrorKind, Location, Result};

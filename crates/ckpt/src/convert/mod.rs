@@ -13,7 +13,7 @@ pub use shard::{DEFAULT_MAX_SHARD_SIZE, Naming};
 
 use crate::cast::{self, CastView, TensorCast};
 use crate::error::{Error, Result};
-use crate::model::{Dict, Dtype, TensorView, Value};
+use crate::model::{Checkpoint, Dict, Dtype, TensorView, Value};
 use crate::output::{AtomicFolder, AtomicOutput, FileSink, MappedInput};
 use crate::progress::Progress;
 use crate::safetensors::Plan;
@@ -215,8 +215,77 @@ pub fn convert(
     source.advise(crate::Access::Sparse);
     let checkpoint = source.checkpoint()?;
     source.advise(crate::Access::Sequential);
+    let origin = Origin {
+        path: Some(input),
+        files: source.files(),
+        mapped: source.mapped_input(),
+    };
+    let mut converted = write_from(&origin, &checkpoint, output, options, progress)?;
+    converted.notes = source.notes().to_vec();
+    Ok(converted)
+}
+
+/// Writes `checkpoint` (one you read, or built: its tensors may borrow any memory) to
+/// `output`, as [`convert`] writes what it reads: every option but the input's
+/// [`ConvertOptions::limits`] applies. The output appears whole or not at all.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use ckpt::model::{ByteOrder, Dict, Dtype, Storage, TensorView};
+/// use ckpt::{Checkpoint, ConvertOptions, Format, Target, Value};
+///
+/// let data: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+/// let view = TensorView::contiguous(Dtype::Float32, vec![2], Storage::new(&data, ByteOrder::Little))?;
+/// let root = Value::Dict(Dict::new(vec![(Value::Str("w".into()), Value::Tensor(view))]));
+/// let checkpoint = Checkpoint::new(Format::Safetensors, BTreeMap::new(), root);
+/// let dir = tempfile::tempdir().unwrap();
+/// let out = dir.path().join("w.safetensors");
+/// let written = ckpt::write(&checkpoint, &out, &ConvertOptions::new(Target::Safetensors), &())?;
+/// assert_eq!(written.tensors, 1);
+/// assert_eq!(ckpt::Source::open(&out)?.checkpoint()?.tensors()[0].0, "w");
+/// # Ok::<(), ckpt::Error>(())
+/// ```
+pub fn write(
+    checkpoint: &Checkpoint<'_>,
+    output: &Path,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<Converted> {
+    let origin = Origin {
+        path: None,
+        files: Vec::new(),
+        mapped: None,
+    };
+    write_from(&origin, checkpoint, output, options, progress)
+}
+
+/// Where the tensors being written come from: the input's path (for errors), the files an
+/// output may not replace, and the mapped input the kernel may copy from.
+struct Origin<'s> {
+    path: Option<&'s Path>,
+    files: Vec<&'s Path>,
+    mapped: Option<MappedInput<'s>>,
+}
+
+impl Origin<'_> {
+    /// `error`, placed in the input when there is one.
+    fn at(&self, error: Error) -> Error {
+        match self.path {
+            Some(path) => error.with_path(path),
+            None => error,
+        }
+    }
+}
+
+fn write_from(
+    origin: &Origin<'_>,
+    checkpoint: &Checkpoint<'_>,
+    output: &Path,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<Converted> {
     let root = match &options.key {
-        Some(key) => checkpoint.select(key).map_err(|e| e.with_path(input))?,
+        Some(key) => checkpoint.select(key).map_err(|e| origin.at(e))?,
         None => checkpoint.root(),
     };
     let Mapped {
@@ -226,17 +295,17 @@ pub fn convert(
     } = options
         .keys
         .apply(root.tensors())
-        .map_err(|e| e.with_path(input))?;
+        .map_err(|e| origin.at(e))?;
     if tensors.is_empty() && !excluded.is_empty() {
-        return Err(Error::invalid(format!(
-            "the filters leave no tensor to write (all {} were excluded)",
-            excluded.len()
-        ))
-        .with_path(input)
-        .with_hint(
-            "check the include patterns and the exclude patterns against the names of the \
+        return Err(origin
+            .at(Error::invalid(format!(
+                "the filters leave no tensor to write (all {} were excluded)",
+                excluded.len()
+            )))
+            .with_hint(
+                "check the include patterns and the exclude patterns against the names of the \
              checkpoint's tensors",
-        ));
+            ));
     }
     // Suggested only for names as the source has them, not for names chosen by renames.
     let wrapper_prefix = if renamed.is_empty() {
@@ -246,10 +315,10 @@ pub fn convert(
     };
     if options.target == Target::Torch {
         // Checks the target and finds the tensors a cast leaves as they are.
-        let views = cast::cast_all(&tensors, options.dtype).map_err(|e| e.with_path(input))?;
+        let views = cast::cast_all(&tensors, options.dtype).map_err(|e| origin.at(e))?;
         let kept = kept_dtypes(&views, options.dtype);
         let (files, skipped_values, mut casts) =
-            convert_to_torch(&source, root, &tensors, options, output, progress)?;
+            convert_to_torch(origin, root, &tensors, options, output, progress)?;
         casts.sort_by(|a, b| a.name.cmp(&b.name));
         return Ok(Converted {
             parameters: parameters_of(&tensors),
@@ -263,7 +332,7 @@ pub fn convert(
             wrapper_prefix,
             casts,
             kept,
-            notes: source.notes().to_vec(),
+            notes: Vec::new(),
         });
     }
     let skipped_values: Vec<String> = root.values().into_iter().map(|(name, _)| name).collect();
@@ -287,21 +356,21 @@ pub fn convert(
         Vec::new()
     };
     let parameters = parameters_of(&tensors);
-    let views = cast::cast_all(&tensors, options.dtype).map_err(|e| e.with_path(input))?;
+    let views = cast::cast_all(&tensors, options.dtype).map_err(|e| origin.at(e))?;
     let kept = kept_dtypes(&views, options.dtype);
     let (files, mut casts) = match options.max_shard_size {
         None => {
-            let plan = Plan::with_casts(&views, &metadata).map_err(|e| e.with_path(input))?;
-            let mut out = AtomicOutput::create(output, options.overwrite, &source.files())?
+            let plan = Plan::with_casts(&views, &metadata).map_err(|e| origin.at(e))?;
+            let mut out = AtomicOutput::create(output, options.overwrite, &origin.files)?
                 .durable(options.sync);
-            let casts = write_file(out.file(), source.mapped_input(), options.sync, |sink| {
+            let casts = write_file(out.file(), origin.mapped, options.sync, |sink| {
                 plan.write_to(sink, progress)
             })
             .map_err(|e| e.with_path(output))?;
             out.commit()?;
             (vec![(output.to_path_buf(), plan.file_len())], casts)
         }
-        Some(max) => write_shards(&source, output, options, &views, &metadata, max, progress)?,
+        Some(max) => write_shards(origin, output, options, &views, &metadata, max, progress)?,
     };
     casts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Converted {
@@ -316,7 +385,7 @@ pub fn convert(
         wrapper_prefix,
         casts,
         kept,
-        notes: source.notes().to_vec(),
+        notes: Vec::new(),
     })
 }
 
@@ -337,7 +406,7 @@ fn parameters_of(tensors: &[(String, &TensorView<'_>)]) -> u64 {
 /// chose is a dict (or there is no key). A whole module or a TorchScript archive is
 /// already its `state_dict()` in the tree.
 fn convert_to_torch(
-    source: &Source,
+    origin: &Origin<'_>,
     root: &Value<'_>,
     tensors: &[(String, &TensorView<'_>)],
     options: &ConvertOptions,
@@ -345,7 +414,7 @@ fn convert_to_torch(
     progress: &dyn Progress,
 ) -> Result<(Files, Vec<String>, Vec<TensorCast>)> {
     if let Some(max) = options.max_shard_size {
-        let (files, casts) = write_torch_shards(source, output, options, tensors, max, progress)?;
+        let (files, casts) = write_torch_shards(origin, output, options, tensors, max, progress)?;
         return Ok((files, skipped_names(root), casts));
     }
     let whole =
@@ -357,13 +426,12 @@ fn convert_to_torch(
         flat = flat_state_dict(tensors);
         (&flat, skipped_names(root))
     };
-    let input = source.path();
     let archive = crate::torch::write::archive_name(output);
     let plan = crate::torch::write::Plan::with_cast(tree, &archive, options.dtype)
-        .map_err(|e| e.with_path(input))?;
+        .map_err(|e| origin.at(e))?;
     let mut out =
-        AtomicOutput::create(output, options.overwrite, &source.files())?.durable(options.sync);
-    let input_map = source.mapped_input();
+        AtomicOutput::create(output, options.overwrite, &origin.files)?.durable(options.sync);
+    let input_map = origin.mapped;
     let casts = write_file(out.file(), input_map, options.sync, |sink| {
         plan.write_reading(sink, input_map, progress)
     })
@@ -400,15 +468,14 @@ fn flat_state_dict<'data>(tensors: &[(String, &TensorView<'data>)]) -> Value<'da
 /// storage go to one shard (where the storage is written once), each storage counts whole
 /// (`untyped_storage().nbytes()`) and once toward the shard sizes and `total_size`.
 fn write_torch_shards(
-    source: &Source,
+    origin: &Origin<'_>,
     output: &Path,
     options: &ConvertOptions,
     tensors: &[(String, &TensorView<'_>)],
     max: u64,
     progress: &dyn Progress,
 ) -> Result<(Files, Vec<TensorCast>)> {
-    let input = source.path();
-    let input_map = source.mapped_input();
+    let input_map = origin.mapped;
     let naming = Naming::TORCH;
     let sizes: Vec<(u64, Option<(usize, usize)>)> = tensors
         .iter()
@@ -430,7 +497,7 @@ fn write_torch_shards(
             })
         })
         .collect::<Result<_>>()
-        .map_err(|e| e.with_path(input))?;
+        .map_err(|e| origin.at(e))?;
     let mut total_size = 0u64;
     let mut counted = std::collections::HashSet::new();
     for (size, identity) in &sizes {
@@ -447,12 +514,12 @@ fn write_torch_shards(
         let archive = crate::torch::write::archive_name(Path::new(&name));
         plans.push(
             crate::torch::write::Plan::with_cast(tree, &archive, options.dtype)
-                .map_err(|e| e.with_path(input))?,
+                .map_err(|e| origin.at(e))?,
         );
     }
     let layout = ShardLayout::new(naming, plans.iter().map(|plan| plan.file_len()), &members);
     write_shard_folder(
-        source,
+        origin,
         output,
         options,
         &layout,
@@ -509,7 +576,7 @@ type Written = (Vec<(PathBuf, u64)>, Vec<TensorCast>);
 /// Writes `tensors` as Hugging Face shards of at most `max` bytes, with an index, into the
 /// folder `output`.
 fn write_shards(
-    source: &Source,
+    origin: &Origin<'_>,
     output: &Path,
     options: &ConvertOptions,
     tensors: &[(String, CastView<'_, '_>)],
@@ -517,8 +584,7 @@ fn write_shards(
     max: u64,
     progress: &dyn Progress,
 ) -> Result<Written> {
-    let input = source.path();
-    let input_map = source.mapped_input();
+    let input_map = origin.mapped;
     let naming = Naming::SAFETENSORS;
     // Every safetensors tensor is written as an independent copy: none share storage.
     let sizes: Vec<(u64, Option<()>)> = tensors
@@ -536,11 +602,11 @@ fn write_shards(
     };
     let mut plans = Vec::with_capacity(count);
     for shard in &members {
-        plans.push(Plan::with_casts(shard, &shard_metadata).map_err(|e| e.with_path(input))?);
+        plans.push(Plan::with_casts(shard, &shard_metadata).map_err(|e| origin.at(e))?);
     }
     let layout = ShardLayout::new(naming, plans.iter().map(|plan| plan.file_len()), &members);
     write_shard_folder(
-        source,
+        origin,
         output,
         options,
         &layout,
@@ -610,7 +676,7 @@ fn shard_members<T: Copy>(groups: &[Vec<usize>], tensors: &[(String, T)]) -> Vec
 /// written by `write(i, file, progress)`, and with more than one shard the index file holds
 /// `index(weight_map)`. The progress bar spans all shards.
 fn write_shard_folder(
-    source: &Source,
+    origin: &Origin<'_>,
     output: &Path,
     options: &ConvertOptions,
     layout: &ShardLayout<'_>,
@@ -623,7 +689,7 @@ fn write_shard_folder(
     progress.start(layout.shards.iter().map(|(len, _)| len).sum());
     let shared_progress = Continuing(progress);
     let mut folder =
-        AtomicFolder::create(output, options.overwrite, &source.files())?.durable(options.sync);
+        AtomicFolder::create(output, options.overwrite, &origin.files)?.durable(options.sync);
     let mut files = Vec::with_capacity(count + 1);
     let mut casts = Vec::new();
     let mut weight_map: Vec<(&str, String)> = Vec::new();
@@ -754,7 +820,7 @@ mod tests {
             .join(name)
     }
 
-    fn read_back(path: &Path, check: impl FnOnce(&crate::Checkpoint<'_>)) {
+    fn read_back(path: &Path, check: impl FnOnce(&Checkpoint<'_>)) {
         let source = Source::open(path).unwrap();
         let checkpoint = source.checkpoint().unwrap();
         assert_eq!(checkpoint.format(), crate::Format::TorchZip);
