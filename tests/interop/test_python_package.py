@@ -27,7 +27,7 @@ from safetensors import safe_open as reference_open
 import ckpt
 from ckpt import _ckpt
 from support import FIXTURES, OK_FILES, REJECTED, assert_bitwise_equal
-from support_torch import REJECTED_TORCH, all_cases, live_tensors, torch_view
+from support_torch import REJECTED_TORCH, SAFETENSORS_DTYPES, all_cases, live_tensors, torch_view
 from test_dcp_shards import DCP_FIXTURES, dcp_load, hf_load
 
 CASES = all_cases()
@@ -383,3 +383,58 @@ def test_convert_writes_what_save_file_writes(tmp_path):
     report = ckpt.convert(source, shards, to="safetensors", key="model", max_shard_size="100B")
     assert len(report["files"]) > 2
     assert_bitwise_equal(ckpt.load(shards), {k: v for k, v in model.items()})
+
+
+SAVE_CASES = [c for c in CASES if c.expected["kind"] == "state-dict"
+              and all("q_scale" not in t for t in c.expected["tensors"])]
+
+
+@pytest.mark.parametrize("case", SAVE_CASES, ids=lambda c: c.id)
+def test_save_is_byte_identical_to_save_file_and_loads_in_torch(case, tmp_path):
+    from safetensors.torch import save_file
+
+    tensors = dict(torch_view.flatten(torch_view.load_full(case.path))[0])
+    tensors = {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    writable = {k: v for k, v in tensors.items() if torch_view.dtype_name(v.dtype) in SAFETENSORS_DTYPES}
+    if writable and not shares_memory(writable):
+        ours, theirs = tmp_path / "ours.safetensors", tmp_path / "theirs.safetensors"
+        contiguous = {k: v.contiguous() for k, v in writable.items()}
+        ckpt.save(contiguous, ours, metadata={"format": "pt"})
+        save_file(contiguous, str(theirs), metadata={"format": "pt"})
+        assert ours.read_bytes() == theirs.read_bytes()
+    pth = tmp_path / "ours.pth"
+    ckpt.save(tensors, pth)
+    loaded = torch.load(pth, weights_only=True)
+    assert list(loaded) == list(tensors)
+    for name, tensor in tensors.items():
+        assert loaded[name].dtype == tensor.dtype and loaded[name].shape == tensor.shape, name
+        assert digest(loaded[name]) == digest(tensor), name
+    # Tensors of one storage in the source share one in the output.
+    groups = torch_view.shared_groups(list(tensors.items()))
+    assert torch_view.shared_groups(list(loaded.items())) == groups
+
+
+def shares_memory(tensors: dict) -> bool:
+    return bool(torch_view.shared_groups(list(tensors.items())))
+
+
+def test_save_numpy_arrays_and_shards(tmp_path):
+    arrays = {"a": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.arange(5, dtype=np.int64),
+              "t": np.arange(6, dtype=np.float64).reshape(2, 3).T}
+    out = tmp_path / "arrays.safetensors"
+    ckpt.save(arrays, out)
+    with reference_open(str(out), framework="np") as f:
+        for name, array in arrays.items():
+            assert np.array_equal(f.get_tensor(name), array), name
+    shards = tmp_path / "shards"
+    report = ckpt.save({f"w{i}": torch.full((64,), float(i)) for i in range(8)}, shards,
+                       max_shard_size="600B")
+    assert len(report["files"]) > 2
+    loaded = ckpt.load(shards)
+    assert sorted(loaded) == [f"w{i}" for i in range(8)]
+    assert all(torch.equal(loaded[f"w{i}"], torch.full((64,), float(i))) for i in range(8))
+    with pytest.raises(ckpt.InvalidError):
+        ckpt.save(arrays, tmp_path / "arrays.unknown")
+    before = out.read_bytes()
+    ckpt.save({"x": torch.zeros(2)}, out)
+    assert out.read_bytes() != before, "an existing output is replaced, as save_file does"

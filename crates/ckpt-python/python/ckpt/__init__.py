@@ -42,6 +42,7 @@ from ._ckpt import (
     UnsupportedError,
     __version__,
     convert as _convert,
+    save as _save,
     limit_names as _limit_names,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "load",
     "load_checkpoint",
     "convert",
+    "save",
     "Object",
     "Global",
     "Backref",
@@ -538,6 +540,77 @@ def convert(
         rename=_patterns(rename), dedupe=dedupe, max_shard_size=max_shard_size, dtype=dtype,
         overwrite=overwrite, sync=sync, limits=limits,
     )
+
+
+def _entry(name: str, tensor):
+    """What the writer needs of one tensor: its dtype's name, shape, strides and offset in
+    its storage, and the object owning that storage (read where it is, not copied)."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and isinstance(tensor, torch.Tensor):
+        tensor = tensor.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()
+        if tensor.is_quantized or tensor.is_sparse or tensor.layout != torch.strided:
+            raise UnsupportedError(f"{name}: only dense tensors can be saved")
+        dtype = str(tensor.dtype).split(".", 1)[1]
+        # A conjugate or negative view keeps its storage (and its bit, in a .pth).
+        return (name, dtype, list(tensor.shape), list(tensor.stride()),
+                tensor.storage_offset(), tensor.untyped_storage(),
+                (tensor.is_conj(), tensor.is_neg()))
+    import numpy as np
+
+    array = np.ascontiguousarray(tensor)
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    dtype = array.dtype.name
+    strides = [s // array.itemsize for s in array.strides] if array.itemsize else []
+    return (name, dtype, list(array.shape), strides, 0, array, (False, False))
+
+
+def save(
+    tensors: Dict[str, Any],
+    path: PathLike,
+    *,
+    metadata: Optional[Dict[str, str]] = None,
+    format: Optional[str] = None,
+    max_shard_size: Union[None, int, str] = None,
+) -> Dict[str, Any]:
+    """Writes a dict of tensors (torch tensors or numpy arrays) to `path`.
+
+    - ``.safetensors`` (or ``format="safetensors"``): the bytes
+      ``safetensors.torch.save_file`` writes for the same tensors and `metadata`; tensors
+      sharing memory are each written whole.
+    - ``.pt``/``.pth``/``.bin`` (or ``format="pth"``): a ``torch.save`` zip that
+      ``torch.load(weights_only=True)`` reads; tensors sharing a storage keep sharing it.
+    - `max_shard_size` (``"2GB"``): a folder of shards and the index transformers loads.
+
+    Tensors are read where they are (CPU tensors are not copied; others are moved to the
+    CPU one at a time), and must not be modified while saving. The output appears whole
+    or not at all, replacing an existing file, as ``save_file`` and ``torch.save`` do.
+    Returns ``tensors``, ``bytes`` and ``files`` (path and size).
+    """
+    target = format
+    if target is None:
+        suffix = os.fspath(path).lower().rsplit(".", 1)[-1]
+        if suffix == "safetensors":
+            target = "safetensors"
+        elif suffix in ("pt", "pth", "bin", "ckpt"):
+            target = "pth"
+        elif max_shard_size is not None:
+            target = "safetensors"
+        else:
+            raise InvalidError(
+                f"cannot tell the format from the name {os.fspath(path)!r}: end it in "
+                f".safetensors or .pt/.pth/.bin, or give format='safetensors' or 'pth'"
+            )
+    if not isinstance(tensors, dict):
+        raise TypeError(f"tensors must be a dict of names to tensors, not {type(tensors).__name__}")
+    entries = [_entry(name, tensor) for name, tensor in tensors.items()]
+    return _save(entries, os.fspath(path), target=target, metadata=metadata,
+                 max_shard_size=max_shard_size)
 
 
 class _Slice:

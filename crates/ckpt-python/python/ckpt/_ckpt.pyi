@@ -68,3 +68,11 @@ def convert(
     sync: bool = True,
     limits: Optional[Dict[str, Union[int, str]]] = None,
 ) -> Dict[str, Any]: ...
+def save(
+    tensors: List[tuple],
+    path: str,
+    *,
+    target: str,
+    metadata: Optional[Dict[str, str]] = None,
+    max_shard_size: Union[None, int, str] = None,
+) -> Dict[str, Any]: ...
