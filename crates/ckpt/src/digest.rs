@@ -32,3 +32,8 @@ pub fn sha256_all(
         })
         .collect()
 }
+
+/// Lowercase hexadecimal, two digits a byte.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -49,6 +49,7 @@ mod error;
 pub mod format;
 mod hf;
 mod input;
+pub mod inspect;
 mod joblib;
 pub mod limits;
 pub mod model;

@@ -187,7 +187,6 @@ fn add_rules(
 
 pub(crate) use convert::{CastReport, ConvertReport};
 pub(crate) use diff::DiffReport;
-pub(crate) use inspect::InspectReport;
 pub(crate) use limits::LimitRow;
 #[cfg(test)]
 pub(crate) use scan::tests as scan_tests;

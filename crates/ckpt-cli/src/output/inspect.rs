@@ -2,9 +2,10 @@
 
 use std::io::{self, Write};
 
+use ckpt::Kind;
+use ckpt::inspect::Inspection;
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, presets};
 
-use crate::commands::InspectReport;
 use crate::output::{bytes, count, grouped};
 use crate::term::sanitize;
 
@@ -15,15 +16,15 @@ const MAX_NAME_CHARS: usize = 96;
 /// At most this many plain values are listed in the text output (JSON has them all).
 const MAX_VALUES: usize = 50;
 
-pub(crate) fn render(report: &InspectReport) -> io::Result<()> {
+pub(crate) fn render(report: &Inspection) -> io::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     render_to(&mut out, report)?;
     out.flush()
 }
 
-fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
-    writeln!(out, "{}", sanitize(&report.path))?;
-    writeln!(out, "  format      {}", report.format)?;
+fn render_to(out: &mut impl Write, report: &Inspection) -> io::Result<()> {
+    writeln!(out, "{}", sanitize(&report.path.display().to_string()))?;
+    writeln!(out, "  format      {}", report.format.name())?;
     writeln!(out, "  size        {}", bytes(report.file_size))?;
     writeln!(out, "  kind        {}", describe_kind(report))?;
     writeln!(
@@ -104,7 +105,7 @@ fn render_to(out: &mut impl Write, report: &InspectReport) -> io::Result<()> {
         for tensor in &report.tensors {
             let mut row = vec![
                 display_name(&tensor.name),
-                tensor.dtype.to_owned(),
+                tensor.dtype.name().to_owned(),
                 format!("{:?}", tensor.shape),
                 grouped(tensor.parameters),
                 bytes(tensor.bytes),
@@ -201,17 +202,19 @@ fn sanitize_lines(text: &str) -> String {
     text.lines().map(|line| sanitize(line) + "\n").collect()
 }
 
-fn describe_kind(report: &InspectReport) -> String {
+fn describe_kind(report: &Inspection) -> String {
     match report.kind {
-        "state-dict" => "a state dict (names to tensors)".to_owned(),
-        "checkpoint" => format!(
+        Kind::StateDict => "a state dict (names to tensors)".to_owned(),
+        Kind::Checkpoint => format!(
             "a training checkpoint with keys {}",
             sanitize(&report.keys.join(", "))
         ),
-        "module" => "a whole nn.Module (torch.save(model)), read as its state_dict()".to_owned(),
-        "torchscript" => "a TorchScript archive, read as its state_dict()".to_owned(),
-        "tensor" => "a single tensor".to_owned(),
-        other => other.to_owned(),
+        Kind::Module => {
+            "a whole nn.Module (torch.save(model)), read as its state_dict()".to_owned()
+        }
+        Kind::TorchScript => "a TorchScript archive, read as its state_dict()".to_owned(),
+        Kind::Tensor => "a single tensor".to_owned(),
+        other => other.name().to_owned(),
     }
 }
 

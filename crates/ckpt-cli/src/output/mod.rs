@@ -30,11 +30,6 @@ pub(crate) fn heading(name: &str) -> io::Result<()> {
     writeln!(io::stdout().lock(), "== {}", crate::term::sanitize(name))
 }
 
-/// Lowercase hexadecimal.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// An integer with thousands separators: `22,713,216`.
 pub(crate) fn grouped(n: u64) -> String {
     let digits = n.to_string();
@@ -79,6 +74,5 @@ mod tests {
         assert_eq!(count(22_713_216), "22.7M");
         assert_eq!(count(1_240_000_000), "1.24B");
         assert_eq!(bytes(532), "532 B");
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
     }
 }

@@ -48,6 +48,13 @@ impl Kind {
     }
 }
 
+/// A kind serializes as its [`Kind::name`].
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 /// What a reader learnt about a file beyond its values: records, globals, classes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -206,6 +206,13 @@ impl Dtype {
     }
 }
 
+/// A dtype serializes as its [`Dtype::name`] (torch's, without `torch.`).
+impl serde::Serialize for Dtype {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl fmt::Display for Dtype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

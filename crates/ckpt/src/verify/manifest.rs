@@ -24,7 +24,7 @@ use super::{
     MANIFEST_DTYPE, MANIFEST_EXTRA, MANIFEST_MISSING, MANIFEST_READ, MANIFEST_SHA256,
     MANIFEST_SHAPE, Problem,
 };
-use crate::digest::sha256_all;
+use crate::digest::{hex, sha256_all};
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::model::{Checkpoint, TensorView};
@@ -74,10 +74,6 @@ struct Rows {
     #[serde(default)]
     ckpt_manifest: Option<u32>,
     tensors: Vec<Row>,
-}
-
-fn hex(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Manifest {

@@ -19,6 +19,7 @@ mod folders;
 mod frameworks;
 mod fuzz_regressions;
 mod hostile_pickles;
+mod inspect;
 mod limits;
 mod npy;
 mod round_trips;
