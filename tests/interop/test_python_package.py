@@ -438,3 +438,15 @@ def test_save_numpy_arrays_and_shards(tmp_path):
     before = out.read_bytes()
     ckpt.save({"x": torch.zeros(2)}, out)
     assert out.read_bytes() != before, "an existing output is replaced, as save_file does"
+
+
+@pytest.mark.parametrize("name", ["ok/torch/checkpoint-2.15-zip.pt", "ok/tiny-mlp.safetensors",
+                                  "ok/shards/bin", "ok/torch/module_tied-2.15-zip.pt"])
+def test_inspect_is_what_the_cli_prints(name):
+    from support import run_ckpt
+
+    path = FIXTURES / name
+    cli = run_ckpt("inspect", "--json", "--hash", path)
+    assert cli.returncode == 0, cli.stderr
+    assert ckpt.inspect(path, hashes=True) == json.loads(cli.stdout)
+    assert "sha256" not in ckpt.inspect(path)["tensors"][0]

@@ -110,3 +110,24 @@ pub(crate) fn convert<'py>(
     report.set_item("kept", kept)?;
     Ok(report)
 }
+
+/// What `ckpt inspect --json` prints of the checkpoint at `path`, as JSON text.
+#[pyfunction]
+#[pyo3(signature = (path, *, hashes=false, limits=None))]
+pub(crate) fn inspect<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    hashes: bool,
+    limits: Option<std::collections::HashMap<String, Bound<'py, PyAny>>>,
+) -> PyResult<String> {
+    let limits = crate::handle::limits_from(py, limits)?;
+    let json = py.detach(|| {
+        let source = ckpt::Source::open_with(&path, &limits)?;
+        let checkpoint = source.checkpoint()?;
+        let options = ckpt::inspect::InspectOptions::default().with_hashes(hashes);
+        let inspection = ckpt::inspect::inspect(&source, &checkpoint, &options, &())?;
+        serde_json::to_string(&inspection)
+            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+    });
+    errors::check(py, json)
+}

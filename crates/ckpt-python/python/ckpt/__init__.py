@@ -42,6 +42,7 @@ from ._ckpt import (
     UnsupportedError,
     __version__,
     convert as _convert,
+    inspect as _inspect,
     save as _save,
     limit_names as _limit_names,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "load",
     "load_checkpoint",
     "convert",
+    "inspect",
     "save",
     "Object",
     "Global",
@@ -503,6 +505,23 @@ def load_checkpoint(
     if handle.kind() in ("module", "torchscript"):
         return OrderedDict((name, factory.tensor(name)) for name in handle.names())
     return handle.tree(factory)
+
+
+def inspect(
+    path: PathLike,
+    *,
+    hashes: bool = False,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> Dict[str, Any]:
+    """What is in the checkpoint at `path`, as a dict: the content ``ckpt inspect --json``
+    prints (format, kind, whether ``torch.load(weights_only=True)`` accepts it, a line that
+    loads it, tensors with dtype, shape, strides and offsets, plain values, inert objects,
+    globals, records, totals). With `hashes`, each tensor's ``sha256`` over its elements
+    (row-major, little-endian: equal across formats). Reads only what describes the
+    tensors, unless hashing."""
+    import json
+
+    return json.loads(_inspect(os.fspath(path), hashes=hashes, limits=limits))
 
 
 def convert(

@@ -76,3 +76,6 @@ def save(
     metadata: Optional[Dict[str, str]] = None,
     max_shard_size: Union[None, int, str] = None,
 ) -> Dict[str, Any]: ...
+def inspect(
+    path: str, *, hashes: bool = False, limits: Optional[Dict[str, Union[int, str]]] = None
+) -> str: ...
