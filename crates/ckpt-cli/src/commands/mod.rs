@@ -190,7 +190,6 @@ pub(crate) use diff::DiffReport;
 pub(crate) use limits::LimitRow;
 #[cfg(test)]
 pub(crate) use scan::tests as scan_tests;
-pub(crate) use scan::{FileRow, ScanReport, level as scan_level};
 pub(crate) use stats::{HistogramRow, StatsReport};
 #[cfg(test)]
 pub(crate) use verify::tests as verify_tests;

@@ -4,10 +4,11 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
-use crate::commands::{FileRow, ScanReport};
+use ckpt::scan::{Report, Scan, Verdict};
+
 use crate::term::sanitize;
 
-pub(crate) fn render(report: &ScanReport) -> io::Result<()> {
+pub(crate) fn render(report: &Scan) -> io::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     render_to(&mut out, report)?;
     out.flush()
@@ -17,7 +18,8 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn render_file(out: &mut impl Write, file: &FileRow) -> io::Result<()> {
+fn render_file(out: &mut impl Write, file: &Report) -> io::Result<()> {
+    let status = file.status();
     let mut what = Vec::new();
     if let Some(format) = &file.format {
         what.push(sanitize(format));
@@ -33,18 +35,14 @@ fn render_file(out: &mut impl Write, file: &FileRow) -> io::Result<()> {
     writeln!(
         out,
         "{}: {}{what}",
-        sanitize(&file.path),
-        crate::term::paint(
-            &file.verdict.to_uppercase(),
-            verdict_paint(file.verdict),
-            false
-        )
+        sanitize(&file.path.display().to_string()),
+        crate::term::paint(&status.to_uppercase(), verdict_paint(status), false)
     )?;
     for finding in &file.findings {
         let subject = match (&finding.global, finding.usage) {
-            (Some(global), Some(usage)) => format!("{} {usage}", sanitize(global)),
+            (Some(global), Some(usage)) => format!("{} {}", sanitize(global), usage.as_str()),
             (Some(global), None) => sanitize(global),
-            (None, _) => finding.category.to_owned(),
+            (None, _) => finding.category.as_str().to_owned(),
         };
         let mut place = Vec::new();
         if let Some(member) = &finding.member {
@@ -61,7 +59,7 @@ fn render_file(out: &mut impl Write, file: &FileRow) -> io::Result<()> {
         writeln!(
             out,
             "  {:<9}  {subject}{times}{}",
-            finding.verdict,
+            finding.verdict.as_str(),
             if place.is_empty() {
                 String::new()
             } else {
@@ -72,10 +70,10 @@ fn render_file(out: &mut impl Write, file: &FileRow) -> io::Result<()> {
     }
     for error in &file.errors {
         let mut place = Vec::new();
-        if let Some(member) = &error.member {
+        if let Some(member) = &error.location().member {
             place.push(format!("member `{}`", sanitize(member)));
         }
-        if let Some(offset) = error.offset {
+        if let Some(offset) = error.location().offset {
             place.push(format!("byte {offset}"));
         }
         let place = if place.is_empty() {
@@ -83,12 +81,12 @@ fn render_file(out: &mut impl Write, file: &FileRow) -> io::Result<()> {
         } else {
             format!("{}: ", place.join(", "))
         };
-        writeln!(out, "  error      {place}{}", sanitize(&error.message))?;
-        if let Some(hint) = &error.hint {
+        writeln!(out, "  error      {place}{}", sanitize(error.message()))?;
+        if let Some(hint) = error.hint() {
             writeln!(out, "  {:<9}  hint: {}", "", sanitize(hint))?;
         }
     }
-    if file.verdict == "unsafe" {
+    if status == "unsafe" {
         // Only where ckpt reads the format does it offer a way to the tensors.
         let readable = matches!(
             file.format.as_deref(),
@@ -108,7 +106,7 @@ fn render_file(out: &mut impl Write, file: &FileRow) -> io::Result<()> {
     Ok(())
 }
 
-fn render_to(out: &mut impl Write, report: &ScanReport) -> io::Result<()> {
+fn render_to(out: &mut impl Write, report: &Scan) -> io::Result<()> {
     for file in &report.files {
         render_file(out, file)?;
     }
@@ -143,7 +141,7 @@ const RULES: &[(&str, &str)] = &[
 
 /// The report as a SARIF 2.1.0 log: one result per finding, `error` for dangerous and
 /// `warning` for unsafe; files that could not be scanned are tool notifications.
-pub(crate) fn sarif(report: &ScanReport) -> Value {
+pub(crate) fn sarif(report: &Scan) -> Value {
     let rules: Vec<Value> = RULES
         .iter()
         .map(|(id, text)| json!({"id": id, "shortDescription": {"text": text}}))
@@ -151,10 +149,11 @@ pub(crate) fn sarif(report: &ScanReport) -> Value {
     let mut results = Vec::new();
     let mut notifications = Vec::new();
     for file in &report.files {
-        let uri = file.path.replace('\\', "/");
+        let path = file.path.display().to_string();
+        let uri = path.replace('\\', "/");
         for finding in &file.findings {
             let subject = match (&finding.global, finding.usage) {
-                (Some(global), Some(usage)) => format!("{global} ({usage}): "),
+                (Some(global), Some(usage)) => format!("{global} ({}): ", usage.as_str()),
                 (Some(global), None) => format!("{global}: "),
                 _ => String::new(),
             };
@@ -177,7 +176,7 @@ pub(crate) fn sarif(report: &ScanReport) -> Value {
             }
             results.push(json!({
                 "ruleId": finding.category,
-                "level": crate::commands::scan_level(finding.verdict),
+                "level": level(finding.verdict),
                 "message": {"text": format!("{}: {subject}{}", finding.verdict, finding.why)},
                 "locations": [Value::Object(location)],
                 "properties": {"verdict": finding.verdict, "count": finding.count},
@@ -186,7 +185,7 @@ pub(crate) fn sarif(report: &ScanReport) -> Value {
         for error in &file.errors {
             notifications.push(json!({
                 "level": "error",
-                "message": {"text": format!("{}: {}", file.path, error.message)},
+                "message": {"text": format!("{path}: {}", error.message())},
                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}}}],
             }));
         }
@@ -208,6 +207,15 @@ pub(crate) fn sarif(report: &ScanReport) -> Value {
             "results": results,
         }],
     })
+}
+
+/// The SARIF level of a verdict.
+fn level(verdict: Verdict) -> &'static str {
+    if verdict == Verdict::Dangerous {
+        "error"
+    } else {
+        "warning"
+    }
 }
 
 /// The colour of a verdict.

@@ -33,6 +33,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+
 use crate::error::Error;
 
 pub use files::{collect_files, scan_bytes, scan_file};
@@ -66,6 +70,13 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// Serializes as [`Verdict::as_str`].
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// How a pickle uses a global.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -89,6 +100,13 @@ impl Usage {
             Usage::Instantiated => "instantiated",
             Usage::Called => "called",
         }
+    }
+}
+
+/// Serializes as [`Usage::as_str`].
+impl Serialize for Usage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -122,8 +140,18 @@ impl Category {
     }
 }
 
+/// Serializes as [`Category::as_str`].
+impl Serialize for Category {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One reason for a verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes with its fields in this order, the verdict, category and usage as their
+/// names (`dangerous`, `global`, `called`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Finding {
     /// How bad it is (`Unsafe` or `Dangerous`).
@@ -167,6 +195,11 @@ impl Finding {
 }
 
 /// The scan of one file.
+///
+/// It serializes as one object: `path` (as text), `verdict` ([`Report::status`]: `error`
+/// when the file could not be scanned and nothing worse was found), `format`, `pickles`,
+/// `findings`, `errors` (each its `kind`, `message`, `member`, `offset` and `hint`) and
+/// `data_globals`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Report {
@@ -214,6 +247,139 @@ impl Report {
             self.verdict.as_str()
         }
     }
+
+    /// The report on a path that could not be scanned at all (a file that cannot be read,
+    /// a folder that cannot be listed): its one error, and the path the error names.
+    pub(crate) fn unreadable(error: Error) -> Report {
+        let mut report = Report::new(error.location().path.as_deref().unwrap_or(Path::new("")));
+        report.errors.push(error);
+        report
+    }
+}
+
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Report", 7)?;
+        s.serialize_field("path", &self.path.display().to_string())?;
+        s.serialize_field("verdict", self.status())?;
+        s.serialize_field("format", &self.format)?;
+        s.serialize_field("pickles", &self.pickles)?;
+        s.serialize_field("findings", &self.findings)?;
+        let errors: Vec<ErrorEntry<'_>> = self.errors.iter().map(ErrorEntry).collect();
+        s.serialize_field("errors", &errors)?;
+        s.serialize_field("data_globals", &self.data_globals)?;
+        s.end()
+    }
+}
+
+/// A problem reading a file, as a [`Report`] serializes it: where in the file, not which
+/// file (the report says that).
+struct ErrorEntry<'e>(&'e Error);
+
+impl Serialize for ErrorEntry<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let error = self.0;
+        let mut s = serializer.serialize_struct("Error", 5)?;
+        s.serialize_field("kind", error.kind().as_str())?;
+        s.serialize_field("message", error.message())?;
+        s.serialize_field("member", &error.location().member)?;
+        s.serialize_field("offset", &error.location().offset)?;
+        s.serialize_field("hint", &error.hint())?;
+        s.end()
+    }
+}
+
+/// The scan of several files and folders ([`scan_paths`]): a report per file, and how many
+/// files got each verdict.
+///
+/// It serializes as `{"files": [...], "summary": {...}}`:
+///
+/// ```
+/// use ckpt::scan::{Scan, ScanOptions, scan_bytes};
+///
+/// // pickle.dumps(os.system) under protocol 2, and a pickle of `None`.
+/// let options = ScanOptions::default();
+/// let scan = Scan::new(vec![
+///     scan_bytes(b"\x80\x02cposix\nsystem\nq\x00.", "payload.pkl", &options),
+///     scan_bytes(b"\x80\x02N.", "none.pkl", &options),
+/// ]);
+/// assert_eq!((scan.summary.safe, scan.summary.dangerous), (1, 1));
+/// let json = serde_json::to_value(&scan).expect("a scan is JSON");
+/// assert_eq!(json["files"][0]["verdict"], "dangerous");
+/// assert_eq!(json["files"][0]["findings"][0]["global"], "posix.system");
+/// assert_eq!(json["summary"]["unsafe"], 0);
+/// ```
+#[derive(Debug, Serialize)]
+#[non_exhaustive]
+pub struct Scan {
+    /// The report on each file, in the order [`collect_files`] lists them; a path that
+    /// could not be read or listed has a report of its own, with its error.
+    pub files: Vec<Report>,
+    /// How many files got each verdict.
+    pub summary: Summary,
+}
+
+impl Scan {
+    /// The scan made of these reports, with their summary.
+    pub fn new(files: Vec<Report>) -> Scan {
+        Scan {
+            summary: Summary::of(&files),
+            files,
+        }
+    }
+}
+
+/// How many files a [`Scan`] judged, by [`Report::status`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Files scanned.
+    pub files: usize,
+    /// Files found safe.
+    pub safe: usize,
+    /// Files found unsafe (serialized as `unsafe`).
+    #[serde(rename = "unsafe")]
+    pub unsafe_: usize,
+    /// Files found dangerous.
+    pub dangerous: usize,
+    /// Files that could not be scanned, with nothing worse found ([`Report::is_error`]).
+    pub errors: usize,
+}
+
+impl Summary {
+    /// The counts over `reports`.
+    pub fn of(reports: &[Report]) -> Summary {
+        let mut summary = Summary {
+            files: reports.len(),
+            ..Summary::default()
+        };
+        for report in reports {
+            if report.is_error() {
+                summary.errors += 1;
+                continue;
+            }
+            match report.verdict {
+                Verdict::Safe => summary.safe += 1,
+                Verdict::Unsafe => summary.unsafe_ += 1,
+                Verdict::Dangerous => summary.dangerous += 1,
+            }
+        }
+        summary
+    }
+}
+
+/// Scans every file under `paths` ([`collect_files`]), on all cores, each as [`scan_file`]
+/// does. Never fails: what cannot be read is in the reports.
+pub fn scan_paths(paths: &[PathBuf], options: &ScanOptions) -> Scan {
+    let files = collect_files(paths);
+    let reports = files
+        .into_par_iter()
+        .map(|file| match file {
+            Ok(path) => scan_file(&path, options),
+            Err(error) => Report::unreadable(error),
+        })
+        .collect();
+    Scan::new(reports)
 }
 
 /// What a scan accepts as data besides the built-in allowlist.

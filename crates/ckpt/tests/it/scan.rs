@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ckpt::scan::{Category, Report, ScanOptions, Verdict, collect_files, scan_bytes, scan_file};
+use ckpt::scan::{
+    Category, Report, ScanOptions, Verdict, collect_files, scan_bytes, scan_file, scan_paths,
+};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -110,6 +112,51 @@ fn an_index_brings_its_shards() {
 }
 
 // --- a tiny assembler ---
+
+// --- several paths, as JSON ---
+
+#[test]
+fn a_scan_of_several_paths_serializes_each_report_and_a_summary() {
+    let paths = [
+        fixtures().join("attack/torch/os_system_reduce.pt"),
+        fixtures().join("ok/tiny-mlp.safetensors"),
+        fixtures().join("no such file.pt"),
+    ];
+    let scan = scan_paths(&paths, &ScanOptions::default());
+    let statuses: Vec<&str> = scan.files.iter().map(Report::status).collect();
+    assert_eq!(statuses, ["dangerous", "safe", "error"]);
+    assert_eq!(
+        (
+            scan.summary.files,
+            scan.summary.dangerous,
+            scan.summary.errors
+        ),
+        (3, 1, 1)
+    );
+
+    let json = serde_json::to_value(&scan).unwrap();
+    assert_eq!(
+        json["summary"],
+        serde_json::json!({"files": 3, "safe": 1, "unsafe": 0, "dangerous": 1, "errors": 1})
+    );
+    let finding = &json["files"][0]["findings"][0];
+    assert_eq!(finding["verdict"], "dangerous");
+    assert_eq!(finding["category"], "global");
+    assert_eq!(finding["usage"], "called");
+    assert_eq!(finding["member"], "archive/data.pkl");
+    let missing = &json["files"][2];
+    assert_eq!(missing["verdict"], "error");
+    assert_eq!(missing["path"], paths[2].display().to_string());
+    assert_eq!(missing["errors"][0]["kind"], "io");
+    // Fields in a stable order, as `ckpt scan --json` prints them.
+    let text = serde_json::to_string(&scan.files[1]).unwrap();
+    assert!(
+        text.ends_with(
+            r#"","verdict":"safe","format":"safetensors","pickles":0,"findings":[],"errors":[],"data_globals":[]}"#
+        ),
+        "{text}"
+    );
+}
 
 fn global(module: &str, name: &str) -> Vec<u8> {
     format!("c{module}\n{name}\n").into_bytes()
