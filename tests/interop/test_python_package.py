@@ -450,3 +450,15 @@ def test_inspect_is_what_the_cli_prints(name):
     assert cli.returncode == 0, cli.stderr
     assert ckpt.inspect(path, hashes=True) == json.loads(cli.stdout)
     assert "sha256" not in ckpt.inspect(path)["tensors"][0]
+
+
+def test_scan_is_what_the_cli_prints():
+    from support import run_ckpt
+
+    paths = [FIXTURES / "attack" / "torch", FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"]
+    cli = run_ckpt("scan", "--json", *paths)
+    assert cli.returncode == 1, cli.stderr
+    report = ckpt.scan(paths)
+    assert report == json.loads(cli.stdout)
+    assert report["summary"]["dangerous"] >= 5
+    assert ckpt.scan(paths[1])["files"][0]["verdict"] == "safe"

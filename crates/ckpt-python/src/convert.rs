@@ -131,3 +131,23 @@ pub(crate) fn inspect<'py>(
     });
     errors::check(py, json)
 }
+
+/// What `ckpt scan --json` prints of `paths` (files and folders), as JSON text.
+#[pyfunction]
+#[pyo3(signature = (paths, *, allow=vec![], limits=None))]
+pub(crate) fn scan<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    allow: Vec<String>,
+    limits: Option<std::collections::HashMap<String, Bound<'py, PyAny>>>,
+) -> PyResult<String> {
+    let mut options =
+        ckpt::scan::ScanOptions::default().with_limits(crate::handle::limits_from(py, limits)?);
+    options.allow = allow;
+    let json = py.detach(|| {
+        let scan = ckpt::scan::scan_paths(&paths, &options);
+        serde_json::to_string(&scan)
+            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+    });
+    errors::check(py, json)
+}

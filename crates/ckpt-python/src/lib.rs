@@ -22,6 +22,7 @@ fn _ckpt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handle::limit_names, m)?)?;
     m.add_function(wrap_pyfunction!(convert::convert, m)?)?;
     m.add_function(wrap_pyfunction!(convert::inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::scan, m)?)?;
     m.add_function(wrap_pyfunction!(save::save, m)?)?;
     errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

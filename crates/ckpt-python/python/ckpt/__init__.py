@@ -43,6 +43,7 @@ from ._ckpt import (
     __version__,
     convert as _convert,
     inspect as _inspect,
+    scan as _scan,
     save as _save,
     limit_names as _limit_names,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "load_checkpoint",
     "convert",
     "inspect",
+    "scan",
     "save",
     "Object",
     "Global",
@@ -522,6 +524,27 @@ def inspect(
     import json
 
     return json.loads(_inspect(os.fspath(path), hashes=hashes, limits=limits))
+
+
+def scan(
+    paths: Union[PathLike, Iterable[PathLike]],
+    *,
+    allow: Union[None, str, Iterable[str]] = None,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> Dict[str, Any]:
+    """Whether loading each file would run code, as ``ckpt scan --json`` reports it:
+    ``{"files": [{"path", "format", "verdict", "findings", "errors", ...}], "summary":
+    {...}}``. A verdict is ``safe`` (every byte accounted for, nothing but data),
+    ``unsafe`` (imports beyond data), ``dangerous`` (runs processes, code, files or the
+    network when loaded) or ``error`` (could not be read: not known to be safe). Folders are
+    walked; every pickle a loader would unpickle is judged, without running any.
+    `allow` vouches for globals (``module.name`` or a module), which turns ``unsafe`` into
+    ``safe`` and never hides a dangerous one."""
+    import json
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    return json.loads(_scan([os.fspath(p) for p in paths], allow=_patterns(allow), limits=limits))
 
 
 def convert(

@@ -79,3 +79,6 @@ def save(
 def inspect(
     path: str, *, hashes: bool = False, limits: Optional[Dict[str, Union[int, str]]] = None
 ) -> str: ...
+def scan(
+    paths: List[str], *, allow: List[str] = ..., limits: Optional[Dict[str, Union[int, str]]] = None
+) -> str: ...
