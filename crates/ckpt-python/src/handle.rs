@@ -140,7 +140,7 @@ impl Handle {
         include: Vec<String>,
         exclude: Vec<String>,
     ) -> PyResult<Vec<String>> {
-        let keys = errors::check(py, crate::convert::key_map(&include, &exclude, &[], &[]))?;
+        let keys = errors::check(py, crate::commands::key_map(&include, &exclude, &[], &[]))?;
         let loaded = self.inner.borrow_dependent();
         Ok(loaded
             .tensors

@@ -6,7 +6,7 @@
 //! tensors). Nothing here imports torch or numpy; `python/ckpt/__init__.py` builds their
 //! tensors. The GIL is released while bytes are read.
 
-mod convert;
+mod commands;
 mod errors;
 mod handle;
 mod memory;
@@ -20,9 +20,9 @@ use pyo3::prelude::*;
 fn _ckpt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handle::Handle>()?;
     m.add_function(wrap_pyfunction!(handle::limit_names, m)?)?;
-    m.add_function(wrap_pyfunction!(convert::convert, m)?)?;
-    m.add_function(wrap_pyfunction!(convert::inspect, m)?)?;
-    m.add_function(wrap_pyfunction!(convert::scan, m)?)?;
+    m.add_function(wrap_pyfunction!(commands::convert, m)?)?;
+    m.add_function(wrap_pyfunction!(commands::inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(commands::scan, m)?)?;
     m.add_function(wrap_pyfunction!(save::save, m)?)?;
     errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,4 +1,5 @@
-//! `ckpt.convert`: the library's conversion, with the options the CLI's `convert` takes.
+//! The commands of the CLI as functions: `ckpt.convert`, `ckpt.inspect` and `ckpt.scan` call the
+//! library as `ckpt convert`, `ckpt inspect --json` and `ckpt scan --json` do.
 
 use std::path::PathBuf;
 
