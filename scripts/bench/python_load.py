@@ -3,7 +3,8 @@
     python_load.py SAFETENSORS BIN RUNS
 
 SAFETENSORS and BIN hold the same weights. Each case is timed RUNS times after one warm-up,
-with the files in the page cache (warm) and evicted before each run with
+with the files in the page cache (warm: evicted, then read whole, so that each run starts
+from the same page cache state) and evicted before each run with
 posix_fadvise(DONTNEED) (cold), as:
 - `load`: the call alone (ckpt and torch's mmap give views whose pages are read on use);
 - `load+touch`: the call, then one byte of every 4 KiB page of every tensor read, so that
@@ -13,6 +14,7 @@ Peak RSS is measured in a fresh process per case (load+touch, warm). Prints a ma
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import statistics
@@ -36,6 +38,9 @@ def evict(path: str) -> None:
 
 
 def warm(path: str) -> None:
+    # Evicted, then read whole: the page cache then holds the file as reading it leaves it
+    # (in large folios), whatever mapped it before, so every case starts from one state.
+    evict(path)
     with open(path, "rb") as f:
         while f.read(1 << 24):
             pass
@@ -74,6 +79,7 @@ def timed(fn, st, bn, runs, cold, then_touch):
             touch(out)
         elapsed = time.perf_counter() - start
         del out
+        gc.collect()
         if i:
             times.append(elapsed)
     return statistics.mean(times), min(times)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import os
 import struct
 from collections import OrderedDict
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open as reference_open
+from safetensors.torch import save_file
 
 import ckpt
 from ckpt import _ckpt
@@ -49,7 +51,7 @@ def test_load_equals_torch_load(case):
         assert torch_view.dtype_name(tensor.dtype) == want["dtype"], name
         assert list(tensor.shape) == want["shape"], name
         assert digest(tensor) == want["sha256"], f"{name}: bytes differ from torch's"
-        if handle.layout(name) is not None:
+        if handle.plan(name)[2] is not None:
             # A view of the file keeps torch's layout; a produced tensor is dense.
             assert list(tensor.stride()) == want["stride"], name
         else:
@@ -182,6 +184,21 @@ def test_a_tensor_outlives_its_handle_and_never_writes_the_file(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     again = ckpt.load(path)["model.0.weight"]
     assert torch.equal(again, expected)
+
+
+@pytest.mark.parametrize("framework", ["pt", "np"])
+def test_tensors_are_of_the_file_read_even_when_its_path_is_replaced(tmp_path, framework):
+    """The tensors are views of the bytes ckpt read and judged: a file put at the path
+    after opening (an attacker's or a new download's) is not what they show."""
+    path = tmp_path / "model.safetensors"
+    save_file({"w": torch.arange(6, dtype=torch.float32)}, path)
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.full((6,), 7.0)}, other)
+    with ckpt.safe_open(path, framework=framework) as f:
+        os.replace(other, path)
+        got = f.get_tensor("w")
+    assert list(got.tolist()) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert ckpt.load(path, framework=framework)["w"].tolist() == [7.0] * 6
 
 
 def test_metadata_and_formats_are_given():

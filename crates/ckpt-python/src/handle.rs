@@ -27,19 +27,38 @@ self_cell::self_cell!(
     }
 );
 
-/// How a tensor lies in its storage, for a view of it: the file and offset where the
-/// storage's bytes lie as they are (`None` when they cannot be mapped: inflated, read from
-/// a stream, or big-endian), the storage's length in bytes, the tensor's offset (in
-/// elements) and strides in it, and a key that is equal for tensors of one storage.
-/// Last, whether torch keeps it as a conjugate or negative view (its bits).
+/// How a tensor lies in its storage, for a view of it: where the storage's bytes lie as
+/// they are (the descriptor of the file, open while the handle lives, and the offset in
+/// it; `None` when they cannot be mapped: inflated, read from a stream, or big-endian),
+/// the storage's length in bytes, the tensor's offset (in elements) and strides in it, and
+/// a key that is equal for tensors of one storage. Last, whether torch keeps it as a
+/// conjugate or negative view (its bits).
 type Layout = (
-    Option<(PathBuf, u64)>,
+    Option<(i64, u64)>,
     usize,
     usize,
     Vec<usize>,
     (usize, usize),
     (bool, bool),
 );
+
+/// What `ckpt.load` needs to make one tensor: its dtype's name and shape, its [`Layout`]
+/// when it is a view of its storage, and whether it is quantized.
+type Plan = (&'static str, Vec<usize>, Option<Layout>, bool);
+
+/// The descriptor of `file`, for Python's `mmap` (which maps it copy-on-write, holding a
+/// duplicate of it): the file ckpt read, not whatever its path names by then.
+#[cfg(unix)]
+fn descriptor(file: &std::fs::File) -> Option<i64> {
+    use std::os::fd::AsRawFd;
+    Some(i64::from(file.as_raw_fd()))
+}
+
+/// Elsewhere, storages are copied.
+#[cfg(not(unix))]
+fn descriptor(_file: &std::fs::File) -> Option<i64> {
+    None
+}
 
 /// A checkpoint opened by the `ckpt` library (any container it reads): `ckpt.safe_open`
 /// and `ckpt.load` are built on it.
@@ -68,6 +87,33 @@ pub(crate) fn limit_names() -> Vec<(&'static str, &'static str)> {
 }
 
 impl Handle {
+    /// How `view` lies in its storage (see [`Layout`]), when it is a view of it: whole-byte
+    /// elements, not quantized, not tiled. `None` when its elements must be produced
+    /// (`read`).
+    fn layout(&self, view: &TensorView<'_>) -> Option<Layout> {
+        let size = view.dtype().byte_size()?;
+        if view.tiles().is_some() || view.quantization().is_some() {
+            return None;
+        }
+        let storage = view.storage();
+        let as_is = size == 1 || storage.byte_order() == ByteOrder::Little;
+        let source = self.inner.borrow_owner();
+        let place = as_is
+            .then(|| source.locate(storage))
+            .flatten()
+            .and_then(|stored| Some((descriptor(stored.file)?, stored.offset)));
+        // An empty storage shares nothing.
+        let key = view.storage_identity().unwrap_or((0, 0));
+        Some((
+            place,
+            view.storage_nbytes(),
+            view.storage_offset(),
+            view.strides().to_vec(),
+            key,
+            (view.is_conj(), view.is_neg()),
+        ))
+    }
+
     fn view(&self, name: &str) -> PyResult<&TensorView<'_>> {
         let loaded = self.inner.borrow_dependent();
         loaded
@@ -196,35 +242,16 @@ impl Handle {
         Ok((view.dtype().name(), view.shape().to_vec()))
     }
 
-    /// How `name` lies in its storage (see [`Layout`]), when it is a view of it: whole-byte
-    /// elements, not quantized, not tiled. `None` when its elements must be produced
-    /// (`read`).
-    fn layout(&self, name: &str) -> PyResult<Option<Layout>> {
+    /// How `name` is made (see [`Plan`]): one call per tensor, without reading its data.
+    fn plan(&self, name: &str) -> PyResult<Plan> {
         let view = self.view(name)?;
-        let Some(size) = view.dtype().byte_size() else {
-            return Ok(None);
-        };
-        let plain = view.tiles().is_none() && view.quantization().is_none();
-        if !plain {
-            return Ok(None);
-        }
-        let storage = view.storage();
-        let as_is = size == 1 || storage.byte_order() == ByteOrder::Little;
-        let source = self.inner.borrow_owner();
-        let file = as_is
-            .then(|| source.locate(storage))
-            .flatten()
-            .map(|(file, offset)| (file.to_path_buf(), offset));
-        // An empty storage shares nothing.
-        let key = view.storage_identity().unwrap_or((0, 0));
-        Ok(Some((
-            file,
-            view.storage_nbytes(),
-            view.storage_offset(),
-            view.strides().to_vec(),
-            key,
-            (view.is_conj(), view.is_neg()),
-        )))
+        let layout = self.layout(view);
+        Ok((
+            view.dtype().name(),
+            view.shape().to_vec(),
+            layout,
+            view.quantization().is_some(),
+        ))
     }
 
     /// The bytes of the storage `name` is a view of, its elements little-endian, in a new

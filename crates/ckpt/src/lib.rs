@@ -76,7 +76,7 @@ pub use limits::Limits;
 pub use model::{Checkpoint, Details, Dtype, Kind, TensorView, Value};
 pub use output::{AtomicFolder, AtomicOutput, FileSink, MappedInput};
 pub use progress::Progress;
-pub use source::{Access, Source};
+pub use source::{Access, Source, Stored};
 
 /// The safe pickle reader ckpt uses, re-exported for listings and scanners.
 pub use ckpt_pickle as pickle;

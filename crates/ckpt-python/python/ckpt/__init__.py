@@ -130,20 +130,42 @@ def _torch_dtype(name: str):
 class _Maps:
     """The storages of one checkpoint's tensors, each made once: a copy-on-write map of
     each file, and a copy of each storage that cannot be mapped (so that tensors sharing
-    a storage in the file share memory here too)."""
+    a storage in the file share memory here too).
+
+    A file is mapped through the descriptor the handle read it from (Python's ``mmap``
+    holds a duplicate), so the tensors are views of the bytes ckpt judged, even if the
+    path names another file by then; the map outlives the handle."""
 
     def __init__(self) -> None:
+        self._files: Dict[int, Any] = {}
         self._torch: Dict[Any, Any] = {}
         self._numpy: Dict[Any, Any] = {}
+        self._itemsize: Dict[Any, int] = {}
 
-    def torch_file(self, path: str):
-        storage = self._torch.get(path)
+    def _map(self, fd: int):
+        mapped = self._files.get(fd)
+        if mapped is None:
+            import mmap
+
+            mapped = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            self._files[fd] = mapped
+        return mapped
+
+    def itemsize(self, dtype) -> int:
+        size = self._itemsize.get(dtype)
+        if size is None:
+            import torch
+
+            size = self._itemsize[dtype] = torch.empty(0, dtype=dtype).element_size()
+        return size
+
+    def torch_file(self, fd: int):
+        storage = self._torch.get(fd)
         if storage is None:
             import torch
 
-            size = os.path.getsize(path)
-            storage = torch.UntypedStorage.from_file(path, shared=False, nbytes=size)
-            self._torch[path] = storage
+            storage = torch.frombuffer(self._map(fd), dtype=torch.uint8).untyped_storage()
+            self._torch[fd] = storage
         return storage
 
     def torch_copy(self, handle: _Handle, name: str, key):
@@ -156,13 +178,13 @@ class _Maps:
             self._torch[key] = storage
         return storage
 
-    def numpy_file(self, path: str):
-        array = self._numpy.get(path)
+    def numpy_file(self, fd: int):
+        array = self._numpy.get(fd)
         if array is None:
             import numpy as np
 
-            array = np.memmap(path, dtype=np.uint8, mode="c").view(np.ndarray)
-            self._numpy[path] = array
+            array = np.frombuffer(self._map(fd), dtype=np.uint8)
+            self._numpy[fd] = array
         return array
 
     def numpy_copy(self, handle: _Handle, name: str, key):
@@ -180,14 +202,12 @@ def _tensor(handle: _Handle, maps: _Maps, name: str, framework: str):
     strides: of a copy-on-write map of the file where the storage lies there as it is
     (and aligned for its dtype), else of one copy of the storage. Anything else (quantized,
     assembled from chunks, sub-byte elements) is produced dense."""
-    dtype_name, shape = handle.info(name)
-    layout = handle.layout(name)
+    dtype_name, shape, layout, quantized = handle.plan(name)
     if framework == "pt":
         import torch
 
-        quantization = handle.quantization(name)
-        if quantization is not None:
-            return _quantized(handle, name, dtype_name, shape, quantization)
+        if quantized:
+            return _quantized(handle, name, dtype_name, shape, handle.quantization(name))
         if dtype_name == "float4_e2m1fn":
             return _float4(handle, name, shape)
         dtype = _torch_dtype(dtype_name)
@@ -197,9 +217,9 @@ def _tensor(handle: _Handle, maps: _Maps, name: str, framework: str):
                 return torch.empty(shape, dtype=dtype)
             return torch.frombuffer(data, dtype=dtype).reshape(shape)
         place, nbytes, offset, strides, key, (conj, neg) = layout
-        itemsize = torch.empty(0, dtype=dtype).element_size()
+        itemsize = maps.itemsize(dtype)
         if place is not None and place[1] % itemsize == 0:
-            storage, start = maps.torch_file(os.fspath(place[0])), place[1] // itemsize
+            storage, start = maps.torch_file(place[0]), place[1] // itemsize
         else:
             storage, start = maps.torch_copy(handle, name, key), 0
         tensor = torch.empty(0, dtype=dtype).set_(storage, start + offset, shape, strides)
@@ -210,7 +230,7 @@ def _tensor(handle: _Handle, maps: _Maps, name: str, framework: str):
         return tensor
     import numpy as np
 
-    if handle.quantization(name) is not None:
+    if quantized:
         raise UnsupportedError(
             f"{name} is a quantized {dtype_name} tensor, which numpy has no type for; load "
             f"it with framework='pt'"
@@ -220,8 +240,8 @@ def _tensor(handle: _Handle, maps: _Maps, name: str, framework: str):
         return np.frombuffer(handle.read(name), dtype=dtype).reshape(shape)
     place, nbytes, offset, strides, key, (conj, neg) = layout
     if place is not None:
-        path, start = place
-        raw = maps.numpy_file(os.fspath(path))[start:start + nbytes]
+        fd, start = place
+        raw = maps.numpy_file(fd)[start:start + nbytes]
     else:
         raw = maps.numpy_copy(handle, name, key)
     # numpy checks that the strides stay inside the storage's bytes.

@@ -193,10 +193,10 @@ impl Folder {
         files
     }
 
-    /// The path of the data file called `name` in the folder.
-    pub(super) fn file_named(&self, name: &str) -> Option<&Path> {
+    /// The data file called `name` in the folder.
+    pub(super) fn source_named(&self, name: &str) -> Option<&Source> {
         let at = self.names.iter().position(|n| &**n == name)?;
-        self.sources.get(at).map(Source::path)
+        self.sources.get(at)
     }
 
     /// The total size of the files.

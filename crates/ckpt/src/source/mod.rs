@@ -38,6 +38,19 @@ pub enum Access {
     Sequential,
 }
 
+/// Where a storage's bytes lie as they are in a file of a [`Source`] (see
+/// [`Source::locate`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Stored<'s> {
+    /// The file's path.
+    pub path: &'s Path,
+    /// The file, as the source opened it.
+    pub file: &'s File,
+    /// The offset of the storage's first byte in the file.
+    pub offset: u64,
+}
+
 /// A checkpoint opened for reading, memory-mapped: one file, or the files of a sharded
 /// checkpoint or a `torch.distributed.checkpoint` folder.
 ///
@@ -196,17 +209,24 @@ impl Source {
     }
 
     /// Where the bytes of `storage` (of a tensor of this source's checkpoint) lie on disk:
-    /// the file that holds them and the offset of their first byte in it. `None` when they
-    /// are not stored there as they are: inflated from a compressed member, or read from a
-    /// stream. A caller may map that part of the file itself (copy-on-write, so that its
-    /// writes never reach the file) instead of copying the bytes.
-    pub fn locate(&self, storage: &crate::model::Storage<'_>) -> Option<(&Path, u64)> {
+    /// the file that holds them (opened: the very file this source read) and the offset of
+    /// their first byte in it. `None` when they are not stored there as they are: inflated
+    /// from a compressed member, or read from a stream. A caller may map that part of the
+    /// file itself (copy-on-write, so that its writes never reach the file) instead of
+    /// copying the bytes; mapping [`Stored::file`] rather than opening [`Stored::path`]
+    /// again maps the bytes that were read, even if the path has been replaced since.
+    pub fn locate(&self, storage: &crate::model::Storage<'_>) -> Option<Stored<'_>> {
         let offset = storage.file_offset()?;
-        match (&self.folder, storage.file()) {
-            (Some(folder), Some(name)) => Some((folder.file_named(name)?, offset)),
-            (None, None) if self.at_path => Some((self.path.as_path(), offset)),
-            _ => None,
-        }
+        let source = match (&self.folder, storage.file()) {
+            (Some(folder), Some(name)) => folder.source_named(name)?,
+            (None, None) if self.at_path => self,
+            _ => return None,
+        };
+        Some(Stored {
+            path: &source.path,
+            file: source.file.as_ref()?,
+            offset,
+        })
     }
 
     /// The total size of the files read, in bytes.

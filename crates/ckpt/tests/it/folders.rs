@@ -403,3 +403,36 @@ fn model_folders_without_an_index_read_as_their_weights_file() {
     let error = Source::open(dir.path()).unwrap_err();
     assert!(error.to_string().contains("model.safetensors"), "{error}");
 }
+
+/// `Source::locate` names the file (opened: the one read) and offset where each storage's
+/// bytes lie as they are: reading the file there gives the storage's bytes, in a single
+/// file and in every shard of a folder.
+#[cfg(unix)]
+#[test]
+fn storages_are_located_in_the_files_read() {
+    use std::os::unix::fs::FileExt;
+
+    let mut located = 0;
+    let single = fixtures().join("ok/torch/checkpoint-2.15-zip.pt");
+    let mut paths: Vec<PathBuf> = ok_folders().into_iter().map(|(path, _)| path).collect();
+    paths.push(single);
+    for path in paths {
+        let source = Source::open(&path).unwrap();
+        let checkpoint = source.checkpoint().unwrap();
+        for (name, view) in checkpoint.tensors() {
+            let storage = view.storage();
+            let Some(stored) = source.locate(storage) else {
+                continue;
+            };
+            assert!(source.files().contains(&stored.path), "{name}");
+            let mut bytes = vec![0; storage.bytes().len()];
+            stored
+                .file
+                .read_exact_at(&mut bytes, stored.offset)
+                .unwrap();
+            assert_eq!(bytes, storage.bytes(), "{}: {name}", path.display());
+            located += 1;
+        }
+    }
+    assert!(located > 20, "{located}");
+}
