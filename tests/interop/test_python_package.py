@@ -479,3 +479,66 @@ def test_scan_is_what_the_cli_prints():
     assert report == json.loads(cli.stdout)
     assert report["summary"]["dangerous"] >= 5
     assert ckpt.scan(paths[1])["files"][0]["verdict"] == "safe"
+
+
+def _without_seconds(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k != "seconds"}
+
+
+def test_diff_is_what_the_cli_prints(tmp_path):
+    from support import run_ckpt
+
+    a = FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"
+    tensors = {name: t.clone() for name, t in ckpt.load(a).items()}
+    tensors["model.0.weight"][0, 0] += 0.5
+    dropped = sorted(tensors)[-1]
+    del tensors[dropped]
+    b = tmp_path / "b.safetensors"
+    ckpt.save(tensors, b)
+    cli = run_ckpt("diff", "--json", "--atol", "1e-3", a, b)
+    assert cli.returncode == 1, cli.stderr
+    report = ckpt.diff(a, b, atol=1e-3)
+    assert _without_seconds(report) == _without_seconds(json.loads(cli.stdout))
+    assert report["equal"] is False
+    assert report["only_in_a"] == [dropped]
+    row = next(t for t in report["tensors"] if t["name"] == "model.0.weight")
+    assert row["status"] == "differ"
+    assert row["differences"]["count"] == 1 and row["differences"]["first_index"] == [0, 0]
+    assert row["differences"]["max_abs"] == pytest.approx(0.5)
+    # Names matched through a prefix stripped on one side only: equal.
+    prefixed = tmp_path / "prefixed.safetensors"
+    ckpt.save({f"module.{k}": v for k, v in ckpt.load(a).items()}, prefixed)
+    same = ckpt.diff(a, prefixed, strip_prefix_b="module.")
+    assert same["equal"] is True and same["summary"]["compared"] == len(ckpt.load(a))
+    with pytest.raises(ckpt.InvalidError):
+        ckpt.diff(a, b, atol=-1.0)
+    with pytest.raises(ckpt.FileError):
+        ckpt.diff(a, tmp_path / "missing.pt")
+
+
+def test_verify_is_what_the_cli_prints(tmp_path):
+    from support import run_ckpt
+
+    good = FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"
+    holed = FIXTURES / "bad" / "hole_between_tensors.safetensors"
+    cli = run_ckpt("verify", "--json", good, holed, tmp_path / "missing.pt")
+    report = ckpt.verify([good, holed, tmp_path / "missing.pt"])
+    assert report == json.loads(cli.stdout)
+    assert [f["status"] for f in report["files"]] == ["sound", "problems", "error"]
+    assert report["files"][1]["problems"][0]["rule"].startswith("st.")
+    # A manifest written by the CLI, checked here: sound for the file, problems for another.
+    manifest = tmp_path / "m.json"
+    written = run_ckpt("verify", "--hash", manifest, good)
+    assert written.returncode == 0, written.stderr
+    checked = ckpt.verify(good, manifest=manifest)
+    assert checked["manifest"]["action"] == "checked"
+    assert checked["files"][0]["status"] == "sound"
+    assert checked["files"][0]["tensors_hashed"] == checked["manifest"]["tensors"] > 0
+    changed = {name: t.clone() for name, t in ckpt.load(good).items()}
+    changed["model.0.weight"][0, 0] += 1.0
+    other = tmp_path / "other.safetensors"
+    ckpt.save(changed, other)
+    cli = run_ckpt("verify", "--json", "--manifest", manifest, other)
+    report = ckpt.verify(other, manifest=manifest)
+    assert report == json.loads(cli.stdout)
+    assert [p["rule"] for p in report["files"][0]["problems"]] == ["manifest.sha256"]

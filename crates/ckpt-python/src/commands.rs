@@ -1,5 +1,6 @@
-//! The commands of the CLI as functions: `ckpt.convert`, `ckpt.inspect` and `ckpt.scan` call the
-//! library as `ckpt convert`, `ckpt inspect --json` and `ckpt scan --json` do.
+//! The commands of the CLI as functions: `ckpt.convert`, `ckpt.inspect`, `ckpt.scan`,
+//! `ckpt.diff` and `ckpt.verify` call the library as `ckpt convert` and the `--json`
+//! reports of `ckpt inspect`, `scan`, `diff` and `verify` do.
 
 use std::path::PathBuf;
 
@@ -148,6 +149,108 @@ pub(crate) fn scan<'py>(
     let json = py.detach(|| {
         let scan = ckpt::scan::scan_paths(&paths, &options);
         serde_json::to_string(&scan)
+            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+    });
+    errors::check(py, json)
+}
+
+/// What `ckpt diff --json` prints of the checkpoints at `a` and `b`, as JSON text.
+#[pyfunction]
+#[pyo3(signature = (
+    a, b, *, key=None, key_a=None, key_b=None, include=vec![], exclude=vec![],
+    strip_prefix=vec![], strip_prefix_a=vec![], strip_prefix_b=vec![], rename=vec![],
+    rename_a=vec![], rename_b=vec![], atol=None, rtol=None, ignore_dtype=false, limits=None
+))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn diff<'py>(
+    py: Python<'py>,
+    a: PathBuf,
+    b: PathBuf,
+    key: Option<String>,
+    key_a: Option<String>,
+    key_b: Option<String>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    strip_prefix: Vec<String>,
+    strip_prefix_a: Vec<String>,
+    strip_prefix_b: Vec<String>,
+    rename: Vec<String>,
+    rename_a: Vec<String>,
+    rename_b: Vec<String>,
+    atol: Option<f64>,
+    rtol: Option<f64>,
+    ignore_dtype: bool,
+    limits: Option<std::collections::HashMap<String, Bound<'py, PyAny>>>,
+) -> PyResult<String> {
+    let limits = crate::handle::limits_from(py, limits)?;
+    let tolerance = if atol.is_some() || rtol.is_some() {
+        errors::check(py, ckpt::diff::Tolerance::allclose(atol, rtol))?
+    } else {
+        ckpt::diff::Tolerance::Exact
+    };
+    // Both sides' rules first, then one side's, as `ckpt diff` applies them.
+    let side = |strip: &[String], renames: &[String]| {
+        let strip: Vec<String> = strip_prefix.iter().chain(strip).cloned().collect();
+        let renames: Vec<String> = rename.iter().chain(renames).cloned().collect();
+        key_map(&[], &[], &strip, &renames)
+    };
+    let options = ckpt::diff::DiffOptions {
+        tolerance,
+        keys_a: errors::check(py, side(&strip_prefix_a, &rename_a))?,
+        keys_b: errors::check(py, side(&strip_prefix_b, &rename_b))?,
+        filter: errors::check(py, key_map(&include, &exclude, &[], &[]))?,
+        ignore_dtype,
+    };
+    let json = py.detach(|| {
+        let report = ckpt::diff::compare_paths(
+            (&a, key_a.as_deref().or(key.as_deref())),
+            (&b, key_b.as_deref().or(key.as_deref())),
+            &options,
+            &limits,
+            &(),
+        )?;
+        serde_json::to_string(&report)
+            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+    });
+    errors::check(py, json)
+}
+
+/// What `ckpt verify --json` prints of `paths` (files and folders), checked against the
+/// manifest at `manifest` when given, as JSON text.
+#[pyfunction]
+#[pyo3(signature = (
+    paths, *, manifest=None, key=None, include=vec![], exclude=vec![], strip_prefix=vec![],
+    rename=vec![], limits=None
+))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn verify<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    manifest: Option<PathBuf>,
+    key: Option<String>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    strip_prefix: Vec<String>,
+    rename: Vec<String>,
+    limits: Option<std::collections::HashMap<String, Bound<'py, PyAny>>>,
+) -> PyResult<String> {
+    let limits = crate::handle::limits_from(py, limits)?;
+    let keys = errors::check(py, key_map(&include, &exclude, &strip_prefix, &rename))?;
+    let json = py.detach(|| {
+        let manifest = match &manifest {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| ckpt::Error::io("cannot read the manifest", path, e))?;
+                let parsed = ckpt::verify::Manifest::parse(&bytes)
+                    .and_then(|m| m.mapped(key.as_deref(), &keys))
+                    .map_err(|e| e.with_path(path))?;
+                Some((path.as_path(), parsed))
+            }
+            None => None,
+        };
+        let manifest = manifest.as_ref().map(|(path, m)| (*path, m));
+        let verification = ckpt::verify::verify_paths(&paths, manifest, &limits, &())?;
+        serde_json::to_string(&verification)
             .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
     });
     errors::check(py, json)

@@ -2,13 +2,14 @@
 
 use std::io::{self, Write};
 
-use crate::commands::DiffReport;
+use ckpt::diff::Report;
+
 use crate::output::grouped;
 use crate::term::sanitize;
 
 /// The names only one side has, then mismatches, differing tensors and values, then one
 /// summary line.
-pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
+pub(crate) fn render(report: &Report) -> io::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     for (label, side) in [("A", &report.a), ("B", &report.b)] {
         writeln!(
@@ -125,7 +126,7 @@ pub(crate) fn render(report: &DiffReport) -> io::Result<()> {
 }
 
 /// `7 tensors compared: 5 equal, 1 differ, 1 shape mismatch; 1 only in A; 1 value differs`.
-fn summary_line(report: &DiffReport) -> String {
+fn summary_line(report: &Report) -> String {
     let s = &report.summary;
     let mut parts = vec![format!("{} equal", s.equal)];
     let dtypes = if report.tolerance.ignore_dtype {

@@ -2,10 +2,11 @@
 
 use std::io::{self, Write};
 
-use crate::commands::{VerifyReport, VerifyRow};
+use ckpt::verify::{FileReport, Verification};
+
 use crate::term::sanitize;
 
-pub(crate) fn render(report: &VerifyReport) -> io::Result<()> {
+pub(crate) fn render(report: &Verification) -> io::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     render_to(&mut out, report)?;
     out.flush()
@@ -15,7 +16,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn render_file(out: &mut impl Write, file: &VerifyRow) -> io::Result<()> {
+fn render_file(out: &mut impl Write, file: &FileReport) -> io::Result<()> {
     let path = sanitize(&file.path);
     if let Some(error) = &file.error {
         writeln!(
@@ -88,7 +89,7 @@ fn render_file(out: &mut impl Write, file: &VerifyRow) -> io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn render_to(out: &mut impl Write, report: &VerifyReport) -> io::Result<()> {
+pub(crate) fn render_to(out: &mut impl Write, report: &Verification) -> io::Result<()> {
     for file in &report.files {
         render_file(out, file)?;
     }

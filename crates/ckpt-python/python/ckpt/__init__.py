@@ -42,6 +42,8 @@ from ._ckpt import (
     UnsupportedError,
     __version__,
     convert as _convert,
+    diff as _diff,
+    verify as _verify,
     inspect as _inspect,
     scan as _scan,
     save as _save,
@@ -54,6 +56,8 @@ __all__ = [
     "convert",
     "inspect",
     "scan",
+    "diff",
+    "verify",
     "save",
     "Object",
     "Global",
@@ -565,6 +569,85 @@ def scan(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     return json.loads(_scan([os.fspath(p) for p in paths], allow=_patterns(allow), limits=limits))
+
+
+def diff(
+    a: PathLike,
+    b: PathLike,
+    *,
+    key: Optional[str] = None,
+    key_a: Optional[str] = None,
+    key_b: Optional[str] = None,
+    include: Union[None, str, Iterable[str]] = None,
+    exclude: Union[None, str, Iterable[str]] = None,
+    strip_prefix: Union[None, str, Iterable[str]] = None,
+    strip_prefix_a: Union[None, str, Iterable[str]] = None,
+    strip_prefix_b: Union[None, str, Iterable[str]] = None,
+    rename: Union[None, str, Iterable[str]] = None,
+    rename_a: Union[None, str, Iterable[str]] = None,
+    rename_b: Union[None, str, Iterable[str]] = None,
+    atol: Optional[float] = None,
+    rtol: Optional[float] = None,
+    ignore_dtype: bool = False,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> Dict[str, Any]:
+    """Compares the checkpoints at `a` and `b` (any formats: the same weights in a
+    ``.pth`` and a ``.safetensors`` compare equal), as ``ckpt diff --json`` reports it:
+    ``equal``, ``only_in_a``, ``only_in_b``, ``tensors`` (per name: ``status`` ``equal``,
+    ``differ``, ``mismatch`` or ``not-compared``, dtypes, shapes, and for elements that
+    differ their count, the first index, the largest absolute and relative difference),
+    plain ``values`` (epochs, configs) and a ``summary``.
+
+    Exact (bitwise, NaN equal to NaN) by default; with `atol` or `rtol`, torch's
+    ``isclose(a, b, rtol, atol, equal_nan=True)`` with `b` the reference. `key` (or
+    `key_a`/`key_b`) compares a subtree; `strip_prefix` and `rename` (both sides, or one
+    with ``_a``/``_b``) match names, then `include`/`exclude` select them; `ignore_dtype`
+    counts tensors equal in value but not dtype as equal. Reads both files once, on all
+    cores, in memory that does not grow with them.
+    """
+    import json
+
+    return json.loads(_diff(
+        os.fspath(a), os.fspath(b), key=key, key_a=key_a, key_b=key_b,
+        include=_patterns(include), exclude=_patterns(exclude),
+        strip_prefix=_patterns(strip_prefix), strip_prefix_a=_patterns(strip_prefix_a),
+        strip_prefix_b=_patterns(strip_prefix_b), rename=_patterns(rename),
+        rename_a=_patterns(rename_a), rename_b=_patterns(rename_b), atol=atol, rtol=rtol,
+        ignore_dtype=ignore_dtype, limits=limits,
+    ))
+
+
+def verify(
+    paths: Union[PathLike, Iterable[PathLike]],
+    *,
+    manifest: Optional[PathLike] = None,
+    key: Optional[str] = None,
+    include: Union[None, str, Iterable[str]] = None,
+    exclude: Union[None, str, Iterable[str]] = None,
+    strip_prefix: Union[None, str, Iterable[str]] = None,
+    rename: Union[None, str, Iterable[str]] = None,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> Dict[str, Any]:
+    """Every structural problem of the checkpoints at `paths` (files and folders; folders
+    that are not one checkpoint are walked), as ``ckpt verify --json`` reports it:
+    ``{"files": [{"path", "status", "format", "problems", "error", ...}], "manifest",
+    "summary"}``. A status is ``sound``, ``problems`` (each with its ``rule``,
+    ``severity``, ``message``, place and ``hint``) or ``error`` (it could not be read).
+
+    With `manifest` (written by ``ckpt verify --hash``), each checkpoint's tensors are
+    also hashed and checked against it, named as a conversion renamed them (`key`,
+    `include`, `exclude`, `strip_prefix`, `rename`, as ``ckpt convert`` applies them).
+    """
+    import json
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    return json.loads(_verify(
+        [os.fspath(p) for p in paths],
+        manifest=None if manifest is None else os.fspath(manifest), key=key,
+        include=_patterns(include), exclude=_patterns(exclude),
+        strip_prefix=_patterns(strip_prefix), rename=_patterns(rename), limits=limits,
+    ))
 
 
 def convert(

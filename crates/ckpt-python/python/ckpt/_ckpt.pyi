@@ -85,3 +85,34 @@ def inspect(
 def scan(
     paths: List[str], *, allow: List[str] = ..., limits: Optional[Dict[str, Union[int, str]]] = None
 ) -> str: ...
+def diff(
+    a: str,
+    b: str,
+    *,
+    key: Optional[str] = None,
+    key_a: Optional[str] = None,
+    key_b: Optional[str] = None,
+    include: List[str] = ...,
+    exclude: List[str] = ...,
+    strip_prefix: List[str] = ...,
+    strip_prefix_a: List[str] = ...,
+    strip_prefix_b: List[str] = ...,
+    rename: List[str] = ...,
+    rename_a: List[str] = ...,
+    rename_b: List[str] = ...,
+    atol: Optional[float] = None,
+    rtol: Optional[float] = None,
+    ignore_dtype: bool = False,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> str: ...
+def verify(
+    paths: List[str],
+    *,
+    manifest: Optional[str] = None,
+    key: Optional[str] = None,
+    include: List[str] = ...,
+    exclude: List[str] = ...,
+    strip_prefix: List[str] = ...,
+    rename: List[str] = ...,
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> str: ...

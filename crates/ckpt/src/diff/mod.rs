@@ -53,6 +53,12 @@
 //! the checkpoints.
 
 mod compare;
+mod report;
+
+pub use report::{
+    DifferencesReport, Operand, Report, Side, SummaryReport, TensorReport, ToleranceReport,
+    ValueDifference, ValuesReport, compare_paths, compare_sources, unravel,
+};
 
 use std::collections::HashMap;
 

@@ -11,7 +11,7 @@ pub(super) fn value_json(value: &Value<'_>) -> serde_json::Result<Box<RawValue>>
 }
 
 /// A float as JSON: a number, or a string for NaN and the infinities (which JSON lacks).
-fn float(x: f64) -> serde_json::Value {
+pub(crate) fn float(x: f64) -> serde_json::Value {
     if x.is_nan() {
         "nan".into()
     } else if x.is_infinite() {

@@ -39,6 +39,8 @@
 //! ```
 
 mod json;
+
+pub(crate) use json::float as json_float;
 mod load;
 
 use std::collections::BTreeMap;

@@ -25,6 +25,7 @@
 mod collect;
 mod folder;
 mod manifest;
+mod report;
 mod safetensors;
 mod torch;
 
@@ -38,6 +39,10 @@ use crate::source::{Access, Source};
 
 pub use collect::collect_checkpoints;
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestEntry, check_manifest};
+pub use report::{
+    ErrorReport, FileReport, ManifestUse, ProblemReport, Summary, Verification, verify_file,
+    verify_paths,
+};
 
 /// How bad a [`Problem`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
