@@ -9,7 +9,9 @@ posix_fadvise(DONTNEED) (cold), as:
 - `load`: the call alone (ckpt and torch's mmap give views whose pages are read on use);
 - `load+touch`: the call, then one byte of every 4 KiB page of every tensor read, so that
   every byte is in memory whatever the tool did lazily.
-Peak RSS is measured in a fresh process per case (load+touch, warm). Prints a markdown table.
+Peak RSS is measured in a fresh process per case (load+touch, warm); for saving, how far
+peak RSS grows while the tensors (held in anonymous memory) are written. Prints markdown
+tables.
 """
 
 from __future__ import annotations
@@ -96,6 +98,38 @@ def peak_rss(name: str, st: str, bn: str) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
+SAVES = {
+    "ckpt.save(safetensors)": "ckpt.save(t, out + '.safetensors')",
+    "ckpt.save(safetensors, sync=False)": "ckpt.save(t, out + '.safetensors', sync=False)",
+    "safetensors.torch.save_file": "save_file(t, out + '.safetensors')",
+    "ckpt.save(pth)": "ckpt.save(t, out + '.pt')",
+    "ckpt.save(pth, sync=False)": "ckpt.save(t, out + '.pt', sync=False)",
+    "torch.save": "torch.save(t, out + '.pt')",
+}
+
+
+def save_growth(name: str, st: str) -> tuple:
+    """How far peak RSS grows while saving tensors of the shapes of `st`'s (1 GiB of random
+    float32 made in anonymous memory, so the peak before saving is theirs), and how long
+    the save takes, in a fresh process."""
+    out = os.path.join(os.path.dirname(os.path.abspath(st)), "saved")
+    code = (
+        "import resource, time, torch, ckpt; from safetensors.torch import load_file, save_file;"
+        "f = ckpt.safe_open(%r); shapes = {k: f.shape(k) for k in f.keys()}; del f;"
+        "t = {k: torch.rand(s, generator=torch.Generator().manual_seed(i)) for i, (k, s) in enumerate(shapes.items())};"
+        "import gc; gc.collect();"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; out = %r; start = time.perf_counter();"
+        "%s; took = time.perf_counter() - start;"
+        "print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, took)" % (st, out, SAVES[name])
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after, took = result.stdout.split()
+    for suffix in (".safetensors", ".pt"):
+        if os.path.exists(out + suffix):
+            os.remove(out + suffix)
+    return (int(after) - int(before)) / 1024, float(took)
+
+
 def main() -> None:
     st, bn, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     size = os.path.getsize(st) / 2**20
@@ -114,6 +148,11 @@ def main() -> None:
         w = timed(fn, st, bn, runs, cold=False, then_touch=False)
         c = timed(fn, st, bn, runs, cold=True, then_touch=False)
         print(f"| `{name}` | {w[0]*1e3:.1f} ms | {c[0]*1e3:.1f} ms |", flush=True)
+    print("\n| saving the tensors (held in memory) | time | peak RSS growth (MiB) |")
+    print("|:---|---:|---:|")
+    for name in SAVES:
+        growth, took = save_growth(name, st)
+        print(f"| `{name}` | {took*1e3:.0f} ms | {growth:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

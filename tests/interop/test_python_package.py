@@ -542,3 +542,17 @@ def test_verify_is_what_the_cli_prints(tmp_path):
     report = ckpt.verify(other, manifest=manifest)
     assert report == json.loads(cli.stdout)
     assert [p["rule"] for p in report["files"][0]["problems"]] == ["manifest.sha256"]
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_save_without_sync_writes_the_same_bytes(tmp_path, suffix):
+    tensors = {"a": torch.arange(12, dtype=torch.float32).reshape(3, 4), "b": torch.ones(5, dtype=torch.int64)}
+    # One name in two folders: a .pt names its records after the file.
+    (tmp_path / "synced").mkdir()
+    (tmp_path / "unsynced").mkdir()
+    synced, unsynced = tmp_path / "synced" / f"model{suffix}", tmp_path / "unsynced" / f"model{suffix}"
+    ckpt.save(tensors, synced)
+    ckpt.save(tensors, unsynced, sync=False)
+    assert synced.read_bytes() == unsynced.read_bytes()
+    for folder in ("synced", "unsynced"):
+        assert [p.name for p in (tmp_path / folder).iterdir()] == [f"model{suffix}"], "a temporary file was left"

@@ -50,7 +50,7 @@ fn region(owner: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
 
 /// Writes `tensors` to `path` (see `ckpt.save`).
 #[pyfunction]
-#[pyo3(signature = (tensors, path, *, target, metadata=None, max_shard_size=None))]
+#[pyo3(signature = (tensors, path, *, target, metadata=None, max_shard_size=None, sync=true))]
 pub(crate) fn save<'py>(
     py: Python<'py>,
     tensors: Vec<Entry<'py>>,
@@ -58,6 +58,7 @@ pub(crate) fn save<'py>(
     target: &str,
     metadata: Option<BTreeMap<String, String>>,
     max_shard_size: Option<Bound<'py, PyAny>>,
+    sync: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let target = match target {
         "safetensors" => Target::Safetensors,
@@ -101,7 +102,7 @@ pub(crate) fn save<'py>(
         metadata.unwrap_or_default(),
         Value::Dict(Dict::new(entries)),
     );
-    let mut options = ConvertOptions::new(target).overwrite(true);
+    let mut options = ConvertOptions::new(target).overwrite(true).sync(sync);
     if let Some(size) = max_shard_size {
         let text = size.str()?.to_string();
         options = options.max_shard_size(Some(errors::check(py, ckpt::parse_size(&text))?));

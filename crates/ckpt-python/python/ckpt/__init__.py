@@ -722,6 +722,7 @@ def save(
     metadata: Optional[Dict[str, str]] = None,
     format: Optional[str] = None,
     max_shard_size: Union[None, int, str] = None,
+    sync: bool = True,
 ) -> Dict[str, Any]:
     """Writes a dict of tensors (torch tensors or numpy arrays) to `path`.
 
@@ -734,8 +735,9 @@ def save(
 
     Tensors are read where they are (CPU tensors are not copied; others are moved to the
     CPU one at a time), and must not be modified while saving. The output appears whole
-    or not at all, replacing an existing file, as ``save_file`` and ``torch.save`` do.
-    Returns ``tensors``, ``bytes`` and ``files`` (path and size).
+    or not at all, replacing an existing file, as ``save_file`` and ``torch.save`` do;
+    with `sync` (the default) it has reached the disk (``fsync``) before it appears, which
+    ``save_file`` and ``torch.save`` do not wait for (``sync=False`` is as fast). Returns ``tensors``, ``bytes`` and ``files`` (path and size).
     """
     target = format
     if target is None:
@@ -755,7 +757,7 @@ def save(
         raise TypeError(f"tensors must be a dict of names to tensors, not {type(tensors).__name__}")
     entries = [_entry(name, tensor) for name, tensor in tensors.items()]
     return _save(entries, os.fspath(path), target=target, metadata=metadata,
-                 max_shard_size=max_shard_size)
+                 max_shard_size=max_shard_size, sync=sync)
 
 
 class _Slice:

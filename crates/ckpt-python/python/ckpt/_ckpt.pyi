@@ -78,6 +78,7 @@ def save(
     target: str,
     metadata: Optional[Dict[str, str]] = None,
     max_shard_size: Union[None, int, str] = None,
+    sync: bool = True,
 ) -> Dict[str, Any]: ...
 def inspect(
     path: str, *, hashes: bool = False, limits: Optional[Dict[str, Union[int, str]]] = None
