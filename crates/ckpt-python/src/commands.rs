@@ -84,7 +84,7 @@ pub(crate) fn convert<'py>(
     options.keys = errors::check(py, key_map(&include, &exclude, &strip_prefix, &rename))?;
     if let Some(size) = max_shard_size {
         let text = size.str()?.to_string();
-        options.max_shard_size = Some(errors::check(py, ckpt::parse_size(&text))?);
+        options.max_shard_size = Some(errors::check(py, ckpt::convert::parse_size(&text))?);
     }
     if let Some(name) = dtype {
         let dtype = Dtype::from_name(&name).ok_or_else(|| {

@@ -105,7 +105,8 @@ pub(crate) fn save<'py>(
     let mut options = ConvertOptions::new(target).overwrite(true).sync(sync);
     if let Some(size) = max_shard_size {
         let text = size.str()?.to_string();
-        options = options.max_shard_size(Some(errors::check(py, ckpt::parse_size(&text))?));
+        options =
+            options.max_shard_size(Some(errors::check(py, ckpt::convert::parse_size(&text))?));
     }
     // The GIL stays held: the tensors' memory is read where it is, and no Python code may
     // run meanwhile.

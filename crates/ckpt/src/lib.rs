@@ -12,7 +12,7 @@
 //!        │ Checkpoint<'data>   format-neutral model; tensors borrow the mapped bytes
 //!  safetensors::Plan           writers: plan the layout, then stream bytes
 //!        │
-//!  AtomicOutput                the edge again: temp file, fsync, rename
+//!  output::AtomicOutput        the edge again: temp file, fsync, rename
 //! ```
 //!
 //! # Example
@@ -41,7 +41,7 @@
 //! ```
 
 pub mod cast;
-mod convert;
+pub mod convert;
 mod dcp;
 pub mod diff;
 mod digest;
@@ -54,7 +54,7 @@ mod joblib;
 pub mod limits;
 pub mod model;
 pub mod npy;
-mod output;
+pub mod output;
 mod progress;
 pub mod safetensors;
 pub mod scan;
@@ -65,16 +65,12 @@ pub mod torch;
 pub mod verify;
 mod walk;
 
-pub use convert::{
-    ConvertOptions, Converted, DEFAULT_MAX_SHARD_SIZE, KeyMap, Mapped, Naming, Target,
-    common_wrapper_prefix, convert, parse_size, write,
-};
+pub use convert::{ConvertOptions, Converted, KeyMap, Target, convert, write};
 pub use digest::sha256_all;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use format::{Format, detect};
 pub use limits::Limits;
 pub use model::{Checkpoint, Details, Dtype, Kind, TensorView, Value};
-pub use output::{AtomicFolder, AtomicOutput, FileSink, MappedInput};
 pub use progress::Progress;
 pub use source::{Access, Source, Stored};
 

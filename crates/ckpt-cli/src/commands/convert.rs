@@ -94,10 +94,10 @@ pub(crate) fn run(args: &ConvertArgs, limits: &ckpt::Limits) -> anyhow::Result<O
             .ends_with(std::path::MAIN_SEPARATOR);
     let max_shard_size = match &args.max_shard_size {
         Some(size) => Some(
-            ckpt::parse_size(size)
+            ckpt::convert::parse_size(size)
                 .map_err(|e| anyhow::Error::new(e).context("--max-shard-size"))?,
         ),
-        None if folder => Some(ckpt::DEFAULT_MAX_SHARD_SIZE),
+        None if folder => Some(ckpt::convert::DEFAULT_MAX_SHARD_SIZE),
         None => None,
     };
     let target = match args.to {

@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+use ckpt::Access;
+use ckpt::output::AtomicOutput;
 use ckpt::verify::{FileReport, Manifest, ManifestUse, Verification};
-use ckpt::{Access, AtomicOutput};
 
 use crate::args::VerifyArgs;
 use crate::exit::{Flag, Hinted, Outcome};

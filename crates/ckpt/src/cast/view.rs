@@ -115,7 +115,7 @@ impl<'v, 'data> CastView<'v, 'data> {
     /// Returns what the cast did to the values, or `None` when the tensor is not cast.
     ///
     /// Without a cast the bytes are the view's own chunks (slices of the input's memory map
-    /// for dense data, which [`FileSink`](crate::FileSink) copies in the kernel).
+    /// for dense data, which [`FileSink`](crate::output::FileSink) copies in the kernel).
     pub fn for_each_chunk(
         &self,
         mut emit: impl FnMut(&[u8]) -> Result<()>,

@@ -259,7 +259,7 @@ impl Source {
     }
 
     /// The file with its map (or all the files of a multi-file checkpoint), for writers
-    /// that copy their bytes in the kernel (see [`FileSink`](crate::FileSink)).
+    /// that copy their bytes in the kernel (see [`FileSink`](crate::output::FileSink)).
     pub fn mapped_input(&self) -> Option<MappedInput<'_>> {
         if let Some(folder) = &self.folder {
             return folder.mapped_input();
@@ -380,7 +380,8 @@ mod tests {
         let address = source.bytes().as_ptr() as usize;
         let mut out = tempfile::tempfile_in(dir.path()).unwrap();
         {
-            let mut sink = crate::FileSink::new(&out, source.mapped_input()).without_writeback();
+            let mut sink =
+                crate::output::FileSink::new(&out, source.mapped_input()).without_writeback();
             // Bytes read through the map and changed (as a cast does): written, not copied.
             for chunk in source.bytes().chunks(1 << 20) {
                 let changed: Vec<u8> = chunk.iter().map(|b| b ^ 0xFF).collect();

@@ -184,7 +184,7 @@ impl<'data> Plan<'data> {
     /// [`Plan::write_to`] for storages that borrow from the memory map of `input`: their
     /// bytes are checksummed from reads of the file rather than through the map, and
     /// large pieces are handed to `out` as slices of the map, which a
-    /// [`FileSink`](crate::FileSink) copies in the kernel. The map's pages are never
+    /// [`FileSink`](crate::output::FileSink) copies in the kernel. The map's pages are never
     /// faulted in, so resident memory stays flat however large the checkpoint.
     pub fn write_reading(
         &self,

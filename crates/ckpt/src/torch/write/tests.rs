@@ -318,7 +318,7 @@ fn writing_from_a_mapped_file_gives_the_same_bytes() {
     plan.write_to(&mut from_memory, &()).unwrap();
     let out = tempfile::tempfile().unwrap();
     {
-        let mut sink = crate::FileSink::new(&out, source.mapped_input());
+        let mut sink = crate::output::FileSink::new(&out, source.mapped_input());
         plan.write_reading(&mut sink, source.mapped_input(), &())
             .unwrap();
         sink.flush().unwrap();
