@@ -303,8 +303,9 @@ impl<'data> Zip<'data> {
             end: directory.end,
         };
         let mut members = directory.entries;
+        let mut ahead = ReadAhead::default();
         for member in &mut members {
-            let anomalies = zip.check_local_header(member)?;
+            let anomalies = zip.check_local_header(member, &mut ahead)?;
             zip.anomalies.extend(anomalies);
         }
         zip.members = members;
@@ -325,15 +326,19 @@ impl<'data> Zip<'data> {
 
     /// Reads the member's local header: its flags, where its data starts, whether it agrees
     /// with the directory, whether its data lies in the file, and its data descriptor.
-    fn check_local_header(&self, member: &mut Member) -> Result<Vec<Anomaly>> {
+    fn check_local_header(
+        &self,
+        member: &mut Member,
+        ahead: &mut ReadAhead,
+    ) -> Result<Vec<Anomaly>> {
         let mut out = Vec::new();
         let anomaly = |message: String| {
             Anomaly::new(AnomalyKind::ZipLocalHeader, message)
                 .member(member.name.clone())
                 .at(self.at(member.header_start))
         };
-        let header = self.input.peek(member.header_start, LOCAL_SIZE)?;
-        let Some(local) = LocalHeader::parse(&header) else {
+        let header = ahead.peek(self.input, member.header_start, LOCAL_SIZE)?;
+        let Some(local) = LocalHeader::parse(header) else {
             out.push(anomaly(if member.header_start >= self.input.len() {
                 "the central directory points past the end of the file".to_owned()
             } else if header.len() < LOCAL_SIZE && header.starts_with(LOCAL) {
@@ -345,8 +350,8 @@ impl<'data> Zip<'data> {
         };
         member.flags = local.flags;
         let name_start = member.header_start + LOCAL_LEN;
-        let name = self.input.peek(name_start, usize::from(local.name_len))?;
-        let local_name = String::from_utf8_lossy(&name);
+        let name = ahead.peek(self.input, name_start, usize::from(local.name_len))?;
+        let local_name = String::from_utf8_lossy(name).into_owned();
         if local_name != member.name {
             out.push(anomaly(format!(
                 "the local header names `{local_name}` but the central directory `{}`: streaming \
@@ -390,7 +395,7 @@ impl<'data> Zip<'data> {
                 member.in_bounds = true;
                 member.end = data_end;
                 if local.flags & 0x8 != 0 {
-                    let (len, agrees) = self.descriptor(data_end, member)?;
+                    let (len, agrees) = self.descriptor(data_end, member, ahead)?;
                     member.end = data_end + len;
                     if !agrees {
                         out.push(
@@ -456,11 +461,11 @@ impl<'data> Zip<'data> {
     /// The data descriptor at `at` after a member whose local header defers to one: how
     /// long it is, and whether it repeats the directory's CRC and sizes. A member with no
     /// data may have none.
-    fn descriptor(&self, at: u64, member: &Member) -> Result<(u64, bool)> {
-        let raw = self.input.peek(at, 24)?;
+    fn descriptor(&self, at: u64, member: &Member, ahead: &mut ReadAhead) -> Result<(u64, bool)> {
+        let raw = ahead.peek(self.input, at, 24)?;
         let (signature, fields) = match raw.strip_prefix(DESCRIPTOR.as_slice()) {
             Some(rest) => (4, rest),
-            None => (0, raw.as_ref()),
+            None => (0, raw),
         };
         let le32 = |at: usize| -> Option<u64> {
             Some(u64::from(u32::from_le_bytes(
@@ -694,6 +699,36 @@ impl<'data> Zip<'data> {
                     .with_member(member.name.clone())
                     .at_offset(self.at(member.header_start))
             })
+    }
+}
+
+/// How many bytes a read of a local header, a name or a data descriptor fetches: those of
+/// members written one after another (a data descriptor, the next local header, its name
+/// and extra field) then lie in one read, not three.
+const READ_AHEAD: usize = 512;
+
+/// The bytes of the last read made ahead, so that the small places read one after
+/// another in [`Zip::open`] cost one positioned read, not one each.
+#[derive(Debug, Default)]
+struct ReadAhead {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl ReadAhead {
+    /// `len` bytes of `input` at `start` (fewer when the input ends first), as
+    /// [`Input::peek`] gives them, read ahead by [`READ_AHEAD`] bytes.
+    fn peek(&mut self, input: Input<'_>, start: u64, len: usize) -> Result<&[u8]> {
+        let wanted_end = start.saturating_add(len as u64).min(input.len());
+        let block_end = self.start.saturating_add(self.bytes.len() as u64);
+        let held = start >= self.start && wanted_end <= block_end && !self.bytes.is_empty();
+        if !held {
+            self.start = start;
+            self.bytes = input.peek(start, len.max(READ_AHEAD))?.into_owned();
+        }
+        let from = usize::try_from(start - self.start).unwrap_or(usize::MAX);
+        let to = usize::try_from(wanted_end.max(start) - self.start).unwrap_or(usize::MAX);
+        Ok(self.bytes.get(from..to).unwrap_or_default())
     }
 }
 
