@@ -308,31 +308,54 @@ impl Handle {
     /// The elements of `name` as packed row-major little-endian bytes, in a new
     /// `bytearray` (the GIL is released while they are produced).
     fn read<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyByteArray>> {
-        let view = self.view(name)?;
-        errors::check(py, view.check_producible())?;
-        let len = view.nbytes();
-        PyByteArray::new_with(py, len, |buffer| {
-            let filled = py.detach(|| {
-                let mut at = 0usize;
-                view.for_each_chunk(|chunk| {
-                    let end = at.saturating_add(chunk.len());
-                    let Some(place) = buffer.get_mut(at..end) else {
-                        return Err(ckpt::Error::malformed(
-                            "the tensor produced more bytes than its shape holds",
-                        ));
-                    };
-                    place.copy_from_slice(chunk);
-                    at = end;
-                    Ok(())
-                })?;
-                if at != buffer.len() {
-                    return Err(ckpt::Error::malformed(
-                        "the tensor produced fewer bytes than its shape holds",
-                    ));
-                }
-                Ok(())
-            });
-            errors::check(py, filled.map_err(|e: ckpt::Error| e.with_tensor(name)))
-        })
+        produce(py, self.view(name)?, name)
     }
+
+    /// The elements of rows `start..start + len` of `name` (along its first dimension), as
+    /// [`Handle::read`] gives all of them: only those rows are read (for `get_slice`).
+    fn read_rows<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        start: usize,
+        len: usize,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let rows = self.view(name)?.narrow(0, start, len);
+        let rows = errors::check(py, rows.map_err(|e| e.with_tensor(name)))?;
+        produce(py, &rows, name)
+    }
+}
+
+/// The elements of `view` as packed row-major little-endian bytes, in a new `bytearray`,
+/// produced with the GIL released; errors name the tensor `name`.
+fn produce<'py>(
+    py: Python<'py>,
+    view: &TensorView<'_>,
+    name: &str,
+) -> PyResult<Bound<'py, PyByteArray>> {
+    errors::check(py, view.check_producible())?;
+    let len = view.nbytes();
+    PyByteArray::new_with(py, len, |buffer| {
+        let filled = py.detach(|| {
+            let mut at = 0usize;
+            view.for_each_chunk(|chunk| {
+                let end = at.saturating_add(chunk.len());
+                let Some(place) = buffer.get_mut(at..end) else {
+                    return Err(ckpt::Error::malformed(
+                        "the tensor produced more bytes than its shape holds",
+                    ));
+                };
+                place.copy_from_slice(chunk);
+                at = end;
+                Ok(())
+            })?;
+            if at != buffer.len() {
+                return Err(ckpt::Error::malformed(
+                    "the tensor produced fewer bytes than its shape holds",
+                ));
+            }
+            Ok(())
+        });
+        errors::check(py, filled.map_err(|e: ckpt::Error| e.with_tensor(name)))
+    })
 }

@@ -216,10 +216,7 @@ def _tensor(handle: _Handle, maps: _Maps, name: str, framework: str):
             return _float4(handle, name, shape)
         dtype = _torch_dtype(dtype_name)
         if layout is None:
-            data = handle.read(name)
-            if not len(data):
-                return torch.empty(shape, dtype=dtype)
-            return torch.frombuffer(data, dtype=dtype).reshape(shape)
+            return _dense(handle.read(name), dtype_name, shape, framework)
         place, nbytes, offset, strides, key, (conj, neg) = layout
         itemsize = maps.itemsize(dtype)
         if place is not None and place[1] % itemsize == 0:
@@ -241,7 +238,7 @@ def _tensor(handle: _Handle, maps: _Maps, name: str, framework: str):
         )
     dtype = _numpy_dtype(dtype_name)
     if layout is None:
-        return np.frombuffer(handle.read(name), dtype=dtype).reshape(shape)
+        return _dense(handle.read(name), dtype_name, shape, framework)
     place, nbytes, offset, strides, key, (conj, neg) = layout
     if place is not None:
         fd, start = place
@@ -262,6 +259,20 @@ def _tensor(handle: _Handle, maps: _Maps, name: str, framework: str):
     if neg:
         array = np.negative(array)
     return array
+
+
+def _dense(data, dtype_name: str, shape, framework: str):
+    """A tensor of `shape` over `data`, its elements packed row-major little-endian."""
+    if framework == "pt":
+        import torch
+
+        dtype = _torch_dtype(dtype_name)
+        if not len(data):
+            return torch.empty(shape, dtype=dtype)
+        return torch.frombuffer(data, dtype=dtype).reshape(shape)
+    import numpy as np
+
+    return np.frombuffer(data, dtype=_numpy_dtype(dtype_name)).reshape(shape)
 
 
 def _float4(handle: _Handle, name: str, shape):
@@ -760,8 +771,28 @@ def save(
                  max_shard_size=max_shard_size, sync=sync)
 
 
+def _rows(index, size: int):
+    """For an index whose first part selects rows (an int, or a slice with a positive
+    step), the rows to read (start, count) and the index to apply to them; else None."""
+    first, more = (index[0], index[1:]) if isinstance(index, tuple) and index else (index, ())
+    if isinstance(first, bool):
+        return None
+    if isinstance(first, int):
+        at = first + size if first < 0 else first
+        return (at, 1, (0,) + tuple(more)) if 0 <= at < size else None
+    if isinstance(first, slice):
+        start, stop, step = first.indices(size)
+        if step < 1 or stop <= start:
+            return None
+        return start, stop - start, (slice(None, None, step),) + tuple(more)
+    return None
+
+
 class _Slice:
-    """One tensor of a :func:`safe_open` handle, read only when indexed."""
+    """One tensor of a :func:`safe_open` handle, read only when indexed: a tensor mapped
+    from the file is a view, of which only the pages indexed are read; one that must be
+    produced (byte-swapped, inflated, assembled from chunks) is produced for the rows the
+    index's first part selects only."""
 
     def __init__(self, opened: "safe_open", name: str) -> None:
         self._opened = opened
@@ -774,7 +805,17 @@ class _Slice:
         return self._opened._handle.info(self._name)[0]
 
     def __getitem__(self, index):
-        return self._opened.get_tensor(self._name)[index]
+        opened, name = self._opened, self._name
+        dtype_name, shape, layout, quantized = opened._handle.plan(name)
+        mapped = layout is not None and layout[0] is not None
+        plain = not (mapped or quantized or dtype_name == "float4_e2m1fn") and len(shape) > 0
+        rows = _rows(index, shape[0]) if plain else None
+        if rows is None:
+            return opened.get_tensor(name)[index]
+        start, count, rest = rows
+        data = opened._handle.read_rows(name, start, count)
+        part = _dense(data, dtype_name, [count, *shape[1:]], opened._framework)
+        return _finish(part, opened._framework, opened._device, None)[rest]
 
 
 class safe_open:
