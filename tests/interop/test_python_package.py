@@ -611,3 +611,19 @@ def test_get_slice_of_produced_tensors_reads_the_rows_asked_for(path, framework)
                     assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(want).tobytes(), (name, index)
         # Rows were produced for the slices, not whole tensors: one row for an int, two for 1:3...
         assert 0 < counting.rows < sum(f.shape(n)[0] for n in produced) * len(SLICES)
+
+
+def test_a_device_receives_each_tensor():
+    """device= moves tensor by tensor (CUDA where torch has it; "meta" runs everywhere)."""
+    path = FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"
+    cpu = ckpt.load(path)
+    meta = ckpt.load(path, device="meta")
+    assert list(meta) == list(cpu)
+    for name, tensor in meta.items():
+        assert tensor.device.type == "meta", name
+        assert (tensor.shape, tensor.dtype) == (cpu[name].shape, cpu[name].dtype), name
+    tree = ckpt.load_checkpoint(path, device="meta")
+    assert tree["model"]["0.weight"].device.type == "meta"
+    with ckpt.safe_open(path, device="meta") as f:
+        assert f.get_tensor("model.0.weight").device.type == "meta"
+        assert f.get_slice("model.0.weight")[0].device.type == "meta"
