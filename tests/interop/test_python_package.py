@@ -627,3 +627,24 @@ def test_a_device_receives_each_tensor():
     with ckpt.safe_open(path, device="meta") as f:
         assert f.get_tensor("model.0.weight").device.type == "meta"
         assert f.get_slice("model.0.weight")[0].device.type == "meta"
+
+
+def test_stats_is_what_the_cli_prints(tmp_path):
+    from support import run_ckpt
+
+    path = FIXTURES / "ok" / "torch" / "checkpoint-2.15-zip.pt"
+    cli = run_ckpt("stats", "--json", "--bins", "8", "--exclude", "*.bias", path)
+    assert cli.returncode in (0, 1), cli.stderr
+    report = ckpt.stats(path, bins=8, exclude="*.bias")
+    assert report == json.loads(cli.stdout)
+    assert all(not t["name"].endswith(".bias") for t in report["tensors"])
+    assert len(report["tensors"][0]["histogram"]["counts"]) == 8
+    # A NaN and an all-zero weight are flagged; an all-zero integer counter only noted.
+    broken = tmp_path / "broken.safetensors"
+    ckpt.save({"w": torch.tensor([1.0, float("nan")]), "z": torch.zeros(3), "n": torch.zeros(1, dtype=torch.int64)}, broken)
+    flags = {t["name"]: t["flags"] for t in ckpt.stats(broken)["tensors"]}
+    assert flags == {"w": ["nan"], "z": ["all-zero"], "n": ["all-zero"]}
+    assert ckpt.stats(broken)["summary"]["flagged"] == 2
+    assert ckpt.stats(broken, flag_zero="none")["summary"]["flagged"] == 1
+    with pytest.raises(ckpt.InvalidError, match="flag_zero"):
+        ckpt.stats(broken, flag_zero="some")

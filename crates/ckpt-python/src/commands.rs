@@ -1,6 +1,6 @@
 //! The commands of the CLI as functions: `ckpt.convert`, `ckpt.inspect`, `ckpt.scan`,
-//! `ckpt.diff` and `ckpt.verify` call the library as `ckpt convert` and the `--json`
-//! reports of `ckpt inspect`, `scan`, `diff` and `verify` do.
+//! `ckpt.diff`, `ckpt.verify` and `ckpt.stats` call the library as `ckpt convert` and the
+//! `--json` reports of `ckpt inspect`, `scan`, `diff`, `verify` and `stats` do.
 
 use std::path::PathBuf;
 
@@ -251,6 +251,45 @@ pub(crate) fn verify<'py>(
         let manifest = manifest.as_ref().map(|(path, m)| (*path, m));
         let verification = ckpt::verify::verify_paths(&paths, manifest, &limits, &())?;
         serde_json::to_string(&verification)
+            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+    });
+    errors::check(py, json)
+}
+
+/// What `ckpt stats --json` prints of the checkpoint at `path`, as JSON text.
+#[pyfunction]
+#[pyo3(signature = (
+    path, *, include=vec![], exclude=vec![], bins=None, flag_zero="float", limits=None
+))]
+pub(crate) fn stats<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    bins: Option<usize>,
+    flag_zero: &str,
+    limits: Option<std::collections::HashMap<String, Bound<'py, PyAny>>>,
+) -> PyResult<String> {
+    let limits = crate::handle::limits_from(py, limits)?;
+    let keys = errors::check(py, key_map(&include, &exclude, &[], &[]))?;
+    let zero = match flag_zero {
+        "float" => ckpt::stats::ZeroPolicy::Float,
+        "any" => ckpt::stats::ZeroPolicy::Any,
+        "none" => ckpt::stats::ZeroPolicy::None,
+        other => {
+            return Err(errors::InvalidError::new_err(format!(
+                "flag_zero is 'float', 'any' or 'none', not {other:?}"
+            )));
+        }
+    };
+    let options = ckpt::stats::StatsOptions {
+        histogram_bins: bins,
+    };
+    let json = py.detach(|| {
+        let source = ckpt::Source::open_with(&path, &limits)?;
+        let checkpoint = source.checkpoint()?;
+        let report = ckpt::stats::report(&source, &checkpoint, &keys, &options, zero, &())?;
+        serde_json::to_string(&report)
             .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
     });
     errors::check(py, json)

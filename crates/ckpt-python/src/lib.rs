@@ -25,6 +25,7 @@ fn _ckpt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commands::scan, m)?)?;
     m.add_function(wrap_pyfunction!(commands::diff, m)?)?;
     m.add_function(wrap_pyfunction!(commands::verify, m)?)?;
+    m.add_function(wrap_pyfunction!(commands::stats, m)?)?;
     m.add_function(wrap_pyfunction!(save::save, m)?)?;
     errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

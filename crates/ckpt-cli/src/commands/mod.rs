@@ -189,6 +189,5 @@ pub(crate) use convert::{CastReport, ConvertReport};
 pub(crate) use limits::LimitRow;
 #[cfg(test)]
 pub(crate) use scan::tests as scan_tests;
-pub(crate) use stats::{HistogramRow, StatsReport};
 #[cfg(test)]
 pub(crate) use verify::tests as verify_tests;

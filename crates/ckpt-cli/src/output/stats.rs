@@ -4,18 +4,18 @@ use std::io::{self, Write};
 
 use serde_json::Value;
 
-use crate::commands::{HistogramRow, StatsReport};
 use crate::output::inspect::{display_name, new_table, right_align};
 use crate::output::{count, grouped};
 use crate::term::sanitize;
+use ckpt::stats::{HistogramReport, Report};
 
-pub(crate) fn render(report: &StatsReport) -> io::Result<()> {
+pub(crate) fn render(report: &Report) -> io::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     render_to(&mut out, report)?;
     out.flush()
 }
 
-fn render_to(out: &mut impl Write, report: &StatsReport) -> io::Result<()> {
+fn render_to(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let summary = &report.summary;
     writeln!(out, "{}", sanitize(&report.path))?;
     writeln!(out, "  format      {}", report.format)?;
@@ -117,7 +117,7 @@ const BLOCKS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇',
 /// One character per bin between bars, its height proportional to the count (any
 /// non-empty bin shows). The bins run from the MIN to the MAX column (a constant tensor's
 /// from its value - 1 to + 1, as `torch.histc`: one full bar in the middle).
-pub(crate) fn sparkline(histogram: &HistogramRow) -> String {
+pub(crate) fn sparkline(histogram: &HistogramReport) -> String {
     let top = histogram.counts.iter().copied().max().unwrap_or(0);
     let mut line: String = histogram
         .counts
@@ -214,12 +214,12 @@ mod tests {
 
     #[test]
     fn sparklines_scale_to_the_fullest_bin() {
-        let h = HistogramRow {
+        let h = HistogramReport {
             edges: Vec::new(),
             counts: vec![0, 1, 50, 100, 3],
         };
         assert_eq!(sparkline(&h), "| ▁▄█▁|");
-        let empty = HistogramRow {
+        let empty = HistogramReport {
             edges: Vec::new(),
             counts: vec![0, 0],
         };

@@ -44,6 +44,7 @@ from ._ckpt import (
     convert as _convert,
     diff as _diff,
     verify as _verify,
+    stats as _stats,
     inspect as _inspect,
     scan as _scan,
     save as _save,
@@ -58,6 +59,7 @@ __all__ = [
     "scan",
     "diff",
     "verify",
+    "stats",
     "save",
     "Object",
     "Global",
@@ -658,6 +660,37 @@ def verify(
         manifest=None if manifest is None else os.fspath(manifest), key=key,
         include=_patterns(include), exclude=_patterns(exclude),
         strip_prefix=_patterns(strip_prefix), rename=_patterns(rename), limits=limits,
+    ))
+
+
+def stats(
+    path: PathLike,
+    *,
+    include: Union[None, str, Iterable[str]] = None,
+    exclude: Union[None, str, Iterable[str]] = None,
+    histogram: bool = False,
+    bins: Optional[int] = None,
+    flag_zero: str = "float",
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> Dict[str, Any]:
+    """Statistics of every tensor of the checkpoint at `path`, as ``ckpt stats --json``
+    reports them: per tensor ``min``, ``max``, ``mean``, ``std`` (of the finite values;
+    ``"inf"``/``"-inf"``/``"nan"`` as strings, ``None`` where there are none), counts of
+    NaN, infinities and zeros, and ``flags`` (``nan``, ``inf``, ``all-zero``: a broken
+    training run; ``constant`` noted); a ``summary`` with ``flagged`` tensors.
+
+    `include`/`exclude` select tensors by glob; `histogram` (16 bins) or `bins` adds each
+    tensor's histogram (``edges``, ``counts``); `flag_zero` is which all-zero tensors are
+    flagged: ``"float"`` (floating, complex, quantized), ``"any"`` or ``"none"``. Reads
+    every tensor once, on all cores.
+    """
+    import json
+
+    if histogram and bins is None:
+        bins = 16
+    return json.loads(_stats(
+        os.fspath(path), include=_patterns(include), exclude=_patterns(exclude), bins=bins,
+        flag_zero=flag_zero, limits=limits,
     ))
 
 

@@ -118,3 +118,12 @@ def verify(
     rename: List[str] = ...,
     limits: Optional[Dict[str, Union[int, str]]] = None,
 ) -> str: ...
+def stats(
+    path: str,
+    *,
+    include: List[str] = ...,
+    exclude: List[str] = ...,
+    bins: Optional[int] = None,
+    flag_zero: str = "float",
+    limits: Optional[Dict[str, Union[int, str]]] = None,
+) -> str: ...

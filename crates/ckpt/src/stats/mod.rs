@@ -41,6 +41,7 @@
 
 mod histogram;
 mod moments;
+mod report;
 
 use rayon::prelude::*;
 
@@ -51,6 +52,7 @@ use crate::progress::Progress;
 
 pub use histogram::{Histogram, MAX_BINS};
 use moments::{Cascade, Moments};
+pub use report::{HistogramReport, Report, Summary, TensorReport, ZeroPolicy, report};
 
 /// Dense tensors larger than this are cut into pieces of this size, computed in parallel.
 const PIECE_LEN: usize = 4 << 20;
