@@ -56,8 +56,8 @@ mod compare;
 mod report;
 
 pub use report::{
-    DifferencesReport, Operand, Report, Side, SummaryReport, TensorReport, ToleranceReport,
-    ValueDifference, ValuesReport, compare_paths, compare_sources, unravel,
+    DifferencesReport, Operand, Report, Side, TensorReport, ToleranceReport, ValueDifference,
+    ValuesReport, compare_paths, compare_sources, unravel,
 };
 
 use std::collections::HashMap;
@@ -234,7 +234,7 @@ pub struct ValuesDiff {
 }
 
 /// Counts over a [`Diff`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Summary {
     /// Names both have.

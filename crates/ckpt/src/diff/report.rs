@@ -34,7 +34,7 @@ pub struct Report {
     /// Plain values, when both sides can hold them (null when one is safetensors).
     pub values: Option<ValuesReport>,
     /// The counts.
-    pub summary: SummaryReport,
+    pub summary: Summary,
     /// How long reading and comparing took.
     pub seconds: f64,
 }
@@ -164,46 +164,6 @@ pub struct ValueDifference {
     pub b: String,
 }
 
-/// The counts.
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct SummaryReport {
-    /// Tensor names both have.
-    pub compared: usize,
-    /// Of those, the equal tensors.
-    pub equal: usize,
-    /// Tensors whose elements differ.
-    pub differ: usize,
-    /// Tensors whose dtypes differ.
-    pub dtype_mismatch: usize,
-    /// Tensors whose shapes differ.
-    pub shape_mismatch: usize,
-    /// Tensors whose elements could not be compared.
-    pub not_compared: usize,
-    /// Tensor names only A has.
-    pub only_in_a: usize,
-    /// Tensor names only B has.
-    pub only_in_b: usize,
-    /// Plain values that differ or that one side only has.
-    pub values_differ: usize,
-}
-
-impl From<Summary> for SummaryReport {
-    fn from(summary: Summary) -> Self {
-        SummaryReport {
-            compared: summary.compared,
-            equal: summary.equal,
-            differ: summary.differ,
-            dtype_mismatch: summary.dtype_mismatch,
-            shape_mismatch: summary.shape_mismatch,
-            not_compared: summary.not_compared,
-            only_in_a: summary.only_in_a,
-            only_in_b: summary.only_in_b,
-            values_differ: summary.values_differ,
-        }
-    }
-}
-
 impl Diff {
     /// The report of this comparison of `a` and `b`, which took `seconds`.
     pub fn report(&self, a: Side, b: Side, options: &DiffOptions, seconds: f64) -> Report {
@@ -238,7 +198,7 @@ impl Diff {
                     })
                     .collect(),
             }),
-            summary: self.summary().into(),
+            summary: self.summary(),
             seconds,
         }
     }
