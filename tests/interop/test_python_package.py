@@ -648,3 +648,16 @@ def test_stats_is_what_the_cli_prints(tmp_path):
     assert ckpt.stats(broken, flag_zero="none")["summary"]["flagged"] == 1
     with pytest.raises(ckpt.InvalidError, match="flag_zero"):
         ckpt.stats(broken, flag_zero="some")
+
+
+def test_save_tells_the_format_from_the_name_as_convert_does(tmp_path):
+    tensors = {"w": torch.ones(2)}
+    with pytest.raises(ckpt.InvalidError, match="cannot tell the format"):
+        ckpt.save(tensors, tmp_path / "model.npz")
+    ckpt.save(tensors, tmp_path / "MODEL.PTH")
+    assert torch.load(tmp_path / "MODEL.PTH", weights_only=True)["w"].tolist() == [1.0, 1.0]
+    ckpt.save(tensors, tmp_path / "model.npz", format="safetensors")
+    assert ckpt.safe_open(tmp_path / "model.npz").format() == "safetensors"
+    # A folder of shards is safetensors unless a format is given.
+    ckpt.save(tensors, tmp_path / "sharded", max_shard_size="1KB")
+    assert ckpt.load(tmp_path / "sharded")["w"].tolist() == [1.0, 1.0]

@@ -33,6 +33,22 @@ pub(crate) fn key_map(
     Ok(keys)
 }
 
+/// A report as JSON text, for the Python half to turn into a dict.
+fn json(report: &impl serde::Serialize) -> ckpt::Result<String> {
+    serde_json::to_string(report)
+        .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+}
+
+/// A shard size given as a number of bytes or as text (`"2GB"`), as `--max-shard-size`
+/// takes it.
+pub(crate) fn shard_size(py: Python<'_>, size: Option<Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let Some(size) = size else {
+        return Ok(None);
+    };
+    let text = size.str()?.to_string();
+    Ok(Some(errors::check(py, ckpt::convert::parse_size(&text))?))
+}
+
 /// Converts the checkpoint at `input` into `output` (see `ckpt.convert`); returns what
 /// was written.
 #[pyfunction]
@@ -82,10 +98,7 @@ pub(crate) fn convert<'py>(
     options.sync = sync;
     options.limits = crate::handle::limits_from(py, limits)?;
     options.keys = errors::check(py, key_map(&include, &exclude, &strip_prefix, &rename))?;
-    if let Some(size) = max_shard_size {
-        let text = size.str()?.to_string();
-        options.max_shard_size = Some(errors::check(py, ckpt::convert::parse_size(&text))?);
-    }
+    options.max_shard_size = shard_size(py, max_shard_size)?;
     if let Some(name) = dtype {
         let dtype = Dtype::from_name(&name).ok_or_else(|| {
             errors::InvalidError::new_err(format!("{name:?} is not a dtype ckpt knows"))
@@ -128,8 +141,7 @@ pub(crate) fn inspect<'py>(
         let checkpoint = source.checkpoint()?;
         let options = ckpt::inspect::InspectOptions::default().with_hashes(hashes);
         let inspection = ckpt::inspect::inspect(&source, &checkpoint, &options, &())?;
-        serde_json::to_string(&inspection)
-            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+        json(&inspection)
     });
     errors::check(py, json)
 }
@@ -148,8 +160,7 @@ pub(crate) fn scan<'py>(
     options.allow = allow;
     let json = py.detach(|| {
         let scan = ckpt::scan::scan_paths(&paths, &options);
-        serde_json::to_string(&scan)
-            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+        json(&scan)
     });
     errors::check(py, json)
 }
@@ -209,8 +220,7 @@ pub(crate) fn diff<'py>(
             &limits,
             &(),
         )?;
-        serde_json::to_string(&report)
-            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+        json(&report)
     });
     errors::check(py, json)
 }
@@ -250,8 +260,7 @@ pub(crate) fn verify<'py>(
         };
         let manifest = manifest.as_ref().map(|(path, m)| (*path, m));
         let verification = ckpt::verify::verify_paths(&paths, manifest, &limits, &())?;
-        serde_json::to_string(&verification)
-            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+        json(&verification)
     });
     errors::check(py, json)
 }
@@ -289,8 +298,7 @@ pub(crate) fn stats<'py>(
         let source = ckpt::Source::open_with(&path, &limits)?;
         let checkpoint = source.checkpoint()?;
         let report = ckpt::stats::report(&source, &checkpoint, &keys, &options, zero, &())?;
-        serde_json::to_string(&report)
-            .map_err(|e| ckpt::Error::invalid(format!("the report cannot be written as JSON: {e}")))
+        json(&report)
     });
     errors::check(py, json)
 }

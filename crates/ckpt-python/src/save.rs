@@ -50,24 +50,34 @@ fn region(owner: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
 
 /// Writes `tensors` to `path` (see `ckpt.save`).
 #[pyfunction]
-#[pyo3(signature = (tensors, path, *, target, metadata=None, max_shard_size=None, sync=true))]
+#[pyo3(signature = (tensors, path, *, target=None, metadata=None, max_shard_size=None, sync=true))]
 pub(crate) fn save<'py>(
     py: Python<'py>,
     tensors: Vec<Entry<'py>>,
     path: PathBuf,
-    target: &str,
+    target: Option<&str>,
     metadata: Option<BTreeMap<String, String>>,
     max_shard_size: Option<Bound<'py, PyAny>>,
     sync: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let target = match target {
-        "safetensors" => Target::Safetensors,
-        "pth" => Target::Torch,
-        other => {
+        Some("safetensors") => Target::Safetensors,
+        Some("pth") => Target::Torch,
+        Some(other) => {
             return Err(errors::InvalidError::new_err(format!(
                 "the format is safetensors or pth, not {other:?}"
             )));
         }
+        // Named as `ckpt convert` names its outputs; a folder of shards is safetensors.
+        None => Target::from_path(&path)
+            .or(max_shard_size.is_some().then_some(Target::Safetensors))
+            .ok_or_else(|| {
+                errors::InvalidError::new_err(format!(
+                    "cannot tell the format from the name {:?}: end it in .safetensors or \
+                     .pt/.pth/.bin, or give format='safetensors' or 'pth'",
+                    path.display().to_string()
+                ))
+            })?,
     };
     let mut held = Held::new();
     let mut parts = Vec::with_capacity(tensors.len());
@@ -102,12 +112,10 @@ pub(crate) fn save<'py>(
         metadata.unwrap_or_default(),
         Value::Dict(Dict::new(entries)),
     );
-    let mut options = ConvertOptions::new(target).overwrite(true).sync(sync);
-    if let Some(size) = max_shard_size {
-        let text = size.str()?.to_string();
-        options =
-            options.max_shard_size(Some(errors::check(py, ckpt::convert::parse_size(&text))?));
-    }
+    let options = ConvertOptions::new(target)
+        .overwrite(true)
+        .sync(sync)
+        .max_shard_size(crate::commands::shard_size(py, max_shard_size)?);
     // The GIL stays held: the tensors' memory is read where it is, and no Python code may
     // run meanwhile.
     let written = errors::check(py, ckpt::write(&checkpoint, &path, &options, &()))?;

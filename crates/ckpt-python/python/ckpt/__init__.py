@@ -783,24 +783,10 @@ def save(
     with `sync` (the default) it has reached the disk (``fsync``) before it appears, which
     ``save_file`` and ``torch.save`` do not wait for (``sync=False`` is as fast). Returns ``tensors``, ``bytes`` and ``files`` (path and size).
     """
-    target = format
-    if target is None:
-        suffix = os.fspath(path).lower().rsplit(".", 1)[-1]
-        if suffix == "safetensors":
-            target = "safetensors"
-        elif suffix in ("pt", "pth", "bin", "ckpt"):
-            target = "pth"
-        elif max_shard_size is not None:
-            target = "safetensors"
-        else:
-            raise InvalidError(
-                f"cannot tell the format from the name {os.fspath(path)!r}: end it in "
-                f".safetensors or .pt/.pth/.bin, or give format='safetensors' or 'pth'"
-            )
     if not isinstance(tensors, dict):
         raise TypeError(f"tensors must be a dict of names to tensors, not {type(tensors).__name__}")
     entries = [_entry(name, tensor) for name, tensor in tensors.items()]
-    return _save(entries, os.fspath(path), target=target, metadata=metadata,
+    return _save(entries, os.fspath(path), target=format, metadata=metadata,
                  max_shard_size=max_shard_size, sync=sync)
 
 

@@ -76,7 +76,7 @@ def save(
     tensors: List[tuple],
     path: str,
     *,
-    target: str,
+    target: Optional[str] = None,
     metadata: Optional[Dict[str, str]] = None,
     max_shard_size: Union[None, int, str] = None,
     sync: bool = True,
