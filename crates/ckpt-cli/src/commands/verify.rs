@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use ckpt::Access;
 use ckpt::output::AtomicOutput;
-use ckpt::verify::{FileReport, Manifest, ManifestUse, Verification};
+use ckpt::verify::{Manifest, ManifestUse};
 
 use crate::args::VerifyArgs;
 use crate::exit::{Flag, Hinted, Outcome};
@@ -53,49 +53,36 @@ pub(crate) fn run(args: &VerifyArgs, limits: &ckpt::Limits) -> anyhow::Result<Ou
     // Folders that are not one checkpoint are walked for those they hold, as scan walks.
     let (paths, spool) = super::with_stdin(&args.files)?;
     let progress = Progress::new("hashing");
-    let mut report = match &args.hash {
-        None => ckpt::verify::verify_paths(
-            &paths,
-            manifest.as_ref().map(|(path, m)| (path.as_path(), m)),
-            limits,
-            &progress,
-        )?,
-        Some(target) => {
-            let mut files = Vec::new();
-            let mut used = None;
-            for checkpoint in ckpt::verify::collect_checkpoints(&paths) {
-                let file = match checkpoint {
-                    Ok(file) => file,
-                    Err(error) => {
-                        let path = error.location().path.clone().unwrap_or_default();
-                        files.push(FileReport::unreadable(&path, &error));
-                        continue;
-                    }
-                };
-                let manifest = manifest.as_ref().map(|(_, m)| m);
-                let mut row = ckpt::verify::verify_file(&file, manifest, limits, &progress)?;
-                let sound_enough = row.status != "error" && row.errors == 0;
-                let tensors = if sound_enough {
-                    let count = write_manifest(&file, target, args.force, limits)?;
-                    row.tensors_hashed = Some(count);
-                    count
+    let manifest = manifest.as_ref().map(|(path, m)| (path.as_path(), m));
+    let mut written = None;
+    let mut report =
+        ckpt::verify::verify_each(&paths, manifest, limits, &progress, |file, row| {
+            // --hash: the manifest of a checkpoint without errors.
+            let Some(target) = &args.hash else {
+                return Ok::<(), anyhow::Error>(());
+            };
+            let sound_enough = row.status != "error" && row.errors == 0;
+            let tensors = if sound_enough {
+                let count = write_manifest(file, target, args.force, limits)?;
+                row.tensors_hashed = Some(count);
+                count
+            } else {
+                0
+            };
+            written = Some(ManifestUse {
+                path: target.display().to_string(),
+                action: if sound_enough {
+                    "written"
                 } else {
-                    0
-                };
-                used = Some(ManifestUse {
-                    path: target.display().to_string(),
-                    action: if sound_enough {
-                        "written"
-                    } else {
-                        "not-written"
-                    },
-                    tensors,
-                });
-                files.push(row);
-            }
-            Verification::new(files, used)
-        }
-    };
+                    "not-written"
+                },
+                tensors,
+            });
+            Ok(())
+        })?;
+    if written.is_some() {
+        report.manifest = written;
+    }
     drop(progress);
     for row in &mut report.files {
         row.path = super::shown(&row.path, spool.as_ref());
@@ -143,6 +130,7 @@ fn write_manifest(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use ckpt::verify::{FileReport, Verification};
 
     /// A report with a problem in a hostile name, a sound file and an unreadable one.
     pub(crate) fn sample() -> Verification {

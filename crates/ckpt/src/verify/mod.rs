@@ -40,8 +40,8 @@ use crate::source::{Access, Source};
 pub use collect::collect_checkpoints;
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestEntry, check_manifest};
 pub use report::{
-    ErrorReport, FileReport, ManifestUse, ProblemReport, Summary, Verification, verify_file,
-    verify_paths,
+    ErrorReport, FileReport, ManifestUse, ProblemReport, Summary, Verification, verify_each,
+    verify_file, verify_paths,
 };
 
 /// How bad a [`Problem`] is.

@@ -232,10 +232,32 @@ pub fn verify_paths(
     limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<Verification> {
+    verify_each(
+        paths,
+        manifest,
+        limits,
+        progress,
+        |_, _| Ok::<(), Error>(()),
+    )
+}
+
+/// [`verify_paths`], calling `then` with each checkpoint verified and its report (to write
+/// its manifest, say) before going on to the next; its error ends the run.
+pub fn verify_each<E: From<Error>>(
+    paths: &[PathBuf],
+    manifest: Option<(&Path, &Manifest)>,
+    limits: &Limits,
+    progress: &dyn Progress,
+    mut then: impl FnMut(&Path, &mut FileReport) -> std::result::Result<(), E>,
+) -> std::result::Result<Verification, E> {
     let mut files = Vec::with_capacity(paths.len());
     for target in collect_checkpoints(paths) {
         files.push(match target {
-            Ok(file) => verify_file(&file, manifest.map(|(_, m)| m), limits, progress)?,
+            Ok(file) => {
+                let mut report = verify_file(&file, manifest.map(|(_, m)| m), limits, progress)?;
+                then(&file, &mut report)?;
+                report
+            }
             Err(error) => {
                 let path = error.location().path.clone().unwrap_or_default();
                 FileReport::unreadable(&path, &error)
